@@ -1,0 +1,147 @@
+//! The Melo server operators run: configuration from the environment (and an optional `.env`),
+//! zero setup by default (SQLite and keys under `./melo-data`).
+//!
+//! ```text
+//! cargo run --release --example server
+//! curl 127.0.0.1:8088/status
+//! ```
+//!
+//! Every variable is documented in `.env.example`.
+
+#![allow(clippy::print_stdout)]
+
+mod env;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use melo::crypto::KeyPolicy;
+use melo::{FileKeyProvider, Melo, SqliteStore, Store};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    env::load_dotenv(std::path::Path::new(".env")).context("reading .env")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let env = env::Env::from_process();
+    let mut config = env.config().map_err(anyhow::Error::msg)?;
+
+    let data_dir = PathBuf::from(
+        env.str("MELO_DATA_DIR")
+            .unwrap_or_else(|| "./melo-data".into()),
+    );
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let policy = KeyPolicy {
+        rotation: Duration::from_secs(config.auth.jwt_key_rotation_days * 86_400),
+        token_ttl: config.auth.token_ttl(),
+    };
+    let secret = env.str("ENCRYPTION_KEY_STR");
+    let keys = FileKeyProvider::open(data_dir.join("keys"), policy, secret.as_deref())
+        .await
+        .context("opening keys")?;
+
+    let store: Arc<dyn Store> = match env.str("DB_URL") {
+        None => Arc::new(
+            SqliteStore::open(data_dir.join("melo.db"))
+                .await
+                .context("opening SQLite")?,
+        ),
+        Some(url) if url.starts_with("sqlite:") => {
+            Arc::new(SqliteStore::connect(&url).await.context("opening SQLite")?)
+        }
+        Some(url) if url.starts_with("mysql:") || url.starts_with("mariadb:") => {
+            bail!("DB_URL is a MySQL URL, but this Melo release has no MySQL store yet; unset DB_URL to use SQLite")
+        }
+        Some(_) => bail!("DB_URL must start with sqlite: (or be unset)"),
+    };
+    if env.str("REDIS_URL").is_some() {
+        bail!("REDIS_URL is set, but this Melo release has no Redis backend yet; unset it to run one node");
+    }
+
+    let host = env.str("HOST").unwrap_or_else(|| "127.0.0.1".into());
+    let addr: SocketAddr = format!("{host}:{}", config.http.http_port)
+        .parse()
+        .with_context(|| format!("HOST={host:?} is not an IP address"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    config.http.http_port = local.port();
+    let tls = tls_config(&env)?;
+    config.http.hsts = tls.is_some();
+    log_fd_limit();
+
+    let melo = Melo::builder(store, Arc::new(keys))
+        .config(config)
+        .build()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("melo listening on {scheme}://{local}");
+    match tls {
+        Some(tls) => melo.serve_tls(listener, tls, shutdown_signal()).await?,
+        None => melo.serve(listener, shutdown_signal()).await?,
+    }
+    melo.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `TLS_CERT_FILE` + `TLS_KEY_FILE` (PEM) turn TLS on.
+fn tls_config(env: &env::Env) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
+    let (Some(cert), Some(key)) = (env.str("TLS_CERT_FILE"), env.str("TLS_KEY_FILE")) else {
+        return Ok(None);
+    };
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&cert)?))
+        .collect::<Result<Vec<_>, _>>()
+        .context("reading TLS_CERT_FILE")?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(&key)?))
+        .context("reading TLS_KEY_FILE")?
+        .context("TLS_KEY_FILE has no private key")?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(cfg)))
+}
+
+/// Reports the open-file limit: each socket needs one descriptor.
+fn log_fd_limit() {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    if let Some(line) = limits.lines().find(|l| l.starts_with("Max open files")) {
+        let soft = line.split_whitespace().nth(3).unwrap_or("?");
+        tracing::info!(soft_limit = soft, "open-file limit");
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+}

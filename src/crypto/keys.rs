@@ -1,0 +1,289 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPrivateKey;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use super::CryptoError;
+
+/// One RS256 key of the JWT key set.
+pub struct JwtKey {
+    kid: String,
+    created_at: i64,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public_pem: String,
+    n: String,
+    e: String,
+    private_pem: Zeroizing<String>,
+}
+
+impl fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtKey {
+    /// Generates a fresh 2048-bit key. CPU-heavy: call it on a blocking thread.
+    pub fn generate(created_at: i64) -> Result<Self, CryptoError> {
+        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+            .map_err(|e| CryptoError::Keys(e.to_string()))?;
+        Self::from_private(&key, created_at)
+    }
+
+    /// Loads a PKCS#8 PEM private key.
+    pub fn from_pkcs8_pem(pem: &str, created_at: i64) -> Result<Self, CryptoError> {
+        let key =
+            RsaPrivateKey::from_pkcs8_pem(pem).map_err(|e| CryptoError::Keys(e.to_string()))?;
+        Self::from_private(&key, created_at)
+    }
+
+    fn from_private(key: &RsaPrivateKey, created_at: i64) -> Result<Self, CryptoError> {
+        let bad = |e: &dyn fmt::Display| CryptoError::Keys(e.to_string());
+        let private_pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| bad(&e))?;
+        let public_pem = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| bad(&e))?;
+        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
+        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+        // RFC 7638 thumbprint: members in lexicographic order, no whitespace.
+        let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+        let encoding = EncodingKey::from_rsa_pem(private_pem.as_bytes()).map_err(|e| bad(&e))?;
+        let decoding = DecodingKey::from_rsa_components(&n, &e).map_err(|e| bad(&e))?;
+        Ok(Self {
+            kid,
+            created_at,
+            encoding,
+            decoding,
+            public_pem,
+            n,
+            e,
+            private_pem: Zeroizing::new(private_pem.to_string()),
+        })
+    }
+
+    /// RFC 7638 thumbprint, used as the JWT `kid`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Unix seconds when this key started signing.
+    pub fn created_at(&self) -> i64 {
+        self.created_at
+    }
+
+    /// SPKI PEM of the public key.
+    pub fn public_pem(&self) -> &str {
+        &self.public_pem
+    }
+
+    /// Base64url modulus (JWK `n`).
+    pub fn modulus(&self) -> &str {
+        &self.n
+    }
+
+    /// Base64url exponent (JWK `e`).
+    pub fn exponent(&self) -> &str {
+        &self.e
+    }
+
+    pub(crate) fn encoding(&self) -> &EncodingKey {
+        &self.encoding
+    }
+
+    pub(crate) fn decoding(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
+    pub(crate) fn private_pem(&self) -> &str {
+        &self.private_pem
+    }
+}
+
+/// AES-256-GCM data keys by version, plus the blind-index key.
+pub struct DataKeys {
+    current: u8,
+    keys: BTreeMap<u8, Zeroizing<[u8; 32]>>,
+    blind: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for DataKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DataKeys")
+            .field("current", &self.current)
+            .field("versions", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataKeys {
+    /// Builds a key set. `current` must be one of `keys`.
+    pub fn new(
+        current: u8,
+        keys: BTreeMap<u8, [u8; 32]>,
+        blind: [u8; 32],
+    ) -> Result<Self, CryptoError> {
+        if !keys.contains_key(&current) {
+            return Err(CryptoError::Keys("current data key version missing".into()));
+        }
+        Ok(Self {
+            current,
+            keys: keys
+                .into_iter()
+                .map(|(v, k)| (v, Zeroizing::new(k)))
+                .collect(),
+            blind: Zeroizing::new(blind),
+        })
+    }
+
+    /// Random keys, version 1.
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut k = [0u8; 32];
+        let mut b = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        rand::thread_rng().fill_bytes(&mut b);
+        Self {
+            current: 1,
+            keys: BTreeMap::from([(1, Zeroizing::new(k))]),
+            blind: Zeroizing::new(b),
+        }
+    }
+
+    /// Derives version-1 keys from an operator secret (`ENCRYPTION_KEY_STR`) with HMAC-SHA256
+    /// under distinct labels, so the encryption and blind-index keys are independent.
+    pub fn derive_from_secret(secret: &str) -> Self {
+        use hmac::{Hmac, Mac};
+        let derive = |label: &[u8]| -> [u8; 32] {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+                .expect("HMAC accepts keys of any length");
+            mac.update(label);
+            mac.finalize().into_bytes().into()
+        };
+        Self {
+            current: 1,
+            keys: BTreeMap::from([(1, Zeroizing::new(derive(b"melo/data-key/v1")))]),
+            blind: Zeroizing::new(derive(b"melo/blind-index/v1")),
+        }
+    }
+
+    /// Version new data is sealed with.
+    pub fn current_version(&self) -> u8 {
+        self.current
+    }
+
+    /// Key of a version.
+    pub fn key(&self, version: u8) -> Option<&[u8; 32]> {
+        self.keys.get(&version).map(|k| &**k)
+    }
+
+    /// Blind-index (HMAC) key.
+    pub fn blind_key(&self) -> &[u8; 32] {
+        &self.blind
+    }
+
+    pub(crate) fn versions(&self) -> impl Iterator<Item = (u8, &[u8; 32])> {
+        self.keys.iter().map(|(v, k)| (*v, &**k))
+    }
+}
+
+/// When signing keys rotate and how long retired keys keep verifying.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyPolicy {
+    /// A signing key older than this is replaced (`JWT_KEY_ROTATION_DAYS`).
+    pub rotation: Duration,
+    /// Token lifetime: a retired key verifies for this long plus 10 minutes.
+    pub token_ttl: Duration,
+}
+
+impl Default for KeyPolicy {
+    fn default() -> Self {
+        Self {
+            rotation: Duration::from_secs(30 * 86_400),
+            token_ttl: Duration::from_secs(7200),
+        }
+    }
+}
+
+/// Source of every key Melo uses. Implement it to plug a KMS.
+#[async_trait::async_trait]
+pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
+    /// The key that signs new tokens (`GET /public_key` shows it).
+    fn signing_key(&self) -> Arc<JwtKey>;
+    /// Every key that can still verify a live token (the JWKS).
+    fn verifying_keys(&self) -> Vec<Arc<JwtKey>>;
+    /// The data keys.
+    fn data_keys(&self) -> Arc<DataKeys>;
+    /// Periodic upkeep (rotation, retirement); the server calls it from a background task.
+    /// Providers without rotation keep the default no-op.
+    async fn maintain(&self) -> Result<(), CryptoError> {
+        Ok(())
+    }
+}
+
+/// In-memory key set, fixed for the provider's life (no rotation). For tests and embedders who
+/// manage keys themselves.
+#[derive(Debug)]
+pub struct StaticKeys {
+    jwt: ArcSwap<Vec<Arc<JwtKey>>>,
+    data: Arc<DataKeys>,
+}
+
+impl StaticKeys {
+    /// Generates a JWT key and random data keys. CPU-heavy (RSA key generation).
+    pub fn generate() -> Result<Self, CryptoError> {
+        let now = crate::model::Timestamp::now().secs();
+        Ok(Self::new(JwtKey::generate(now)?, DataKeys::generate()))
+    }
+
+    /// From explicit keys.
+    pub fn new(jwt: JwtKey, data: DataKeys) -> Self {
+        Self {
+            jwt: ArcSwap::from_pointee(vec![Arc::new(jwt)]),
+            data: Arc::new(data),
+        }
+    }
+
+    /// A copy sharing the JWT key but with fresh data keys (handy for tests that need a
+    /// second, independent key set cheaply).
+    pub fn with_data_keys(&self, data: DataKeys) -> Self {
+        Self {
+            jwt: ArcSwap::new(self.jwt.load_full()),
+            data: Arc::new(data),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyProvider for StaticKeys {
+    fn signing_key(&self) -> Arc<JwtKey> {
+        self.jwt
+            .load()
+            .first()
+            .cloned()
+            .expect("StaticKeys always holds one key")
+    }
+
+    fn verifying_keys(&self) -> Vec<Arc<JwtKey>> {
+        self.jwt.load().as_ref().clone()
+    }
+
+    fn data_keys(&self) -> Arc<DataKeys> {
+        self.data.clone()
+    }
+}

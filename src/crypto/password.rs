@@ -1,0 +1,92 @@
+//! bcrypt hashing on the blocking pool, never on the async threads.
+//!
+//! bcrypt reads only the first 72 bytes of its input, but every character of a Melo password
+//! (up to 128) is significant: the password is first reduced to base64(SHA-256(password)),
+//! 44 ASCII bytes without NULs, and that is what bcrypt hashes.
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
+
+use super::CryptoError;
+
+/// Hashes and verifies passwords at a fixed bcrypt cost.
+#[derive(Clone, Debug)]
+pub struct PasswordHasher {
+    cost: u32,
+    /// A hash of a random password, verified against when the account is unknown so that a
+    /// failed login takes the same time whether or not the account exists.
+    dummy: Arc<OnceCell<String>>,
+}
+
+impl PasswordHasher {
+    /// A hasher at `cost` (4–31).
+    pub fn new(cost: u32) -> Self {
+        Self {
+            cost,
+            dummy: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Hashes a password.
+    pub async fn hash(&self, password: &str) -> Result<String, CryptoError> {
+        let password = prehash(password);
+        let cost = self.cost;
+        tokio::task::spawn_blocking(move || bcrypt::hash(password.as_bytes(), cost))
+            .await
+            .map_err(|e| CryptoError::Keys(e.to_string()))?
+            .map_err(|e| CryptoError::Keys(e.to_string()))
+    }
+
+    /// True when `password` matches `hash`. A malformed hash is a mismatch.
+    pub async fn verify(&self, password: &str, hash: &str) -> bool {
+        let password = prehash(password);
+        let hash = hash.to_owned();
+        tokio::task::spawn_blocking(move || {
+            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Spends the time of one verification without an account (timing equalization).
+    pub async fn verify_dummy(&self, password: &str) {
+        let dummy = self
+            .dummy
+            .get_or_try_init(|| async { self.hash("melo-dummy-password-never-matches").await })
+            .await;
+        if let Ok(hash) = dummy {
+            let _ = self.verify(password, hash).await;
+        }
+    }
+}
+
+fn prehash(password: &str) -> zeroize::Zeroizing<String> {
+    let digest = Sha256::digest(password.as_bytes());
+    zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hash_and_verify() {
+        let h = PasswordHasher::new(4);
+        let hash = h.hash("Passw0rd-A1").await.expect("hash");
+        assert!(h.verify("Passw0rd-A1", &hash).await);
+        assert!(!h.verify("Passw0rd-A2", &hash).await);
+        assert!(!h.verify("x", "not a hash").await);
+        h.verify_dummy("x").await;
+        let long_a = format!("{}a", "x".repeat(100));
+        let long_b = format!("{}b", "x".repeat(100));
+        let hash = h.hash(&long_a).await.expect("hash");
+        assert!(
+            !h.verify(&long_b, &hash).await,
+            "characters past 72 bytes count"
+        );
+    }
+}

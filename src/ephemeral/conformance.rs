@@ -1,0 +1,173 @@
+//! One behaviour suite for every [`Ephemeral`] backend. Uses real (short) time so networked
+//! backends run it unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{Ephemeral, RateDecision};
+
+/// Expands to a test module running every case against a fresh backend from `make`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! ephemeral_conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            $crate::ephemeral_conformance!(@cases $make;
+                set_get_take_delete, values_expire, counters, rate_limit_window_and_block, bus, ping);
+        }
+    };
+    (@cases $make:expr; $($case:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let e: std::sync::Arc<dyn $crate::ephemeral::Ephemeral> = $make.await;
+                $crate::ephemeral::conformance::$case(e).await;
+            }
+        )*
+    };
+}
+
+fn key(name: &str) -> String {
+    // Unique per run so shared backends (Redis) never see stale keys.
+    format!("test:{}:{name}", uuid::Uuid::now_v7().simple())
+}
+
+pub(crate) async fn set_get_take_delete(e: Arc<dyn Ephemeral>) {
+    let k = key("kv");
+    assert_eq!(e.get(&k).await.expect("get"), None);
+    e.set(&k, b"v1", Duration::from_secs(60))
+        .await
+        .expect("set");
+    e.set(&k, b"v2", Duration::from_secs(60))
+        .await
+        .expect("replace");
+    assert_eq!(e.get(&k).await.expect("get").as_deref(), Some(&b"v2"[..]));
+    assert_eq!(e.take(&k).await.expect("take").as_deref(), Some(&b"v2"[..]));
+    assert_eq!(
+        e.take(&k).await.expect("take again"),
+        None,
+        "take is single-use"
+    );
+    e.set(&k, b"v3", Duration::from_secs(60))
+        .await
+        .expect("set");
+    e.delete(&k).await.expect("delete");
+    assert_eq!(e.get(&k).await.expect("get"), None);
+    e.delete(&k).await.expect("delete missing is fine");
+}
+
+pub(crate) async fn values_expire(e: Arc<dyn Ephemeral>) {
+    let k = key("ttl");
+    e.set(&k, b"v", Duration::from_millis(300))
+        .await
+        .expect("set");
+    assert!(e.get(&k).await.expect("get").is_some());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(e.get(&k).await.expect("get"), None);
+    assert_eq!(e.take(&k).await.expect("take"), None);
+}
+
+pub(crate) async fn counters(e: Arc<dyn Ephemeral>) {
+    let k = key("n");
+    assert_eq!(e.incr(&k, Duration::from_secs(1)).await.expect("incr"), 1);
+    assert_eq!(e.incr(&k, Duration::from_secs(1)).await.expect("incr"), 2);
+    assert_eq!(e.incr(&k, Duration::from_secs(1)).await.expect("incr"), 3);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        e.incr(&k, Duration::from_secs(1)).await.expect("incr"),
+        1,
+        "window restarts"
+    );
+}
+
+pub(crate) async fn rate_limit_window_and_block(e: Arc<dyn Ephemeral>) {
+    let k = key("rl");
+    let (w, b) = (Duration::from_secs(60), Duration::from_secs(1));
+    for _ in 0..3 {
+        assert_eq!(
+            e.rate_limit(&k, 3, w, b).await.expect("rl"),
+            RateDecision::Allowed
+        );
+    }
+    assert_eq!(
+        e.rate_limit(&k, 3, w, b).await.expect("rl"),
+        RateDecision::Limited { retry_after: 1 }
+    );
+    assert!(matches!(
+        e.rate_limit(&k, 3, w, b).await.expect("rl"),
+        RateDecision::Limited { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        e.rate_limit(&k, 3, w, b).await.expect("rl"),
+        RateDecision::Allowed,
+        "new window after block"
+    );
+    let other = key("rl-other");
+    assert_eq!(
+        e.rate_limit(&other, 3, w, b).await.expect("rl"),
+        RateDecision::Allowed,
+        "keys are independent"
+    );
+    // A short window resets the count without any block.
+    let short = key("rl-short");
+    let sw = Duration::from_millis(500);
+    assert_eq!(
+        e.rate_limit(&short, 1, sw, Duration::from_secs(60))
+            .await
+            .expect("rl"),
+        RateDecision::Allowed
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        e.rate_limit(&short, 1, sw, Duration::from_secs(60))
+            .await
+            .expect("rl"),
+        RateDecision::Allowed
+    );
+}
+
+pub(crate) async fn bus(e: Arc<dyn Ephemeral>) {
+    let topic = key("topic");
+    let mut a = e.subscribe(&topic).await.expect("sub");
+    let mut b = e.subscribe(&topic).await.expect("sub");
+    let mut other = e.subscribe(&key("other")).await.expect("sub");
+    e.publish(&topic, Bytes::from_static(b"m1"))
+        .await
+        .expect("pub");
+    e.publish(&topic, Bytes::from_static(b"m2"))
+        .await
+        .expect("pub");
+    let wait = Duration::from_secs(5);
+    for sub in [&mut a, &mut b] {
+        assert_eq!(
+            tokio::time::timeout(wait, sub.recv())
+                .await
+                .expect("m1 in time")
+                .as_deref(),
+            Some(&b"m1"[..])
+        );
+        assert_eq!(
+            tokio::time::timeout(wait, sub.recv())
+                .await
+                .expect("m2 in time")
+                .as_deref(),
+            Some(&b"m2"[..])
+        );
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), other.recv())
+            .await
+            .is_err(),
+        "topics are separate"
+    );
+    e.publish(&key("nobody"), Bytes::from_static(b"x"))
+        .await
+        .expect("publish without subscribers");
+}
+
+pub(crate) async fn ping(e: Arc<dyn Ephemeral>) {
+    e.ping().await.expect("ping");
+}

@@ -1,0 +1,110 @@
+//! Fast, lossy-by-design state shared by the nodes of one deployment, and the node bus.
+//!
+//! Holds what may be lost on restart: CSRF tokens, link codes, rate-limit buckets, failed-login
+//! counters and locks, presence, typing, call state, and publish/subscribe between nodes.
+//! Values that carry PII are sealed by the service layer before they get here, and keys never
+//! contain PII in plaintext (IP addresses appear only as keyed blind tags).
+//!
+//! Backends: [`MemoryEphemeral`] (one node, always compiled); Redis arrives with the
+//! production-backends work.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+mod memory;
+
+pub use memory::MemoryEphemeral;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+/// Errors of the ephemeral backend.
+#[derive(Debug, thiserror::Error)]
+pub enum EphemeralError {
+    /// The backend cannot be reached or failed. Never shown to clients.
+    #[error("ephemeral backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Result alias of ephemeral calls.
+pub type EphemeralResult<T> = Result<T, EphemeralError>;
+
+/// Outcome of one request against a fixed-window limiter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateDecision {
+    /// Counted and allowed.
+    Allowed,
+    /// Refused; retry after this many seconds (≥ 1).
+    Limited {
+        /// Seconds until the key may try again.
+        retry_after: u64,
+    },
+}
+
+/// A subscription to one bus topic. Receives messages published after it was created; a
+/// subscriber that falls more than its buffer behind skips ahead (the bus is lossy by design,
+/// the store stays the source of truth).
+pub struct BusSubscription {
+    inner: Box<dyn BusReceiver>,
+}
+
+impl fmt::Debug for BusSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BusSubscription")
+    }
+}
+
+impl BusSubscription {
+    /// Wraps a backend receiver.
+    pub fn new(inner: Box<dyn BusReceiver>) -> Self {
+        Self { inner }
+    }
+
+    /// The next message; `None` once the bus is closed.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        self.inner.recv().await
+    }
+}
+
+/// A backend's receiving half of a topic subscription.
+#[async_trait]
+pub trait BusReceiver: Send {
+    /// The next message; `None` once closed.
+    async fn recv(&mut self) -> Option<Bytes>;
+}
+
+/// Ephemeral state and the node bus.
+#[async_trait]
+pub trait Ephemeral: Send + Sync + fmt::Debug + 'static {
+    /// Stores `value` under `key` for `ttl`, replacing any previous value.
+    async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> EphemeralResult<()>;
+    /// The live value of `key`.
+    async fn get(&self, key: &str) -> EphemeralResult<Option<Vec<u8>>>;
+    /// Atomically reads and deletes `key` (single-use codes).
+    async fn take(&self, key: &str) -> EphemeralResult<Option<Vec<u8>>>;
+    /// Deletes `key`.
+    async fn delete(&self, key: &str) -> EphemeralResult<()>;
+    /// Increments a counter, creating it with lifetime `window` when absent; returns the new value.
+    async fn incr(&self, key: &str, window: Duration) -> EphemeralResult<u64>;
+    /// Fixed-window limiter: `limit` requests per `window` from the key's first request; the
+    /// request after that is refused and blocks the key for `block`; then a new window starts.
+    /// Atomic (one round trip on networked backends).
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: u64,
+        window: Duration,
+        block: Duration,
+    ) -> EphemeralResult<RateDecision>;
+    /// Publishes to every current subscriber of `topic` on every node.
+    async fn publish(&self, topic: &str, payload: Bytes) -> EphemeralResult<()>;
+    /// Subscribes to `topic`.
+    async fn subscribe(&self, topic: &str) -> EphemeralResult<BusSubscription>;
+    /// Cheap round trip (`/readyz`, `/status`).
+    async fn ping(&self) -> EphemeralResult<()>;
+    /// Periodic upkeep (expiry sweeps); the server calls it from a background task.
+    async fn maintain(&self) {}
+}

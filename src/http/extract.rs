@@ -1,0 +1,170 @@
+//! Per-request context: body limits, JSON decoding, bearer tokens, query parameters.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::App;
+use crate::service::{Authenticated, ClientInfo, FieldError};
+
+/// Boxed request body: hyper's `Incoming` or an embedder's body type.
+pub(crate) type ReqBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Everything a handler gets.
+pub(crate) struct Ctx {
+    pub(crate) app: Arc<App>,
+    pub(crate) parts: http::request::Parts,
+    pub(crate) body: Option<ReqBody>,
+    pub(crate) client: ClientInfo,
+    pub(crate) auth: Option<Authenticated>,
+}
+
+impl Ctx {
+    /// The authenticated identity; the router guarantees it for routes marked `auth`.
+    pub(crate) fn auth(&self) -> Result<Authenticated, ApiError> {
+        self.auth.ok_or_else(ApiError::internal)
+    }
+
+    /// A decoded query parameter (last one wins).
+    pub(crate) fn query(&self, name: &str) -> Option<String> {
+        let q = self.parts.uri.query()?;
+        let mut found = None;
+        for pair in q.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if percent_decode(k).as_deref() == Some(name) {
+                found = percent_decode(v);
+            }
+        }
+        found
+    }
+
+    /// A header as UTF-8 text.
+    pub(crate) fn header(&self, name: header::HeaderName) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads the whole body within `limit` bytes: 413 when `Content-Length` says more (before
+    /// reading) or when a chunked body crosses it.
+    pub(crate) async fn bytes(&mut self, limit: usize) -> Result<Bytes, ApiError> {
+        let declared = self
+            .header(header::CONTENT_LENGTH)
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        let Some(mut body) = self.body.take() else {
+            return Ok(Bytes::new());
+        };
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ApiError::field("body", "could not be read"))?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(ApiError::payload_too_large(limit));
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
+    }
+
+    /// Decodes a JSON object body into `T`. An empty body reads as `{}`. Failures are 422 with
+    /// the offending field (or `body`).
+    pub(crate) async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let limit = self.app.services.core().config.http.max_body_bytes;
+        let bytes = self.bytes(limit).await?;
+        let value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Object(serde_json::Map::new())
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|_| ApiError::field("body", "must be a JSON object"))?
+        };
+        if !value.is_object() {
+            return Err(ApiError::field("body", "must be a JSON object"));
+        }
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let field = match inner
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+            {
+                Some(missing) if path == "." => missing.to_owned(),
+                Some(missing) => format!("{path}.{missing}"),
+                None if path == "." => "body".to_owned(),
+                None => path,
+            };
+            let problem = if inner.starts_with("missing field") {
+                "is required".to_owned()
+            } else {
+                inner
+            };
+            ApiError::validation(vec![FieldError::new(field, problem)])
+        })
+    }
+}
+
+/// The bearer token of an `Authorization` header (scheme case-insensitive).
+pub(crate) fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        let mut h = http::HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            http::HeaderValue::from_static("bEaReR abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        h.insert(
+            header::AUTHORIZATION,
+            http::HeaderValue::from_static("Basic abc"),
+        );
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer"),
+        );
+        assert_eq!(bearer(&h), None);
+    }
+
+    #[test]
+    fn percent() {
+        assert_eq!(percent_decode("a%2Cb+c").as_deref(), Some("a,b c"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+}

@@ -1,0 +1,153 @@
+//! Service, health and key routes (PROTOCOL §4.1).
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use serde_json::json;
+
+use crate::http::error::ApiError;
+use crate::http::extract::Ctx;
+use crate::http::response::{ok, raw};
+use crate::http::router::{Access, HandlerFuture, Route};
+
+pub(super) fn routes() -> Vec<Route> {
+    use Access::Public;
+    vec![
+        Route::new(Method::GET, "/", Public, "Server banner", |c| {
+            Box::pin(root(c))
+        }),
+        Route::new(
+            Method::GET,
+            "/status",
+            Public,
+            "Server and backend status",
+            |c| Box::pin(status(c)),
+        ),
+        Route::new(Method::GET, "/healthz", Public, "Liveness", |c| {
+            Box::pin(healthz(c))
+        }),
+        Route::new(
+            Method::GET,
+            "/readyz",
+            Public,
+            "Readiness (backends reachable)",
+            |c| Box::pin(readyz(c)),
+        ),
+        Route::new(
+            Method::GET,
+            "/public_key",
+            Public,
+            "Current JWT signing key (SPKI PEM)",
+            |c| Box::pin(public_key(c)),
+        ),
+        Route::new(
+            Method::GET,
+            "/encryption_public_key",
+            Public,
+            "Alias of /public_key",
+            |c| Box::pin(public_key(c)),
+        ),
+        Route::new(
+            Method::GET,
+            "/.well-known/jwks.json",
+            Public,
+            "JWT verification keys (JWKS)",
+            |c| Box::pin(jwks(c)),
+        ),
+        Route::new(
+            Method::GET,
+            "/openapi.json",
+            Public,
+            "This API as OpenAPI 3.1",
+            |c| Box::pin(openapi(c)),
+        ),
+        Route::new(Method::GET, "/docs", Public, "HTML route list", docs),
+        Route::new(Method::GET, "/redoc", Public, "HTML route list", docs),
+    ]
+}
+
+/// # GET /
+async fn root(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    let version = &c.app.services.core().config.server_version;
+    Ok(ok(&json!({"detail": format!("Melo server {version}")})))
+}
+
+/// # GET /status
+async fn status(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    let core = c.app.services.core();
+    let (db, eph) = tokio::join!(core.store.ping(), core.ephemeral.ping());
+    let (db, eph) = (db.is_ok(), eph.is_ok());
+    let cfg = &core.config;
+    Ok(ok(&json!({
+        "status": if db && eph { "ok" } else { "degraded" },
+        "version": cfg.server_version,
+        "services": {"redis": eph, "database": db, "websocket": false},
+        "websocket": {"connections": 0, "port": cfg.http.ws_port},
+        "http_port": cfg.http.http_port,
+        "ws_port": cfg.http.ws_port,
+    })))
+}
+
+/// # GET /healthz
+async fn healthz(_c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    Ok(ok(&json!({"status": "ok"})))
+}
+
+/// # GET /readyz
+async fn readyz(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    let core = c.app.services.core();
+    let (db, eph) = tokio::join!(core.store.ping(), core.ephemeral.ping());
+    match (db.is_ok(), eph.is_ok()) {
+        (true, true) => Ok(ok(
+            &json!({"status": "ready", "checks": {"database": true, "redis": true}}),
+        )),
+        (db_ok, _) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            if db_ok {
+                "redis is unreachable"
+            } else {
+                "database is unreachable"
+            },
+        )),
+    }
+}
+
+/// # GET /public_key
+async fn public_key(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    let key = c.app.services.core().keys.signing_key();
+    Ok(ok(&json!({"public_key": key.public_pem()})))
+}
+
+/// # GET /.well-known/jwks.json
+async fn jwks(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    let keys: Vec<_> = c
+        .app
+        .services
+        .core()
+        .keys
+        .verifying_keys()
+        .iter()
+        .map(|k| json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": k.kid(), "n": k.modulus(), "e": k.exponent()}))
+        .collect();
+    let mut resp = ok(&json!({"keys": keys}));
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    Ok(resp)
+}
+
+/// # GET /openapi.json
+async fn openapi(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    Ok(raw(
+        StatusCode::OK,
+        "application/json; charset=utf-8",
+        c.app.openapi.clone(),
+    ))
+}
+
+/// # GET /docs, /redoc
+fn docs(c: Ctx) -> HandlerFuture {
+    let html: Bytes = c.app.docs_html.clone();
+    Box::pin(async move { Ok(raw(StatusCode::OK, "text/html; charset=utf-8", html)) })
+}

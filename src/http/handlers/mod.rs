@@ -1,0 +1,17 @@
+//! Handlers: decode, call one service method, encode. Grouped by domain; each group
+//! registers its routes.
+
+use super::router::Route;
+
+mod account;
+mod meta;
+mod profile;
+
+/// Every route Melo serves.
+pub(crate) fn routes() -> Vec<Route> {
+    let mut r = Vec::new();
+    r.extend(meta::routes());
+    r.extend(account::routes());
+    r.extend(profile::routes());
+    r
+}

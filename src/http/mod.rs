@@ -1,0 +1,213 @@
+//! HTTP on raw hyper 1: dispatch, security headers, CORS, rate limiting, auth.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use tracing::Instrument;
+
+use crate::service::{ClientInfo, Error, Services};
+
+pub(crate) mod error;
+pub(crate) mod extract;
+mod handlers;
+pub(crate) mod response;
+pub(crate) mod router;
+
+use error::ApiError;
+use extract::{Ctx, ReqBody};
+pub(crate) use response::Body;
+use router::{Access, Found, Router};
+
+/// Shared state of the HTTP layer.
+pub(crate) struct App {
+    pub(crate) services: Services,
+    pub(crate) router: Router,
+    pub(crate) openapi: Bytes,
+    pub(crate) docs_html: Bytes,
+    next_request_id: AtomicU64,
+}
+
+/// Paths that neither count against nor are refused by the HTTP budget.
+const UNMETERED: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/ws"];
+
+impl App {
+    pub(crate) fn new(services: Services) -> Result<Self, String> {
+        let router = Router::new(handlers::routes())?;
+        let version = services.core().config.server_version.clone();
+        let openapi = serde_json::to_vec(&router.openapi(&version)).map_err(|e| e.to_string())?;
+        let docs_html = router.docs_html();
+        Ok(Self {
+            services,
+            router,
+            openapi: Bytes::from(openapi),
+            docs_html: Bytes::from(docs_html),
+            next_request_id: AtomicU64::new(1),
+        })
+    }
+
+    /// Serves one request. Never fails: every error becomes the JSON envelope.
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        req: Request<ReqBody>,
+        peer: Option<SocketAddr>,
+    ) -> Response<Body> {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::info_span!("http", request_id = id, method = %req.method(), route = tracing::field::Empty);
+        let started = Instant::now();
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let path = req.uri().path().to_owned();
+        let mut resp = match self
+            .clone()
+            .dispatch(req, peer)
+            .instrument(span.clone())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => e.into_response(&path),
+        };
+        self.finish_headers(&mut resp, origin.as_ref(), id);
+        span.in_scope(|| {
+            tracing::debug!(
+                status = resp.status().as_u16(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "done"
+            );
+        });
+        resp
+    }
+
+    fn client_ip(&self, headers: &http::HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
+        let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip());
+        let trusted = &self.services.core().config.http.trusted_proxies;
+        if trusted.contains(&peer_ip) {
+            let forwarded = headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse::<IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return ip;
+            }
+        }
+        peer_ip
+    }
+
+    async fn dispatch(
+        self: Arc<Self>,
+        req: Request<ReqBody>,
+        peer: Option<SocketAddr>,
+    ) -> Result<Response<Body>, ApiError> {
+        let (parts, body) = req.into_parts();
+        if parts.method == Method::OPTIONS {
+            return Ok(self.preflight(&parts.headers));
+        }
+        let path = parts.uri.path().to_owned();
+        let client = ClientInfo {
+            ip: self.client_ip(&parts.headers, peer),
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+        };
+        let services = &self.services;
+        let auth = match extract::bearer(&parts.headers) {
+            Some(token) => Some(services.auth.authenticate(token).await),
+            None => None,
+        };
+        let user = auth.as_ref().and_then(|a| a.as_ref().ok()).map(|a| a.user);
+        let metered = !UNMETERED
+            .iter()
+            .any(|p| path == *p || path.strip_suffix('/') == Some(p));
+        if metered {
+            services.limits.http_request(user, client.ip).await?;
+        }
+        let (route, _params) = match self.router.find(&parts.method, &path) {
+            Found::Route(r, p) => (r, p),
+            Found::MethodNotAllowed(allow) => {
+                return Err(ApiError::method_not_allowed(&parts.method, &path, allow))
+            }
+            Found::NotFound => return Err(ApiError::not_found(&parts.method, &path)),
+        };
+        tracing::Span::current().record("route", route.path);
+        let auth = match (route.access, auth) {
+            (Access::Token, None) => {
+                // A present but malformed Authorization header is also "unauthenticated".
+                return Err(Error::Unauthenticated.into());
+            }
+            (Access::Token, Some(Err(e))) => return Err(e.into()),
+            (_, Some(Ok(a))) => Some(a),
+            (Access::Public, _) => None,
+        };
+        let ctx = Ctx {
+            app: self.clone(),
+            parts,
+            body: Some(body),
+            client,
+            auth,
+        };
+        (route.handler)(ctx).await
+    }
+
+    fn cors_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        let origin = origin?;
+        let allowed = &self.services.core().config.http.cors_origins;
+        let o = origin.to_str().ok()?;
+        allowed
+            .iter()
+            .any(|a| a == o || a == "*")
+            .then(|| origin.clone())
+    }
+
+    fn preflight(&self, headers: &http::HeaderMap) -> Response<Body> {
+        let mut resp = Response::new(Body::default());
+        *resp.status_mut() = StatusCode::NO_CONTENT;
+        if self.cors_origin(headers.get(header::ORIGIN)).is_some() {
+            let h = resp.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Authorization, Content-Type, X-CSRF-Token"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("600"),
+            );
+        }
+        resp
+    }
+
+    fn finish_headers(&self, resp: &mut Response<Body>, origin: Option<&HeaderValue>, id: u64) {
+        let allow_origin = self.cors_origin(origin);
+        let hsts = self.services.core().config.http.hsts;
+        let h = resp.headers_mut();
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        );
+        if hsts {
+            h.insert(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+        }
+        if let Some(o) = allow_origin {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+            h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        h.insert("x-request-id", HeaderValue::from(id));
+    }
+}

@@ -1,0 +1,62 @@
+//! # Melo — a privacy-first messenger server
+//!
+//! Melo stores and relays opaque, client-encrypted ciphertext. Every piece of personal data it
+//! must keep (phones, names, nicknames, IPs, user agents, activity times, keys) is sealed with
+//! AES-256-GCM at rest; equality lookups go through keyed blind indexes.
+//!
+//! The crate is a library: a [`MeloBuilder`] wires pluggable backends — a [`Store`], an
+//! [`Ephemeral`] state, a [`KeyProvider`] and a [`PushProvider`] — into a raw hyper 1.x service.
+//! The example binary `examples/server.rs` is what operators run.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use melo::{Melo, MemoryStore, StaticKeys};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let keys = Arc::new(StaticKeys::generate()?);
+//! let melo = Melo::builder(Arc::new(MemoryStore::new()), keys).build()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! melo.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//! - [`builder`] — [`MeloBuilder`] → [`Melo`]
+//! - [`server`] — accept loop, graceful shutdown, [`MeloService`] for embedders
+//! - [`config`] — [`Config`]: plain data, documented defaults
+//! - `http` — router, extractors, the one error mapping, handlers (private)
+//! - [`service`] — every business rule (users, auth, sessions)
+//! - [`store`] — durable state: [`Store`] traits, [`MemoryStore`], `SqliteStore`
+//! - [`ephemeral`] — fast lossy state: [`Ephemeral`], [`MemoryEphemeral`]
+//! - [`crypto`] — [`KeyProvider`], PII sealing, blind indexes, JWT, passwords
+//! - [`push`] — [`PushProvider`], [`NoopPush`], [`RecordingPush`]
+//! - [`model`] — ids and domain types
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod builder;
+pub mod config;
+pub mod crypto;
+pub mod ephemeral;
+pub mod error;
+mod http;
+pub mod model;
+pub mod push;
+pub mod server;
+pub mod service;
+pub mod store;
+
+pub use async_trait::async_trait;
+pub use builder::MeloBuilder;
+pub use config::Config;
+pub use crypto::{FileKeyProvider, KeyProvider, StaticKeys};
+pub use ephemeral::{Ephemeral, MemoryEphemeral};
+pub use error::BuildError;
+/// Body type of every response of [`MeloService`].
+pub use http::response::Body as ResponseBody;
+pub use push::{NoopPush, PushProvider, RecordingPush};
+pub use server::{Melo, MeloService};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::SqliteStore;
+pub use store::{MemoryStore, Store};

@@ -1,0 +1,265 @@
+//! [`Melo`]: the built server. Serve it on a listener, or take its hyper [`MeloService`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use hyper::body::Body as HttpBody;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_util::task::TaskTracker;
+
+use crate::builder::MeloBuilder;
+use crate::crypto::KeyProvider;
+use crate::http::{App, Body};
+use crate::service::Services;
+use crate::store::Store;
+
+/// A built Melo server. Owns its background tasks (key rotation, expiry sweeps); they stop
+/// when [`Melo::shutdown`] is called or the value is dropped.
+pub struct Melo {
+    app: Arc<App>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+    _guard: DropGuard,
+}
+
+impl std::fmt::Debug for Melo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Melo").finish_non_exhaustive()
+    }
+}
+
+impl Melo {
+    /// Starts a builder with the two parts that have no default.
+    pub fn builder(store: Arc<dyn Store>, keys: Arc<dyn KeyProvider>) -> MeloBuilder {
+        MeloBuilder::new(store, keys)
+    }
+
+    pub(crate) fn start(services: Services, rt: &tokio::runtime::Handle) -> Result<Self, String> {
+        let app = Arc::new(App::new(services)?);
+        let cancel = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let core = app.services.core().clone();
+        let c = cancel.clone();
+        tasks.spawn_on(
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(3600));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = c.cancelled() => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = core.keys.maintain().await {
+                                tracing::error!(error = %e, "key maintenance failed");
+                            }
+                        }
+                    }
+                }
+            },
+            rt,
+        );
+        let core = app.services.core().clone();
+        let c = cancel.clone();
+        tasks.spawn_on(
+            async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(30));
+                loop {
+                    tokio::select! {
+                        _ = c.cancelled() => break,
+                        _ = tick.tick() => core.ephemeral.maintain().await,
+                    }
+                }
+            },
+            rt,
+        );
+        tasks.close();
+        Ok(Self {
+            app,
+            _guard: cancel.clone().drop_guard(),
+            cancel,
+            tasks,
+        })
+    }
+
+    /// The services (for embedders that call business logic directly).
+    pub fn services(&self) -> &Services {
+        &self.app.services
+    }
+
+    /// A hyper service for embedders. Serve it with
+    /// `hyper_util::server::conn::auto::Builder::serve_connection_with_upgrades` (or the http1
+    /// builder's `.with_upgrades()`): without upgrades WebSocket endpoints cannot work. Attach the
+    /// client address with [`MeloService::with_peer`] so rate limits key on the right IP.
+    pub fn service(&self) -> MeloService {
+        MeloService {
+            app: self.app.clone(),
+            peer: None,
+        }
+    }
+
+    /// Accepts plain-TCP connections until `shutdown` resolves, then stops accepting and drains
+    /// open connections for up to `http.shutdown_grace_secs`.
+    pub async fn serve<F>(&self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        self.serve_with(
+            listener,
+            shutdown,
+            |s| async move { Ok::<_, std::io::Error>(s) },
+        )
+        .await
+    }
+
+    /// Like [`Melo::serve`], speaking TLS with `tls` (feature `tls`). Handshakes run on the
+    /// connection's own task with a 10-second limit.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub async fn serve_tls<F>(
+        &self,
+        listener: TcpListener,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+        shutdown: F,
+    ) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        self.serve_with(listener, shutdown, move |s| {
+            let acceptor = acceptor.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(s))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+                    })?
+            }
+        })
+        .await
+    }
+
+    async fn serve_with<F, W, WF, IO>(
+        &self,
+        listener: TcpListener,
+        shutdown: F,
+        wrap: W,
+    ) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send,
+        W: Fn(tokio::net::TcpStream) -> WF + Send + Sync + 'static,
+        WF: Future<Output = std::io::Result<IO>> + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let http = &self.app.services.core().config.http;
+        let limit = Arc::new(Semaphore::new(http.max_connections));
+        let grace = Duration::from_secs(http.shutdown_grace_secs);
+        let graceful = GracefulShutdown::new();
+        let builder = auto::Builder::new(TokioExecutor::new());
+        let wrap = Arc::new(wrap);
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.cancel.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // EMFILE/ENFILE and friends: back off instead of spinning or crashing.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                tracing::warn!("connection limit reached; closing new connection");
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let svc = self.service().with_peer(peer);
+            let builder = builder.clone();
+            let watcher = graceful.watcher();
+            let wrap = wrap.clone();
+            tokio::spawn(async move {
+                let io = match wrap(stream).await {
+                    Ok(io) => io,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "connection setup failed");
+                        return;
+                    }
+                };
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(error = %e, "connection ended with error");
+                }
+                drop(permit);
+            });
+        }
+        drop(listener);
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::debug!("all connections drained"),
+            _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed with connections open"),
+        }
+        Ok(())
+    }
+
+    /// Stops background tasks and any `serve` loops, and waits for the tasks to end.
+    pub async fn shutdown(&self) {
+        self.cancel.cancel();
+        self.tasks.wait().await;
+    }
+}
+
+/// The cloneable hyper service of a [`Melo`]. See [`Melo::service`].
+#[derive(Clone)]
+pub struct MeloService {
+    app: Arc<App>,
+    peer: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for MeloService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeloService")
+            .field("peer", &self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeloService {
+    /// The same service, knowing the client's socket address (used for rate limits and
+    /// session IPs; without it requests count as from 127.0.0.1).
+    pub fn with_peer(mut self, peer: SocketAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for MeloService
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<B>) -> Self::Future {
+        let app = self.app.clone();
+        let peer = self.peer;
+        let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
+        Box::pin(async move { Ok(app.handle(req, peer).await) })
+    }
+}

@@ -1,0 +1,478 @@
+//! Registration, login, token authentication and CSRF tokens (PROTOCOL §3.1–3.3, §4.2).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::limits::AccountKey;
+use super::validate::{self, Checker};
+use super::{random_token, ClientInfo, Core, Error, Result};
+use crate::crypto::jwt::TokenError;
+use crate::model::{
+    DeviceType, ProfileChange, Session, SessionId, SessionUpsert, Timestamp, UserId, UserRecord,
+};
+use crate::store::StoreError;
+
+/// `POST /register` body.
+#[derive(Debug, Deserialize)]
+pub struct RegisterRequest {
+    /// Phone, normalized to E.164.
+    pub phone: String,
+    /// Display name.
+    pub name: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Password, 8–128 characters.
+    pub password: String,
+    /// 16 hex chars.
+    pub device_id: String,
+    /// PEM RSA public key.
+    pub public_e2e_key: String,
+}
+
+/// `POST /register` answer: the normalized values.
+#[derive(Debug, Serialize)]
+pub struct RegisterResponse {
+    /// The new uid.
+    pub unique_id: UserId,
+    /// Stored public key.
+    pub public_e2e_key: String,
+    /// Normalized phone.
+    pub phone: String,
+    /// Name.
+    pub name: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Lowercase device id.
+    pub device_id: String,
+}
+
+/// `POST /login` body.
+#[derive(Debug, Deserialize)]
+pub struct LoginRequest {
+    /// uid or phone.
+    pub identifier: String,
+    /// Password (unless `device_token` is given).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// 16 hex chars.
+    pub device_id: String,
+    /// Auto-login token of (user, device).
+    #[serde(default)]
+    pub device_token: Option<String>,
+    /// Replaces the stored key when non-empty.
+    #[serde(default)]
+    pub public_e2e_key: Option<String>,
+}
+
+/// `POST /login` answer.
+#[derive(Debug, Serialize)]
+pub struct LoginResponse {
+    /// RS256 JWT.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Seconds until `exp`.
+    pub expires_in: i64,
+    /// Session id.
+    pub session_id: SessionId,
+    /// The session's new CSRF token.
+    pub csrf_token: String,
+    /// The device's new auto-login token.
+    pub device_token: String,
+    /// Stored public key.
+    pub public_e2e_key: Option<String>,
+    /// uid.
+    pub unique_id: UserId,
+    /// Phone (owner only).
+    pub phone: String,
+    /// Name.
+    pub name: String,
+    /// Nickname.
+    pub nickname: String,
+    /// Device id.
+    pub device_id: String,
+}
+
+/// The identity of an authenticated request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The user.
+    pub user: UserId,
+    /// The session the token belongs to.
+    pub session: SessionId,
+}
+
+/// Registration, login, authentication and CSRF.
+#[derive(Clone, Debug)]
+pub struct AuthService {
+    core: Arc<Core>,
+}
+
+/// Opened profile fields of a user row.
+pub(crate) struct OpenedUser {
+    pub(crate) phone: String,
+    pub(crate) name: String,
+    pub(crate) nickname: String,
+    pub(crate) username: Option<String>,
+    pub(crate) bio: Option<String>,
+    pub(crate) public_key: Option<String>,
+}
+
+pub(crate) fn open_user(core: &Core, u: &UserRecord) -> Result<OpenedUser> {
+    let row = u.id.to_string();
+    let open = |col: &str, v: &[u8]| core.pii.open_string("users", col, &row, v);
+    let opt = |col: &str, v: &Option<Vec<u8>>| v.as_deref().map(|b| open(col, b)).transpose();
+    Ok(OpenedUser {
+        phone: open("phone", &u.phone)?,
+        name: open("name", &u.name)?,
+        nickname: open("nickname", &u.nickname)?,
+        username: opt("username", &u.username)?,
+        bio: opt("bio", &u.bio)?,
+        public_key: opt("public_key", &u.public_key)?,
+    })
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl AuthService {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    /// Creates an account (does not log in).
+    pub fn register(
+        &self,
+        req: RegisterRequest,
+    ) -> impl Future<Output = Result<RegisterResponse>> + Send + '_ {
+        async move {
+            let mut c = Checker::new();
+            let phone = c.check("phone", validate::phone(&req.phone));
+            let name = c.check("name", validate::display_name(&req.name));
+            let nickname = c.check("nickname", validate::display_name(&req.nickname));
+            c.check("password", validate::password(&req.password));
+            let device = c.check("device_id", validate::device_id(&req.device_id));
+            let key = c.check(
+                "public_e2e_key",
+                validate::rsa_public_key_pem(&req.public_e2e_key),
+            );
+            c.finish()?;
+            let (Some(phone), Some(name), Some(nickname), Some(device), Some(key)) =
+                (phone, name, nickname, device, key)
+            else {
+                return Err(Error::Internal("validated fields missing".into()));
+            };
+            let core = &self.core;
+            let phone_index = core.pii.blind_index("phone", phone.as_bytes());
+            if core
+                .store
+                .user_by_phone_index(&phone_index)
+                .await?
+                .is_some()
+            {
+                return Err(Error::PhoneTaken);
+            }
+            let password_hash = core.passwords.hash(&req.password).await?;
+            for _ in 0..16 {
+                let id = UserId::random();
+                let row = id.to_string();
+                let seal = |col: &str, v: &str| core.pii.seal_str("users", col, &row, v);
+                let record = UserRecord {
+                    id,
+                    phone_index: phone_index.clone(),
+                    phone: seal("phone", &phone)?,
+                    name: seal("name", &name)?,
+                    nickname: seal("nickname", &nickname)?,
+                    username: None,
+                    bio: None,
+                    public_key: Some(seal("public_key", &key)?),
+                    password_hash: password_hash.clone(),
+                    created_at: Timestamp::now(),
+                };
+                match core.store.create_user(&record).await {
+                    Ok(()) => {
+                        tracing::info!(user_id = %id, "registered");
+                        return Ok(RegisterResponse {
+                            unique_id: id,
+                            public_e2e_key: key,
+                            phone,
+                            name,
+                            nickname,
+                            device_id: device.to_string(),
+                        });
+                    }
+                    Err(StoreError::Conflict("uid")) => continue,
+                    Err(StoreError::Conflict(_)) => return Err(Error::PhoneTaken),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(Error::Internal("could not allocate a uid".into()))
+        }
+    }
+
+    /// Resolves a login identifier: a uid, or a phone looked up by blind index.
+    async fn resolve(&self, identifier: &str) -> Result<(AccountKey, Option<UserRecord>)> {
+        let id = identifier.trim();
+        let store = &self.core.store;
+        if let Ok(uid) = validate::uid(id) {
+            return Ok((AccountKey::User(uid), store.user(uid).await?));
+        }
+        let normalized = validate::phone(id).unwrap_or_else(|_| id.to_owned());
+        let idx = self.core.pii.blind_index("phone", normalized.as_bytes());
+        Ok(match store.user_by_phone_index(&idx).await? {
+            Some(u) => (AccountKey::User(u.id), Some(u)),
+            None => (AccountKey::Unknown(normalized), None),
+        })
+    }
+
+    /// True when `token` is the current, unexpired device token of (user, device).
+    async fn device_token_valid(
+        &self,
+        user: UserId,
+        device: &crate::model::DeviceId,
+        token: &str,
+    ) -> Result<bool> {
+        let Some(s) = self.core.store.active_session(user, device).await? else {
+            return Ok(false);
+        };
+        let fresh = s.device_token_expires.is_some_and(|e| e > Timestamp::now());
+        Ok(fresh
+            && s.device_token_hash
+                .as_deref()
+                .is_some_and(|h| ct_eq(h, &token_hash(token))))
+    }
+
+    /// Password or device-token login (PROTOCOL §4.2), with lockout.
+    pub fn login<'a>(
+        &'a self,
+        req: LoginRequest,
+        client: &'a ClientInfo,
+    ) -> impl Future<Output = Result<LoginResponse>> + Send + 'a {
+        async move {
+            let mut c = Checker::new();
+            if req.identifier.trim().is_empty() {
+                c.fail("identifier", "must not be empty");
+            }
+            let device = c.check("device_id", validate::device_id(&req.device_id));
+            let new_key = match req
+                .public_e2e_key
+                .as_deref()
+                .filter(|k| !k.trim().is_empty())
+            {
+                Some(k) => c.check("public_e2e_key", validate::rsa_public_key_pem(k)),
+                None => None,
+            };
+            let password = req.password.as_deref().unwrap_or("");
+            let device_token = req.device_token.as_deref().unwrap_or("");
+            if password.is_empty() && device_token.is_empty() {
+                c.fail("password", "is required unless device_token is given");
+            }
+            c.finish()?;
+            let Some(device) = device else {
+                return Err(Error::Internal("validated device missing".into()));
+            };
+
+            let (account, user) = self.resolve(&req.identifier).await?;
+            let limits = super::LimitsService::new(self.core.clone());
+            limits.check_login(&account, client.ip).await?;
+
+            let mut ok = false;
+            if let Some(u) = &user {
+                if !device_token.is_empty()
+                    && self.device_token_valid(u.id, &device, device_token).await?
+                {
+                    ok = true;
+                } else if !password.is_empty() {
+                    ok = self.core.passwords.verify(password, &u.password_hash).await;
+                }
+            } else if !password.is_empty() {
+                self.core.passwords.verify_dummy(password).await;
+            }
+            let Some(user) = user.filter(|_| ok) else {
+                limits.login_failed(&account, client.ip).await?;
+                return Err(Error::InvalidCredentials);
+            };
+            limits.login_succeeded(&account).await?;
+            self.complete_login(user, device, new_key, client).await
+        }
+    }
+
+    /// Creates or refreshes the session of (user, device) and issues its tokens.
+    async fn complete_login(
+        &self,
+        mut user: UserRecord,
+        device: crate::model::DeviceId,
+        new_key: Option<String>,
+        client: &ClientInfo,
+    ) -> Result<LoginResponse> {
+        let core = &self.core;
+        let uid_row = user.id.to_string();
+        if let Some(key) = &new_key {
+            let sealed = core.pii.seal_str("users", "public_key", &uid_row, key)?;
+            let change = ProfileChange {
+                public_key: Some(sealed.clone()),
+                ..ProfileChange::default()
+            };
+            core.store.update_user(user.id, &change).await?;
+            user.public_key = Some(sealed);
+        }
+        let now = Timestamp::now();
+        let session_row = format!("{}:{}", user.id, device);
+        let seal = |col: &str, v: &str| core.pii.seal_str("sessions", col, &session_row, v);
+        let ua: String = client.user_agent.chars().take(100).collect();
+        let device_token = random_token();
+        let ttl = core.config.auth.device_token_ttl as i64;
+        let session = core
+            .store
+            .upsert_session(&SessionUpsert {
+                user: user.id,
+                device_id: device.clone(),
+                device_type: DeviceType::from_user_agent(&client.user_agent),
+                device_name: seal("device_name", &ua)?,
+                ip: seal("ip", &client.ip.to_string())?,
+                last_activity: seal("last_activity", &now.millis().to_string())?,
+                device_token_hash: token_hash(&device_token),
+                device_token_expires: Timestamp::from_millis(now.millis() + ttl * 1000),
+                now,
+            })
+            .await?;
+        let csrf_token = self.rotate_csrf(session.id).await?;
+        let access_token = core.tokens.issue(user.id, session.id).await?;
+        let opened = open_user(core, &user)?;
+        tracing::info!(user_id = %user.id, session_id = %session.id, "login");
+        Ok(LoginResponse {
+            access_token,
+            token_type: "bearer",
+            expires_in: core.tokens.ttl_secs(),
+            session_id: session.id,
+            csrf_token,
+            device_token,
+            public_e2e_key: opened.public_key,
+            unique_id: user.id,
+            phone: opened.phone,
+            name: opened.name,
+            nickname: opened.nickname,
+            device_id: device.to_string(),
+        })
+    }
+
+    /// Verifies a bearer token: signature and claims, then the session (active, owned by
+    /// `sub`), then the user. Refreshes the session's last activity at most once a minute.
+    pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
+        let id = self.core.tokens.verify(token).map_err(|e| match e {
+            TokenError::Invalid => Error::InvalidToken,
+            TokenError::Expired => Error::TokenExpired,
+        })?;
+        let session = self.core.store.session(id.session).await?;
+        let Some(session) = session.filter(|s| s.active && s.user == id.user) else {
+            return Err(Error::TokenRevoked);
+        };
+        if self.core.store.user(id.user).await?.is_none() {
+            return Err(Error::InvalidToken);
+        }
+        self.touch(&session).await;
+        Ok(Authenticated {
+            user: id.user,
+            session: id.session,
+        })
+    }
+
+    async fn touch(&self, s: &Session) {
+        let core = &self.core;
+        let row = format!("{}:{}", s.user, s.device_id);
+        let now = Timestamp::now();
+        let last = core
+            .pii
+            .open_string("sessions", "last_activity", &row, &s.last_activity)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(0);
+        if now.millis() - last < 60_000 {
+            return;
+        }
+        match core
+            .pii
+            .seal_str("sessions", "last_activity", &row, &now.millis().to_string())
+        {
+            Ok(sealed) => {
+                if let Err(e) = core.store.touch_session(s.id, &sealed).await {
+                    tracing::warn!(error = %e, session_id = %s.id, "could not refresh last activity");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not seal last activity"),
+        }
+    }
+
+    fn csrf_key(session: SessionId) -> String {
+        format!("csrf:{session}")
+    }
+
+    /// Issues a new CSRF token for the session, replacing the previous one at once.
+    pub async fn rotate_csrf(&self, session: SessionId) -> Result<String> {
+        let token = random_token();
+        let sealed = self
+            .core
+            .pii
+            .seal_str("ephemeral", "csrf", &session.to_string(), &token)?;
+        let ttl = Duration::from_secs(self.core.config.auth.csrf_ttl);
+        self.core
+            .ephemeral
+            .set(&Self::csrf_key(session), &sealed, ttl)
+            .await?;
+        Ok(token)
+    }
+
+    /// The session's CSRF token, created when absent or expired.
+    pub async fn csrf_token(&self, session: SessionId) -> Result<String> {
+        let current = self.core.ephemeral.get(&Self::csrf_key(session)).await?;
+        if let Some(sealed) = current {
+            if let Ok(t) =
+                self.core
+                    .pii
+                    .open_string("ephemeral", "csrf", &session.to_string(), &sealed)
+            {
+                return Ok(t);
+            }
+        }
+        self.rotate_csrf(session).await
+    }
+
+    /// Checks a CSRF token from the body and/or header: at least one present, all present equal
+    /// the session's token.
+    pub async fn check_csrf(
+        &self,
+        session: SessionId,
+        body: Option<&str>,
+        header: Option<&str>,
+    ) -> Result<()> {
+        if body.is_none() && header.is_none() {
+            return Err(Error::CsrfInvalid);
+        }
+        let Some(sealed) = self.core.ephemeral.get(&Self::csrf_key(session)).await? else {
+            return Err(Error::CsrfInvalid);
+        };
+        let current = self
+            .core
+            .pii
+            .open_string("ephemeral", "csrf", &session.to_string(), &sealed)
+            .map_err(|_| Error::CsrfInvalid)?;
+        let ok = [body, header]
+            .into_iter()
+            .flatten()
+            .all(|t| ct_eq(t.as_bytes(), current.as_bytes()));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::CsrfInvalid)
+        }
+    }
+}

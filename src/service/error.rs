@@ -1,0 +1,110 @@
+use crate::crypto::CryptoError;
+use crate::ephemeral::EphemeralError;
+use crate::store::StoreError;
+
+/// One problem with one input field (PROTOCOL §2.1 `fields`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    /// Body field (dotted for nested), query or path parameter, or `body`.
+    pub field: String,
+    /// Human-readable problem.
+    pub problem: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The domain error of every service call. `http/error.rs` maps it to status and reason in
+/// one place; WebSocket handlers map it to `error` frames.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Input failed validation.
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    /// No usable `Authorization` header.
+    #[error("unauthenticated")]
+    Unauthenticated,
+    /// Token malformed, badly signed, wrong claims, or its user is gone.
+    #[error("invalid token")]
+    InvalidToken,
+    /// Token expired.
+    #[error("token expired")]
+    TokenExpired,
+    /// The token's session was revoked.
+    #[error("token revoked")]
+    TokenRevoked,
+    /// Login failed (one answer for every cause).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// CSRF token missing or wrong.
+    #[error("csrf invalid")]
+    CsrfInvalid,
+    /// Role or authorship forbids it.
+    #[error("forbidden")]
+    Forbidden,
+    /// No accepted contact relationship.
+    #[error("not a contact")]
+    NotAContact,
+    /// Resource does not exist or is not visible.
+    #[error("not found")]
+    NotFound,
+    /// Phone already registered.
+    #[error("phone taken")]
+    PhoneTaken,
+    /// HTTP budget exhausted.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// Failed-login lockout.
+    #[error("login locked")]
+    LoginLocked {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+    /// A backend is unreachable.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Unexpected failure; details are logged, never shown.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A single-field validation error.
+    pub fn field(field: &str, problem: &str) -> Self {
+        Self::Validation(vec![FieldError::new(field, problem)])
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(format!("store: {m}")),
+            other => Self::Internal(format!("store: {other}")),
+        }
+    }
+}
+
+impl From<EphemeralError> for Error {
+    fn from(e: EphemeralError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl From<CryptoError> for Error {
+    fn from(e: CryptoError) -> Self {
+        Self::Internal(format!("crypto: {e}"))
+    }
+}
+
+/// Result alias of service calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,146 @@
+//! HTTP request budgets and the failed-login lockout (PROTOCOL §3.4).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Core, Error, Result};
+use crate::ephemeral::RateDecision;
+use crate::model::{Timestamp, UserId};
+
+/// Rate limiting and lockout over the ephemeral backend.
+#[derive(Clone, Debug)]
+pub struct LimitsService {
+    core: Arc<Core>,
+}
+
+/// Whose failed logins are counted: a known account by uid, or an unknown identifier under a
+/// blind tag of its normalized form.
+#[derive(Clone, Debug)]
+pub(crate) enum AccountKey {
+    User(UserId),
+    Unknown(String),
+}
+
+impl LimitsService {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    fn ip_tag(&self, ip: IpAddr) -> String {
+        self.core.pii.blind_tag("ip", ip.to_string().as_bytes())
+    }
+
+    /// Counts one HTTP request for `user` (authenticated) or `ip`; `RateLimited` when over.
+    pub async fn http_request(&self, user: Option<UserId>, ip: IpAddr) -> Result<()> {
+        let l = &self.core.config.limits;
+        let key = match user {
+            Some(u) => format!("rl:u:{u}"),
+            None => format!("rl:ip:{}", self.ip_tag(ip)),
+        };
+        let decision = self
+            .core
+            .ephemeral
+            .rate_limit(
+                &key,
+                l.rate_limit_calls,
+                Duration::from_secs(l.rate_limit_period),
+                Duration::from_secs(l.block_period),
+            )
+            .await?;
+        match decision {
+            RateDecision::Allowed => Ok(()),
+            RateDecision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
+        }
+    }
+
+    fn account_key(&self, k: &AccountKey) -> String {
+        match k {
+            AccountKey::User(u) => format!("u:{u}"),
+            AccountKey::Unknown(normalized) => {
+                format!(
+                    "x:{}",
+                    self.core.pii.blind_tag("login-id", normalized.as_bytes())
+                )
+            }
+        }
+    }
+
+    async fn lock_remaining(&self, key: &str) -> Result<Option<u64>> {
+        let Some(v) = self.core.ephemeral.get(&format!("lock:{key}")).await? else {
+            return Ok(None);
+        };
+        let until = std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or(0);
+        let left_ms = until - Timestamp::now().millis();
+        Ok((left_ms > 0).then(|| (left_ms as u64).div_ceil(1000).max(1)))
+    }
+
+    /// `LoginLocked` when the account or the IP is locked.
+    pub(crate) async fn check_login(&self, account: &AccountKey, ip: IpAddr) -> Result<()> {
+        let a = self
+            .lock_remaining(&format!("acct:{}", self.account_key(account)))
+            .await?;
+        let i = self
+            .lock_remaining(&format!("ip:{}", self.ip_tag(ip)))
+            .await?;
+        match a.max(i) {
+            Some(retry_after) => Err(Error::LoginLocked { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    async fn count(&self, key: &str, limit: u64) -> Result<()> {
+        let l = &self.core.config.limits;
+        let n = self
+            .core
+            .ephemeral
+            .incr(
+                &format!("fail:{key}"),
+                Duration::from_secs(l.failed_login_window),
+            )
+            .await?;
+        if n >= limit {
+            let block = l.failed_login_block_period;
+            let until = Timestamp::now().millis() + (block as i64) * 1000;
+            self.core
+                .ephemeral
+                .set(
+                    &format!("lock:{key}"),
+                    until.to_string().as_bytes(),
+                    Duration::from_secs(block),
+                )
+                .await?;
+            tracing::info!(
+                kind = if key.starts_with("ip:") {
+                    "ip"
+                } else {
+                    "account"
+                },
+                "login lockout"
+            );
+        }
+        Ok(())
+    }
+
+    /// Records one failed login for the account and the IP.
+    pub(crate) async fn login_failed(&self, account: &AccountKey, ip: IpAddr) -> Result<()> {
+        let l = &self.core.config.limits;
+        self.count(
+            &format!("acct:{}", self.account_key(account)),
+            l.failed_login_limit,
+        )
+        .await?;
+        self.count(&format!("ip:{}", self.ip_tag(ip)), l.failed_login_ip_limit)
+            .await
+    }
+
+    /// A successful login clears the account's failure counter (not the IP's).
+    pub(crate) async fn login_succeeded(&self, account: &AccountKey) -> Result<()> {
+        let key = format!("fail:acct:{}", self.account_key(account));
+        self.core.ephemeral.delete(&key).await?;
+        Ok(())
+    }
+}

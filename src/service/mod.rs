@@ -1,0 +1,101 @@
+//! Every business rule lives here, shared by the HTTP and WebSocket transports.
+//!
+//! [`Services`] holds one service per domain; each is a cheap handle over the shared
+//! [`Core`] (backends, keys, config). Services seal PII before it reaches a store and open it
+//! on the way out.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+
+use crate::config::Config;
+use crate::crypto::jwt::TokenCodec;
+use crate::crypto::password::PasswordHasher;
+use crate::crypto::{KeyProvider, Pii};
+use crate::ephemeral::Ephemeral;
+use crate::push::PushProvider;
+use crate::store::Store;
+
+mod auth;
+mod error;
+mod limits;
+mod users;
+pub(crate) mod validate;
+
+pub use auth::{
+    AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
+};
+pub use error::{Error, FieldError, Result};
+pub use limits::LimitsService;
+pub use users::{ProfileResponse, ProfileUpdate, SecretKeyResponse, UsersService};
+
+/// Backends, keys and settings shared by all services.
+#[derive(Debug)]
+pub struct Core {
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Ephemeral state and bus.
+    pub ephemeral: Arc<dyn Ephemeral>,
+    /// Keys.
+    pub keys: Arc<dyn KeyProvider>,
+    /// Push notifications.
+    pub push: Arc<dyn PushProvider>,
+    /// PII sealing and blind indexes.
+    pub pii: Pii,
+    /// Access tokens.
+    pub tokens: TokenCodec,
+    /// Password hashing.
+    pub passwords: PasswordHasher,
+    /// Settings.
+    pub config: Config,
+}
+
+/// One service per domain.
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// Registration, login, token and CSRF checks.
+    pub auth: AuthService,
+    /// Profiles and E2E key material.
+    pub users: UsersService,
+    /// HTTP budgets and login lockout.
+    pub limits: LimitsService,
+    core: Arc<Core>,
+}
+
+impl Services {
+    /// Builds the services over shared backends.
+    pub fn new(core: Core) -> Self {
+        let core = Arc::new(core);
+        let auth = AuthService::new(core.clone());
+        Self {
+            users: UsersService::new(core.clone(), auth.clone()),
+            auth,
+            limits: LimitsService::new(core.clone()),
+            core,
+        }
+    }
+
+    /// The shared core.
+    pub fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+}
+
+/// What the transport knows about the client of one request.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    /// Client IP (the peer, or the first `X-Forwarded-For` address of a trusted proxy).
+    pub ip: IpAddr,
+    /// `User-Agent`, possibly empty.
+    pub user_agent: String,
+}
+
+/// 32 random bytes as 43 chars of URL-safe base64 (CSRF, device tokens, `jti`).
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}

@@ -1,0 +1,172 @@
+//! Durable state: the [`Store`] traits and their backends.
+//!
+//! Stores persist and query; they never apply business rules and never see plaintext PII (the
+//! service layer seals it first, see [`crate::crypto::Pii`]). Each aggregate has a small trait;
+//! [`Store`] is their union with a blanket impl, so an embedder implements the parts and passes
+//! one `Arc<dyn Store>`.
+//!
+//! Backends: [`MemoryStore`] (always compiled), `SqliteStore` (feature `sqlite`). The MySQL store
+//! arrives with the production-backends work. Every backend runs the same conformance suite
+//! (`store::conformance`, crate tests).
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::model::{
+    DeviceId, ProfileChange, Session, SessionId, SessionUpsert, Timestamp, UserId, UserRecord,
+};
+
+#[cfg(test)]
+pub(crate) mod conformance;
+mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use sqlite::SqliteStore;
+
+/// Errors a store reports.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was violated; the payload names it (`"uid"`, `"phone"`).
+    #[error("conflict on {0}")]
+    Conflict(&'static str),
+    /// A row the operation needs does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The backend cannot be reached (connection refused, pool exhausted, I/O).
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend failed otherwise (bad statement, corrupt row). Never shown to clients.
+    #[error("store backend: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(e))
+    }
+}
+
+/// Result alias of store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Users, their profile blobs and their E2E secret-key backup.
+#[async_trait]
+pub trait UserStore: Send + Sync + fmt::Debug {
+    /// Inserts a user. `Conflict("uid")` when the uid is taken, `Conflict("phone")` when the
+    /// phone's blind index is.
+    async fn create_user(&self, user: &UserRecord) -> StoreResult<()>;
+    /// A user by uid.
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// Several users by uid, in any order; unknown ids are skipped.
+    async fn users(&self, ids: &[UserId]) -> StoreResult<Vec<UserRecord>>;
+    /// A user by phone blind index.
+    async fn user_by_phone_index(&self, index: &[u8]) -> StoreResult<Option<UserRecord>>;
+    /// Applies a profile change; false when the user does not exist.
+    async fn update_user(&self, id: UserId, change: &ProfileChange) -> StoreResult<bool>;
+    /// Replaces the sealed E2E secret-key backup.
+    async fn put_secret_key(&self, id: UserId, sealed: &[u8], at: Timestamp) -> StoreResult<()>;
+    /// The sealed secret-key backup and when it was stored.
+    async fn secret_key(&self, id: UserId) -> StoreResult<Option<(Vec<u8>, Timestamp)>>;
+}
+
+/// Sessions (one per logged-in device) and their device tokens.
+#[async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug {
+    /// Refreshes the active session of (user, device) or creates one; atomically, so two
+    /// concurrent logins of one device end in one session.
+    async fn upsert_session(&self, s: &SessionUpsert) -> StoreResult<Session>;
+    /// A session by id (active or not).
+    async fn session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+    /// The active session of (user, device).
+    async fn active_session(&self, user: UserId, device: &DeviceId)
+        -> StoreResult<Option<Session>>;
+    /// Active sessions of a user.
+    async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<Session>>;
+    /// Sets (or with `None` clears) the device token of an active session; false if not active.
+    async fn set_device_token(
+        &self,
+        id: SessionId,
+        token: Option<(&[u8], Timestamp)>,
+    ) -> StoreResult<bool>;
+    /// Replaces the sealed last-activity time.
+    async fn touch_session(&self, id: SessionId, sealed_last_activity: &[u8]) -> StoreResult<()>;
+    /// Revokes one active session of `user`; false when it is not theirs or not active.
+    /// Its device token is deleted.
+    async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<bool>;
+    /// Revokes every active session of `user` except `keep`; returns the revoked ids.
+    async fn revoke_sessions_except(
+        &self,
+        user: UserId,
+        keep: Option<SessionId>,
+    ) -> StoreResult<Vec<SessionId>>;
+}
+
+/// State of a contact relationship between two users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContactState {
+    /// `requester` asked `target`.
+    Pending,
+    /// Mutual.
+    Accepted,
+}
+
+/// One relationship between a pair of users (there is at most one per pair).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// Who asked.
+    pub requester: UserId,
+    /// Who was asked.
+    pub target: UserId,
+    /// Pending or accepted.
+    pub state: ContactState,
+    /// The requester's `secret` flag.
+    pub secret: bool,
+    /// When it was asked.
+    pub requested_at: Timestamp,
+}
+
+/// Contact relationships.
+#[async_trait]
+pub trait ContactStore: Send + Sync + fmt::Debug {
+    /// The relationship of a pair, in either direction.
+    async fn relationship(&self, a: UserId, b: UserId) -> StoreResult<Option<Contact>>;
+    /// Records a pending request; `Conflict("contact")` when the pair already has a relationship.
+    async fn request_contact(
+        &self,
+        from: UserId,
+        to: UserId,
+        secret: bool,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Accepts `requester`'s pending request to `target`; false when there is none.
+    async fn accept_contact(&self, requester: UserId, target: UserId) -> StoreResult<bool>;
+    /// Deletes the pair's relationship and returns what it was.
+    async fn remove_contact(&self, a: UserId, b: UserId) -> StoreResult<Option<Contact>>;
+    /// Accepted contacts of `user` ordered by uid: one page and the total.
+    async fn contacts_of(
+        &self,
+        user: UserId,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(Vec<UserId>, u64)>;
+    /// Pending relationships where `user` is requester or target.
+    async fn pending_of(&self, user: UserId) -> StoreResult<Vec<Contact>>;
+}
+
+/// Backend health.
+#[async_trait]
+pub trait StoreHealth: Send + Sync + fmt::Debug {
+    /// Cheap round trip to the backend (`/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Everything Melo persists. Implemented for any type that implements the parts.
+pub trait Store: UserStore + SessionStore + ContactStore + StoreHealth + 'static {}
+
+impl<T> Store for T where T: UserStore + SessionStore + ContactStore + StoreHealth + 'static {}
