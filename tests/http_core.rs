@@ -1,0 +1,182 @@
+//! HTTP core behaviour: headers, CORS, trailing slashes, rate limits and login lockout
+//! (PROTOCOL §1.1, §2, §3.4).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{login, new_user, register, test_config, TestServer};
+use http::Method;
+use melo::MemoryStore;
+use serde_json::json;
+
+fn assert_security_headers(r: &common::Resp) {
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("referrer-policy"), Some("strict-origin-when-cross-origin"));
+}
+
+#[tokio::test]
+async fn security_headers_cors_and_trailing_slash() {
+    let mut cfg = test_config();
+    cfg.http.cors_origins = vec!["http://127.0.0.1:5173".into()];
+    let s = TestServer::start_with(cfg, Arc::new(MemoryStore::new())).await;
+    let c = &s.client;
+    for path in ["/status", "/nope"] {
+        assert_security_headers(&c.get(path, None).await);
+    }
+    assert_eq!(c.get("/status/", None).await.status, 200, "one trailing slash is accepted");
+    assert_eq!(c.get("/status//", None).await.status, 404);
+    let a = new_user(c, "Alice").await;
+    assert_eq!(c.get("/profile/", Some(&a.token)).await.status, 200);
+    assert_eq!(c.get("/", None).await.body["detail"], "Melo server 0.1.0");
+
+    let pre = c
+        .request(Method::OPTIONS, "/sessions/1", None)
+        .header("origin", "http://127.0.0.1:5173")
+        .header("access-control-request-method", "DELETE")
+        .header("access-control-request-headers", "authorization,content-type,x-csrf-token")
+        .body(Default::default())
+        .expect("req");
+    let r = c.send(pre).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("http://127.0.0.1:5173"));
+    let methods = r.header("access-control-allow-methods").expect("methods");
+    for m in ["GET", "POST", "PUT", "DELETE", "OPTIONS"] {
+        assert!(methods.contains(m));
+    }
+    let headers = r.header("access-control-allow-headers").expect("headers").to_ascii_lowercase();
+    for h in ["authorization", "content-type", "x-csrf-token"] {
+        assert!(headers.contains(h));
+    }
+    assert_security_headers(&r);
+    let evil = c
+        .request(Method::GET, "/status", None)
+        .header("origin", "https://evil.example")
+        .body(Default::default())
+        .expect("req");
+    assert_eq!(c.send(evil).await.header("access-control-allow-origin"), None);
+    // Docs pages render the route table.
+    let docs = c.get("/docs", None).await;
+    assert_eq!(docs.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(String::from_utf8_lossy(&docs.raw).contains("/register"));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_lists_every_served_route() {
+    let s = TestServer::start().await;
+    let c = &s.client;
+    let doc = c.get("/openapi.json", None).await.body;
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, item) in paths {
+        for method in item.as_object().expect("item").keys() {
+            let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
+            let r = c.call(m, path, None, None).await;
+            assert_ne!(r.reason(), "not_found", "{method} {path} is documented and routed");
+            assert_ne!(r.reason(), "method_not_allowed", "{method} {path}");
+        }
+    }
+    for p in ["/login", "/register", "/profile", "/e2e/secret_key", "/.well-known/jwks.json"] {
+        assert!(paths.contains_key(p), "{p}");
+    }
+    assert_eq!(doc["paths"]["/profile"]["get"]["security"], json!([{"bearer": []}]));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn http_budget_per_uid_and_per_ip() {
+    let mut cfg = test_config();
+    cfg.limits.rate_limit_calls = 5;
+    cfg.limits.block_period = 60;
+    let s = TestServer::start_with(cfg, Arc::new(MemoryStore::new())).await;
+    let c = &s.client;
+    // Anonymous requests share the IP budget: register + login use 2 of 5.
+    let (uid, phone, password) = register(c, "Alice").await;
+    let r = login(c, &phone, &password, "a1b2c3d4e5f60718").await;
+    let token = r.body["access_token"].as_str().expect("token").to_owned();
+    for _ in 0..5 {
+        assert_eq!(c.get("/profile", Some(&token)).await.status, 200, "the uid has its own budget");
+    }
+    let r = c.get("/profile", Some(&token)).await;
+    r.assert_error(429, "rate_limited");
+    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().expect("int");
+    assert!((1..=60).contains(&retry));
+    assert_eq!(r.body["error"]["retry_after"], retry);
+    assert_security_headers(&r);
+    // Blocked for every route while the block lasts.
+    c.get("/csrf_token", Some(&token)).await.assert_error(429, "rate_limited");
+    // Health, readiness and pre-flights are never counted or refused.
+    for _ in 0..10 {
+        assert_eq!(c.get("/healthz", None).await.status, 200);
+        assert_eq!(c.get("/readyz", None).await.status, 200);
+        let pre = c.request(Method::OPTIONS, "/profile", None).body(Default::default()).expect("req");
+        assert_eq!(c.send(pre).await.status, 204);
+    }
+    // The anonymous IP budget is separate: 3 of 5 left.
+    for _ in 0..3 {
+        assert_eq!(c.get("/status", None).await.status, 200);
+    }
+    c.get("/status", None).await.assert_error(429, "rate_limited");
+    let _ = uid;
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn failed_login_lockout_by_account_and_ip() {
+    let mut cfg = test_config();
+    cfg.limits.failed_login_limit = 5;
+    cfg.limits.failed_login_ip_limit = 10;
+    cfg.http.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    let s = TestServer::start_with(cfg, Arc::new(MemoryStore::new())).await;
+    let c = &s.client;
+    let (x_uid, x_phone, x_pw) = register(c, "Xavier").await;
+    let (_y_uid, y_phone, y_pw) = register(c, "Yann").await;
+    let from_p = |identifier: &str, password: &str| {
+        let req = c
+            .request(Method::POST, "/login", None)
+            .header("x-forwarded-for", "198.51.100.7, 10.0.0.1")
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                serde_json::to_vec(&json!({"identifier": identifier, "password": password, "device_id": "a1b2c3d4e5f60718"}))
+                    .expect("json"),
+            )))
+            .expect("req");
+        c.send(req)
+    };
+    for _ in 0..5 {
+        from_p(&x_phone, "wrong-password").await.assert_error(401, "invalid_credentials");
+    }
+    let r = from_p(&x_phone, &x_pw).await;
+    r.assert_error(429, "login_locked");
+    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().expect("int");
+    assert!((1..=300).contains(&retry));
+    // The lock is per account (by uid too) and independent of the IP.
+    login(c, &x_uid, &x_pw, "a1b2c3d4e5f60718").await.assert_error(429, "login_locked");
+    assert_eq!(from_p(&y_phone, &y_pw).await.status, 200, "other accounts still log in from P");
+    // 5 unknown phones bring P to 10 failures: P is locked for everyone.
+    for _ in 0..5 {
+        from_p(&common::random_phone(), "whatever1").await.assert_error(401, "invalid_credentials");
+    }
+    from_p(&y_phone, &y_pw).await.assert_error(429, "login_locked");
+    assert_eq!(login(c, &y_phone, &y_pw, "a1b2c3d4e5f60718").await.status, 200, "another IP is fine");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn success_clears_the_account_counter() {
+    let mut cfg = test_config();
+    cfg.limits.failed_login_limit = 3;
+    let s = TestServer::start_with(cfg, Arc::new(MemoryStore::new())).await;
+    let c = &s.client;
+    let u = new_user(c, "Alice").await;
+    for _ in 0..2 {
+        login(c, &u.phone, "bad-password", &u.device).await.assert_error(401, "invalid_credentials");
+    }
+    assert_eq!(login(c, &u.phone, &u.password, &u.device).await.status, 200);
+    for _ in 0..2 {
+        login(c, &u.phone, "bad-password", &u.device).await.assert_error(401, "invalid_credentials");
+    }
+    assert_eq!(login(c, &u.phone, &u.password, &u.device).await.status, 200, "counter was reset");
+    s.stop().await;
+}
