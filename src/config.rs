@@ -1,6 +1,6 @@
 //! Server configuration: plain data with documented defaults.
 //!
-//! The library never reads the environment or files; `examples/server.rs` maps the environment
+//! The library never reads the environment or files; `examples/server/main.rs` maps the environment
 //! variables of PROTOCOL.md §3.5 onto these fields.
 
 use std::fmt;

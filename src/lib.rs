@@ -6,7 +6,7 @@
 //!
 //! The crate is a library: a [`MeloBuilder`] wires pluggable backends — a [`Store`], an
 //! [`Ephemeral`] state, a [`KeyProvider`] and a [`PushProvider`] — into a raw hyper 1.x service.
-//! The example binary `examples/server.rs` is what operators run.
+//! The example binary `examples/server/main.rs` is what operators run.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -60,3 +60,8 @@ pub use server::{Melo, MeloService};
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::SqliteStore;
 pub use store::{MemoryStore, Store};
+
+/// The README's Rust examples, compiled as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

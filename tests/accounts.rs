@@ -45,10 +45,22 @@ async fn bad_json_wrong_types_and_oversized_bodies() {
         assert_eq!(r.body["error"]["fields"][0]["field"], "body", "{}", r.body);
     }
     // A JSON number where a string is required names the field.
-    let r = c.post("/login", None, &json!({"identifier": 12345678, "password": "x", "device_id": "a1b2c3d4e5f60718"})).await;
+    let r = c
+        .post(
+            "/login",
+            None,
+            &json!({"identifier": 12345678, "password": "x", "device_id": "a1b2c3d4e5f60718"}),
+        )
+        .await;
     r.assert_error(422, "validation_failed");
     assert_eq!(r.body["error"]["fields"][0]["field"], "identifier");
-    let r = c.post("/login", None, &json!({"identifier": "12345678", "device_id": "a1b2c3d4e5f60718"})).await;
+    let r = c
+        .post(
+            "/login",
+            None,
+            &json!({"identifier": "12345678", "device_id": "a1b2c3d4e5f60718"}),
+        )
+        .await;
     r.assert_error(422, "validation_failed");
     assert_eq!(r.body["error"]["fields"][0]["field"], "password");
     // Over 2 MiB with Content-Length: refused before reading.
@@ -59,17 +71,27 @@ async fn bad_json_wrong_types_and_oversized_bodies() {
         .expect("req");
     c.send(req).await.assert_error(413, "payload_too_large");
     // Over 2 MiB chunked (no Content-Length).
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>(4);
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>(4);
     tokio::spawn(async move {
         for _ in 0..3 {
-            if tx.send(Ok(http_body::Frame::data(bytes::Bytes::from(vec![b' '; 1024 * 1024])))).await.is_err() {
+            if tx
+                .send(Ok(http_body::Frame::data(bytes::Bytes::from(
+                    vec![b' '; 1024 * 1024],
+                ))))
+                .await
+                .is_err()
+            {
                 break;
             }
         }
     });
     let body = http_body_util::StreamBody::new(tokio_stream_from(rx));
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let req = http::Request::post(format!("{}/register", c.base)).body(body).expect("req");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let req = http::Request::post(format!("{}/register", c.base))
+        .body(body)
+        .expect("req");
     match client.request(req).await {
         Ok(resp) => assert_eq!(resp.status(), 413),
         // The server may close the connection once the limit is crossed (PROTOCOL §1.1).
@@ -80,7 +102,9 @@ async fn bad_json_wrong_types_and_oversized_bodies() {
     s.stop().await;
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -93,37 +117,80 @@ async fn token_failures_map_to_their_reasons() {
     let sid = SessionId(u.session_id);
     assert_eq!(c.get("/profile", Some(&u.token)).await.status, 200);
     // Scheme is case-insensitive.
-    let req = c.request(Method::GET, "/profile", None).header("authorization", format!("bearer {}", u.token));
-    assert_eq!(c.send(req.body(Default::default()).expect("req")).await.status, 200);
+    let req = c
+        .request(Method::GET, "/profile", None)
+        .header("authorization", format!("bearer {}", u.token));
+    assert_eq!(
+        c.send(req.body(Default::default()).expect("req"))
+            .await
+            .status,
+        200
+    );
     // Not a bearer header at all.
-    let req = c.request(Method::GET, "/profile", None).header("authorization", "Basic Zm9vOmJhcg==");
-    c.send(req.body(Default::default()).expect("req")).await.assert_error(401, "unauthenticated");
+    let req = c
+        .request(Method::GET, "/profile", None)
+        .header("authorization", "Basic Zm9vOmJhcg==");
+    c.send(req.body(Default::default()).expect("req"))
+        .await
+        .assert_error(401, "unauthenticated");
 
     let keys = common::keys();
-    let codec = |iss: &str, aud: &str, ttl: i64| TokenCodec::new(keys.clone(), iss.into(), aud.into(), ttl);
-    let expired = codec("pixeltoo.ru", "mvp_clients", -60).issue(uid, sid).await.expect("issue");
-    c.get("/profile", Some(&expired)).await.assert_error(401, "token_expired");
-    let wrong_iss = codec("evil", "mvp_clients", 600).issue(uid, sid).await.expect("issue");
-    c.get("/profile", Some(&wrong_iss)).await.assert_error(401, "invalid_token");
-    let wrong_aud = codec("pixeltoo.ru", "other", 600).issue(uid, sid).await.expect("issue");
-    c.get("/profile", Some(&wrong_aud)).await.assert_error(401, "invalid_token");
+    let codec =
+        |iss: &str, aud: &str, ttl: i64| TokenCodec::new(keys.clone(), iss.into(), aud.into(), ttl);
+    let expired = codec("pixeltoo.ru", "mvp_clients", -60)
+        .issue(uid, sid)
+        .await
+        .expect("issue");
+    c.get("/profile", Some(&expired))
+        .await
+        .assert_error(401, "token_expired");
+    let wrong_iss = codec("evil", "mvp_clients", 600)
+        .issue(uid, sid)
+        .await
+        .expect("issue");
+    c.get("/profile", Some(&wrong_iss))
+        .await
+        .assert_error(401, "invalid_token");
+    let wrong_aud = codec("pixeltoo.ru", "other", 600)
+        .issue(uid, sid)
+        .await
+        .expect("issue");
+    c.get("/profile", Some(&wrong_aud))
+        .await
+        .assert_error(401, "invalid_token");
     // Wrong iss wins over expiry (PROTOCOL order).
-    let both = codec("evil", "mvp_clients", -60).issue(uid, sid).await.expect("issue");
-    c.get("/profile", Some(&both)).await.assert_error(401, "invalid_token");
+    let both = codec("evil", "mvp_clients", -60)
+        .issue(uid, sid)
+        .await
+        .expect("issue");
+    c.get("/profile", Some(&both))
+        .await
+        .assert_error(401, "invalid_token");
     let forged_keys = Arc::new(StaticKeys::generate().expect("keys"));
     let forged = TokenCodec::new(forged_keys, "pixeltoo.ru".into(), "mvp_clients".into(), 600)
         .issue(uid, sid)
         .await
         .expect("issue");
-    c.get("/profile", Some(&forged)).await.assert_error(401, "invalid_token");
+    c.get("/profile", Some(&forged))
+        .await
+        .assert_error(401, "invalid_token");
     // Tampered payload.
     let mut parts: Vec<String> = u.token.split('.').map(String::from).collect();
     parts[1] = parts[1].chars().rev().collect();
-    c.get("/profile", Some(&parts.join("."))).await.assert_error(401, "invalid_token");
-    c.get("/profile", Some(&"x".repeat(5000))).await.assert_error(401, "invalid_token");
+    c.get("/profile", Some(&parts.join(".")))
+        .await
+        .assert_error(401, "invalid_token");
+    c.get("/profile", Some(&"x".repeat(5000)))
+        .await
+        .assert_error(401, "invalid_token");
     // A session that is not the user's.
-    let other = codec("pixeltoo.ru", "mvp_clients", 600).issue(uid, SessionId(999_999)).await.expect("issue");
-    c.get("/profile", Some(&other)).await.assert_error(401, "token_revoked");
+    let other = codec("pixeltoo.ru", "mvp_clients", 600)
+        .issue(uid, SessionId(999_999))
+        .await
+        .expect("issue");
+    c.get("/profile", Some(&other))
+        .await
+        .assert_error(401, "token_revoked");
     s.stop().await;
 }
 
@@ -137,7 +204,10 @@ async fn login_by_uid_starting_with_8_and_device_token() {
     let uid = UserId::new(80_000_001).expect("uid");
     let row = uid.to_string();
     let phone = common::random_phone();
-    let hash = melo::crypto::password::PasswordHasher::new(4).hash("Passw0rd-8").await.expect("hash");
+    let hash = melo::crypto::password::PasswordHasher::new(4)
+        .hash("Passw0rd-8")
+        .await
+        .expect("hash");
     let seal = |col: &str, v: &str| pii.seal_str("users", col, &row, v).expect("seal");
     let record = UserRecord {
         id: uid,
@@ -169,11 +239,16 @@ async fn login_by_uid_starting_with_8_and_device_token() {
     assert_eq!(r3.status, 200, "{}", r3.body);
     assert_eq!(r3.body["session_id"], sid);
     assert_ne!(r3.body["device_token"].as_str(), Some(dt.as_str()));
-    c.post("/login", None, &auto).await.assert_error(401, "invalid_credentials");
+    c.post("/login", None, &auto)
+        .await
+        .assert_error(401, "invalid_credentials");
     // A device token is bound to its device.
     let dt3 = r3.body["device_token"].as_str().expect("dt");
-    let wrong_dev = json!({"identifier": phone, "device_id": "b1b2c3d4e5f60718", "device_token": dt3});
-    c.post("/login", None, &wrong_dev).await.assert_error(401, "invalid_credentials");
+    let wrong_dev =
+        json!({"identifier": phone, "device_id": "b1b2c3d4e5f60718", "device_token": dt3});
+    c.post("/login", None, &wrong_dev)
+        .await
+        .assert_error(401, "invalid_credentials");
     // Each login replaces the CSRF token.
     let t3 = r3.body["access_token"].as_str().expect("token");
     let csrf = c.get("/csrf_token", Some(t3)).await;
@@ -199,7 +274,11 @@ async fn login_replaces_key_and_records_device() {
     r.assert_error(422, "validation_failed");
     assert_eq!(r.body["error"]["fields"][0]["field"], "public_e2e_key");
     let empty = json!({"identifier": u.uid, "password": u.password, "device_id": u.device, "public_e2e_key": ""});
-    assert_eq!(c.post("/login", None, &empty).await.status, 200, "empty key leaves it unchanged");
+    assert_eq!(
+        c.post("/login", None, &empty).await.status,
+        200,
+        "empty key leaves it unchanged"
+    );
     let p = c.get("/profile", Some(&u.token)).await;
     assert_eq!(p.body["public_e2e_key"].as_str(), Some(pem.trim()));
     s.stop().await;

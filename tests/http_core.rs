@@ -13,7 +13,10 @@ use serde_json::json;
 fn assert_security_headers(r: &common::Resp) {
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(r.header("x-frame-options"), Some("DENY"));
-    assert_eq!(r.header("referrer-policy"), Some("strict-origin-when-cross-origin"));
+    assert_eq!(
+        r.header("referrer-policy"),
+        Some("strict-origin-when-cross-origin")
+    );
 }
 
 #[tokio::test]
@@ -25,7 +28,11 @@ async fn security_headers_cors_and_trailing_slash() {
     for path in ["/status", "/nope"] {
         assert_security_headers(&c.get(path, None).await);
     }
-    assert_eq!(c.get("/status/", None).await.status, 200, "one trailing slash is accepted");
+    assert_eq!(
+        c.get("/status/", None).await.status,
+        200,
+        "one trailing slash is accepted"
+    );
     assert_eq!(c.get("/status//", None).await.status, 404);
     let a = new_user(c, "Alice").await;
     assert_eq!(c.get("/profile/", Some(&a.token)).await.status, 200);
@@ -35,17 +42,26 @@ async fn security_headers_cors_and_trailing_slash() {
         .request(Method::OPTIONS, "/sessions/1", None)
         .header("origin", "http://127.0.0.1:5173")
         .header("access-control-request-method", "DELETE")
-        .header("access-control-request-headers", "authorization,content-type,x-csrf-token")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,x-csrf-token",
+        )
         .body(Default::default())
         .expect("req");
     let r = c.send(pre).await;
     assert_eq!(r.status, 204);
-    assert_eq!(r.header("access-control-allow-origin"), Some("http://127.0.0.1:5173"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://127.0.0.1:5173")
+    );
     let methods = r.header("access-control-allow-methods").expect("methods");
     for m in ["GET", "POST", "PUT", "DELETE", "OPTIONS"] {
         assert!(methods.contains(m));
     }
-    let headers = r.header("access-control-allow-headers").expect("headers").to_ascii_lowercase();
+    let headers = r
+        .header("access-control-allow-headers")
+        .expect("headers")
+        .to_ascii_lowercase();
     for h in ["authorization", "content-type", "x-csrf-token"] {
         assert!(headers.contains(h));
     }
@@ -55,10 +71,16 @@ async fn security_headers_cors_and_trailing_slash() {
         .header("origin", "https://evil.example")
         .body(Default::default())
         .expect("req");
-    assert_eq!(c.send(evil).await.header("access-control-allow-origin"), None);
+    assert_eq!(
+        c.send(evil).await.header("access-control-allow-origin"),
+        None
+    );
     // Docs pages render the route table.
     let docs = c.get("/docs", None).await;
-    assert_eq!(docs.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        docs.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert!(String::from_utf8_lossy(&docs.raw).contains("/register"));
     s.stop().await;
 }
@@ -73,14 +95,27 @@ async fn openapi_lists_every_served_route() {
         for method in item.as_object().expect("item").keys() {
             let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
             let r = c.call(m, path, None, None).await;
-            assert_ne!(r.reason(), "not_found", "{method} {path} is documented and routed");
+            assert_ne!(
+                r.reason(),
+                "not_found",
+                "{method} {path} is documented and routed"
+            );
             assert_ne!(r.reason(), "method_not_allowed", "{method} {path}");
         }
     }
-    for p in ["/login", "/register", "/profile", "/e2e/secret_key", "/.well-known/jwks.json"] {
+    for p in [
+        "/login",
+        "/register",
+        "/profile",
+        "/e2e/secret_key",
+        "/.well-known/jwks.json",
+    ] {
         assert!(paths.contains_key(p), "{p}");
     }
-    assert_eq!(doc["paths"]["/profile"]["get"]["security"], json!([{"bearer": []}]));
+    assert_eq!(
+        doc["paths"]["/profile"]["get"]["security"],
+        json!([{"bearer": []}])
+    );
     s.stop().await;
 }
 
@@ -96,28 +131,43 @@ async fn http_budget_per_uid_and_per_ip() {
     let r = login(c, &phone, &password, "a1b2c3d4e5f60718").await;
     let token = r.body["access_token"].as_str().expect("token").to_owned();
     for _ in 0..5 {
-        assert_eq!(c.get("/profile", Some(&token)).await.status, 200, "the uid has its own budget");
+        assert_eq!(
+            c.get("/profile", Some(&token)).await.status,
+            200,
+            "the uid has its own budget"
+        );
     }
     let r = c.get("/profile", Some(&token)).await;
     r.assert_error(429, "rate_limited");
-    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().expect("int");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("int");
     assert!((1..=60).contains(&retry));
     assert_eq!(r.body["error"]["retry_after"], retry);
     assert_security_headers(&r);
     // Blocked for every route while the block lasts.
-    c.get("/csrf_token", Some(&token)).await.assert_error(429, "rate_limited");
+    c.get("/csrf_token", Some(&token))
+        .await
+        .assert_error(429, "rate_limited");
     // Health, readiness and pre-flights are never counted or refused.
     for _ in 0..10 {
         assert_eq!(c.get("/healthz", None).await.status, 200);
         assert_eq!(c.get("/readyz", None).await.status, 200);
-        let pre = c.request(Method::OPTIONS, "/profile", None).body(Default::default()).expect("req");
+        let pre = c
+            .request(Method::OPTIONS, "/profile", None)
+            .body(Default::default())
+            .expect("req");
         assert_eq!(c.send(pre).await.status, 204);
     }
     // The anonymous IP budget is separate: 3 of 5 left.
     for _ in 0..3 {
         assert_eq!(c.get("/status", None).await.status, 200);
     }
-    c.get("/status", None).await.assert_error(429, "rate_limited");
+    c.get("/status", None)
+        .await
+        .assert_error(429, "rate_limited");
     let _ = uid;
     s.stop().await;
 }
@@ -145,21 +195,41 @@ async fn failed_login_lockout_by_account_and_ip() {
         c.send(req)
     };
     for _ in 0..5 {
-        from_p(&x_phone, "wrong-password").await.assert_error(401, "invalid_credentials");
+        from_p(&x_phone, "wrong-password")
+            .await
+            .assert_error(401, "invalid_credentials");
     }
     let r = from_p(&x_phone, &x_pw).await;
     r.assert_error(429, "login_locked");
-    let retry: u64 = r.header("retry-after").expect("Retry-After").parse().expect("int");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("int");
     assert!((1..=300).contains(&retry));
     // The lock is per account (by uid too) and independent of the IP.
-    login(c, &x_uid, &x_pw, "a1b2c3d4e5f60718").await.assert_error(429, "login_locked");
-    assert_eq!(from_p(&y_phone, &y_pw).await.status, 200, "other accounts still log in from P");
+    login(c, &x_uid, &x_pw, "a1b2c3d4e5f60718")
+        .await
+        .assert_error(429, "login_locked");
+    assert_eq!(
+        from_p(&y_phone, &y_pw).await.status,
+        200,
+        "other accounts still log in from P"
+    );
     // 5 unknown phones bring P to 10 failures: P is locked for everyone.
     for _ in 0..5 {
-        from_p(&common::random_phone(), "whatever1").await.assert_error(401, "invalid_credentials");
+        from_p(&common::random_phone(), "whatever1")
+            .await
+            .assert_error(401, "invalid_credentials");
     }
-    from_p(&y_phone, &y_pw).await.assert_error(429, "login_locked");
-    assert_eq!(login(c, &y_phone, &y_pw, "a1b2c3d4e5f60718").await.status, 200, "another IP is fine");
+    from_p(&y_phone, &y_pw)
+        .await
+        .assert_error(429, "login_locked");
+    assert_eq!(
+        login(c, &y_phone, &y_pw, "a1b2c3d4e5f60718").await.status,
+        200,
+        "another IP is fine"
+    );
     s.stop().await;
 }
 
@@ -171,12 +241,20 @@ async fn success_clears_the_account_counter() {
     let c = &s.client;
     let u = new_user(c, "Alice").await;
     for _ in 0..2 {
-        login(c, &u.phone, "bad-password", &u.device).await.assert_error(401, "invalid_credentials");
+        login(c, &u.phone, "bad-password", &u.device)
+            .await
+            .assert_error(401, "invalid_credentials");
     }
     assert_eq!(login(c, &u.phone, &u.password, &u.device).await.status, 200);
     for _ in 0..2 {
-        login(c, &u.phone, "bad-password", &u.device).await.assert_error(401, "invalid_credentials");
+        login(c, &u.phone, "bad-password", &u.device)
+            .await
+            .assert_error(401, "invalid_credentials");
     }
-    assert_eq!(login(c, &u.phone, &u.password, &u.device).await.status, 200, "counter was reset");
+    assert_eq!(
+        login(c, &u.phone, &u.password, &u.device).await.status,
+        200,
+        "counter was reset"
+    );
     s.stop().await;
 }

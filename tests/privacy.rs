@@ -44,17 +44,43 @@ async fn sqlite_file_has_no_plaintext_pii() {
     let r = c.send(login).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let token = r.body["access_token"].as_str().expect("token").to_owned();
-    let r = c.put("/profile", Some(&token), &json!({"username": "zeb_user", "bio": "biography-text"})).await;
+    let r = c
+        .put(
+            "/profile",
+            Some(&token),
+            &json!({"username": "zeb_user", "bio": "biography-text"}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let secret = "SECRETBACKUPCIPHERTEXT";
-    c.post("/e2e/secret_key", Some(&token), &json!({"ciphertext": secret})).await;
+    c.post(
+        "/e2e/secret_key",
+        Some(&token),
+        &json!({"ciphertext": secret}),
+    )
+    .await;
     // The values are readable through the API...
     let p = c.get("/profile", Some(&token)).await;
     assert_eq!(p.body["phone"], phone);
     // ...but not in any file of the database (main file, WAL, shared memory), neither while
     // the server runs nor after it has stopped and checkpointed.
-    let pem_body: String = common::user_pem().lines().nth(1).expect("pem line").to_owned();
-    let needles = [phone, "79990000123", name, nick, "zeb_user", "biography-text", secret, ua, "127.0.0.1", &pem_body];
+    let pem_body: String = common::user_pem()
+        .lines()
+        .nth(1)
+        .expect("pem line")
+        .to_owned();
+    let needles = [
+        phone,
+        "79990000123",
+        name,
+        nick,
+        "zeb_user",
+        "biography-text",
+        secret,
+        ua,
+        "127.0.0.1",
+        &pem_body,
+    ];
     assert!(scan(dir.path(), &needles) > 0);
     s.stop().await;
     assert!(scan(dir.path(), &needles) > 0);
@@ -73,7 +99,11 @@ fn scan(dir: &std::path::Path, needles: &[&str]) -> usize {
         };
         checked += bytes.len();
         for needle in needles {
-            assert!(!contains(&bytes, needle), "plaintext {needle:?} found in {}", path.display());
+            assert!(
+                !contains(&bytes, needle),
+                "plaintext {needle:?} found in {}",
+                path.display()
+            );
         }
     }
     checked

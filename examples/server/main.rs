@@ -68,9 +68,12 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let host = env.str("HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let addr: SocketAddr = format!("{host}:{}", config.http.http_port)
+    let ip: std::net::IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
         .parse()
         .with_context(|| format!("HOST={host:?} is not an IP address"))?;
+    let addr = SocketAddr::new(ip, config.http.http_port);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -96,8 +99,10 @@ async fn main() -> anyhow::Result<()> {
 
 /// `TLS_CERT_FILE` + `TLS_KEY_FILE` (PEM) turn TLS on.
 fn tls_config(env: &env::Env) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
-    let (Some(cert), Some(key)) = (env.str("TLS_CERT_FILE"), env.str("TLS_KEY_FILE")) else {
-        return Ok(None);
+    let (cert, key) = match (env.str("TLS_CERT_FILE"), env.str("TLS_KEY_FILE")) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => return Ok(None),
+        _ => bail!("set both TLS_CERT_FILE and TLS_KEY_FILE, or neither"),
     };
     let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&cert)?))
         .collect::<Result<Vec<_>, _>>()

@@ -9,12 +9,10 @@ use bytes::Bytes;
 use super::{Ephemeral, RateDecision};
 
 /// Expands to a test module running every case against a fresh backend from `make`.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! ephemeral_conformance {
     ($name:ident, $make:expr) => {
         mod $name {
-            $crate::ephemeral_conformance!(@cases $make;
+            $crate::ephemeral::conformance::ephemeral_conformance!(@cases $make;
                 set_get_take_delete, values_expire, counters, rate_limit_window_and_block, bus, ping);
         }
     };
@@ -28,6 +26,7 @@ macro_rules! ephemeral_conformance {
         )*
     };
 }
+pub(crate) use ephemeral_conformance;
 
 fn key(name: &str) -> String {
     // Unique per run so shared backends (Redis) never see stale keys.

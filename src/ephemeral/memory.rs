@@ -265,7 +265,7 @@ impl Ephemeral for MemoryEphemeral {
 
 #[cfg(test)]
 mod tests {
-    crate::ephemeral_conformance!(memory, async {
+    crate::ephemeral::conformance::ephemeral_conformance!(memory, async {
         std::sync::Arc::new(crate::MemoryEphemeral::new())
     });
 

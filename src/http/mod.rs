@@ -132,7 +132,7 @@ impl App {
             Found::MethodNotAllowed(allow) => {
                 return Err(ApiError::method_not_allowed(&parts.method, &path, allow))
             }
-            Found::NotFound => return Err(ApiError::not_found(&parts.method, &path)),
+            Found::NoRoute => return Err(ApiError::not_found(&parts.method, &path)),
         };
         tracing::Span::current().record("route", route.path);
         let auth = match (route.access, auth) {

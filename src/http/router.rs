@@ -56,7 +56,7 @@ impl Route {
 pub(crate) enum Found<'a> {
     Route(&'a Route, Vec<(String, String)>),
     MethodNotAllowed(String),
-    NotFound,
+    NoRoute,
 }
 
 /// Path matcher over the route table; every path also matches with one trailing slash.
@@ -101,7 +101,7 @@ impl Router {
 
     pub(crate) fn find(&self, method: &Method, path: &str) -> Found<'_> {
         let Ok(m) = self.matcher.at(path) else {
-            return Found::NotFound;
+            return Found::NoRoute;
         };
         let (_, indices) = &self.paths[*m.value];
         let params: Vec<(String, String)> = m

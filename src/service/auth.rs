@@ -150,6 +150,9 @@ impl AuthService {
     }
 
     /// Creates an account (does not log in).
+    // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
+    // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
+    #[allow(clippy::manual_async_fn)]
     pub fn register(
         &self,
         req: RegisterRequest,
@@ -252,6 +255,9 @@ impl AuthService {
     }
 
     /// Password or device-token login (PROTOCOL §4.2), with lockout.
+    // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
+    // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
+    #[allow(clippy::manual_async_fn)]
     pub fn login<'a>(
         &'a self,
         req: LoginRequest,

@@ -123,6 +123,9 @@ impl UsersService {
 
     /// Applies a profile change. A password change needs the current password and revokes
     /// every other session of the user.
+    // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
+    // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
+    #[allow(clippy::manual_async_fn)]
     pub fn update_profile<'a>(
         &'a self,
         auth: &'a Authenticated,
@@ -197,6 +200,9 @@ impl UsersService {
     }
 
     /// Replaces the caller's E2E public key.
+    // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
+    // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
+    #[allow(clippy::manual_async_fn)]
     pub fn set_public_key<'a>(
         &'a self,
         auth: &'a Authenticated,
@@ -221,6 +227,9 @@ impl UsersService {
     }
 
     /// Stores the caller's opaque secret-key backup, sealed.
+    // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
+    // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
+    #[allow(clippy::manual_async_fn)]
     pub fn put_secret_key<'a>(
         &'a self,
         auth: &'a Authenticated,

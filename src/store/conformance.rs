@@ -9,14 +9,12 @@ use crate::model::{
 };
 
 /// Expands to `mod $name { #[tokio::test] ... }` with one test per conformance case.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! store_conformance {
     ($name:ident, $make:expr) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
-            $crate::store_conformance!(@cases $make;
+            $crate::store::conformance::store_conformance!(@cases $make;
                 users_create_and_conflicts, users_lookups, users_update, secret_key,
                 sessions_upsert_reuses_active, sessions_revoke, sessions_device_token_and_touch,
                 contacts_lifecycle, contacts_paging_and_pending, ping);
@@ -32,6 +30,7 @@ macro_rules! store_conformance {
         )*
     };
 }
+pub(crate) use store_conformance;
 
 fn uid(n: u32) -> UserId {
     UserId::new(n).expect("valid uid")

@@ -358,7 +358,7 @@ impl StoreHealth for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    crate::store_conformance!(memory, async {
+    crate::store::conformance::store_conformance!(memory, async {
         std::sync::Arc::new(crate::MemoryStore::new())
     });
 }

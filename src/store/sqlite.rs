@@ -569,7 +569,7 @@ impl StoreHealth for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    crate::store_conformance!(sqlite_memory, async {
+    crate::store::conformance::store_conformance!(sqlite_memory, async {
         std::sync::Arc::new(
             crate::SqliteStore::connect("sqlite::memory:")
                 .await
@@ -577,7 +577,7 @@ mod tests {
         )
     });
 
-    crate::store_conformance!(sqlite_file, async {
+    crate::store::conformance::store_conformance!(sqlite_file, async {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = crate::SqliteStore::open(dir.path().join("melo.db"))
             .await

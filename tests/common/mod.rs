@@ -20,7 +20,8 @@ use tokio::net::TcpListener;
 /// One JWT/data key set per test binary: RSA generation is slow.
 pub fn keys() -> Arc<StaticKeys> {
     static KEYS: OnceLock<Arc<StaticKeys>> = OnceLock::new();
-    KEYS.get_or_init(|| Arc::new(StaticKeys::generate().expect("keys"))).clone()
+    KEYS.get_or_init(|| Arc::new(StaticKeys::generate().expect("keys")))
+        .clone()
 }
 
 /// A user's E2E public key (SPKI PEM, RSA-2048), generated once per test binary.
@@ -62,7 +63,10 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config, store: Arc<dyn Store>) -> Self {
-        let melo = Melo::builder(store.clone(), keys()).config(config).build().expect("build");
+        let melo = Melo::builder(store.clone(), keys())
+            .config(config)
+            .build()
+            .expect("build");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -74,7 +78,13 @@ impl TestServer {
             .expect("serve");
             melo.shutdown().await;
         });
-        Self { addr, client: Client::new(format!("http://{addr}")), store, shutdown: Some(tx), task: Some(task) }
+        Self {
+            addr,
+            client: Client::new(format!("http://{addr}")),
+            store,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub async fn stop(mut self) {
@@ -103,8 +113,16 @@ impl Resp {
     /// Asserts the error envelope and its reason.
     pub fn assert_error(&self, status: u16, reason: &str) {
         assert_eq!(self.status.as_u16(), status, "status; body: {}", self.body);
-        assert_eq!(self.body["ok"], false, "envelope ok=false; body: {}", self.body);
-        assert_eq!(self.body["error"]["code"], status, "envelope code; body: {}", self.body);
+        assert_eq!(
+            self.body["ok"], false,
+            "envelope ok=false; body: {}",
+            self.body
+        );
+        assert_eq!(
+            self.body["error"]["code"], status,
+            "envelope code; body: {}",
+            self.body
+        );
         assert_eq!(self.reason(), reason, "reason; body: {}", self.body);
         assert!(self.body["error"]["message"].is_string());
         assert!(self.body["error"]["path"].is_string());
@@ -132,18 +150,36 @@ impl Client {
         let (parts, body) = resp.into_parts();
         let raw = body.collect().await.expect("body").to_bytes();
         let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-        Resp { status: parts.status, headers: parts.headers, raw, body }
+        Resp {
+            status: parts.status,
+            headers: parts.headers,
+            raw,
+            body,
+        }
     }
 
-    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> http::request::Builder {
-        let mut b = Request::builder().method(method).uri(format!("{}{}", self.base, path));
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> http::request::Builder {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
         b
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
         let mut b = self.request(method, path, token);
         let body = match body {
             Some(v) => {
@@ -204,12 +240,20 @@ pub async fn register(c: &Client, name: &str) -> (String, String, String) {
         )
         .await;
     assert_eq!(r.status, 200, "register: {}", r.body);
-    (r.body["unique_id"].as_str().expect("uid").to_owned(), phone, password)
+    (
+        r.body["unique_id"].as_str().expect("uid").to_owned(),
+        phone,
+        password,
+    )
 }
 
 pub async fn login(c: &Client, identifier: &str, password: &str, device: &str) -> Resp {
-    c.post("/login", None, &serde_json::json!({"identifier": identifier, "password": password, "device_id": device}))
-        .await
+    c.post(
+        "/login",
+        None,
+        &serde_json::json!({"identifier": identifier, "password": password, "device_id": device}),
+    )
+    .await
 }
 
 pub async fn new_user(c: &Client, name: &str) -> User {
@@ -225,6 +269,9 @@ pub async fn new_user(c: &Client, name: &str) -> User {
         token: r.body["access_token"].as_str().expect("token").to_owned(),
         csrf: r.body["csrf_token"].as_str().expect("csrf").to_owned(),
         session_id: r.body["session_id"].as_i64().expect("sid"),
-        device_token: r.body["device_token"].as_str().expect("device token").to_owned(),
+        device_token: r.body["device_token"]
+            .as_str()
+            .expect("device token")
+            .to_owned(),
     }
 }

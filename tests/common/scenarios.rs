@@ -11,7 +11,10 @@ use super::{new_pem, random_device, random_phone, user_pem, Client, User};
 /// S1 Bootstrap and errors. `http_port` is what `/status` must report.
 pub async fn s1(c: &Client, http_port: u16) {
     let r = c.get("/healthz", None).await;
-    assert_eq!((r.status.as_u16(), &r.body), (200, &json!({"status": "ok"})));
+    assert_eq!(
+        (r.status.as_u16(), &r.body),
+        (200, &json!({"status": "ok"}))
+    );
     let r = c.get("/readyz", None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["status"], "ready");
@@ -30,7 +33,8 @@ pub async fn s1(c: &Client, http_port: u16) {
     let modulus = pem_modulus_b64(pem);
     let keys = jwks.body["keys"].as_array().expect("keys");
     assert!(
-        keys.iter().any(|k| k["alg"] == "RS256" && k["kty"] == "RSA" && k["n"] == modulus.as_str()),
+        keys.iter()
+            .any(|k| k["alg"] == "RS256" && k["kty"] == "RSA" && k["n"] == modulus.as_str()),
         "JWKS has the PEM's key: {}",
         jwks.body
     );
@@ -46,9 +50,14 @@ pub async fn s1(c: &Client, http_port: u16) {
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
     let r = c.get("/profile", Some("abc.def.ghi")).await;
     r.assert_error(401, "invalid_token");
-    c.get("/debug/users", None).await.assert_error(404, "not_found");
+    c.get("/debug/users", None)
+        .await
+        .assert_error(404, "not_found");
     let r = c.get("/openapi.json", None).await;
-    assert!(r.body["openapi"].as_str().expect("openapi").starts_with("3.1"));
+    assert!(r.body["openapi"]
+        .as_str()
+        .expect("openapi")
+        .starts_with("3.1"));
     assert!(r.body["paths"]["/login"].is_object() && r.body["paths"]["/register"].is_object());
 }
 
@@ -94,13 +103,17 @@ async fn login_user(c: &Client, uid: &str, phone: &str, password: &str, device: 
         token: r.body["access_token"].as_str().expect("token").to_owned(),
         csrf: r.body["csrf_token"].as_str().expect("csrf").to_owned(),
         session_id: r.body["session_id"].as_i64().expect("sid"),
-        device_token: r.body["device_token"].as_str().expect("device token").to_owned(),
+        device_token: r.body["device_token"]
+            .as_str()
+            .expect("device token")
+            .to_owned(),
     }
 }
 
 /// S2 Registration and login.
 pub async fn s2(c: &Client) -> S2 {
-    let uid_re = |s: &str| s.len() == 8 && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit());
+    let uid_re =
+        |s: &str| s.len() == 8 && !s.starts_with('0') && s.bytes().all(|b| b.is_ascii_digit());
     let (pa, pb, pc) = (random_phone(), random_phone(), random_phone());
     let ra = register_as(c, &pa, "Alice", "Passw0rd-A1").await;
     let rb = register_as(c, &pb, "Bob", "Passw0rd-B1").await;
@@ -123,7 +136,13 @@ pub async fn s2(c: &Client) -> S2 {
     dup.assert_error(409, "phone_taken");
     // 3) "8 (999) 000-00-04" form
     let digits = &random_phone()[2..]; // "999xxxxxxx"
-    let d_raw = format!("8 ({}) {}-{}-{}", &digits[..3], &digits[3..6], &digits[6..8], &digits[8..]);
+    let d_raw = format!(
+        "8 ({}) {}-{}-{}",
+        &digits[..3],
+        &digits[3..6],
+        &digits[6..8],
+        &digits[8..]
+    );
     let rd = register_as(c, &d_raw, "Dave", "Passw0rd-D1").await;
     assert_eq!(rd["phone"], format!("+7{digits}"));
     // 4) each mutation → 422 naming the field
@@ -154,8 +173,18 @@ pub async fn s2(c: &Client) -> S2 {
     let r = super::login(c, &pa, "Passw0rd-A1", "a1b2c3d4e5f60718").await;
     assert_eq!(r.status, 200, "{}", r.body);
     for f in [
-        "access_token", "token_type", "expires_in", "session_id", "csrf_token", "device_token", "public_e2e_key",
-        "unique_id", "phone", "name", "nickname", "device_id",
+        "access_token",
+        "token_type",
+        "expires_in",
+        "session_id",
+        "csrf_token",
+        "device_token",
+        "public_e2e_key",
+        "unique_id",
+        "phone",
+        "name",
+        "nickname",
+        "device_id",
     ] {
         assert!(!r.body[f].is_null(), "login body has {f}: {}", r.body);
     }
@@ -168,27 +197,52 @@ pub async fn s2(c: &Client) -> S2 {
     let claims = b64_json(parts[1]);
     assert_eq!(header["alg"], "RS256");
     let jwks = c.get("/.well-known/jwks.json", None).await;
-    assert!(jwks.body["keys"].as_array().expect("keys").iter().any(|k| k["kid"] == header["kid"]));
+    assert!(jwks.body["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .any(|k| k["kid"] == header["kid"]));
     assert_eq!(claims["iss"], "pixeltoo.ru");
     assert_eq!(claims["aud"], "mvp_clients");
     assert_eq!(claims["sub"], a_uid);
     assert_eq!(claims["sid"], r.body["session_id"].to_string());
     assert_eq!(claims["jti"].as_str().map(str::len), Some(43));
-    assert_eq!(claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"), 7200);
+    assert_eq!(
+        claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"),
+        7200
+    );
     let session_a = r.body["session_id"].clone();
     // 6) login by uid → same session
     let r = super::login(c, a_uid, "Passw0rd-A1", "a1b2c3d4e5f60718").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["session_id"], session_a);
     // 7) wrong password, unknown phone
-    super::login(c, &pa, "Passw0rd-XX", "a1b2c3d4e5f60718").await.assert_error(401, "invalid_credentials");
-    super::login(c, &random_phone(), "Passw0rd-A1", "a1b2c3d4e5f60718").await.assert_error(401, "invalid_credentials");
+    super::login(c, &pa, "Passw0rd-XX", "a1b2c3d4e5f60718")
+        .await
+        .assert_error(401, "invalid_credentials");
+    super::login(c, &random_phone(), "Passw0rd-A1", "a1b2c3d4e5f60718")
+        .await
+        .assert_error(401, "invalid_credentials");
     // 8) log in B, C and B on a second device
     let a = login_user(c, a_uid, &pa, "Passw0rd-A1", "a1b2c3d4e5f60718").await;
-    let b = login_user(c, rb["unique_id"].as_str().expect("uid"), &pb, "Passw0rd-B1", "b1b2c3d4e5f60718").await;
+    let b = login_user(
+        c,
+        rb["unique_id"].as_str().expect("uid"),
+        &pb,
+        "Passw0rd-B1",
+        "b1b2c3d4e5f60718",
+    )
+    .await;
     let b2 = login_user(c, &b.uid, &pb, "Passw0rd-B1", "b2b2c3d4e5f60718").await;
     assert_ne!(b.session_id, b2.session_id);
-    let cu = login_user(c, rc["unique_id"].as_str().expect("uid"), &pc, "Passw0rd-C1", "c1b2c3d4e5f60718").await;
+    let cu = login_user(
+        c,
+        rc["unique_id"].as_str().expect("uid"),
+        &pc,
+        "Passw0rd-C1",
+        "c1b2c3d4e5f60718",
+    )
+    .await;
     S2 { a, b, c: cu }
 }
 
@@ -200,31 +254,86 @@ pub async fn s5_profile(c: &Client, a: &User, stranger: &User) {
     assert_eq!(r.body["phone"], a.phone.as_str());
     assert_eq!(r.body["username"], Value::Null);
     assert_eq!(r.body["csrf_token"].as_str().map(str::len), Some(43));
-    let r = c.put("/profile", Some(&a.token), &json!({"nickname": "alice2", "username": "al", "bio": "hello"})).await;
-    assert_eq!((r.status.as_u16(), &r.body), (200, &json!({"status": "updated"})));
+    let r = c
+        .put(
+            "/profile",
+            Some(&a.token),
+            &json!({"nickname": "alice2", "username": "al", "bio": "hello"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), &r.body),
+        (200, &json!({"status": "updated"}))
+    );
     let r = c.get("/profile", Some(&a.token)).await;
-    assert_eq!((&r.body["nickname"], &r.body["username"], &r.body["bio"]), (&json!("alice2"), &json!("al"), &json!("hello")));
-    let r = c.put("/profile", Some(&a.token), &json!({"password": "NewPassw0rd"})).await;
+    assert_eq!(
+        (&r.body["nickname"], &r.body["username"], &r.body["bio"]),
+        (&json!("alice2"), &json!("al"), &json!("hello"))
+    );
+    let r = c
+        .put(
+            "/profile",
+            Some(&a.token),
+            &json!({"password": "NewPassw0rd"}),
+        )
+        .await;
     r.assert_error(422, "validation_failed");
     assert_eq!(r.body["error"]["fields"][0]["field"], "current_password");
     // 3) a non-contact, and an unknown uid
-    c.get(&format!("/profile?user_id={}", a.uid), Some(&stranger.token)).await.assert_error(403, "not_a_contact");
-    c.get("/profile?user_id=10000000", Some(&stranger.token)).await.assert_error(403, "not_a_contact");
+    c.get(
+        &format!("/profile?user_id={}", a.uid),
+        Some(&stranger.token),
+    )
+    .await
+    .assert_error(403, "not_a_contact");
+    c.get("/profile?user_id=10000000", Some(&stranger.token))
+        .await
+        .assert_error(403, "not_a_contact");
     // 4) new key
     let pem3 = new_pem(2048);
-    let r = c.post("/e2e/public_key", Some(&a.token), &json!({"public_e2e_key": pem3})).await;
-    assert_eq!((r.status.as_u16(), &r.body), (200, &json!({"status": "ok"})));
+    let r = c
+        .post(
+            "/e2e/public_key",
+            Some(&a.token),
+            &json!({"public_e2e_key": pem3}),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), &r.body),
+        (200, &json!({"status": "ok"}))
+    );
     let r = c.get("/profile", Some(&a.token)).await;
     assert_eq!(r.body["public_e2e_key"].as_str(), Some(pem3.trim()));
-    let r = c.post("/e2e/public_key", Some(&a.token), &json!({"public_e2e_key": "garbage"})).await;
+    let r = c
+        .post(
+            "/e2e/public_key",
+            Some(&a.token),
+            &json!({"public_e2e_key": "garbage"}),
+        )
+        .await;
     r.assert_error(422, "validation_failed");
     // 5) secret-key backup
     let r = c.get("/e2e/secret_key", Some(&a.token)).await;
     assert_eq!(r.body, json!({"ciphertext": null}));
-    c.post("/e2e/secret_key", Some(&a.token), &json!({"ciphertext": "short"})).await.assert_error(422, "validation_failed");
+    c.post(
+        "/e2e/secret_key",
+        Some(&a.token),
+        &json!({"ciphertext": "short"}),
+    )
+    .await
+    .assert_error(422, "validation_failed");
     let blob = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY";
-    let r = c.post("/e2e/secret_key", Some(&a.token), &json!({"ciphertext": blob})).await;
-    assert_eq!((r.status.as_u16(), &r.body), (200, &json!({"status": "ok"})));
+    let r = c
+        .post(
+            "/e2e/secret_key",
+            Some(&a.token),
+            &json!({"ciphertext": blob}),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), &r.body),
+        (200, &json!({"status": "ok"}))
+    );
     let r = c.get("/e2e/secret_key", Some(&a.token)).await;
     assert_eq!(r.body["ciphertext"], blob);
     let at = r.body["updated_at"].as_str().expect("updated_at");

@@ -1,0 +1,122 @@
+//! PROTOCOL scenarios S1, S2 and S5 (profile/keys) against the example binary operators run,
+//! configured only through a `.env` file in its working directory, with zero other setup.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{scenarios, Client};
+
+fn example_binary() -> PathBuf {
+    // target/<profile>/deps/example_binary-<hash> → target/<profile>/examples/server
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("examples").join("server");
+    assert!(
+        bin.exists(),
+        "{} is missing: `cargo test` builds examples; run it with default features",
+        bin.display()
+    );
+    bin
+}
+
+struct Server {
+    child: Child,
+    client: Client,
+    port: u16,
+}
+
+fn start(workdir: &Path) -> Server {
+    let mut child = Command::new(example_binary())
+        .current_dir(workdir)
+        .env_remove("DB_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("MELO_DATA_DIR")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn example server");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("melo listening on ") {
+                let _ = tx.send(url.to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("server announced its address");
+    let port = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    Server {
+        child,
+        client: Client::new(url),
+        port,
+    }
+}
+
+fn stop(mut s: Server) {
+    let pid = s.child.id().to_string();
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "SIGTERM delivered");
+    for _ in 0..100 {
+        if let Some(status) = s.child.try_wait().expect("wait") {
+            assert!(status.success(), "graceful exit on SIGTERM: {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = s.child.kill();
+    panic!("server did not stop within 10 s of SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_against_the_example_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The PROTOCOL §7 fixture, through .env (HTTP_PORT=0: pick a free port).
+    std::fs::write(
+        dir.path().join(".env"),
+        "# fixture\nHTTP_PORT=0\nRATE_LIMIT_CALLS=100000\nFAILED_LOGIN_LIMIT=1000\n\
+         FAILED_LOGIN_IP_LIMIT=100000\nCORS_ORIGINS=http://127.0.0.1:5173\nBCRYPT_COST=\"4\"\n",
+    )
+    .expect("write .env");
+    let server = start(dir.path());
+    scenarios::s1(&server.client, server.port).await;
+    let users = scenarios::s2(&server.client).await;
+    scenarios::s5_profile(&server.client, &users.a, &users.c).await;
+
+    // Zero setup: data and keys under ./melo-data, key files private.
+    let data = dir.path().join("melo-data");
+    assert!(data.join("melo.db").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&data.join("keys").join("data-keys.json")), 0o600);
+        for f in std::fs::read_dir(data.join("keys").join("jwt")).expect("jwt dir") {
+            assert_eq!(mode(&f.expect("entry").path()), 0o600);
+        }
+    }
+    stop(server);
+
+    // A restart keeps keys and data: the old token still works and the profile is intact.
+    let server = start(dir.path());
+    let r = server.client.get("/profile", Some(&users.a.token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["nickname"], "alice2");
+    assert_eq!(r.body["phone"], users.a.phone.as_str());
+    stop(server);
+}
