@@ -91,7 +91,7 @@ impl MeloBuilder {
             self.keys.clone(),
             auth.jwt_issuer.clone(),
             auth.jwt_audience.clone(),
-            (auth.access_token_expire_minutes * 60) as i64,
+            auth.token_ttl().as_secs() as i64,
         );
         let core = Core {
             store: self.store,
@@ -104,6 +104,7 @@ impl MeloBuilder {
             tokens,
             passwords: PasswordHasher::new(auth.bcrypt_cost),
             config: self.config,
+            hub: Arc::new(crate::service::hub::Hub::new()),
         };
         let services = Services::new(core);
         Melo::start(services, &handle).map_err(BuildError::Routes)

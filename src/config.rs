@@ -225,6 +225,9 @@ pub struct MessagesConfig {
     pub queue_ttl: u64,
     /// Queue entries per device (`QUEUE_MAX`). Default 10 000.
     pub queue_max: u64,
+    /// Seconds between expiry/overflow sweeps of queues and history (`QUEUE_SWEEP_SECONDS`).
+    /// Default 60. A queue may exceed `queue_max` by what arrives between two sweeps.
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for MessagesConfig {
@@ -233,6 +236,7 @@ impl Default for MessagesConfig {
             history_ttl: 1_209_600,
             queue_ttl: 1_209_600,
             queue_max: 10_000,
+            sweep_interval_secs: 60,
         }
     }
 }
@@ -303,8 +307,32 @@ impl Config {
         if !(4..=31).contains(&a.bcrypt_cost) {
             return Err("auth.bcrypt_cost must be 4..=31".into());
         }
-        if a.access_token_expire_minutes == 0 {
-            return Err("auth.access_token_expire_minutes must be > 0".into());
+        if a.access_token_expire_minutes == 0 || a.access_token_expire_minutes > 525_600 {
+            return Err("auth.access_token_expire_minutes must be 1..=525600 (one year)".into());
+        }
+        // Durations are added to clocks; keep every one far from overflow (10 years).
+        const MAX_SECS: u64 = 315_360_000;
+        let l = &self.limits;
+        let secs = [
+            ("auth.csrf_ttl", a.csrf_ttl),
+            ("auth.device_token_ttl", a.device_token_ttl),
+            ("auth.link_code_ttl", a.link_code_ttl),
+            ("limits.rate_limit_period", l.rate_limit_period),
+            ("limits.block_period", l.block_period),
+            ("limits.failed_login_window", l.failed_login_window),
+            (
+                "limits.failed_login_block_period",
+                l.failed_login_block_period,
+            ),
+            ("ws.rate_limit_period", self.ws.rate_limit_period),
+            ("messages.queue_ttl", self.messages.queue_ttl),
+            ("messages.history_ttl", self.messages.history_ttl),
+        ];
+        if let Some((name, _)) = secs.iter().find(|(_, v)| *v > MAX_SECS) {
+            return Err(format!("{name} must be at most {MAX_SECS} seconds"));
+        }
+        if a.jwt_key_rotation_days > 3650 {
+            return Err("auth.jwt_key_rotation_days must be at most 3650".into());
         }
         if a.jwt_key_rotation_days == 0 {
             return Err("auth.jwt_key_rotation_days must be > 0".into());

@@ -45,6 +45,7 @@ pub mod push;
 pub mod server;
 pub mod service;
 pub mod store;
+mod ws;
 
 pub use async_trait::async_trait;
 pub use builder::MeloBuilder;

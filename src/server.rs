@@ -84,6 +84,22 @@ impl Melo {
             },
             rt,
         );
+        let core = app.services.core().clone();
+        let c = cancel.clone();
+        tasks.spawn_on(
+            async move {
+                let m = &core.config.messages;
+                let every = Duration::from_secs(m.sweep_interval_secs.max(1));
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tokio::select! {
+                        _ = c.cancelled() => break,
+                        _ = tick.tick() => sweep(&core).await,
+                    }
+                }
+            },
+            rt,
+        );
         tasks.close();
         Ok(Self {
             app,
@@ -106,6 +122,7 @@ impl Melo {
         MeloService {
             app: self.app.clone(),
             peer: None,
+            ws_only: false,
         }
     }
 
@@ -115,12 +132,37 @@ impl Melo {
     where
         F: Future<Output = ()> + Send,
     {
-        self.serve_with(
-            listener,
-            shutdown,
-            |s| async move { Ok::<_, std::io::Error>(s) },
-        )
+        self.serve_with(listener, shutdown, false, |s| async move {
+            Ok::<_, std::io::Error>(s)
+        })
         .await
+    }
+
+    /// Serves the WebSocket listener (`WS_PORT`): every path of every request is the socket
+    /// endpoint (PROTOCOL §5.1). Plain TCP; put TLS in front or use [`Melo::serve_ws_tls`].
+    pub async fn serve_ws<F>(&self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        self.serve_with(listener, shutdown, true, |s| async move {
+            Ok::<_, std::io::Error>(s)
+        })
+        .await
+    }
+
+    /// [`Melo::serve_ws`] over TLS (feature `tls`).
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub async fn serve_ws_tls<F>(
+        &self,
+        listener: TcpListener,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+        shutdown: F,
+    ) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        self.serve_tls_inner(listener, tls, shutdown, true).await
     }
 
     /// Like [`Melo::serve`], speaking TLS with `tls` (feature `tls`). Handshakes run on the
@@ -136,8 +178,22 @@ impl Melo {
     where
         F: Future<Output = ()> + Send,
     {
+        self.serve_tls_inner(listener, tls, shutdown, false).await
+    }
+
+    #[cfg(feature = "tls")]
+    async fn serve_tls_inner<F>(
+        &self,
+        listener: TcpListener,
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+        shutdown: F,
+        ws_only: bool,
+    ) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send,
+    {
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        self.serve_with(listener, shutdown, move |s| {
+        self.serve_with(listener, shutdown, ws_only, move |s| {
             let acceptor = acceptor.clone();
             async move {
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(s))
@@ -154,6 +210,7 @@ impl Melo {
         &self,
         listener: TcpListener,
         shutdown: F,
+        ws_only: bool,
         wrap: W,
     ) -> std::io::Result<()>
     where
@@ -166,7 +223,16 @@ impl Melo {
         let limit = Arc::new(Semaphore::new(http.max_connections));
         let grace = Duration::from_secs(http.shutdown_grace_secs);
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10));
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(20));
         let wrap = Arc::new(wrap);
         tokio::pin!(shutdown);
         loop {
@@ -189,7 +255,8 @@ impl Melo {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let svc = self.service().with_peer(peer);
+            let mut svc = self.service().with_peer(peer);
+            svc.ws_only = ws_only;
             let builder = builder.clone();
             let watcher = graceful.watcher();
             let wrap = wrap.clone();
@@ -209,8 +276,15 @@ impl Melo {
             });
         }
         drop(listener);
+        // Sockets get their close frame (1001 going_away); HTTP connections drain.
+        self.app.ws_shutdown.cancel();
+        self.app.ws_tasks.close();
+        let drained = async {
+            graceful.shutdown().await;
+            self.app.ws_tasks.wait().await;
+        };
         tokio::select! {
-            _ = graceful.shutdown() => tracing::debug!("all connections drained"),
+            _ = drained => tracing::debug!("all connections drained"),
             _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace elapsed with connections open"),
         }
         Ok(())
@@ -223,11 +297,36 @@ impl Melo {
     }
 }
 
+/// One expiry/overflow pass over queues and history (PROTOCOL §5.3).
+async fn sweep(core: &crate::service::Core) {
+    let m = &core.config.messages;
+    let now = crate::model::Timestamp::now().millis();
+    let ago =
+        |secs: u64| crate::model::Timestamp::from_millis(now - (secs as i64).saturating_mul(1000));
+    match core.store.trim_queues(m.queue_max, ago(m.queue_ttl)).await {
+        Ok(gaps) if !gaps.is_empty() => {
+            tracing::info!(queues = gaps.len(), "queue entries expired or dropped")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "queue sweep failed"),
+    }
+    match core
+        .store
+        .purge_messages(ago(m.history_ttl), ago(m.queue_ttl))
+        .await
+    {
+        Ok(n) if n > 0 => tracing::info!(messages = n, "history expired"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "history sweep failed"),
+    }
+}
+
 /// The cloneable hyper service of a [`Melo`]. See [`Melo::service`].
 #[derive(Clone)]
 pub struct MeloService {
     app: Arc<App>,
     peer: Option<SocketAddr>,
+    ws_only: bool,
 }
 
 impl std::fmt::Debug for MeloService {
@@ -260,6 +359,7 @@ where
         let app = self.app.clone();
         let peer = self.peer;
         let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
-        Box::pin(async move { Ok(app.handle(req, peer).await) })
+        let ws_only = self.ws_only;
+        Box::pin(async move { Ok(app.handle(req, peer, ws_only).await) })
     }
 }

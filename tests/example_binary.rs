@@ -1,13 +1,16 @@
-//! PROTOCOL scenarios S1, S2 and S5 (profile/keys) against the example binary operators run,
-//! configured only through a `.env` file in its working directory, with zero other setup.
+//! PROTOCOL scenarios S1, S2, S5 (profile/keys) and the real-time scenarios S4, S6–S11 against the
+//! example binary operators run, configured only through a `.env` file in its working directory,
+//! with zero other setup.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::realtime::{self, Target};
 use common::{scenarios, Client};
 
 fn example_binary() -> PathBuf {
@@ -27,6 +30,27 @@ struct Server {
     child: Child,
     client: Client,
     port: u16,
+    /// Later announcements (`melo websocket listening on ws://ADDR`).
+    announced: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn http_addr(&self) -> SocketAddr {
+        let base = self.client.base.strip_prefix("http://").expect("http URL");
+        base.parse().expect("HTTP address")
+    }
+
+    /// The second WebSocket listener, from its start-up line.
+    fn ws_addr(&self) -> SocketAddr {
+        let line = self
+            .announced
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server announced its WebSocket listener");
+        line.strip_prefix("ws://")
+            .unwrap_or_else(|| panic!("ws:// URL: {line}"))
+            .parse()
+            .expect("WebSocket address")
+    }
 }
 
 fn start(workdir: &Path) -> Server {
@@ -42,10 +66,13 @@ fn start(workdir: &Path) -> Server {
         .expect("spawn example server");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
+    let (ws_tx, announced) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(url) = line.strip_prefix("melo listening on ") {
                 let _ = tx.send(url.to_owned());
+            } else if let Some(url) = line.strip_prefix("melo websocket listening on ") {
+                let _ = ws_tx.send(url.to_owned());
             }
         }
     });
@@ -61,6 +88,7 @@ fn start(workdir: &Path) -> Server {
         child,
         client: Client::new(url),
         port,
+        announced,
     }
 }
 
@@ -89,7 +117,7 @@ async fn scenarios_against_the_example_binary() {
     // The PROTOCOL §7 fixture, through .env (HTTP_PORT=0: pick a free port).
     std::fs::write(
         dir.path().join(".env"),
-        "# fixture\nHTTP_PORT=0\nRATE_LIMIT_CALLS=100000\nFAILED_LOGIN_LIMIT=1000\n\
+        "# fixture\nHTTP_PORT=0\nWS_PORT=0\nRATE_LIMIT_CALLS=100000\nFAILED_LOGIN_LIMIT=1000\n\
          FAILED_LOGIN_IP_LIMIT=100000\nCORS_ORIGINS=http://127.0.0.1:5173\nBCRYPT_COST=\"4\"\n",
     )
     .expect("write .env");
@@ -118,5 +146,32 @@ async fn scenarios_against_the_example_binary() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["nickname"], "alice2");
     assert_eq!(r.body["phone"], users.a.phone.as_str());
+    stop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_scenarios_against_the_example_binary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // PROTOCOL §3.5 reserves WS_PORT=0 for "no second listener", so the second listener gets a
+    // port that was free a moment ago.
+    let ws_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    // The PROTOCOL §7 fixture.
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "HTTP_PORT=0\nWS_PORT={ws_port}\nRATE_LIMIT_CALLS=100000\nFAILED_LOGIN_LIMIT=1000\n\
+             FAILED_LOGIN_IP_LIMIT=100000\nCALL_RING_TIMEOUT=5\nTURN_URLS=turn:127.0.0.1:3478\n\
+             TURN_SECRET=s3cret\nCORS_ORIGINS=http://127.0.0.1:5173\nBCRYPT_COST=4\n"
+        ),
+    )
+    .expect("write .env");
+    let server = start(dir.path());
+    let ws = server.ws_addr();
+    assert_eq!(ws.port(), ws_port, "the second listener is on WS_PORT");
+    let target = Target::new(server.client.clone(), server.http_addr(), ws);
+    realtime::all(&target).await;
     stop(server);
 }

@@ -129,6 +129,7 @@ impl Env {
         self.parse("HISTORY_TTL", &mut m.history_ttl)?;
         self.parse("QUEUE_TTL", &mut m.queue_ttl)?;
         self.parse("QUEUE_MAX", &mut m.queue_max)?;
+        self.parse("QUEUE_SWEEP_SECONDS", &mut m.sweep_interval_secs)?;
         let r = &mut c.realtime;
         self.parse("PRESENCE_AWAY_AFTER", &mut r.presence_away_after)?;
         self.parse("TYPING_TTL", &mut r.typing_ttl)?;

@@ -83,15 +83,62 @@ async fn main() -> anyhow::Result<()> {
     config.http.hsts = tls.is_some();
     log_fd_limit();
 
+    // WS_PORT: the second, WebSocket-only listener (any path); 0 disables it.
+    let ws_listener = match config.http.ws_port {
+        0 => None,
+        port => {
+            let addr = SocketAddr::new(ip, port);
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?,
+            )
+        }
+    };
+    if let Some(l) = &ws_listener {
+        config.http.ws_port = l.local_addr()?.port();
+    }
+
     let melo = Melo::builder(store, Arc::new(keys))
         .config(config)
         .build()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("melo listening on {scheme}://{local}");
-    match tls {
-        Some(tls) => melo.serve_tls(listener, tls, shutdown_signal()).await?,
-        None => melo.serve(listener, shutdown_signal()).await?,
+    if let Some(l) = &ws_listener {
+        let ws_scheme = if tls.is_some() { "wss" } else { "ws" };
+        println!(
+            "melo websocket listening on {ws_scheme}://{}",
+            l.local_addr()?
+        );
     }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal.cancel();
+    });
+    let http = async {
+        match &tls {
+            Some(tls) => {
+                melo.serve_tls(listener, tls.clone(), stop.clone().cancelled_owned())
+                    .await
+            }
+            None => melo.serve(listener, stop.clone().cancelled_owned()).await,
+        }
+    };
+    let ws = async {
+        match (ws_listener, &tls) {
+            (None, _) => Ok(()),
+            (Some(l), Some(tls)) => {
+                melo.serve_ws_tls(l, tls.clone(), stop.clone().cancelled_owned())
+                    .await
+            }
+            (Some(l), None) => melo.serve_ws(l, stop.clone().cancelled_owned()).await,
+        }
+    };
+    let (a, b) = tokio::join!(http, ws);
+    a?;
+    b?;
     melo.shutdown().await;
     tracing::info!("stopped");
     Ok(())

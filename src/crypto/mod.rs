@@ -29,6 +29,9 @@ pub enum CryptoError {
     /// Key generation, parsing or persistence failed.
     #[error("key material: {0}")]
     Keys(String),
+    /// Password hashing capacity stayed saturated.
+    #[error("password hashing is saturated")]
+    Busy,
     /// Reading or writing key files failed.
     #[error("key storage: {0}")]
     Io(#[from] std::io::Error),

@@ -17,6 +17,9 @@ use super::CryptoError;
 #[derive(Clone, Debug)]
 pub struct PasswordHasher {
     cost: u32,
+    /// Bounds concurrent bcrypt work to the core count, so a login burst cannot occupy every
+    /// blocking thread (RSA signing shares that pool).
+    permits: Arc<tokio::sync::Semaphore>,
     /// A hash of a random password, verified against when the account is unknown so that a
     /// failed login takes the same time whether or not the account exists.
     dummy: Arc<OnceCell<String>>,
@@ -25,14 +28,24 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     /// A hasher at `cost` (4–31).
     pub fn new(cost: u32) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             cost,
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
             dummy: Arc::new(OnceCell::new()),
         }
     }
 
+    async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, CryptoError> {
+        tokio::time::timeout(QUEUE_WAIT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| CryptoError::Busy)?
+            .map_err(|_| CryptoError::Busy)
+    }
+
     /// Hashes a password.
     pub async fn hash(&self, password: &str) -> Result<String, CryptoError> {
+        let _permit = self.permit().await?;
         let password = prehash(password);
         let cost = self.cost;
         tokio::task::spawn_blocking(move || bcrypt::hash(password.as_bytes(), cost))
@@ -41,15 +54,17 @@ impl PasswordHasher {
             .map_err(|e| CryptoError::Keys(e.to_string()))
     }
 
-    /// True when `password` matches `hash`. A malformed hash is a mismatch.
-    pub async fn verify(&self, password: &str, hash: &str) -> bool {
+    /// True when `password` matches `hash`; a malformed hash is a mismatch. `Busy` when the
+    /// hashing capacity stays saturated for too long.
+    pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, CryptoError> {
+        let _permit = self.permit().await?;
         let password = prehash(password);
         let hash = hash.to_owned();
-        tokio::task::spawn_blocking(move || {
+        Ok(tokio::task::spawn_blocking(move || {
             bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
         })
         .await
-        .unwrap_or(false)
+        .unwrap_or(false))
     }
 
     /// Spends the time of one verification without an account (timing equalization).
@@ -64,6 +79,9 @@ impl PasswordHasher {
     }
 }
 
+/// Longest wait for a hashing slot before answering "unavailable".
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn prehash(password: &str) -> zeroize::Zeroizing<String> {
     let digest = Sha256::digest(password.as_bytes());
     zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(digest))
@@ -77,15 +95,15 @@ mod tests {
     async fn hash_and_verify() {
         let h = PasswordHasher::new(4);
         let hash = h.hash("Passw0rd-A1").await.expect("hash");
-        assert!(h.verify("Passw0rd-A1", &hash).await);
-        assert!(!h.verify("Passw0rd-A2", &hash).await);
-        assert!(!h.verify("x", "not a hash").await);
+        assert!(h.verify("Passw0rd-A1", &hash).await.expect("verify"));
+        assert!(!h.verify("Passw0rd-A2", &hash).await.expect("verify"));
+        assert!(!h.verify("x", "not a hash").await.expect("verify"));
         h.verify_dummy("x").await;
         let long_a = format!("{}a", "x".repeat(100));
         let long_b = format!("{}b", "x".repeat(100));
         let hash = h.hash(&long_a).await.expect("hash");
         assert!(
-            !h.verify(&long_b, &hash).await,
+            !h.verify(&long_b, &hash).await.expect("verify"),
             "characters past 72 bytes count"
         );
     }

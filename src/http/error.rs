@@ -147,6 +147,21 @@ impl From<Error> for ApiError {
             Error::Forbidden => (S::FORBIDDEN, "forbidden", "Not permitted"),
             Error::NotAContact => (S::FORBIDDEN, "not_a_contact", "Not a contact"),
             Error::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
+            Error::InvalidTarget => (
+                S::BAD_REQUEST,
+                "invalid_target",
+                "The target is the caller itself",
+            ),
+            Error::UserNotFound => (S::NOT_FOUND, "user_not_found", "No such user"),
+            Error::AlreadyContact => (S::CONFLICT, "already_contact", "Already a contact"),
+            Error::RequestPending => (
+                S::CONFLICT,
+                "request_pending",
+                "A request is already pending",
+            ),
+            Error::NoPendingRequest => (S::NOT_FOUND, "no_pending_request", "No pending request"),
+            Error::NotAMember => (S::FORBIDDEN, "not_a_member", "Not a member of that chat"),
+            Error::MessageNotFound => (S::NOT_FOUND, "message_not_found", "Message not found"),
             Error::PhoneTaken => (S::CONFLICT, "phone_taken", "Phone already registered"),
             Error::RateLimited { retry_after } => {
                 let mut e = Self::new(S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests");

@@ -12,6 +12,9 @@ use super::error::ApiError;
 use super::App;
 use crate::service::{Authenticated, ClientInfo, FieldError};
 
+/// Longest time a request body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Boxed request body: hyper's `Incoming` or an embedder's body type.
 pub(crate) type ReqBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -20,6 +23,7 @@ pub(crate) struct Ctx {
     pub(crate) app: Arc<App>,
     pub(crate) parts: http::request::Parts,
     pub(crate) body: Option<ReqBody>,
+    pub(crate) params: Vec<(String, String)>,
     pub(crate) client: ClientInfo,
     pub(crate) auth: Option<Authenticated>,
 }
@@ -28,6 +32,14 @@ impl Ctx {
     /// The authenticated identity; the router guarantees it for routes marked `auth`.
     pub(crate) fn auth(&self) -> Result<Authenticated, ApiError> {
         self.auth.ok_or_else(ApiError::internal)
+    }
+
+    /// A path parameter.
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A decoded query parameter (last one wins).
@@ -60,8 +72,18 @@ impl Ctx {
         let Some(mut body) = self.body.take() else {
             return Ok(Bytes::new());
         };
-        let mut buf = bytes::BytesMut::new();
-        while let Some(frame) = body.frame().await {
+        let mut buf = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n as usize).min(limit));
+        let deadline = tokio::time::Instant::now() + BODY_READ_TIMEOUT;
+        while let Some(frame) = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    http::StatusCode::REQUEST_TIMEOUT,
+                    "validation_failed",
+                    "Body not received in time",
+                )
+            })?
+        {
             let frame = frame.map_err(|_| ApiError::field("body", "could not be read"))?;
             if let Ok(data) = frame.into_data() {
                 if buf.len() + data.len() > limit {
@@ -78,18 +100,22 @@ impl Ctx {
     pub(crate) async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
         let limit = self.app.services.core().config.http.max_body_bytes;
         let bytes = self.bytes(limit).await?;
-        let value: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-            serde_json::Value::Object(serde_json::Map::new())
-        } else {
-            serde_json::from_slice(&bytes)
-                .map_err(|_| ApiError::field("body", "must be a JSON object"))?
+        // Decode straight into `T` (no intermediate `Value`, whose size could be many times the
+        // body's); the first significant byte must open an object.
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+        let bytes = match first {
+            None => bytes::Bytes::from_static(b"{}"),
+            Some(b'{') => bytes,
+            Some(_) => return Err(ApiError::field("body", "must be a JSON object")),
         };
-        if !value.is_object() {
-            return Err(ApiError::field("body", "must be a JSON object"));
-        }
-        serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return ApiError::field("body", "must be a JSON object");
+            }
+            let inner = inner.to_string();
             let field = match inner
                 .strip_prefix("missing field `")
                 .and_then(|r| r.split('`').next())
@@ -105,8 +131,18 @@ impl Ctx {
                 inner
             };
             ApiError::validation(vec![FieldError::new(field, problem)])
-        })
+        })?;
+        de.end()
+            .map_err(|_| ApiError::field("body", "must be one JSON object"))?;
+        Ok(value)
     }
+}
+
+/// A body that was already read, for decoding again.
+pub(crate) fn full_body(bytes: Bytes) -> ReqBody {
+    http_body_util::Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// The bearer token of an `Authorization` header (scheme case-insensitive).

@@ -29,6 +29,10 @@ pub(crate) struct App {
     pub(crate) openapi: Bytes,
     pub(crate) docs_html: Bytes,
     next_request_id: AtomicU64,
+    /// Socket tasks, awaited (bounded) at shutdown.
+    pub(crate) ws_tasks: tokio_util::task::TaskTracker,
+    /// Cancelled at shutdown: sockets close with 1001 `going_away`.
+    pub(crate) ws_shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Paths that neither count against nor are refused by the HTTP budget.
@@ -46,6 +50,8 @@ impl App {
             openapi: Bytes::from(openapi),
             docs_html: Bytes::from(docs_html),
             next_request_id: AtomicU64::new(1),
+            ws_tasks: tokio_util::task::TaskTracker::new(),
+            ws_shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }
 
@@ -54,6 +60,7 @@ impl App {
         self: Arc<Self>,
         req: Request<ReqBody>,
         peer: Option<SocketAddr>,
+        ws_only: bool,
     ) -> Response<Body> {
         let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let span = tracing::info_span!("http", request_id = id, method = %req.method(), route = tracing::field::Empty);
@@ -62,7 +69,7 @@ impl App {
         let path = req.uri().path().to_owned();
         let mut resp = match self
             .clone()
-            .dispatch(req, peer)
+            .dispatch(req, peer, ws_only)
             .instrument(span.clone())
             .await
         {
@@ -81,14 +88,15 @@ impl App {
     }
 
     fn client_ip(&self, headers: &http::HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
-        let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip());
+        let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip().to_canonical());
         let trusted = &self.services.core().config.http.trusted_proxies;
         if trusted.contains(&peer_ip) {
             let forwarded = headers
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok());
+                .and_then(|v| v.trim().parse::<IpAddr>().ok())
+                .map(|ip| ip.to_canonical());
             if let Some(ip) = forwarded {
                 return ip;
             }
@@ -100,8 +108,14 @@ impl App {
         self: Arc<Self>,
         req: Request<ReqBody>,
         peer: Option<SocketAddr>,
+        ws_only: bool,
     ) -> Result<Response<Body>, ApiError> {
         let (parts, body) = req.into_parts();
+        if ws_only {
+            // The WebSocket listener: every path is the socket endpoint, never rate-limited.
+            let ip = self.client_ip(&parts.headers, peer);
+            return crate::ws::upgrade(self, parts, ip).await;
+        }
         if parts.method == Method::OPTIONS {
             return Ok(self.preflight(&parts.headers));
         }
@@ -120,14 +134,31 @@ impl App {
             Some(token) => Some(services.auth.authenticate(token).await),
             None => None,
         };
-        let user = auth.as_ref().and_then(|a| a.as_ref().ok()).map(|a| a.user);
-        let metered = !UNMETERED
-            .iter()
-            .any(|p| path == *p || path.strip_suffix('/') == Some(p));
-        if metered {
+        let found = self.router.find(&parts.method, &path);
+        // Public routes are always budgeted per IP: a token must not multiply the anonymous
+        // budget of /register (the only phone-existence oracle) or /login.
+        let public = matches!(&found, Found::Route(r, _) if r.access == Access::Public);
+        let user = auth
+            .as_ref()
+            .and_then(|a| a.as_ref().ok())
+            .map(|a| a.user)
+            .filter(|_| !public);
+        let is_upgrade = parts.method == Method::GET
+            && parts
+                .headers
+                .get(header::UPGRADE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        let trimmed = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path.as_str()
+        };
+        let unmetered = UNMETERED.contains(&trimmed) && (trimmed != "/ws" || is_upgrade);
+        if !unmetered {
             services.limits.http_request(user, client.ip).await?;
         }
-        let (route, _params) = match self.router.find(&parts.method, &path) {
+        let (route, params) = match found {
             Found::Route(r, p) => (r, p),
             Found::MethodNotAllowed(allow) => {
                 return Err(ApiError::method_not_allowed(&parts.method, &path, allow))
@@ -148,6 +179,7 @@ impl App {
             app: self.clone(),
             parts,
             body: Some(body),
+            params,
             client,
             auth,
         };

@@ -3,9 +3,14 @@
 //! Nothing here depends on sqlx or hyper.
 
 mod ids;
+mod message;
 mod time;
 mod user;
 
 pub use ids::{DeviceId, SessionId, UserId};
+pub use message::{
+    AckSelector, AckedEntry, Gap, Message, MessageId, NewMessage, QueueItem, QueueTarget,
+    QueuedEntry, StoreOutcome,
+};
 pub use time::Timestamp;
 pub use user::{DeviceType, NewUser, ProfileChange, Session, SessionUpsert, UserRecord};

@@ -289,7 +289,9 @@ impl AuthService {
 
             let (account, user) = self.resolve(&req.identifier).await?;
             let limits = super::LimitsService::new(self.core.clone());
-            limits.check_login(&account, client.ip).await?;
+            // The account attempt is counted before the (slow) verification, so parallel guesses
+            // cannot all pass the lock check.
+            let attempt = limits.begin_login(&account, client.ip).await?;
 
             let mut ok = false;
             if let Some(u) = &user {
@@ -298,13 +300,17 @@ impl AuthService {
                 {
                     ok = true;
                 } else if !password.is_empty() {
-                    ok = self.core.passwords.verify(password, &u.password_hash).await;
+                    ok = self
+                        .core
+                        .passwords
+                        .verify(password, &u.password_hash)
+                        .await?;
                 }
             } else if !password.is_empty() {
                 self.core.passwords.verify_dummy(password).await;
             }
             let Some(user) = user.filter(|_| ok) else {
-                limits.login_failed(&account, client.ip).await?;
+                limits.login_failed(&account, client.ip, attempt).await?;
                 return Err(Error::InvalidCredentials);
             };
             limits.login_succeeded(&account).await?;
@@ -321,16 +327,6 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<LoginResponse> {
         let core = &self.core;
-        let uid_row = user.id.to_string();
-        if let Some(key) = &new_key {
-            let sealed = core.pii.seal_str("users", "public_key", &uid_row, key)?;
-            let change = ProfileChange {
-                public_key: Some(sealed.clone()),
-                ..ProfileChange::default()
-            };
-            core.store.update_user(user.id, &change).await?;
-            user.public_key = Some(sealed);
-        }
         let now = Timestamp::now();
         let session_row = format!("{}:{}", user.id, device);
         let seal = |col: &str, v: &str| core.pii.seal_str("sessions", col, &session_row, v);
@@ -353,6 +349,25 @@ impl AuthService {
             .await?;
         let csrf_token = self.rotate_csrf(session.id).await?;
         let access_token = core.tokens.issue(user.id, session.id).await?;
+        // The new key is written only once the login itself has succeeded.
+        if let Some(key) = &new_key {
+            let sealed = core
+                .pii
+                .seal_str("users", "public_key", &user.id.to_string(), key)?;
+            let change = ProfileChange {
+                public_key: Some(sealed.clone()),
+                ..ProfileChange::default()
+            };
+            core.store.update_user(user.id, &change).await?;
+            user.public_key = Some(sealed);
+            let auth = Authenticated {
+                user: user.id,
+                session: session.id,
+            };
+            super::ContactsService::new(core.clone())
+                .key_changed(&auth, key)
+                .await?;
+        }
         let opened = open_user(core, &user)?;
         tracing::info!(user_id = %user.id, session_id = %session.id, "login");
         Ok(LoginResponse {

@@ -55,6 +55,27 @@ pub enum Error {
     /// Resource does not exist or is not visible.
     #[error("not found")]
     NotFound,
+    /// The request targets the caller itself.
+    #[error("invalid target")]
+    InvalidTarget,
+    /// `/subscribe` target does not exist.
+    #[error("user not found")]
+    UserNotFound,
+    /// Already accepted contacts.
+    #[error("already contact")]
+    AlreadyContact,
+    /// The caller already asked that user.
+    #[error("request pending")]
+    RequestPending,
+    /// No pending request to confirm or reject.
+    #[error("no pending request")]
+    NoPendingRequest,
+    /// Not a member of that chat (also unknown chats).
+    #[error("not a member")]
+    NotAMember,
+    /// Message unknown, expired, or not in a conversation of the caller.
+    #[error("message not found")]
+    MessageNotFound,
     /// Phone already registered.
     #[error("phone taken")]
     PhoneTaken,
@@ -102,7 +123,10 @@ impl From<EphemeralError> for Error {
 
 impl From<CryptoError> for Error {
     fn from(e: CryptoError) -> Self {
-        Self::Internal(format!("crypto: {e}"))
+        match e {
+            CryptoError::Busy => Self::Unavailable("password hashing saturated".into()),
+            other => Self::Internal(format!("crypto: {other}")),
+        }
     }
 }
 

@@ -92,55 +92,72 @@ impl LimitsService {
         }
     }
 
-    async fn count(&self, key: &str, limit: u64) -> Result<()> {
-        let l = &self.core.config.limits;
-        let n = self
+    async fn lock(&self, key: &str) -> Result<()> {
+        let block = self.core.config.limits.failed_login_block_period;
+        let until = Timestamp::now().millis() + (block as i64) * 1000;
+        let ttl = Duration::from_secs(block);
+        self.core
+            .ephemeral
+            .set(&format!("lock:{key}"), until.to_string().as_bytes(), ttl)
+            .await?;
+        let kind = if key.starts_with("ip:") {
+            "ip"
+        } else {
+            "account"
+        };
+        tracing::info!(kind, "login lockout");
+        Ok(())
+    }
+
+    async fn count(&self, key: &str) -> Result<u64> {
+        let window = Duration::from_secs(self.core.config.limits.failed_login_window);
+        Ok(self
             .core
             .ephemeral
-            .incr(
-                &format!("fail:{key}"),
-                Duration::from_secs(l.failed_login_window),
-            )
-            .await?;
-        if n >= limit {
-            let block = l.failed_login_block_period;
-            let until = Timestamp::now().millis() + (block as i64) * 1000;
-            self.core
-                .ephemeral
-                .set(
-                    &format!("lock:{key}"),
-                    until.to_string().as_bytes(),
-                    Duration::from_secs(block),
-                )
+            .incr(&format!("fail:{key}"), window)
+            .await?)
+    }
+
+    /// Refuses a locked account or IP, then counts this attempt against the account *before*
+    /// the slow credential check, so parallel guesses cannot all pass the lock check. Returns
+    /// the attempt number for [`Self::login_failed`].
+    pub(crate) async fn begin_login(&self, account: &AccountKey, ip: IpAddr) -> Result<u64> {
+        self.check_login(account, ip).await?;
+        let l = &self.core.config.limits;
+        let key = format!("acct:{}", self.account_key(account));
+        let n = self.count(&key).await?;
+        if n > l.failed_login_limit {
+            self.lock(&key).await?;
+            let retry_after = l.failed_login_block_period.max(1);
+            return Err(Error::LoginLocked { retry_after });
+        }
+        Ok(n)
+    }
+
+    /// Records a failed attempt (`attempt` from `begin_login`): locks the account when it reaches
+    /// the limit, and counts one failure for the IP.
+    pub(crate) async fn login_failed(
+        &self,
+        account: &AccountKey,
+        ip: IpAddr,
+        attempt: u64,
+    ) -> Result<()> {
+        let l = &self.core.config.limits;
+        if attempt >= l.failed_login_limit {
+            self.lock(&format!("acct:{}", self.account_key(account)))
                 .await?;
-            tracing::info!(
-                kind = if key.starts_with("ip:") {
-                    "ip"
-                } else {
-                    "account"
-                },
-                "login lockout"
-            );
+        }
+        let ip_key = format!("ip:{}", self.ip_tag(ip));
+        if self.count(&ip_key).await? >= l.failed_login_ip_limit {
+            self.lock(&ip_key).await?;
         }
         Ok(())
     }
 
-    /// Records one failed login for the account and the IP.
-    pub(crate) async fn login_failed(&self, account: &AccountKey, ip: IpAddr) -> Result<()> {
-        let l = &self.core.config.limits;
-        self.count(
-            &format!("acct:{}", self.account_key(account)),
-            l.failed_login_limit,
-        )
-        .await?;
-        self.count(&format!("ip:{}", self.ip_tag(ip)), l.failed_login_ip_limit)
-            .await
-    }
-
-    /// A successful login clears the account's failure counter (not the IP's).
+    /// A successful login clears the account's counters (not the IP's).
     pub(crate) async fn login_succeeded(&self, account: &AccountKey) -> Result<()> {
-        let key = format!("fail:acct:{}", self.account_key(account));
-        self.core.ephemeral.delete(&key).await?;
+        let key = format!("acct:{}", self.account_key(account));
+        self.core.ephemeral.delete(&format!("fail:{key}")).await?;
         Ok(())
     }
 }

@@ -20,16 +20,27 @@ use crate::push::PushProvider;
 use crate::store::Store;
 
 mod auth;
+mod contacts;
 mod error;
+mod events;
+pub(crate) mod frames;
+pub(crate) mod hub;
 mod limits;
+mod messages;
+mod presence;
 mod users;
 pub(crate) mod validate;
 
 pub use auth::{
     AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
 };
+pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
 pub use error::{Error, FieldError, Result};
 pub use limits::LimitsService;
+pub use messages::{
+    HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest, MAX_PAYLOAD,
+};
+pub use presence::{ContactStatus, PresenceService};
 pub use users::{ProfileResponse, ProfileUpdate, SecretKeyResponse, UsersService};
 
 /// Backends, keys and settings shared by all services.
@@ -51,6 +62,8 @@ pub struct Core {
     pub passwords: PasswordHasher,
     /// Settings.
     pub config: Config,
+    /// This node's sockets.
+    pub hub: Arc<hub::Hub>,
 }
 
 /// One service per domain.
@@ -62,6 +75,12 @@ pub struct Services {
     pub users: UsersService,
     /// HTTP budgets and login lockout.
     pub limits: LimitsService,
+    /// Contact relationships.
+    pub contacts: ContactsService,
+    /// Direct messages and delivery.
+    pub messages: MessagesService,
+    /// Presence and typing.
+    pub presence: PresenceService,
     core: Arc<Core>,
 }
 
@@ -70,8 +89,13 @@ impl Services {
     pub fn new(core: Core) -> Self {
         let core = Arc::new(core);
         let auth = AuthService::new(core.clone());
+        let contacts = ContactsService::new(core.clone());
+        let presence = PresenceService::new(core.clone());
         Self {
-            users: UsersService::new(core.clone(), auth.clone()),
+            users: UsersService::new(core.clone(), auth.clone(), contacts.clone()),
+            messages: MessagesService::new(core.clone(), presence.clone()),
+            presence,
+            contacts,
             auth,
             limits: LimitsService::new(core.clone()),
             core,

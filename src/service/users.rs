@@ -72,11 +72,20 @@ pub struct SecretKeyResponse {
 pub struct UsersService {
     core: Arc<Core>,
     auth: AuthService,
+    contacts: super::ContactsService,
 }
 
 impl UsersService {
-    pub(crate) fn new(core: Arc<Core>, auth: AuthService) -> Self {
-        Self { core, auth }
+    pub(crate) fn new(
+        core: Arc<Core>,
+        auth: AuthService,
+        contacts: super::ContactsService,
+    ) -> Self {
+        Self {
+            core,
+            auth,
+            contacts,
+        }
     }
 
     /// The caller's own profile (with phone and CSRF token), or — with `of` — an accepted
@@ -179,7 +188,7 @@ impl UsersService {
                 ..ProfileChange::default()
             };
             if let (Some(new), Some(current)) = (&req.password, &req.current_password) {
-                if !core.passwords.verify(current, &user.password_hash).await {
+                if !core.passwords.verify(current, &user.password_hash).await? {
                     return Err(Error::Forbidden);
                 }
                 change.password_hash = Some(core.passwords.hash(new).await?);
@@ -193,6 +202,11 @@ impl UsersService {
                     .store
                     .revoke_sessions_except(auth.user, Some(auth.session))
                     .await?;
+                for id in &revoked {
+                    let _ = core.store.drop_queue(*id).await;
+                    core.hub
+                        .close_session(auth.user, *id, 1008, "token_revoked");
+                }
                 tracing::info!(user_id = %auth.user, revoked = revoked.len(), "password changed");
             }
             Ok(())
@@ -222,7 +236,7 @@ impl UsersService {
             if !self.core.store.update_user(auth.user, &change).await? {
                 return Err(Error::InvalidToken);
             }
-            Ok(())
+            self.contacts.key_changed(auth, &pem).await
         }
     }
 

@@ -20,6 +20,7 @@ pub struct MemoryStore {
     users: Mutex<Users>,
     sessions: Mutex<Sessions>,
     contacts: Mutex<BTreeMap<(UserId, UserId), Contact>>,
+    pub(super) messages: super::memory_messages::MessageMaps,
 }
 
 #[derive(Debug, Default)]

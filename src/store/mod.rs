@@ -14,12 +14,14 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::model::{
-    DeviceId, ProfileChange, Session, SessionId, SessionUpsert, Timestamp, UserId, UserRecord,
+    AckSelector, AckedEntry, DeviceId, Message, MessageId, NewMessage, ProfileChange, QueueTarget,
+    QueuedEntry, Session, SessionId, SessionUpsert, StoreOutcome, Timestamp, UserId, UserRecord,
 };
 
 #[cfg(test)]
 pub(crate) mod conformance;
 mod memory;
+mod memory_messages;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -159,6 +161,78 @@ pub trait ContactStore: Send + Sync + fmt::Debug {
     async fn pending_of(&self, user: UserId) -> StoreResult<Vec<Contact>>;
 }
 
+/// Messages and their delivery state.
+#[async_trait]
+pub trait MessageStore: Send + Sync + fmt::Debug {
+    /// In one durable write: checks the sender device's `client_id` (a repeat returns
+    /// `Duplicate` and stores nothing), stores the message, and appends one queue entry per
+    /// target with that device's next `seq`.
+    async fn store_message(
+        &self,
+        msg: &NewMessage,
+        targets: &[QueueTarget],
+    ) -> StoreResult<StoreOutcome>;
+    /// A message by id.
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
+    /// DM history of the pair (either direction), newest first: skips `skip` messages older
+    /// than `before` (or the newest when `None`) and returns at most `take`.
+    async fn dm_history(
+        &self,
+        a: UserId,
+        b: UserId,
+        before: Option<MessageId>,
+        skip: u64,
+        take: u64,
+    ) -> StoreResult<Vec<Message>>;
+    /// Number of messages in the pair's DM history.
+    async fn dm_count(&self, a: UserId, b: UserId) -> StoreResult<u64>;
+    /// Marks messages delivered; returns those that were not delivered before.
+    async fn mark_delivered(&self, ids: &[MessageId]) -> StoreResult<Vec<MessageId>>;
+    /// Marks a message read (and delivered); returns (newly delivered, newly read).
+    async fn mark_read(&self, id: MessageId) -> StoreResult<(bool, bool)>;
+}
+
+/// Per-device queues of durable frames.
+#[async_trait]
+pub trait QueueStore: Send + Sync + fmt::Debug {
+    /// Appends one event (a serialized durable frame without `seq`) per session, atomically;
+    /// returns the assigned seqs in order.
+    async fn enqueue_events(&self, events: &[(SessionId, bytes::Bytes)]) -> StoreResult<Vec<i64>>;
+    /// Queued entries of a session with `after < seq` (and `seq <= upto` when given), ascending,
+    /// at most `limit`.
+    async fn queue_after(
+        &self,
+        session: SessionId,
+        after: i64,
+        upto: Option<i64>,
+        limit: u64,
+    ) -> StoreResult<Vec<QueuedEntry>>;
+    /// Removes the selected entries of a session and returns them.
+    async fn ack(&self, session: SessionId, sel: AckSelector) -> StoreResult<Vec<AckedEntry>>;
+    /// Highest seq ever assigned to the session (0 when none).
+    async fn last_seq(&self, session: SessionId) -> StoreResult<i64>;
+    /// Deletes a session's whole queue (revocation).
+    async fn drop_queue(&self, session: SessionId) -> StoreResult<()>;
+    /// Enforces `QUEUE_TTL` and `QUEUE_MAX` on every queue: the leading entries queued before
+    /// `expire_before`, and the oldest ones past `max_len` (counting the gap itself), are
+    /// deleted and replaced by one [`QueueItem::Gap`](crate::model::QueueItem::Gap) at the seq
+    /// of the newest deleted entry. A leading gap that is dropped merges into the new one; a gap
+    /// alone never expires. Returns the sessions that got a gap, with its seq.
+    async fn trim_queues(
+        &self,
+        max_len: u64,
+        expire_before: Timestamp,
+    ) -> StoreResult<Vec<(SessionId, i64)>>;
+    /// Deletes messages created before `history_before` that no queue entry references, and
+    /// forgets the `client_id`s of messages created before `dedupe_before`. Returns the number of
+    /// messages deleted.
+    async fn purge_messages(
+        &self,
+        history_before: Timestamp,
+        dedupe_before: Timestamp,
+    ) -> StoreResult<u64>;
+}
+
 /// Backend health.
 #[async_trait]
 pub trait StoreHealth: Send + Sync + fmt::Debug {
@@ -167,6 +241,12 @@ pub trait StoreHealth: Send + Sync + fmt::Debug {
 }
 
 /// Everything Melo persists. Implemented for any type that implements the parts.
-pub trait Store: UserStore + SessionStore + ContactStore + StoreHealth + 'static {}
+pub trait Store:
+    UserStore + SessionStore + ContactStore + MessageStore + QueueStore + StoreHealth + 'static
+{
+}
 
-impl<T> Store for T where T: UserStore + SessionStore + ContactStore + StoreHealth + 'static {}
+impl<T> Store for T where
+    T: UserStore + SessionStore + ContactStore + MessageStore + QueueStore + StoreHealth + 'static
+{
+}

@@ -74,6 +74,14 @@ fn be(e: sqlx::Error) -> StoreError {
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(e.to_string())
         }
+        // SQLITE_BUSY (5) / SQLITE_LOCKED (6) and their extended codes: contention, not a bug.
+        sqlx::Error::Database(ref d)
+            if d.code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| matches!(c & 0xff, 5 | 6)) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
         other => StoreError::backend(other),
     }
 }
@@ -566,6 +574,9 @@ impl StoreHealth for SqliteStore {
         Ok(())
     }
 }
+
+#[path = "sqlite_messages.rs"]
+mod messages;
 
 #[cfg(test)]
 mod tests {

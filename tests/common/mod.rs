@@ -2,7 +2,9 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod realtime;
 pub mod scenarios;
+pub mod ws;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -51,9 +53,11 @@ pub fn test_config() -> Config {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The second WebSocket listener (`WS_PORT`: any path).
+    pub ws_addr: SocketAddr,
     pub client: Client,
     pub store: Arc<dyn Store>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -69,17 +73,26 @@ impl TestServer {
             .expect("build");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let ws_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ws");
+        let ws_addr = ws_listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(async move {
-            melo.serve(listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("serve");
+            let mut rx1 = rx.clone();
+            let mut rx2 = rx;
+            let http = melo.serve(listener, async move {
+                let _ = rx1.changed().await;
+            });
+            let ws = melo.serve_ws(ws_listener, async move {
+                let _ = rx2.changed().await;
+            });
+            let (a, b) = tokio::join!(http, ws);
+            a.expect("serve");
+            b.expect("serve ws");
             melo.shutdown().await;
         });
         Self {
             addr,
+            ws_addr,
             client: Client::new(format!("http://{addr}")),
             store,
             shutdown: Some(tx),
@@ -89,7 +102,7 @@ impl TestServer {
 
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         if let Some(t) = self.task.take() {
             t.await.expect("server task");

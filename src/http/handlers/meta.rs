@@ -65,6 +65,16 @@ pub(super) fn routes() -> Vec<Route> {
     ]
 }
 
+/// Backend checks with a bound: a hung backend reads as down.
+async fn check_backends(core: &crate::service::Core) -> (bool, bool) {
+    let t = std::time::Duration::from_secs(2);
+    let (db, eph) = tokio::join!(
+        tokio::time::timeout(t, core.store.ping()),
+        tokio::time::timeout(t, core.ephemeral.ping())
+    );
+    (matches!(db, Ok(Ok(()))), matches!(eph, Ok(Ok(()))))
+}
+
 /// # GET /
 async fn root(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
     let version = &c.app.services.core().config.server_version;
@@ -73,10 +83,8 @@ async fn root(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
 
 /// # GET /status
 async fn status(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
-    let core = c.app.services.core();
-    let (db, eph) = tokio::join!(core.store.ping(), core.ephemeral.ping());
-    let (db, eph) = (db.is_ok(), eph.is_ok());
-    let cfg = &core.config;
+    let (db, eph) = check_backends(c.app.services.core()).await;
+    let cfg = &c.app.services.core().config;
     Ok(ok(&json!({
         "status": if db && eph { "ok" } else { "degraded" },
         "version": cfg.server_version,

@@ -4,7 +4,11 @@
 use super::router::Route;
 
 mod account;
+mod contacts;
+mod messages;
 mod meta;
+mod paging;
+mod presence;
 mod profile;
 
 /// Every route Melo serves.
@@ -13,5 +17,8 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(meta::routes());
     r.extend(account::routes());
     r.extend(profile::routes());
+    r.extend(contacts::routes());
+    r.extend(messages::routes());
+    r.extend(presence::routes());
     r
 }

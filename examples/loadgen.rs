@@ -1,0 +1,647 @@
+//! Load generator for a running Melo server: many WebSocket clients over loopback, closed-loop DM
+//! traffic between pairs of contacts, and one JSON line of results.
+//!
+//! It registers `2 × pairs` users, makes each pair accepted contacts, opens one socket per user
+//! (plus `--idle` extra authenticated sockets that only hold a connection), waits for every
+//! `sync_done`, then for `--duration` seconds each sender keeps up to `--window` `relay` frames in
+//! flight to its receiver, which acknowledges with batched `ack_received up_to_seq`. Latency is
+//! measured from send to the receiver reading `relay_delivery` (the send instant travels in the
+//! payload). The run stops by itself: senders stop at the deadline, receivers drain for at most
+//! 5 more seconds.
+//!
+//! The server must allow the burst — run it with, for example:
+//!
+//! ```text
+//! RATE_LIMIT_CALLS=1000000 WS_MAX_CONNECTIONS_PER_IP=1000000 WS_RATE_LIMIT_MESSAGES=100000000 \
+//!   BCRYPT_COST=4 cargo run --release --example server &
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:8088 --pairs 100 \
+//!   --duration 10 --window 32 --payload 64 --idle 0 --pid $!
+//! ```
+//!
+//! * `RATE_LIMIT_CALLS=1000000`: registration, logins and contact requests all come from one IP.
+//! * `WS_MAX_CONNECTIONS_PER_IP` large: every socket comes from loopback (above 20,000 sockets the
+//!   client spreads its source addresses over 127.0.0.0/8, 20,000 per address).
+//! * `WS_RATE_LIMIT_MESSAGES` large: each sender sends far more than 100 frames a minute.
+//! * `BCRYPT_COST=4`: every registration and login hashes a password.
+//! * Both processes need `ulimit -n` above the number of sockets.
+//!
+//! Output (one JSON object on stdout): `pairs`, `duration_s`, `delivered` (deliveries within the
+//! run), `msgs_per_s`, `latency_ms` `{p50, p99, max}`, `connections`, `server_rss_kb` (VmRSS of
+//! `--pid` with every socket open, else null), `server_rss_base_kb` (before any socket was opened)
+//! and `rss_per_conn_kb` = (`server_rss_kb` − `server_rss_base_kb`) / `connections`, plus
+//! `errors` (error frames and lost sockets) and `setup_s`.
+//!
+//! `--group N` (traffic in group chats) is reserved for the chats release and refused for now.
+
+#![allow(clippy::print_stdout)]
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::{timeout, timeout_at, Instant};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Setup requests in flight at once.
+const SETUP_CONCURRENCY: usize = 64;
+/// Sockets per loopback source address.
+const PER_SOURCE: usize = 20_000;
+/// Every network step of the setup gives up after this long.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long receivers may drain after the senders stopped.
+const DRAIN: Duration = Duration::from_secs(5);
+/// Digits of the send instant at the start of each payload.
+const STAMP: usize = 20;
+
+struct Args {
+    url: String,
+    pairs: usize,
+    duration: u64,
+    window: usize,
+    payload: usize,
+    idle: usize,
+    pid: Option<u32>,
+}
+
+const USAGE: &str = "usage: loadgen [--url http://127.0.0.1:8088] [--pairs 100] [--duration 10] \
+[--window 32] [--payload 64] [--idle 0] [--pid <server pid>] [--group <N>: not supported yet]";
+
+fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        url: "http://127.0.0.1:8088".into(),
+        pairs: 100,
+        duration: 10,
+        window: 32,
+        payload: 64,
+        idle: 0,
+        pid: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))?;
+        let num = |v: &str| -> Result<usize> {
+            v.parse()
+                .with_context(|| format!("{flag} {v}: not a number"))
+        };
+        match flag.as_str() {
+            "--url" => a.url = value.trim_end_matches('/').to_owned(),
+            "--pairs" => a.pairs = num(&value)?,
+            "--duration" => a.duration = num(&value)? as u64,
+            "--window" => a.window = num(&value)?,
+            "--payload" => a.payload = num(&value)?,
+            "--idle" => a.idle = num(&value)?,
+            "--pid" => a.pid = Some(num(&value)? as u32),
+            "--group" => bail!("--group {value}: group-chat load is not supported yet"),
+            other => bail!("unknown flag {other}\n{USAGE}"),
+        }
+    }
+    if a.pairs == 0 || a.window == 0 || a.duration == 0 {
+        bail!("--pairs, --window and --duration must be at least 1");
+    }
+    if a.payload < STAMP {
+        bail!("--payload must be at least {STAMP} bytes (the send instant travels in it)");
+    }
+    Ok(a)
+}
+
+// ---- HTTP ----------------------------------------------------------------------------------
+
+#[derive(Clone)]
+struct Api {
+    base: String,
+    http: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Api {
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<(u16, Value)> {
+        let mut req = http::Request::post(format!("{}{path}", self.base))
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(Full::new(Bytes::from(serde_json::to_vec(body)?)))?;
+        let resp = timeout(STEP_TIMEOUT, self.http.request(req))
+            .await
+            .with_context(|| format!("POST {path} timed out"))?
+            .with_context(|| format!("POST {path}"))?;
+        let status = resp.status().as_u16();
+        let raw = resp.into_body().collect().await?.to_bytes();
+        Ok((status, serde_json::from_slice(&raw).unwrap_or(Value::Null)))
+    }
+}
+
+#[derive(Clone)]
+struct User {
+    uid: String,
+    phone: String,
+    token: String,
+    csrf: String,
+}
+
+const PASSWORD: &str = "Loadgen-Passw0rd";
+
+fn random_device() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+async fn login(api: &Api, phone: &str) -> Result<(String, String)> {
+    let (status, body) = api
+        .post(
+            "/login",
+            None,
+            &json!({"identifier": phone, "password": PASSWORD, "device_id": random_device()}),
+        )
+        .await?;
+    if status != 200 {
+        bail!("login: {status} {body}");
+    }
+    let field = |k: &str| {
+        body[k]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("login answer without {k}: {body}"))
+    };
+    Ok((field("access_token")?, field("csrf_token")?))
+}
+
+async fn register(api: Api, pem: Arc<String>, n: usize) -> Result<User> {
+    for _ in 0..10 {
+        let phone = format!("+7999{:07}", rand::random::<u32>() % 10_000_000);
+        let (status, body) = api
+            .post(
+                "/register",
+                None,
+                &json!({"phone": phone, "name": format!("Load {n}"), "nickname": format!("load{n}"),
+                        "password": PASSWORD, "device_id": random_device(), "public_e2e_key": *pem}),
+            )
+            .await?;
+        match status {
+            200 => {
+                let uid = body["unique_id"]
+                    .as_str()
+                    .ok_or_else(|| anyhow!("register answer without unique_id: {body}"))?
+                    .to_owned();
+                let (token, csrf) = login(&api, &phone).await?;
+                return Ok(User {
+                    uid,
+                    phone,
+                    token,
+                    csrf,
+                });
+            }
+            409 => continue, // phone taken: draw another
+            _ => bail!("register: {status} {body} (is RATE_LIMIT_CALLS raised?)"),
+        }
+    }
+    bail!("no free phone number after 10 tries")
+}
+
+async fn make_contacts(api: Api, a: User, b: User) -> Result<()> {
+    for (path, from, to, want) in [
+        ("/subscribe", &a, &b, "subscription_requested"),
+        ("/confirm_subscribe", &b, &a, "confirmed"),
+    ] {
+        let (status, body) = api
+            .post(
+                path,
+                Some(&from.token),
+                &json!({"target_id": to.uid, "csrf_token": from.csrf}),
+            )
+            .await?;
+        if status != 200 || body["status"] != want {
+            bail!("{path}: {status} {body}");
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f(0..count)` with at most `limit` in flight; results in index order.
+async fn bounded<T, F, Fut>(count: usize, limit: usize, f: F) -> Result<Vec<T>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let sem = Arc::new(Semaphore::new(limit));
+    let mut set = JoinSet::new();
+    for i in 0..count {
+        let permit = sem.clone().acquire_owned().await?;
+        let fut = f(i);
+        set.spawn(async move {
+            let r = fut.await;
+            drop(permit);
+            (i, r)
+        });
+    }
+    let mut out: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    while let Some(joined) = set.join_next().await {
+        let (i, r) = joined?;
+        out[i] = Some(r?);
+    }
+    out.into_iter()
+        .map(|o| o.ok_or_else(|| anyhow!("a task did not report")))
+        .collect()
+}
+
+// ---- WebSocket -----------------------------------------------------------------------------
+
+/// The source address of the `i`-th socket: spread over 127.0.0.0/8 for large runs on loopback.
+fn source_for(i: usize, server: IpAddr, total: usize) -> Option<Ipv4Addr> {
+    if !server.is_loopback() || total <= PER_SOURCE {
+        return None;
+    }
+    let block = i / PER_SOURCE;
+    Some(Ipv4Addr::new(
+        127,
+        (block / 62_500) as u8,
+        (block / 250 % 250) as u8,
+        (block % 250 + 1) as u8,
+    ))
+}
+
+/// Opens `/ws`, reads up to `sync_done`, and acks whatever was queued.
+async fn ws_open(addr: SocketAddr, token: String, source: Option<Ipv4Addr>) -> Result<Ws> {
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source {
+        sock.bind(SocketAddr::new(IpAddr::V4(ip), 0))
+            .with_context(|| format!("binding source address {ip}"))?;
+    }
+    let stream = timeout(STEP_TIMEOUT, sock.connect(addr))
+        .await
+        .context("connect timed out")??;
+    stream.set_nodelay(true)?;
+    let mut req = format!("ws://{addr}/ws").into_client_request()?;
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    // Small read buffers keep thousands of idle client sockets cheap.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) = timeout(
+        STEP_TIMEOUT,
+        tokio_tungstenite::client_async_with_config(req, stream, Some(config)),
+    )
+    .await
+    .context("WebSocket handshake timed out")??;
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    let mut max_seq = 0;
+    loop {
+        let msg = timeout_at(deadline, ws.next())
+            .await
+            .context("no sync_done")?
+            .ok_or_else(|| anyhow!("socket closed before sync_done"))??;
+        match msg {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str())?;
+                if let Some(s) = v["seq"].as_i64() {
+                    max_seq = max_seq.max(s);
+                }
+                if v["type"] == "sync_done" {
+                    break;
+                }
+            }
+            Message::Close(c) => bail!("socket closed before sync_done: {c:?}"),
+            _ => {}
+        }
+    }
+    if max_seq > 0 {
+        ws.send(ack(max_seq)).await?;
+    }
+    Ok(ws)
+}
+
+fn ack(seq: i64) -> Message {
+    Message::text(json!({"type": "ack_received", "up_to_seq": seq}).to_string())
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+struct Shared {
+    start: Instant,
+    run_end: Instant,
+    errors: AtomicU64,
+    payload: usize,
+}
+
+fn payload(shared: &Shared) -> String {
+    let nanos = shared.start.elapsed().as_nanos();
+    let mut p = format!("{nanos:0width$}", width = STAMP);
+    p.push_str(&".".repeat(shared.payload - STAMP));
+    p
+}
+
+/// Reads the sender's socket: tracks the highest `seq` (statuses to acknowledge) and errors.
+async fn sender_reader(mut rx: SplitStream<Ws>, max_seq: Arc<AtomicI64>, shared: Arc<Shared>) {
+    while let Some(msg) = rx.next().await {
+        match msg {
+            Ok(Message::Text(t)) => {
+                let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                    continue;
+                };
+                if let Some(s) = v["seq"].as_i64() {
+                    max_seq.fetch_max(s, Ordering::Relaxed);
+                }
+                if v["type"] == "error" {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn sender(
+    mut tx: SplitSink<Ws, Message>,
+    max_seq: Arc<AtomicI64>,
+    target: String,
+    window: Arc<Semaphore>,
+    shared: Arc<Shared>,
+) {
+    let mut n: u64 = 0;
+    let mut acked = 0;
+    while Instant::now() < shared.run_end {
+        let slot = timeout(Duration::from_millis(50), window.acquire()).await;
+        let idle = slot.is_err();
+        if let Ok(Ok(permit)) = slot {
+            permit.forget();
+            n += 1;
+            let frame = json!({"type": "relay", "target": target, "payload": payload(&shared),
+                               "client_id": format!("lg-{n}")});
+            if tx.send(Message::text(frame.to_string())).await.is_err() {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let seq = max_seq.load(Ordering::Relaxed);
+        if seq > acked && (n % 32 == 0 || idle) {
+            if tx.send(ack(seq)).await.is_err() {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            acked = seq;
+        }
+    }
+    let seq = max_seq.load(Ordering::Relaxed);
+    if seq > acked {
+        let _ = tx.send(ack(seq)).await;
+    }
+}
+
+struct Received {
+    latencies_us: Vec<u64>,
+    in_window: u64,
+}
+
+async fn receiver(
+    mut ws: Ws,
+    window: Arc<Semaphore>,
+    window_size: usize,
+    shared: Arc<Shared>,
+) -> Received {
+    let mut out = Received {
+        latencies_us: Vec::new(),
+        in_window: 0,
+    };
+    let hard_end = shared.run_end + DRAIN;
+    let (mut max_seq, mut acked) = (0i64, 0i64);
+    loop {
+        let now = Instant::now();
+        if now >= hard_end || (now >= shared.run_end && window.available_permits() >= window_size) {
+            break;
+        }
+        let next = timeout(Duration::from_millis(20), ws.next()).await;
+        match next {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                let at = Instant::now();
+                let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                    continue;
+                };
+                if let Some(s) = v["seq"].as_i64() {
+                    max_seq = max_seq.max(s);
+                }
+                if v["type"] == "relay_delivery" {
+                    let sent = v["payload"]
+                        .as_str()
+                        .and_then(|p| p.get(..STAMP))
+                        .and_then(|p| p.parse::<u64>().ok());
+                    if let Some(nanos) = sent {
+                        let sent_at = shared.start + Duration::from_nanos(nanos);
+                        out.latencies_us
+                            .push(at.saturating_duration_since(sent_at).as_micros() as u64);
+                    }
+                    if at < shared.run_end {
+                        out.in_window += 1;
+                    }
+                    window.add_permits(1);
+                } else if v["type"] == "error" {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                if max_seq - acked >= 32 {
+                    if ws.send(ack(max_seq)).await.is_err() {
+                        break;
+                    }
+                    acked = max_seq;
+                }
+            }
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            Ok(Some(Ok(_))) => {}
+            Err(_) => {
+                if max_seq > acked {
+                    if ws.send(ack(max_seq)).await.is_err() {
+                        break;
+                    }
+                    acked = max_seq;
+                }
+            }
+        }
+    }
+    if max_seq > acked {
+        let _ = ws.send(ack(max_seq)).await;
+    }
+    out
+}
+
+/// VmRSS of a process in kB.
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+fn percentile(sorted: &[u64], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = (sorted.len() * p / 100).min(sorted.len() - 1);
+    sorted[i] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = parse_args()?;
+    let setup_start = Instant::now();
+    let authority = args
+        .url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("--url must start with http:// (TLS is not supported here)"))?;
+    let addr = tokio::net::lookup_host(authority)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow!("{authority}: no address"))?;
+    let connections = 2 * args.pairs + args.idle;
+    if let Some(limit) = open_file_limit() {
+        if limit < connections + 64 {
+            eprintln!("warning: open-file limit {limit} < {connections} sockets; raise ulimit -n");
+        }
+    }
+    let api = Api {
+        base: args.url.clone(),
+        http: Client::builder(TokioExecutor::new()).build_http(),
+    };
+    let pem = Arc::new({
+        use rsa::pkcs8::{EncodePublicKey, LineEnding};
+        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)?
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(|e| anyhow!("encoding the E2E key: {e}"))?
+    });
+
+    // Users: senders are 0..pairs, receivers pairs..2·pairs.
+    let users = bounded(2 * args.pairs, SETUP_CONCURRENCY, |i| {
+        register(api.clone(), pem.clone(), i)
+    })
+    .await
+    .context("registering users")?;
+    let (senders, receivers) = users.split_at(args.pairs);
+    bounded(args.pairs, SETUP_CONCURRENCY, |i| {
+        make_contacts(api.clone(), senders[i].clone(), receivers[i].clone())
+    })
+    .await
+    .context("making contacts")?;
+    // Idle sockets need sessions of their own: more devices of the receivers.
+    let idle_tokens = bounded(args.idle, SETUP_CONCURRENCY, |i| {
+        let (api, phone) = (api.clone(), receivers[i % receivers.len()].phone.clone());
+        async move { Ok(login(&api, &phone).await?.0) }
+    })
+    .await
+    .context("logging in idle devices")?;
+
+    let rss_base = args.pid.and_then(rss_kb);
+    let mut tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
+    tokens.extend(idle_tokens);
+    let tokens = Arc::new(tokens);
+    let mut sockets = bounded(connections, SETUP_CONCURRENCY * 4, |i| {
+        let tokens = tokens.clone();
+        async move {
+            ws_open(
+                addr,
+                tokens[i].clone(),
+                source_for(i, addr.ip(), connections),
+            )
+            .await
+        }
+    })
+    .await
+    .context("opening sockets")?;
+    // Idle sockets only answer pings until the process exits.
+    for mut ws in sockets.split_off(2 * args.pairs) {
+        tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    }
+    let receiver_ws = sockets.split_off(args.pairs);
+    let setup_s = setup_start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let shared = Arc::new(Shared {
+        start,
+        run_end: start + Duration::from_secs(args.duration),
+        errors: AtomicU64::new(0),
+        payload: args.payload,
+    });
+    let mut receiving = JoinSet::new();
+    for ((ws_s, ws_r), rcv) in sockets.into_iter().zip(receiver_ws).zip(receivers) {
+        let window = Arc::new(Semaphore::new(args.window));
+        let (tx, rx) = ws_s.split();
+        let max_seq = Arc::new(AtomicI64::new(0));
+        tokio::spawn(sender_reader(rx, max_seq.clone(), shared.clone()));
+        tokio::spawn(sender(
+            tx,
+            max_seq,
+            rcv.uid.clone(),
+            window.clone(),
+            shared.clone(),
+        ));
+        receiving.spawn(receiver(ws_r, window, args.window, shared.clone()));
+    }
+    let mut latencies = Vec::new();
+    let mut delivered = 0u64;
+    while let Some(r) = receiving.join_next().await {
+        let r = r?;
+        delivered += r.in_window;
+        latencies.extend(r.latencies_us);
+    }
+    let rss = args.pid.and_then(rss_kb);
+    latencies.sort_unstable();
+    let per_conn = match (rss, rss_base) {
+        (Some(end), Some(base)) => {
+            Some((end.saturating_sub(base)) as f64 / connections.max(1) as f64)
+        }
+        _ => None,
+    };
+    let round = |x: f64| (x * 1000.0).round() / 1000.0;
+    let report = json!({
+        "pairs": args.pairs,
+        "duration_s": args.duration,
+        "delivered": delivered,
+        "msgs_per_s": round(delivered as f64 / args.duration as f64),
+        "latency_ms": {
+            "p50": round(percentile(&latencies, 50)),
+            "p99": round(percentile(&latencies, 99)),
+            "max": round(latencies.last().map_or(0.0, |&m| m as f64 / 1000.0)),
+        },
+        "connections": connections,
+        "server_rss_kb": rss,
+        "server_rss_base_kb": rss_base,
+        "rss_per_conn_kb": per_conn.map(round),
+        "errors": shared.errors.load(Ordering::Relaxed),
+        "setup_s": round(setup_s),
+    });
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! Message routes (PROTOCOL §4.6) and the WebSocket endpoint on the HTTP port.
+
+use http::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::paging;
+use crate::http::error::ApiError;
+use crate::http::extract::Ctx;
+use crate::http::response::{ok, Body};
+use crate::http::router::{Access, Route};
+use crate::model::UserId;
+use crate::service::{validate, SendRequest};
+
+type Res = Result<http::Response<Body>, ApiError>;
+
+pub(super) fn routes() -> Vec<Route> {
+    use Access::{Public, Token};
+    vec![
+        Route::new(
+            Method::GET,
+            "/ws",
+            Public,
+            "WebSocket endpoint (token by header or ?token=)",
+            |c| Box::pin(websocket(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/messages/send",
+            Token,
+            "Send a message (same rules as WS relay)",
+            |c| Box::pin(send(c)),
+        ),
+        Route::new(
+            Method::GET,
+            "/messages/history/dm/{target_id}",
+            Token,
+            "DM history with a user",
+            |c| Box::pin(dm_history(c)),
+        ),
+        Route::new(
+            Method::GET,
+            "/history/{target_id}",
+            Token,
+            "Legacy DM history (contacts only)",
+            |c| Box::pin(legacy_history(c)),
+        ),
+    ]
+}
+
+/// # GET /ws
+async fn websocket(c: Ctx) -> Res {
+    crate::ws::upgrade(c.app, c.parts, c.client.ip).await
+}
+
+#[derive(Deserialize)]
+struct SendBody {
+    #[serde(default)]
+    target_id: Option<UserId>,
+    #[serde(default)]
+    chat_id: Option<serde_json::Value>,
+    data: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+}
+
+/// # POST /messages/send
+async fn send(mut c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let body: SendBody = c.json().await?;
+    let chat_id = match &body.chat_id {
+        None | Some(serde_json::Value::Null) => None,
+        Some(v) => match v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        {
+            Some(n) if n >= 1 => Some(n),
+            _ => return Err(ApiError::field("chat_id", "must be a positive integer")),
+        },
+    };
+    if body.target_id.is_some() == chat_id.is_some() {
+        return Err(ApiError::field(
+            "target_id",
+            "exactly one of target_id and chat_id is required",
+        ));
+    }
+    if body.data.is_empty() {
+        return Err(ApiError::field("data", "must not be empty"));
+    }
+    let req = SendRequest {
+        target: body.target_id,
+        chat_id,
+        payload: body.data,
+        client_id: body.client_id,
+        signature: body.signature,
+    };
+    let out = c.app.services.messages.send(&auth, req).await?;
+    let mut v = json!({"ok": true, "message_id": out.message_id, "status": "queued"});
+    if out.duplicate {
+        v["duplicate"] = json!(true);
+    }
+    Ok(ok(&v))
+}
+
+fn path_uid(c: &Ctx) -> Result<UserId, ApiError> {
+    let raw = c.param("target_id").unwrap_or_default();
+    validate::uid(raw).map_err(|p| ApiError::field("target_id", p))
+}
+
+/// # GET /messages/history/dm/{target_id}
+async fn dm_history(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let peer = path_uid(&c)?;
+    let q = paging::history(&c)?;
+    Ok(ok(&c
+        .app
+        .services
+        .messages
+        .dm_history(&auth, peer, q)
+        .await?))
+}
+
+/// # GET /history/{target_id}
+async fn legacy_history(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let peer = path_uid(&c)?;
+    let q = paging::history(&c)?;
+    Ok(ok(&c
+        .app
+        .services
+        .messages
+        .legacy_history(&auth, peer, q)
+        .await?))
+}

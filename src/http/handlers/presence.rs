@@ -1,0 +1,122 @@
+//! Presence over HTTP (PROTOCOL §4.5).
+
+use http::Method;
+use serde_json::json;
+
+use crate::http::error::ApiError;
+use crate::http::extract::Ctx;
+use crate::http::response::{ok, Body};
+use crate::http::router::{Access, Route};
+use crate::model::UserId;
+use crate::service::validate;
+
+type Res = Result<http::Response<Body>, ApiError>;
+
+pub(super) fn routes() -> Vec<Route> {
+    use Access::Token;
+    vec![
+        Route::new(
+            Method::GET,
+            "/statuses",
+            Token,
+            "Statuses of up to 100 users",
+            |c| Box::pin(statuses(c)),
+        ),
+        Route::new(Method::GET, "/status/me", Token, "Own status", |c| {
+            Box::pin(me(c))
+        }),
+        Route::new(
+            Method::GET,
+            "/status/contacts",
+            Token,
+            "Statuses of all contacts",
+            |c| Box::pin(contacts(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/status/online",
+            Token,
+            "Leave invisible mode",
+            |c| Box::pin(online(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/status/offline",
+            Token,
+            "Enter invisible mode",
+            |c| Box::pin(offline(c)),
+        ),
+    ]
+}
+
+/// # GET /statuses
+async fn statuses(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let raw = c.query("user_ids").unwrap_or_default();
+    let ids: Vec<&str> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(ApiError::field("user_ids", "must list 1 to 100 uids"));
+    }
+    let ids: Vec<UserId> = ids
+        .iter()
+        .map(|s| validate::uid(s))
+        .collect::<Result<_, _>>()
+        .map_err(|p| ApiError::field("user_ids", p))?;
+    let mut out = serde_json::Map::new();
+    for id in ids {
+        let s = c.app.services.presence.status_for(auth.user, id).await?;
+        out.insert(id.to_string(), json!(s));
+    }
+    Ok(ok(&json!({"statuses": out})))
+}
+
+/// # GET /status/me
+async fn me(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let p = &c.app.services.presence;
+    let status = p.status_of(auth.user).await;
+    Ok(ok(&json!({
+        "user_id": auth.user, "status": status, "last_seen": p.last_seen(auth.user).await,
+        "is_typing_in_chat": null,
+    })))
+}
+
+/// # GET /status/contacts
+async fn contacts(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let p = &c.app.services.presence;
+    let mut list = Vec::new();
+    for uid in c.app.services.contacts.all_contacts(auth.user).await? {
+        list.push(json!({
+            "user_id": uid, "status": p.status_of(uid).await, "last_seen": p.last_seen(uid).await,
+            "is_typing_in_chat": null,
+        }));
+    }
+    Ok(ok(&json!({"contacts": list})))
+}
+
+/// # POST /status/online
+async fn online(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    c.app
+        .services
+        .presence
+        .set_invisible(auth.user, false)
+        .await?;
+    Ok(ok(&json!({"status": "ok"})))
+}
+
+/// # POST /status/offline
+async fn offline(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    c.app
+        .services
+        .presence
+        .set_invisible(auth.user, true)
+        .await?;
+    Ok(ok(&json!({"status": "ok"})))
+}

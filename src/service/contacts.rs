@@ -1,0 +1,295 @@
+//! Contacts: requests, confirmation, rejection, removal and lists (PROTOCOL §4.4).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::auth::open_user;
+use super::frames::{self, ContactEvent, KeyChanged};
+use super::{Authenticated, Core, Error, Result};
+use crate::model::{Timestamp, UserId};
+use crate::store::{ContactState, StoreError};
+
+/// Body of the four contact routes.
+#[derive(Debug, Deserialize)]
+pub struct ContactRequest {
+    /// The other user.
+    pub target_id: UserId,
+    /// `/subscribe` only: the request is "secret".
+    #[serde(default)]
+    pub secret: bool,
+    /// CSRF token (or the `X-CSRF-Token` header).
+    #[serde(default)]
+    pub csrf_token: Option<String>,
+}
+
+/// One accepted contact.
+#[derive(Debug, Serialize)]
+pub struct ContactEntry {
+    /// uid.
+    pub unique_id: UserId,
+    /// Nickname.
+    pub nickname: String,
+    /// E2E public key.
+    pub public_e2e_key: Option<String>,
+}
+
+/// An incoming request.
+#[derive(Debug, Serialize)]
+pub struct IncomingRequest {
+    /// Requester.
+    pub unique_id: UserId,
+    /// Requester's nickname.
+    pub nickname: String,
+    /// Requester's `secret` flag.
+    pub secret: bool,
+    /// When.
+    pub requested_at: Timestamp,
+}
+
+/// An outgoing request (the target's profile is not revealed).
+#[derive(Debug, Serialize)]
+pub struct OutgoingRequest {
+    /// Target.
+    pub unique_id: UserId,
+    /// When.
+    pub requested_at: Timestamp,
+}
+
+/// `GET /contacts/requests`.
+#[derive(Debug, Serialize)]
+pub struct PendingRequests {
+    /// Asked of the caller.
+    pub incoming: Vec<IncomingRequest>,
+    /// Asked by the caller.
+    pub outgoing: Vec<OutgoingRequest>,
+}
+
+/// Contact relationships.
+#[derive(Clone, Debug)]
+pub struct ContactsService {
+    core: Arc<Core>,
+}
+
+impl ContactsService {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    async fn nickname(&self, user: UserId) -> Result<String> {
+        let u = self
+            .core
+            .store
+            .user(user)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        Ok(open_user(&self.core, &u)?.nickname)
+    }
+
+    async fn notify(
+        &self,
+        to: UserId,
+        kind: &'static str,
+        from: UserId,
+        secret: Option<bool>,
+    ) -> Result<()> {
+        let nick = if kind == "subscription_removed" {
+            None
+        } else {
+            Some(self.nickname(from).await?)
+        };
+        let frame = frames::to_bytes(&ContactEvent {
+            kind,
+            from_id: from,
+            from_phone: nick.as_ref().map(|_| None),
+            from_nickname: nick.as_deref(),
+            secret,
+            ts: Timestamp::now(),
+        });
+        self.core.emit(&[(to, frame)], None).await
+    }
+
+    /// `/subscribe`: asks `target`; confirms instead when `target` already asked the caller.
+    #[allow(clippy::manual_async_fn)]
+    pub fn subscribe<'a>(
+        &'a self,
+        auth: &'a Authenticated,
+        target: UserId,
+        secret: bool,
+    ) -> impl Future<Output = Result<&'static str>> + Send + 'a {
+        async move {
+            if target == auth.user {
+                return Err(Error::InvalidTarget);
+            }
+            if self.core.store.user(target).await?.is_none() {
+                return Err(Error::UserNotFound);
+            }
+            match self.core.store.relationship(auth.user, target).await? {
+                Some(r) if r.state == ContactState::Accepted => Err(Error::AlreadyContact),
+                Some(r) if r.requester == auth.user => Err(Error::RequestPending),
+                Some(_) => {
+                    self.confirm(auth, target).await?;
+                    Ok("confirmed")
+                }
+                None => {
+                    match self
+                        .core
+                        .store
+                        .request_contact(auth.user, target, secret, Timestamp::now())
+                        .await
+                    {
+                        Ok(()) => {}
+                        // A concurrent request of the same pair won the race.
+                        Err(StoreError::Conflict(_)) => return Err(Error::RequestPending),
+                        Err(e) => return Err(e.into()),
+                    }
+                    self.notify(target, "subscription_request", auth.user, Some(secret))
+                        .await?;
+                    Ok("subscription_requested")
+                }
+            }
+        }
+    }
+
+    /// `/confirm_subscribe`: accepts `requester`'s pending request.
+    #[allow(clippy::manual_async_fn)]
+    pub fn confirm<'a>(
+        &'a self,
+        auth: &'a Authenticated,
+        requester: UserId,
+    ) -> impl Future<Output = Result<()>> + Send + 'a {
+        async move {
+            if !self.core.store.accept_contact(requester, auth.user).await? {
+                return Err(Error::NoPendingRequest);
+            }
+            self.notify(requester, "subscription_confirmed", auth.user, None)
+                .await
+        }
+    }
+
+    /// `/reject_subscribe`: deletes `requester`'s pending request, silently.
+    pub async fn reject(&self, auth: &Authenticated, requester: UserId) -> Result<()> {
+        match self.core.store.relationship(requester, auth.user).await? {
+            Some(r) if r.state == ContactState::Pending && r.requester == requester => {
+                self.core.store.remove_contact(requester, auth.user).await?;
+                Ok(())
+            }
+            _ => Err(Error::NoPendingRequest),
+        }
+    }
+
+    /// `/unsubscribe`: ends an accepted relationship or withdraws the caller's own request.
+    #[allow(clippy::manual_async_fn)]
+    pub fn unsubscribe<'a>(
+        &'a self,
+        auth: &'a Authenticated,
+        other: UserId,
+    ) -> impl Future<Output = Result<()>> + Send + 'a {
+        async move {
+            match self.core.store.relationship(auth.user, other).await? {
+                Some(r) if r.state == ContactState::Accepted || r.requester == auth.user => {
+                    self.core.store.remove_contact(auth.user, other).await?;
+                    self.notify(other, "subscription_removed", auth.user, None)
+                        .await
+                }
+                _ => Err(Error::NotFound),
+            }
+        }
+    }
+
+    /// Accepted contacts, by uid, one page.
+    pub async fn list(
+        &self,
+        auth: &Authenticated,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<ContactEntry>, u64)> {
+        let (ids, total) = self
+            .core
+            .store
+            .contacts_of(auth.user, offset, limit)
+            .await?;
+        let mut users = self.core.store.users(&ids).await?;
+        users.sort_by_key(|u| u.id);
+        let entries = users
+            .iter()
+            .map(|u| {
+                let o = open_user(&self.core, u)?;
+                Ok(ContactEntry {
+                    unique_id: u.id,
+                    nickname: o.nickname,
+                    public_e2e_key: o.public_key,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((entries, total))
+    }
+
+    /// Pending requests of the caller, both directions.
+    pub async fn pending(&self, auth: &Authenticated) -> Result<PendingRequests> {
+        let pending = self.core.store.pending_of(auth.user).await?;
+        let requesters: Vec<UserId> = pending
+            .iter()
+            .filter(|p| p.target == auth.user)
+            .map(|p| p.requester)
+            .collect();
+        let users = self.core.store.users(&requesters).await?;
+        let mut incoming = Vec::new();
+        let mut outgoing = Vec::new();
+        for p in pending {
+            if p.target == auth.user {
+                let Some(u) = users.iter().find(|u| u.id == p.requester) else {
+                    continue;
+                };
+                incoming.push(IncomingRequest {
+                    unique_id: p.requester,
+                    nickname: open_user(&self.core, u)?.nickname,
+                    secret: p.secret,
+                    requested_at: p.requested_at,
+                });
+            } else {
+                outgoing.push(OutgoingRequest {
+                    unique_id: p.target,
+                    requested_at: p.requested_at,
+                });
+            }
+        }
+        Ok(PendingRequests { incoming, outgoing })
+    }
+
+    /// True when `a` and `b` are accepted contacts.
+    pub async fn are_contacts(&self, a: UserId, b: UserId) -> Result<bool> {
+        Ok(self
+            .core
+            .store
+            .relationship(a, b)
+            .await?
+            .is_some_and(|r| r.state == ContactState::Accepted))
+    }
+
+    /// Every accepted contact of `user` (for presence and key fan-out).
+    pub(crate) async fn all_contacts(&self, user: UserId) -> Result<Vec<UserId>> {
+        Ok(self.core.store.contacts_of(user, 0, u64::MAX / 2).await?.0)
+    }
+
+    /// Sends `key_changed` to every accepted contact and to the user's other devices.
+    pub(crate) async fn key_changed(&self, auth: &Authenticated, pem: &str) -> Result<()> {
+        let frame = frames::to_bytes(&KeyChanged {
+            kind: "key_changed",
+            user_id: auth.user,
+            public_e2e_key: pem,
+            ts: Timestamp::now(),
+        });
+        let mut targets: Vec<_> = self
+            .all_contacts(auth.user)
+            .await?
+            .into_iter()
+            .map(|u| (u, frame.clone()))
+            .collect();
+        self.core.emit(&targets, None).await?;
+        targets.clear();
+        targets.push((auth.user, frame));
+        self.core.emit(&targets, Some(auth.session)).await
+    }
+}

@@ -1,0 +1,428 @@
+//! Direct messages: send, history, acknowledgements and receipts (PROTOCOL §4.6, §5.3).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::frames::{self, MsgStatus, RelayDelivery};
+use super::hub::with_seq;
+use super::presence::PresenceService;
+use super::{Authenticated, Core, Error, Result};
+use crate::model::{
+    AckedEntry, Message, MessageId, NewMessage, QueueTarget, StoreOutcome, Timestamp, UserId,
+};
+use crate::store::ContactState;
+
+/// Largest payload, bytes.
+pub const MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// A message to send (from `relay`, `chat_message` or `POST /messages/send`).
+#[derive(Clone, Debug, Default)]
+pub struct SendRequest {
+    /// DM recipient.
+    pub target: Option<UserId>,
+    /// Chat.
+    pub chat_id: Option<i64>,
+    /// Opaque payload.
+    pub payload: String,
+    /// Idempotency key.
+    pub client_id: Option<String>,
+    /// Opaque signature.
+    pub signature: Option<String>,
+}
+
+/// Result of a send.
+#[derive(Clone, Debug)]
+pub struct SendOutcome {
+    /// The message id (the first one's, for a duplicate).
+    pub message_id: MessageId,
+    /// DM recipient.
+    pub to: Option<UserId>,
+    /// Chat.
+    pub chat_id: Option<i64>,
+    /// Server time of the send.
+    pub ts: Timestamp,
+    /// True when the `client_id` was already used by this device.
+    pub duplicate: bool,
+}
+
+/// Which slice of history to read.
+#[derive(Clone, Copy, Debug)]
+pub enum HistoryQuery {
+    /// `page`/`per_page`.
+    Page {
+        /// 1-based page.
+        page: u64,
+        /// Page size.
+        per_page: u64,
+    },
+    /// `before`/`limit`.
+    Cursor {
+        /// Exclusive upper bound.
+        before: Option<MessageId>,
+        /// Page size.
+        limit: u64,
+    },
+}
+
+/// One history entry.
+#[derive(Debug, Serialize)]
+pub struct HistoryItem {
+    /// Id.
+    pub message_id: MessageId,
+    /// Author.
+    pub from: UserId,
+    /// DM recipient.
+    pub to: Option<UserId>,
+    /// Chat.
+    pub chat_id: Option<i64>,
+    /// Sent at.
+    pub ts: Timestamp,
+    /// Last edit.
+    pub edited_at: Option<Timestamp>,
+    /// Deleted (payload erased).
+    pub deleted: bool,
+    /// Pinned.
+    pub pinned: bool,
+    /// Reactions by emoji.
+    pub reactions: serde_json::Map<String, serde_json::Value>,
+    /// `queued` | `delivered` | `read`, only on DMs sent by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+}
+
+/// A history page, oldest → newest.
+#[derive(Debug, Serialize)]
+pub struct HistoryPage {
+    /// Payloads, parallel to `items`.
+    pub messages: Vec<String>,
+    /// Entries.
+    pub items: Vec<HistoryItem>,
+    /// Page (page mode).
+    pub page: Option<u64>,
+    /// Page size.
+    pub per_page: u64,
+    /// Messages in the conversation.
+    pub total: u64,
+    /// Page count (page mode).
+    pub pages: Option<u64>,
+    /// Older messages exist.
+    pub has_more: bool,
+    /// Cursor for the next (older) page.
+    pub next_before: Option<MessageId>,
+}
+
+/// DMs and their delivery state.
+#[derive(Clone, Debug)]
+pub struct MessagesService {
+    core: Arc<Core>,
+    presence: PresenceService,
+}
+
+fn valid_client_id(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+impl MessagesService {
+    pub(crate) fn new(core: Arc<Core>, presence: PresenceService) -> Self {
+        Self { core, presence }
+    }
+
+    /// Authorizes, stores durably (message + one queue entry per recipient device and per other
+    /// device of the sender), then delivers live. `session` is the sending device.
+    #[allow(clippy::manual_async_fn)]
+    pub fn send<'a>(
+        &'a self,
+        auth: &'a Authenticated,
+        req: SendRequest,
+    ) -> impl Future<Output = Result<SendOutcome>> + Send + 'a {
+        async move {
+            if let Some(cid) = &req.client_id {
+                if !valid_client_id(cid) {
+                    return Err(Error::field(
+                        "client_id",
+                        "must be 1-64 of A-Z a-z 0-9 . _ : -",
+                    ));
+                }
+            }
+            if req.payload.is_empty() || req.payload.len() > MAX_PAYLOAD {
+                return Err(Error::field("payload", "must be 1 byte to 1 MiB"));
+            }
+            let target = match (req.target, req.chat_id) {
+                (Some(t), None) => t,
+                (None, Some(_)) => return Err(Error::NotAMember),
+                _ => {
+                    return Err(Error::field(
+                        "target_id",
+                        "exactly one of target_id and chat_id is required",
+                    ))
+                }
+            };
+            if target == auth.user {
+                return Err(Error::InvalidTarget);
+            }
+            let rel = self.core.store.relationship(auth.user, target).await?;
+            if rel.map(|r| r.state) != Some(ContactState::Accepted) {
+                return Err(Error::NotAContact);
+            }
+            let mut targets: Vec<QueueTarget> = self
+                .core
+                .store
+                .sessions_of(target)
+                .await?
+                .iter()
+                .map(|s| QueueTarget {
+                    session: s.id,
+                    user: target,
+                    self_copy: false,
+                })
+                .collect();
+            targets.extend(
+                self.core
+                    .store
+                    .sessions_of(auth.user)
+                    .await?
+                    .iter()
+                    .filter(|s| s.id != auth.session)
+                    .map(|s| QueueTarget {
+                        session: s.id,
+                        user: auth.user,
+                        self_copy: true,
+                    }),
+            );
+            let message = Message {
+                id: MessageId::new(),
+                from: auth.user,
+                to: Some(target),
+                chat_id: None,
+                payload: req.payload,
+                signature: req.signature,
+                created_at: Timestamp::now(),
+                delivered: false,
+                read: false,
+            };
+            let new = NewMessage {
+                message,
+                sender_session: auth.session,
+                client_id: req.client_id,
+            };
+            let seqs = match self.core.store.store_message(&new, &targets).await? {
+                StoreOutcome::Duplicate(id) => {
+                    let ts = self
+                        .core
+                        .store
+                        .message(id)
+                        .await?
+                        .map_or(new.message.created_at, |m| m.created_at);
+                    return Ok(SendOutcome {
+                        message_id: id,
+                        to: Some(target),
+                        chat_id: None,
+                        ts,
+                        duplicate: true,
+                    });
+                }
+                StoreOutcome::Stored(seqs) => seqs,
+            };
+            let m = &new.message;
+            let base = frames::to_bytes(&RelayDelivery::of(m, false));
+            let self_base = targets
+                .iter()
+                .any(|t| t.self_copy)
+                .then(|| frames::to_bytes(&RelayDelivery::of(m, true)));
+            for (t, seq) in targets.iter().zip(seqs) {
+                let b = match (&self_base, t.self_copy) {
+                    (Some(sb), true) => sb,
+                    _ => &base,
+                };
+                self.core
+                    .hub
+                    .send_durable(t.user, t.session, seq, with_seq(b, seq));
+            }
+            self.presence
+                .stop_typing_on_message(auth.user, target)
+                .await;
+            Ok(SendOutcome {
+                message_id: m.id,
+                to: Some(target),
+                chat_id: None,
+                ts: m.created_at,
+                duplicate: false,
+            })
+        }
+    }
+
+    /// DM history of the caller with `peer` (no contact required; unknown uids are empty).
+    pub async fn dm_history(
+        &self,
+        auth: &Authenticated,
+        peer: UserId,
+        q: HistoryQuery,
+    ) -> Result<HistoryPage> {
+        let store = &self.core.store;
+        let total = store.dm_count(auth.user, peer).await?;
+        let (mut msgs, page, per_page, pages, has_more) = match q {
+            HistoryQuery::Page { page, per_page } => {
+                let skip = (page - 1).saturating_mul(per_page);
+                let msgs = store
+                    .dm_history(auth.user, peer, None, skip, per_page)
+                    .await?;
+                let pages = total.div_ceil(per_page);
+                (
+                    msgs,
+                    Some(page),
+                    per_page,
+                    Some(pages),
+                    total > skip.saturating_add(per_page),
+                )
+            }
+            HistoryQuery::Cursor { before, limit } => {
+                let mut msgs = store
+                    .dm_history(auth.user, peer, before, 0, limit + 1)
+                    .await?;
+                let more = msgs.len() as u64 > limit;
+                msgs.truncate(limit as usize);
+                (msgs, None, limit, None, more)
+            }
+        };
+        msgs.reverse();
+        let next_before = if has_more {
+            msgs.first().map(|m| m.id)
+        } else {
+            None
+        };
+        let items = msgs
+            .iter()
+            .map(|m| HistoryItem {
+                message_id: m.id,
+                from: m.from,
+                to: m.to,
+                chat_id: m.chat_id,
+                ts: m.created_at,
+                edited_at: None,
+                deleted: false,
+                pinned: false,
+                reactions: serde_json::Map::new(),
+                status: (m.from == auth.user).then_some(if m.read {
+                    "read"
+                } else if m.delivered {
+                    "delivered"
+                } else {
+                    "queued"
+                }),
+            })
+            .collect();
+        let messages = msgs.into_iter().map(|m| m.payload).collect();
+        Ok(HistoryPage {
+            messages,
+            items,
+            page,
+            per_page,
+            total,
+            pages,
+            has_more,
+            next_before,
+        })
+    }
+
+    /// Legacy `/history/{uid}`: like [`Self::dm_history`] but requires a current accepted contact.
+    pub async fn legacy_history(
+        &self,
+        auth: &Authenticated,
+        peer: UserId,
+        q: HistoryQuery,
+    ) -> Result<HistoryPage> {
+        let rel = self.core.store.relationship(auth.user, peer).await?;
+        if rel.map(|r| r.state) != Some(ContactState::Accepted) {
+            return Err(Error::NotAContact);
+        }
+        self.dm_history(auth, peer, q).await
+    }
+
+    async fn status(
+        &self,
+        m: &Message,
+        status: &'static str,
+        reader: &Authenticated,
+    ) -> Result<()> {
+        let frame = MsgStatus {
+            kind: "msg_status",
+            message_id: m.id,
+            status,
+            from: reader.user,
+            to: Some(m.from),
+            chat_id: m.chat_id,
+            client_id: None,
+            ts: Timestamp::now(),
+            duplicate: false,
+            self_copy: false,
+        };
+        self.core
+            .emit(&[(m.from, frames::to_bytes(&frame))], None)
+            .await?;
+        if status == "read" {
+            let own = MsgStatus {
+                self_copy: true,
+                ..frame
+            };
+            self.core
+                .emit(
+                    &[(reader.user, frames::to_bytes(&own))],
+                    Some(reader.session),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// After a device acknowledged entries: the first recipient device to ack a message makes
+    /// `delivered` for every device of its author.
+    pub(crate) async fn acked(&self, auth: &Authenticated, acked: &[AckedEntry]) -> Result<()> {
+        let ids: Vec<MessageId> = acked
+            .iter()
+            .filter(|a| !a.self_copy)
+            .filter_map(|a| a.message_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for id in self.core.store.mark_delivered(&ids).await? {
+            if let Some(m) = self.core.store.message(id).await? {
+                if m.from != auth.user && m.to.is_some() {
+                    self.status(&m, "delivered", auth).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `ack_read`: the caller must be the DM's recipient. Marks read (and delivered), emits the
+    /// statuses, and returns the message so the caller's device can drop its queue entry.
+    pub(crate) async fn read(&self, auth: &Authenticated, id: MessageId) -> Result<()> {
+        let m = self
+            .core
+            .store
+            .message(id)
+            .await?
+            .filter(|m| m.to == Some(auth.user));
+        let Some(m) = m else {
+            return Err(Error::MessageNotFound);
+        };
+        let (delivered, read) = self.core.store.mark_read(id).await?;
+        if delivered {
+            self.status(&m, "delivered", auth).await?;
+        }
+        if read {
+            self.status(&m, "read", auth).await?;
+        }
+        Ok(())
+    }
+
+    /// The `relay_delivery` frame of a stored message (replay from the queue).
+    pub(crate) fn delivery_frame(m: &Message, self_copy: bool) -> bytes::Bytes {
+        frames::to_bytes(&RelayDelivery::of(m, self_copy))
+    }
+}

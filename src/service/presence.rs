@@ -1,0 +1,284 @@
+//! Presence, typing and statuses (PROTOCOL §4.5, §5.6). Ephemeral: never stored durably.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use serde::Serialize;
+
+use super::frames::{self, StatusChange, Typing};
+use super::{Authenticated, Core, Error, Result};
+use crate::model::{Timestamp, UserId};
+use crate::store::ContactState;
+
+/// Coalescing window of forwarded `typing_start` frames.
+const TYPING_FORWARD_EVERY: Duration = Duration::from_secs(3);
+/// How long a last-seen time is kept (older reads as `closed`).
+const LAST_SEEN_KEEP: Duration = Duration::from_secs(31 * 86_400);
+
+/// A contact's presence as `pong` and `/statuses` report it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContactStatus {
+    /// `online` | `away` | `offline` (pong), or the `/statuses` forms.
+    pub status: String,
+    /// Typing in the DM with the caller.
+    pub typing: bool,
+}
+
+/// Presence and typing.
+#[derive(Clone, Debug)]
+pub struct PresenceService {
+    core: Arc<Core>,
+    /// Last value announced per user, to send `status_change` only on changes.
+    announced: Arc<DashMap<UserId, &'static str>>,
+}
+
+impl PresenceService {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self {
+            core,
+            announced: Arc::new(DashMap::new()),
+        }
+    }
+
+    async fn invisible(&self, user: UserId) -> bool {
+        matches!(
+            self.core.ephemeral.get(&format!("invisible:{user}")).await,
+            Ok(Some(_))
+        )
+    }
+
+    /// `online` | `away` | `offline` as others see it.
+    pub async fn status_of(&self, user: UserId) -> &'static str {
+        match self.core.hub.all_away(user) {
+            None => "offline",
+            Some(_) if self.invisible(user).await => "offline",
+            Some(true) => "away",
+            Some(false) => "online",
+        }
+    }
+
+    async fn contacts(&self, user: UserId) -> Result<Vec<UserId>> {
+        Ok(self.core.store.contacts_of(user, 0, u64::MAX / 2).await?.0)
+    }
+
+    /// Recomputes `user`'s presence and tells the online devices of its accepted contacts when
+    /// it changed.
+    pub(crate) async fn refresh(&self, user: UserId) {
+        let now = self.status_of(user).await;
+        let before = self.announced.insert(user, now).unwrap_or("offline");
+        if now == "offline" {
+            self.announced.remove(&user);
+            self.touch_last_seen(user).await;
+        }
+        if before == now {
+            return;
+        }
+        let frame = frames::to_bytes(&StatusChange {
+            kind: "status_change",
+            user_id: user,
+            status: now,
+            timestamp: Timestamp::now(),
+        });
+        match self.contacts(user).await {
+            Ok(contacts) => {
+                for c in contacts {
+                    self.core.hub.send_ephemeral(c, &frame, None);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "presence fan-out skipped"),
+        }
+    }
+
+    async fn touch_last_seen(&self, user: UserId) {
+        let now = Timestamp::now().millis().to_string();
+        let sealed = match self
+            .core
+            .pii
+            .seal_str("ephemeral", "last_seen", &user.to_string(), &now)
+        {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!(error = %e, "could not seal last seen"),
+        };
+        if let Err(e) = self
+            .core
+            .ephemeral
+            .set(&format!("seen:{user}"), &sealed, LAST_SEEN_KEEP)
+            .await
+        {
+            tracing::warn!(error = %e, "could not store last seen");
+        }
+    }
+
+    /// When `user` was last online (or switched to invisible).
+    pub async fn last_seen(&self, user: UserId) -> Option<Timestamp> {
+        let sealed = self
+            .core
+            .ephemeral
+            .get(&format!("seen:{user}"))
+            .await
+            .ok()??;
+        let text = self
+            .core
+            .pii
+            .open_string("ephemeral", "last_seen", &user.to_string(), &sealed)
+            .ok()?;
+        text.parse().ok().map(Timestamp::from_millis)
+    }
+
+    /// `POST /status/offline` (`true`) and `/status/online` (`false`).
+    pub async fn set_invisible(&self, user: UserId, on: bool) -> Result<()> {
+        let key = format!("invisible:{user}");
+        if on {
+            self.touch_last_seen(user).await;
+            self.core
+                .ephemeral
+                .set(&key, b"1", Duration::from_secs(315_360_000))
+                .await?;
+        } else {
+            self.core.ephemeral.delete(&key).await?;
+        }
+        self.refresh(user).await;
+        Ok(())
+    }
+
+    fn typing_key(from: UserId, to: UserId) -> String {
+        format!("typing:{from}:{to}")
+    }
+
+    fn typing_frame(kind: &'static str, from: UserId) -> Bytes {
+        frames::to_bytes(&Typing {
+            kind,
+            user_id: from,
+            chat_id: None,
+            timestamp: Timestamp::now(),
+        })
+    }
+
+    async fn require_contact(&self, a: UserId, b: UserId) -> Result<()> {
+        if a == b {
+            return Err(Error::InvalidTarget);
+        }
+        let rel = self.core.store.relationship(a, b).await?;
+        if rel.map(|r| r.state) == Some(ContactState::Accepted) {
+            Ok(())
+        } else {
+            Err(Error::NotAContact)
+        }
+    }
+
+    /// `typing_start` in the DM with `to`: at most one forwarded per 3 s.
+    pub async fn typing_start(&self, auth: &Authenticated, to: UserId) -> Result<()> {
+        self.require_contact(auth.user, to).await?;
+        let ttl = Duration::from_secs(self.core.config.realtime.typing_ttl.max(1));
+        self.core
+            .ephemeral
+            .set(&Self::typing_key(auth.user, to), b"1", ttl)
+            .await?;
+        let n = self
+            .core
+            .ephemeral
+            .incr(
+                &format!("typingfwd:{}:{to}", auth.user),
+                TYPING_FORWARD_EVERY,
+            )
+            .await?;
+        if n == 1 {
+            self.core
+                .hub
+                .send_ephemeral(to, &Self::typing_frame("typing_start", auth.user), None);
+        }
+        Ok(())
+    }
+
+    /// `typing_stop` in the DM with `to`.
+    pub async fn typing_stop(&self, auth: &Authenticated, to: UserId) -> Result<()> {
+        self.require_contact(auth.user, to).await?;
+        self.stop(auth.user, to).await;
+        Ok(())
+    }
+
+    async fn stop(&self, from: UserId, to: UserId) {
+        let _ = self
+            .core
+            .ephemeral
+            .delete(&Self::typing_key(from, to))
+            .await;
+        let _ = self
+            .core
+            .ephemeral
+            .delete(&format!("typingfwd:{from}:{to}"))
+            .await;
+        self.core
+            .hub
+            .send_ephemeral(to, &Self::typing_frame("typing_stop", from), None);
+    }
+
+    /// A message in the conversation ends the sender's typing there.
+    pub(crate) async fn stop_typing_on_message(&self, from: UserId, to: UserId) {
+        if self.is_typing(from, to).await {
+            self.stop(from, to).await;
+        }
+    }
+
+    /// The last socket of `from` closed: end its typing in these conversations.
+    pub(crate) async fn stop_typing_all(&self, from: UserId, peers: &[UserId]) {
+        for to in peers {
+            self.stop_typing_on_message(from, *to).await;
+        }
+    }
+
+    /// True while `from` is typing in the DM with `to`.
+    pub async fn is_typing(&self, from: UserId, to: UserId) -> bool {
+        matches!(
+            self.core.ephemeral.get(&Self::typing_key(from, to)).await,
+            Ok(Some(_))
+        )
+    }
+
+    /// `pong.contacts_status`: every accepted contact's live status and typing flag.
+    pub async fn contacts_status(
+        &self,
+        user: UserId,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut out = serde_json::Map::new();
+        for c in self.contacts(user).await? {
+            let s = ContactStatus {
+                status: self.status_of(c).await.to_owned(),
+                typing: self.is_typing(c, user).await,
+            };
+            out.insert(c.to_string(), serde_json::to_value(s).unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// `/statuses` form of one user's status as seen by `viewer`.
+    pub async fn status_for(&self, viewer: UserId, user: UserId) -> Result<ContactStatus> {
+        let rel = self.core.store.relationship(viewer, user).await?;
+        if viewer == user || rel.map(|r| r.state) != Some(ContactState::Accepted) {
+            return Ok(ContactStatus {
+                status: "not_subscribed".into(),
+                typing: false,
+            });
+        }
+        let live = self.status_of(user).await;
+        let status = if live != "offline" {
+            live.to_owned()
+        } else {
+            match self.last_seen(user).await {
+                Some(t) if Timestamp::now().millis() - t.millis() <= 5 * 60_000 => {
+                    format!("was at {t}")
+                }
+                Some(t) if Timestamp::now().millis() - t.millis() <= 30 * 86_400_000 => {
+                    "inactive".into()
+                }
+                _ => "closed".into(),
+            }
+        };
+        Ok(ContactStatus {
+            status,
+            typing: self.is_typing(user, viewer).await,
+        })
+    }
+}

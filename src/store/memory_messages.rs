@@ -1,0 +1,368 @@
+//! [`MessageStore`] and [`QueueStore`] of the memory backend: sharded maps, no global lock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+
+use super::{MessageStore, QueueStore, StoreResult};
+use crate::model::{
+    AckSelector, AckedEntry, Gap, Message, MessageId, NewMessage, QueueItem, QueueTarget,
+    QueuedEntry, SessionId, StoreOutcome, Timestamp, UserId,
+};
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Message { id: MessageId, self_copy: bool },
+    Event(Bytes),
+    Gap(Gap),
+}
+
+#[derive(Debug, Default)]
+struct DeviceQueue {
+    last_seq: i64,
+    entries: BTreeMap<i64, Slot>,
+    /// Queue time of each entry.
+    queued_at: BTreeMap<i64, Timestamp>,
+}
+
+impl DeviceQueue {
+    fn remove(&mut self, seq: i64) -> Option<Slot> {
+        self.queued_at.remove(&seq);
+        self.entries.remove(&seq)
+    }
+
+    /// See [`QueueStore::trim_queues`]; returns the new gap's seq.
+    fn trim(&mut self, max_len: u64, expire_before: Timestamp) -> Option<i64> {
+        let n = self.entries.len() as u64;
+        let overflow = if n > max_len { n - max_len + 1 } else { 0 };
+        let expired = self
+            .entries
+            .iter()
+            .take_while(|(seq, slot)| {
+                matches!(slot, Slot::Gap(_))
+                    || self.queued_at.get(seq).is_some_and(|t| *t < expire_before)
+            })
+            .count() as u64;
+        let k = overflow.max(expired);
+        let dropped: Vec<i64> = self.entries.keys().take(k as usize).copied().collect();
+        let real = dropped
+            .iter()
+            .filter(|s| !matches!(self.entries.get(s), Some(Slot::Gap(_))))
+            .count();
+        if real == 0 {
+            return None;
+        }
+        let last = *dropped.last()?;
+        let mut gap = Gap {
+            from_seq: dropped[0],
+            count: 0,
+            overflow: overflow > 0,
+            at: Timestamp::now(),
+        };
+        for seq in &dropped {
+            match self.remove(*seq) {
+                Some(Slot::Gap(g)) => {
+                    gap.from_seq = gap.from_seq.min(g.from_seq);
+                    gap.count += g.count;
+                }
+                Some(_) => gap.count += 1,
+                None => {}
+            }
+        }
+        self.entries.insert(last, Slot::Gap(gap));
+        self.queued_at.insert(last, gap.at);
+        Some(last)
+    }
+}
+
+/// Message and queue state of [`super::MemoryStore`].
+#[derive(Debug, Default)]
+pub(super) struct MessageMaps {
+    messages: DashMap<MessageId, Message>,
+    dm_index: DashMap<(UserId, UserId), BTreeSet<MessageId>>,
+    client_ids: DashMap<(SessionId, String), MessageId>,
+    queues: DashMap<SessionId, DeviceQueue>,
+}
+
+fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
+    if a <= b {
+        (a, b)
+    } else {
+        (b, a)
+    }
+}
+
+impl MessageMaps {
+    fn push(&self, session: SessionId, slot: Slot) -> i64 {
+        let mut q = self.queues.entry(session).or_default();
+        q.last_seq += 1;
+        let seq = q.last_seq;
+        q.entries.insert(seq, slot);
+        q.queued_at.insert(seq, Timestamp::now());
+        seq
+    }
+}
+
+#[async_trait]
+impl MessageStore for super::MemoryStore {
+    async fn store_message(
+        &self,
+        msg: &NewMessage,
+        targets: &[QueueTarget],
+    ) -> StoreResult<StoreOutcome> {
+        let m = &self.messages;
+        let id = msg.message.id;
+        if let Some(cid) = &msg.client_id {
+            match m.client_ids.entry((msg.sender_session, cid.clone())) {
+                Entry::Occupied(e) => return Ok(StoreOutcome::Duplicate(*e.get())),
+                Entry::Vacant(v) => {
+                    v.insert(id);
+                }
+            }
+        }
+        m.messages.insert(id, msg.message.clone());
+        if let Some(to) = msg.message.to {
+            m.dm_index
+                .entry(pair(msg.message.from, to))
+                .or_default()
+                .insert(id);
+        }
+        let seqs = targets
+            .iter()
+            .map(|t| {
+                m.push(
+                    t.session,
+                    Slot::Message {
+                        id,
+                        self_copy: t.self_copy,
+                    },
+                )
+            })
+            .collect();
+        Ok(StoreOutcome::Stored(seqs))
+    }
+
+    async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
+        Ok(self.messages.messages.get(&id).map(|m| m.clone()))
+    }
+
+    async fn dm_history(
+        &self,
+        a: UserId,
+        b: UserId,
+        before: Option<MessageId>,
+        skip: u64,
+        take: u64,
+    ) -> StoreResult<Vec<Message>> {
+        let ids: Vec<MessageId> = match self.messages.dm_index.get(&pair(a, b)) {
+            None => return Ok(Vec::new()),
+            Some(set) => {
+                let iter: Box<dyn Iterator<Item = &MessageId>> = match before {
+                    Some(bf) => Box::new(set.range(..bf).rev()),
+                    None => Box::new(set.iter().rev()),
+                };
+                iter.skip(skip as usize)
+                    .take(take as usize)
+                    .copied()
+                    .collect()
+            }
+        };
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| self.messages.messages.get(&id).map(|m| m.clone()))
+            .collect())
+    }
+
+    async fn dm_count(&self, a: UserId, b: UserId) -> StoreResult<u64> {
+        Ok(self
+            .messages
+            .dm_index
+            .get(&pair(a, b))
+            .map_or(0, |s| s.len() as u64))
+    }
+
+    async fn mark_delivered(&self, ids: &[MessageId]) -> StoreResult<Vec<MessageId>> {
+        let mut newly = Vec::new();
+        for id in ids {
+            if let Some(mut m) = self.messages.messages.get_mut(id) {
+                if !m.delivered {
+                    m.delivered = true;
+                    newly.push(*id);
+                }
+            }
+        }
+        Ok(newly)
+    }
+
+    async fn mark_read(&self, id: MessageId) -> StoreResult<(bool, bool)> {
+        Ok(match self.messages.messages.get_mut(&id) {
+            Some(mut m) => {
+                let d = !m.delivered;
+                let r = !m.read;
+                m.delivered = true;
+                m.read = true;
+                (d, r)
+            }
+            None => (false, false),
+        })
+    }
+}
+
+#[async_trait]
+impl QueueStore for super::MemoryStore {
+    async fn enqueue_events(&self, events: &[(SessionId, Bytes)]) -> StoreResult<Vec<i64>> {
+        Ok(events
+            .iter()
+            .map(|(s, b)| self.messages.push(*s, Slot::Event(b.clone())))
+            .collect())
+    }
+
+    async fn queue_after(
+        &self,
+        session: SessionId,
+        after: i64,
+        upto: Option<i64>,
+        limit: u64,
+    ) -> StoreResult<Vec<QueuedEntry>> {
+        let start = after.saturating_add(1);
+        let end = upto.unwrap_or(i64::MAX);
+        if start > end {
+            // BTreeMap::range panics on an inverted range.
+            return Ok(Vec::new());
+        }
+        let slots: Vec<(i64, Slot)> = match self.messages.queues.get(&session) {
+            None => return Ok(Vec::new()),
+            Some(q) => q
+                .entries
+                .range(start..=end)
+                .take(limit as usize)
+                .map(|(s, slot)| (*s, slot.clone()))
+                .collect(),
+        };
+        let mut out = Vec::with_capacity(slots.len());
+        for (seq, slot) in slots {
+            let item = match slot {
+                Slot::Event(b) => QueueItem::Event(b),
+                Slot::Gap(g) => QueueItem::Gap(g),
+                Slot::Message { id, self_copy } => match self.messages.messages.get(&id) {
+                    Some(m) => QueueItem::Message {
+                        message: m.clone(),
+                        self_copy,
+                    },
+                    None => continue,
+                },
+            };
+            out.push(QueuedEntry { seq, item });
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, session: SessionId, sel: AckSelector) -> StoreResult<Vec<AckedEntry>> {
+        let Some(mut q) = self.messages.queues.get_mut(&session) else {
+            return Ok(Vec::new());
+        };
+        let seqs: Vec<i64> = match sel {
+            AckSelector::UpTo(n) => q.entries.range(..=n).map(|(s, _)| *s).collect(),
+            AckSelector::Seq(n) => q
+                .entries
+                .contains_key(&n)
+                .then_some(n)
+                .into_iter()
+                .collect(),
+            AckSelector::Message(id) => q
+                .entries
+                .iter()
+                .filter(|(_, slot)| matches!(slot, Slot::Message { id: m, .. } if *m == id))
+                .map(|(s, _)| *s)
+                .collect(),
+        };
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            if let Some(slot) = q.remove(seq) {
+                out.push(match slot {
+                    Slot::Message { id, self_copy } => AckedEntry {
+                        seq,
+                        message_id: Some(id),
+                        self_copy,
+                    },
+                    Slot::Event(_) | Slot::Gap(_) => AckedEntry {
+                        seq,
+                        message_id: None,
+                        self_copy: false,
+                    },
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn last_seq(&self, session: SessionId) -> StoreResult<i64> {
+        Ok(self.messages.queues.get(&session).map_or(0, |q| q.last_seq))
+    }
+
+    async fn drop_queue(&self, session: SessionId) -> StoreResult<()> {
+        if let Some(mut q) = self.messages.queues.get_mut(&session) {
+            q.entries.clear();
+            q.queued_at.clear();
+        }
+        Ok(())
+    }
+
+    async fn trim_queues(
+        &self,
+        max_len: u64,
+        expire_before: Timestamp,
+    ) -> StoreResult<Vec<(SessionId, i64)>> {
+        let mut gaps = Vec::new();
+        for mut q in self.messages.queues.iter_mut() {
+            if let Some(seq) = q.trim(max_len, expire_before) {
+                gaps.push((*q.key(), seq));
+            }
+        }
+        Ok(gaps)
+    }
+
+    async fn purge_messages(
+        &self,
+        history_before: Timestamp,
+        dedupe_before: Timestamp,
+    ) -> StoreResult<u64> {
+        let m = &self.messages;
+        let referenced: std::collections::HashSet<MessageId> = m
+            .queues
+            .iter()
+            .flat_map(|q| {
+                q.entries
+                    .values()
+                    .filter_map(|s| match s {
+                        Slot::Message { id, .. } => Some(*id),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let old: Vec<Message> = m
+            .messages
+            .iter()
+            .filter(|e| e.created_at < history_before && !referenced.contains(e.key()))
+            .map(|e| e.value().clone())
+            .collect();
+        for msg in &old {
+            m.messages.remove(&msg.id);
+            if let Some(to) = msg.to {
+                if let Some(mut set) = m.dm_index.get_mut(&pair(msg.from, to)) {
+                    set.remove(&msg.id);
+                }
+            }
+        }
+        m.client_ids.retain(|_, id| {
+            m.messages
+                .get(id)
+                .is_some_and(|msg| msg.created_at >= dedupe_before)
+        });
+        Ok(old.len() as u64)
+    }
+}
