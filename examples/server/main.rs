@@ -55,13 +55,17 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("opening SQLite")?,
         ),
+        Some(url) if url == "memory:" => {
+            tracing::warn!("DB_URL=memory: nothing is persisted; for tests and measurements only");
+            Arc::new(melo::MemoryStore::new())
+        }
         Some(url) if url.starts_with("sqlite:") => {
             Arc::new(SqliteStore::connect(&url).await.context("opening SQLite")?)
         }
         Some(url) if url.starts_with("mysql:") || url.starts_with("mariadb:") => {
             bail!("DB_URL is a MySQL URL, but this Melo release has no MySQL store yet; unset DB_URL to use SQLite")
         }
-        Some(_) => bail!("DB_URL must start with sqlite: (or be unset)"),
+        Some(_) => bail!("DB_URL must start with sqlite: or be memory: (or be unset)"),
     };
     if env.str("REDIS_URL").is_some() {
         bail!("REDIS_URL is set, but this Melo release has no Redis backend yet; unset it to run one node");

@@ -147,6 +147,11 @@ impl From<Error> for ApiError {
             Error::Forbidden => (S::FORBIDDEN, "forbidden", "Not permitted"),
             Error::NotAContact => (S::FORBIDDEN, "not_a_contact", "Not a contact"),
             Error::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
+            Error::CannotRevokeCurrent => (
+                S::BAD_REQUEST,
+                "cannot_revoke_current",
+                "Use /logout to end the current session",
+            ),
             Error::InvalidTarget => (
                 S::BAD_REQUEST,
                 "invalid_target",

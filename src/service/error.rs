@@ -55,6 +55,9 @@ pub enum Error {
     /// Resource does not exist or is not visible.
     #[error("not found")]
     NotFound,
+    /// `DELETE /sessions/{id}` on the caller's own session.
+    #[error("cannot revoke current session")]
+    CannotRevokeCurrent,
     /// The request targets the caller itself.
     #[error("invalid target")]
     InvalidTarget,

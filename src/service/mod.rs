@@ -28,6 +28,7 @@ pub(crate) mod hub;
 mod limits;
 mod messages;
 mod presence;
+mod sessions;
 mod users;
 pub(crate) mod validate;
 
@@ -41,6 +42,7 @@ pub use messages::{
     HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest, MAX_PAYLOAD,
 };
 pub use presence::{ContactStatus, PresenceService};
+pub use sessions::{SessionView, SessionsService};
 pub use users::{ProfileResponse, ProfileUpdate, SecretKeyResponse, UsersService};
 
 /// Backends, keys and settings shared by all services.
@@ -81,6 +83,8 @@ pub struct Services {
     pub messages: MessagesService,
     /// Presence and typing.
     pub presence: PresenceService,
+    /// Session management.
+    pub sessions: SessionsService,
     core: Arc<Core>,
 }
 
@@ -96,6 +100,7 @@ impl Services {
             messages: MessagesService::new(core.clone(), presence.clone()),
             presence,
             contacts,
+            sessions: SessionsService::new(core.clone()),
             auth,
             limits: LimitsService::new(core.clone()),
             core,

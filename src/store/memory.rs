@@ -35,6 +35,8 @@ struct Sessions {
     next_id: i64,
     by_id: HashMap<SessionId, Session>,
     active: HashMap<(UserId, DeviceId), SessionId>,
+    /// Active sessions per user (index for `sessions_of`, a per-message lookup).
+    by_user: HashMap<UserId, Vec<SessionId>>,
 }
 
 impl MemoryStore {
@@ -165,6 +167,7 @@ impl SessionStore for MemoryStore {
             active: true,
         };
         st.active.insert(key, id);
+        st.by_user.entry(s.user).or_default().push(id);
         st.by_id.insert(id, session.clone());
         Ok(session)
     }
@@ -189,11 +192,10 @@ impl SessionStore for MemoryStore {
     async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<Session>> {
         let st = lock(&self.sessions);
         let mut v: Vec<Session> = st
-            .active
-            .iter()
-            .filter(|((u, _), _)| *u == user)
-            .filter_map(|(_, id)| st.by_id.get(id).cloned())
-            .collect();
+            .by_user
+            .get(&user)
+            .map(|ids| ids.iter().filter_map(|id| st.by_id.get(id).cloned()).collect())
+            .unwrap_or_default();
         v.sort_by_key(|s| s.id);
         Ok(v)
     }
@@ -233,6 +235,12 @@ impl SessionStore for MemoryStore {
             _ => return Ok(false),
         };
         st.active.remove(&key);
+        if let Some(ids) = st.by_user.get_mut(&user) {
+            ids.retain(|s| *s != id);
+            if ids.is_empty() {
+                st.by_user.remove(&user);
+            }
+        }
         Ok(true)
     }
 

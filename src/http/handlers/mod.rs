@@ -10,6 +10,7 @@ mod meta;
 mod paging;
 mod presence;
 mod profile;
+mod sessions;
 
 /// Every route Melo serves.
 pub(crate) fn routes() -> Vec<Route> {
@@ -20,5 +21,6 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(contacts::routes());
     r.extend(messages::routes());
     r.extend(presence::routes());
+    r.extend(sessions::routes());
     r
 }

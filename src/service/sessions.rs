@@ -1,0 +1,102 @@
+//! Sessions of a user: list, revoke one, revoke all others, log out (PROTOCOL §3.2, §4.2).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{Authenticated, Core, Error, Result};
+use crate::model::{DeviceType, Session, SessionId, Timestamp};
+
+/// One active session as `GET /sessions` shows it.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    /// Session id.
+    pub id: SessionId,
+    /// Device id.
+    pub device_id: String,
+    /// Device kind.
+    pub device_type: DeviceType,
+    /// First 100 chars of the last login's User-Agent.
+    pub device_name: String,
+    /// Client IP of the last login.
+    pub ip_address: String,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// Last activity (refreshed at most once a minute).
+    pub last_activity: Timestamp,
+    /// The session of this request.
+    pub is_current: bool,
+}
+
+/// Session management.
+#[derive(Clone, Debug)]
+pub struct SessionsService {
+    core: Arc<Core>,
+}
+
+impl SessionsService {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    fn view(&self, s: &Session, current: SessionId) -> Result<SessionView> {
+        let row = format!("{}:{}", s.user, s.device_id);
+        let open = |col: &str, v: &[u8]| self.core.pii.open_string("sessions", col, &row, v);
+        let last = open("last_activity", &s.last_activity)?.parse::<i64>().unwrap_or(0);
+        Ok(SessionView {
+            id: s.id,
+            device_id: s.device_id.to_string(),
+            device_type: s.device_type,
+            device_name: open("device_name", &s.device_name)?,
+            ip_address: open("ip", &s.ip)?,
+            created_at: s.created_at,
+            last_activity: Timestamp::from_millis(last),
+            is_current: s.id == current,
+        })
+    }
+
+    /// Active sessions, most recent activity first.
+    pub async fn list(&self, auth: &Authenticated) -> Result<Vec<SessionView>> {
+        let sessions = self.core.store.sessions_of(auth.user).await?;
+        let mut views = sessions.iter().map(|s| self.view(s, auth.session)).collect::<Result<Vec<_>>>()?;
+        views.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then(b.id.cmp(&a.id)));
+        Ok(views)
+    }
+
+    /// Everything revocation means beyond the store flag: the queue goes, open sockets close.
+    async fn revoked(&self, auth: &Authenticated, id: SessionId) {
+        if let Err(e) = self.core.store.drop_queue(id).await {
+            tracing::warn!(error = %e, session_id = %id, "queue of a revoked session not dropped");
+        }
+        let _ = self.core.ephemeral.delete(&format!("csrf:{id}")).await;
+        self.core.hub.close_session(auth.user, id, 1008, "token_revoked");
+    }
+
+    /// Revokes one other session of the caller.
+    pub async fn revoke(&self, auth: &Authenticated, id: SessionId) -> Result<()> {
+        if id == auth.session {
+            return Err(Error::CannotRevokeCurrent);
+        }
+        if !self.core.store.revoke_session(auth.user, id).await? {
+            return Err(Error::NotFound);
+        }
+        self.revoked(auth, id).await;
+        Ok(())
+    }
+
+    /// Revokes every other session of the caller; returns how many.
+    pub async fn revoke_others(&self, auth: &Authenticated) -> Result<usize> {
+        let ids = self.core.store.revoke_sessions_except(auth.user, Some(auth.session)).await?;
+        for id in &ids {
+            self.revoked(auth, *id).await;
+        }
+        Ok(ids.len())
+    }
+
+    /// Revokes the caller's own session.
+    pub async fn logout(&self, auth: &Authenticated) -> Result<()> {
+        self.core.store.revoke_session(auth.user, auth.session).await?;
+        self.revoked(auth, auth.session).await;
+        Ok(())
+    }
+}
