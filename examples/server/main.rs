@@ -23,9 +23,13 @@ use melo::{FileKeyProvider, Melo, SqliteStore, Store};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // `.env` is applied before any thread exists (setting variables later is racy).
     env::load_dotenv(std::path::Path::new(".env")).context("reading .env")?;
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -38,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
         env.str("MELO_DATA_DIR")
             .unwrap_or_else(|| "./melo-data".into()),
     );
-    std::fs::create_dir_all(&data_dir)
+    private_dir(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let policy = KeyPolicy {
         rotation: Duration::from_secs(config.auth.jwt_key_rotation_days * 86_400),
@@ -145,6 +149,17 @@ async fn main() -> anyhow::Result<()> {
     b?;
     melo.shutdown().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Creates the data directory readable by the server's user only (it holds the database).
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use crate::model::{
 use crate::store::StoreError;
 
 /// `POST /register` body.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct RegisterRequest {
     /// Phone, normalized to E.164.
     pub phone: String,
@@ -51,7 +51,7 @@ pub struct RegisterResponse {
 }
 
 /// `POST /login` body.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 pub struct LoginRequest {
     /// uid or phone.
     pub identifier: String,
@@ -69,7 +69,7 @@ pub struct LoginRequest {
 }
 
 /// `POST /login` answer.
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct LoginResponse {
     /// RS256 JWT.
     pub access_token: String,
@@ -96,6 +96,27 @@ pub struct LoginResponse {
     /// Device id.
     pub device_id: String,
 }
+
+/// Redacted `Debug`: secrets never reach logs, even through a stray `?req`.
+macro_rules! redacted_debug {
+    ($ty:ident { $($shown:ident),* } hides { $($hidden:ident),* }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut d = f.debug_struct(stringify!($ty));
+                $(d.field(stringify!($shown), &self.$shown);)*
+                $(d.field(stringify!($hidden), &"[redacted]");)*
+                d.finish()
+            }
+        }
+    };
+}
+pub(crate) use redacted_debug;
+
+redacted_debug!(RegisterRequest { device_id } hides { phone, name, nickname, password, public_e2e_key });
+redacted_debug!(LoginRequest { device_id } hides { identifier, password, device_token, public_e2e_key });
+redacted_debug!(LoginResponse { session_id, unique_id, device_id } hides {
+    access_token, csrf_token, device_token, phone, name, nickname, public_e2e_key
+});
 
 /// The identity of an authenticated request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

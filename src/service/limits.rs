@@ -127,9 +127,10 @@ impl LimitsService {
         let key = format!("acct:{}", self.account_key(account));
         let n = self.count(&key).await?;
         if n > l.failed_login_limit {
-            self.lock(&key).await?;
-            let retry_after = l.failed_login_block_period.max(1);
-            return Err(Error::LoginLocked { retry_after });
+            // Failures plus attempts still in flight exceed the limit. Refuse without locking:
+            // only real failures lock (in `login_failed`), so a burst of correct logins of one
+            // account (many devices at once) is refused briefly, never locked out.
+            return Err(Error::LoginLocked { retry_after: 1 });
         }
         Ok(n)
     }
@@ -144,12 +145,15 @@ impl LimitsService {
     ) -> Result<()> {
         let l = &self.core.config.limits;
         if attempt >= l.failed_login_limit {
-            self.lock(&format!("acct:{}", self.account_key(account)))
-                .await?;
+            let key = format!("acct:{}", self.account_key(account));
+            self.lock(&key).await?;
+            // The lock now carries the penalty; counting starts afresh after it.
+            self.core.ephemeral.delete(&format!("fail:{key}")).await?;
         }
         let ip_key = format!("ip:{}", self.ip_tag(ip));
         if self.count(&ip_key).await? >= l.failed_login_ip_limit {
             self.lock(&ip_key).await?;
+            self.core.ephemeral.delete(&format!("fail:{ip_key}")).await?;
         }
         Ok(())
     }

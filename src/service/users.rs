@@ -35,7 +35,7 @@ pub struct ProfileResponse {
 }
 
 /// `PUT /profile` body: every field optional; null or absent leaves it unchanged.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 pub struct ProfileUpdate {
     /// New name.
     #[serde(default)]
@@ -56,6 +56,8 @@ pub struct ProfileUpdate {
     #[serde(default)]
     pub current_password: Option<String>,
 }
+
+super::auth::redacted_debug!(ProfileUpdate {} hides { name, nickname, username, bio, password, current_password });
 
 /// `GET /e2e/secret_key` answer.
 #[derive(Debug, Serialize)]

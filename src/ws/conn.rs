@@ -173,8 +173,8 @@ impl Conn {
         loop {
             let away_at = self.last_active + away_after;
             let idle = !self.state.away.load(Ordering::Relaxed);
+            // Unbiased: a busy hub queue must not starve reading the client's acks.
             let result = tokio::select! {
-                biased;
                 _ = shutdown.cancelled() => return End::Close(1001, "going_away"),
                 _ = kill.cancelled() => return End::Close(1013, "slow_consumer"),
                 out = rx.recv() => match out {
