@@ -59,6 +59,17 @@ async fn sqlite_file_has_no_plaintext_pii() {
         &json!({"ciphertext": secret}),
     )
     .await;
+    // A contact request queues an event carrying the requester's nickname for the offline
+    // target: it must be sealed in the queue too.
+    let y = common::new_user(c, "Yolanda").await;
+    let z_uid = {
+        let p = c.get("/profile", Some(&token)).await;
+        p.body["unique_id"].as_str().expect("uid").to_owned()
+    };
+    let r = c
+        .post("/subscribe", Some(&y.token), &json!({"target_id": z_uid, "csrf_token": y.csrf}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     // The values are readable through the API...
     let p = c.get("/profile", Some(&token)).await;
     assert_eq!(p.body["phone"], phone);
@@ -80,6 +91,8 @@ async fn sqlite_file_has_no_plaintext_pii() {
         ua,
         "127.0.0.1",
         &pem_body,
+        "yolanda",
+        &y.phone,
     ];
     assert!(scan(dir.path(), &needles) > 0);
     s.stop().await;

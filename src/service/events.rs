@@ -14,13 +14,16 @@ impl Core {
         targets: &[(UserId, Bytes)],
         skip: Option<SessionId>,
     ) -> Result<()> {
+        // Events can carry PII (nicknames, keys): the queue keeps them sealed, sealed once per
+        // frame; live delivery uses the plaintext.
         let mut entries: Vec<(SessionId, Bytes)> = Vec::new();
-        let mut owners: Vec<UserId> = Vec::new();
+        let mut live: Vec<(UserId, &Bytes)> = Vec::new();
         for (user, frame) in targets {
+            let sealed = Bytes::from(self.pii.seal("queue", "event", "", frame)?);
             for s in self.store.sessions_of(*user).await? {
                 if Some(s.id) != skip {
-                    entries.push((s.id, frame.clone()));
-                    owners.push(*user);
+                    entries.push((s.id, sealed.clone()));
+                    live.push((*user, frame));
                 }
             }
         }
@@ -28,10 +31,14 @@ impl Core {
             return Ok(());
         }
         let seqs = self.store.enqueue_events(&entries).await?;
-        for (((session, frame), user), seq) in entries.iter().zip(&owners).zip(seqs) {
-            self.hub
-                .send_durable(*user, *session, seq, with_seq(frame, seq));
+        for (((session, _), (user, frame)), seq) in entries.iter().zip(live).zip(seqs) {
+            self.hub.send_durable(user, *session, seq, with_seq(frame, seq));
         }
         Ok(())
+    }
+
+    /// Opens an event sealed by [`Core::emit`].
+    pub(crate) fn open_event(&self, sealed: &[u8]) -> Result<Bytes> {
+        Ok(Bytes::from(self.pii.open("queue", "event", "", sealed)?))
     }
 }

@@ -333,7 +333,13 @@ impl Conn {
                         QueueItem::Message { message, self_copy } => {
                             MessagesService::delivery_frame(message, *self_copy)
                         }
-                        QueueItem::Event(b) => b.clone(),
+                        QueueItem::Event(b) => match core.open_event(b) {
+                            Ok(frame) => frame,
+                            Err(e) => {
+                                tracing::warn!(error = %e, seq = entry.seq, "queued event unreadable");
+                                return Err(End::Close(1011, "internal_error"));
+                            }
+                        },
                         QueueItem::Gap(g) => gap_frame(entry.seq, g),
                     };
                     if !self.synced {
