@@ -58,6 +58,8 @@ pub(super) struct Conn {
     window_start: Instant,
     frames: u64,
     refused: u64,
+    /// Frames fed but not flushed yet.
+    unflushed: bool,
     // Presence.
     pub(super) state: Arc<SocketState>,
     last_active: Instant,
@@ -117,6 +119,7 @@ pub(super) async fn run(
         window_start: Instant::now(),
         frames: 0,
         refused: 0,
+        unflushed: false,
         state,
         last_active: Instant::now(),
         declared_away: false,
@@ -170,6 +173,9 @@ impl Conn {
         if let Err(end) = self.pump().await {
             return end;
         }
+        if let Err(end) = self.flush().await {
+            return end;
+        }
         loop {
             let away_at = self.last_active + away_after;
             let idle = !self.state.away.load(Ordering::Relaxed);
@@ -209,6 +215,12 @@ impl Conn {
                 }
             };
             if let Err(end) = result {
+                return end;
+            }
+            if let Err(end) = self.drain_ready(&mut rx).await {
+                return end;
+            }
+            if let Err(end) = self.flush().await {
                 return end;
             }
         }
@@ -256,12 +268,41 @@ impl Conn {
         Ok(false)
     }
 
+    /// Queues a frame in the socket's write buffer; [`Conn::flush`] writes it out. Frames
+    /// produced while handling one event (and the hub frames already waiting) leave in as few
+    /// writes as possible.
     pub(super) async fn send(&mut self, msg: Message) -> Result<(), End> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.send(msg)).await {
+        self.unflushed = true;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.feed(msg)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(End::Closed),
             Err(_) => Err(End::Close(1013, "slow_consumer")),
         }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        if !self.unflushed {
+            return Ok(());
+        }
+        self.unflushed = false;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.ws.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Closed),
+            Err(_) => Err(End::Close(1013, "slow_consumer")),
+        }
+    }
+
+    /// Handles hub frames that are already waiting, without blocking (bounded).
+    async fn drain_ready(&mut self, rx: &mut mpsc::Receiver<Outbound>) -> Result<(), End> {
+        for _ in 0..64 {
+            match rx.try_recv() {
+                Ok(Outbound::Durable { seq, frame }) => self.on_live(seq, frame).await?,
+                Ok(Outbound::Ephemeral(frame)) => self.send_bytes(frame).await?,
+                Ok(Outbound::Close(code, reason)) => return Err(End::Close(code, reason)),
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 
     pub(super) async fn send_bytes(&mut self, frame: Bytes) -> Result<(), End> {

@@ -23,11 +23,12 @@ mod conn;
 /// Largest frame/message, bytes (PROTOCOL §1.5).
 pub(crate) const MAX_FRAME: usize = 1024 * 1024;
 
-/// Small per-socket buffers: a 4 KiB read buffer keeps an idle socket near 10 KB.
+/// Small per-socket buffers: a 4 KiB read buffer keeps an idle socket near 10 KB; frames are
+/// gathered up to 8 KiB before a write (the socket task flushes after each burst).
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .max_write_buffer_size(4 * MAX_FRAME)
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME))
