@@ -271,17 +271,37 @@ async fn concurrent_correct_logins_never_lock_and_locks_expire() {
     let logins = devices.iter().map(|d| login(c, &u.phone, &u.password, d));
     let results = futures_util::future::join_all(logins).await;
     for r in &results {
-        assert!(r.status == 200 || r.reason() == "login_locked", "{}", r.body);
+        assert!(
+            r.status == 200 || r.reason() == "login_locked",
+            "{}",
+            r.body
+        );
         if r.status == 429 {
-            assert_eq!(r.header("retry-after"), Some("1"), "a burst is refused briefly, not locked");
+            assert_eq!(
+                r.header("retry-after"),
+                Some("1"),
+                "a burst is refused briefly, not locked"
+            );
         }
     }
-    assert_eq!(login(c, &u.phone, &u.password, &u.device).await.status, 200, "no lock remains");
+    assert_eq!(
+        login(c, &u.phone, &u.password, &u.device).await.status,
+        200,
+        "no lock remains"
+    );
     for _ in 0..3 {
-        login(c, &u.phone, "wrong-password", &u.device).await.assert_error(401, "invalid_credentials");
+        login(c, &u.phone, "wrong-password", &u.device)
+            .await
+            .assert_error(401, "invalid_credentials");
     }
-    login(c, &u.phone, &u.password, &u.device).await.assert_error(429, "login_locked");
+    login(c, &u.phone, &u.password, &u.device)
+        .await
+        .assert_error(429, "login_locked");
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(login(c, &u.phone, &u.password, &u.device).await.status, 200, "the lock expired");
+    assert_eq!(
+        login(c, &u.phone, &u.password, &u.device).await.status,
+        200,
+        "the lock expired"
+    );
     s.stop().await;
 }

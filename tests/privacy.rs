@@ -67,7 +67,11 @@ async fn sqlite_file_has_no_plaintext_pii() {
         p.body["unique_id"].as_str().expect("uid").to_owned()
     };
     let r = c
-        .post("/subscribe", Some(&y.token), &json!({"target_id": z_uid, "csrf_token": y.csrf}))
+        .post(
+            "/subscribe",
+            Some(&y.token),
+            &json!({"target_id": z_uid, "csrf_token": y.csrf}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     // The values are readable through the API...

@@ -26,7 +26,10 @@ use tracing_subscriber::EnvFilter;
 fn main() -> anyhow::Result<()> {
     // `.env` is applied before any thread exists (setting variables later is racy).
     env::load_dotenv(std::path::Path::new(".env")).context("reading .env")?;
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -42,8 +45,7 @@ async fn run() -> anyhow::Result<()> {
         env.str("MELO_DATA_DIR")
             .unwrap_or_else(|| "./melo-data".into()),
     );
-    private_dir(&data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
+    private_dir(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let policy = KeyPolicy {
         rotation: Duration::from_secs(config.auth.jwt_key_rotation_days * 86_400),
         token_ttl: config.auth.token_ttl(),

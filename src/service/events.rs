@@ -32,7 +32,8 @@ impl Core {
         }
         let seqs = self.store.enqueue_events(&entries).await?;
         for (((session, _), (user, frame)), seq) in entries.iter().zip(live).zip(seqs) {
-            self.hub.send_durable(user, *session, seq, with_seq(frame, seq));
+            self.hub
+                .send_durable(user, *session, seq, with_seq(frame, seq));
         }
         Ok(())
     }

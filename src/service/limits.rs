@@ -153,7 +153,10 @@ impl LimitsService {
         let ip_key = format!("ip:{}", self.ip_tag(ip));
         if self.count(&ip_key).await? >= l.failed_login_ip_limit {
             self.lock(&ip_key).await?;
-            self.core.ephemeral.delete(&format!("fail:{ip_key}")).await?;
+            self.core
+                .ephemeral
+                .delete(&format!("fail:{ip_key}"))
+                .await?;
         }
         Ok(())
     }

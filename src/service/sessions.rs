@@ -42,7 +42,9 @@ impl SessionsService {
     fn view(&self, s: &Session, current: SessionId) -> Result<SessionView> {
         let row = format!("{}:{}", s.user, s.device_id);
         let open = |col: &str, v: &[u8]| self.core.pii.open_string("sessions", col, &row, v);
-        let last = open("last_activity", &s.last_activity)?.parse::<i64>().unwrap_or(0);
+        let last = open("last_activity", &s.last_activity)?
+            .parse::<i64>()
+            .unwrap_or(0);
         Ok(SessionView {
             id: s.id,
             device_id: s.device_id.to_string(),
@@ -58,7 +60,10 @@ impl SessionsService {
     /// Active sessions, most recent activity first.
     pub async fn list(&self, auth: &Authenticated) -> Result<Vec<SessionView>> {
         let sessions = self.core.store.sessions_of(auth.user).await?;
-        let mut views = sessions.iter().map(|s| self.view(s, auth.session)).collect::<Result<Vec<_>>>()?;
+        let mut views = sessions
+            .iter()
+            .map(|s| self.view(s, auth.session))
+            .collect::<Result<Vec<_>>>()?;
         views.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then(b.id.cmp(&a.id)));
         Ok(views)
     }
@@ -69,7 +74,9 @@ impl SessionsService {
             tracing::warn!(error = %e, session_id = %id, "queue of a revoked session not dropped");
         }
         let _ = self.core.ephemeral.delete(&format!("csrf:{id}")).await;
-        self.core.hub.close_session(auth.user, id, 1008, "token_revoked");
+        self.core
+            .hub
+            .close_session(auth.user, id, 1008, "token_revoked");
     }
 
     /// Revokes one other session of the caller.
@@ -86,7 +93,11 @@ impl SessionsService {
 
     /// Revokes every other session of the caller; returns how many.
     pub async fn revoke_others(&self, auth: &Authenticated) -> Result<usize> {
-        let ids = self.core.store.revoke_sessions_except(auth.user, Some(auth.session)).await?;
+        let ids = self
+            .core
+            .store
+            .revoke_sessions_except(auth.user, Some(auth.session))
+            .await?;
         for id in &ids {
             self.revoked(auth, *id).await;
         }
@@ -95,7 +106,10 @@ impl SessionsService {
 
     /// Revokes the caller's own session.
     pub async fn logout(&self, auth: &Authenticated) -> Result<()> {
-        self.core.store.revoke_session(auth.user, auth.session).await?;
+        self.core
+            .store
+            .revoke_session(auth.user, auth.session)
+            .await?;
         self.revoked(auth, auth.session).await;
         Ok(())
     }

@@ -194,7 +194,11 @@ impl SessionStore for MemoryStore {
         let mut v: Vec<Session> = st
             .by_user
             .get(&user)
-            .map(|ids| ids.iter().filter_map(|id| st.by_id.get(id).cloned()).collect())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| st.by_id.get(id).cloned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort_by_key(|s| s.id);
         Ok(v)

@@ -14,24 +14,50 @@ type Res = Result<http::Response<Body>, ApiError>;
 pub(super) fn routes() -> Vec<Route> {
     use Access::Token;
     vec![
-        Route::new(Method::GET, "/sessions", Token, "Active sessions of the caller", |c| Box::pin(list(c))),
-        Route::new(Method::DELETE, "/sessions/{session_id}", Token, "Revoke one other session", |c| {
-            Box::pin(revoke(c))
-        }),
-        Route::new(Method::POST, "/sessions/revoke_all", Token, "Revoke every other session", |c| {
-            Box::pin(revoke_all(c))
-        }),
-        Route::new(Method::POST, "/sessions/terminate_all", Token, "Alias of /sessions/revoke_all", |c| {
-            Box::pin(revoke_all(c))
-        }),
-        Route::new(Method::POST, "/logout", Token, "Revoke the caller's own session", |c| Box::pin(logout(c))),
+        Route::new(
+            Method::GET,
+            "/sessions",
+            Token,
+            "Active sessions of the caller",
+            |c| Box::pin(list(c)),
+        ),
+        Route::new(
+            Method::DELETE,
+            "/sessions/{session_id}",
+            Token,
+            "Revoke one other session",
+            |c| Box::pin(revoke(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/sessions/revoke_all",
+            Token,
+            "Revoke every other session",
+            |c| Box::pin(revoke_all(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/sessions/terminate_all",
+            Token,
+            "Alias of /sessions/revoke_all",
+            |c| Box::pin(revoke_all(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/logout",
+            Token,
+            "Revoke the caller's own session",
+            |c| Box::pin(logout(c)),
+        ),
     ]
 }
 
 /// # GET /sessions
 async fn list(c: Ctx) -> Res {
     let auth = c.auth()?;
-    Ok(ok(&json!({"sessions": c.app.services.sessions.list(&auth).await?})))
+    Ok(ok(
+        &json!({"sessions": c.app.services.sessions.list(&auth).await?}),
+    ))
 }
 
 /// # DELETE /sessions/{session_id}
