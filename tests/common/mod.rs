@@ -269,16 +269,15 @@ pub async fn login(c: &Client, identifier: &str, password: &str, device: &str) -
     .await
 }
 
-pub async fn new_user(c: &Client, name: &str) -> User {
-    let (uid, phone, password) = register(c, name).await;
-    let device = random_device();
-    let r = login(c, &phone, &password, &device).await;
+/// Logs a registered user in on `device`.
+pub async fn login_user(c: &Client, uid: &str, phone: &str, password: &str, device: &str) -> User {
+    let r = login(c, phone, password, device).await;
     assert_eq!(r.status, 200, "login: {}", r.body);
     User {
-        uid,
-        phone,
-        password,
-        device,
+        uid: uid.to_owned(),
+        phone: phone.to_owned(),
+        password: password.to_owned(),
+        device: device.to_owned(),
         token: r.body["access_token"].as_str().expect("token").to_owned(),
         csrf: r.body["csrf_token"].as_str().expect("csrf").to_owned(),
         session_id: r.body["session_id"].as_i64().expect("sid"),
@@ -287,4 +286,9 @@ pub async fn new_user(c: &Client, name: &str) -> User {
             .expect("device token")
             .to_owned(),
     }
+}
+
+pub async fn new_user(c: &Client, name: &str) -> User {
+    let (uid, phone, password) = register(c, name).await;
+    login_user(c, &uid, &phone, &password, &random_device()).await
 }

@@ -6,7 +6,7 @@ use base64::Engine;
 use http::Method;
 use serde_json::{json, Value};
 
-use super::{new_pem, random_device, random_phone, user_pem, Client, User};
+use super::{login_user, new_pem, random_device, random_phone, user_pem, Client, User};
 
 /// S1 Bootstrap and errors. `http_port` is what `/status` must report.
 pub async fn s1(c: &Client, http_port: u16) {
@@ -90,24 +90,6 @@ async fn register_as(c: &Client, phone: &str, name: &str, password: &str) -> Val
         .await;
     assert_eq!(r.status, 200, "register {name}: {}", r.body);
     r.body
-}
-
-async fn login_user(c: &Client, uid: &str, phone: &str, password: &str, device: &str) -> User {
-    let r = super::login(c, phone, password, device).await;
-    assert_eq!(r.status, 200, "login: {}", r.body);
-    User {
-        uid: uid.to_owned(),
-        phone: phone.to_owned(),
-        password: password.to_owned(),
-        device: device.to_owned(),
-        token: r.body["access_token"].as_str().expect("token").to_owned(),
-        csrf: r.body["csrf_token"].as_str().expect("csrf").to_owned(),
-        session_id: r.body["session_id"].as_i64().expect("sid"),
-        device_token: r.body["device_token"]
-            .as_str()
-            .expect("device token")
-            .to_owned(),
-    }
 }
 
 /// S2 Registration and login.
