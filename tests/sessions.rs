@@ -146,3 +146,158 @@ async fn revoking_closes_sockets_and_rejects_tokens() {
     assert_ne!(r.body["session_id"], a.session_id);
     s.stop().await;
 }
+
+/// PROTOCOL S3 steps 3–10: device tokens rotate on use, refresh and revoke, and linking.
+#[tokio::test]
+async fn s3_device_tokens_and_linking() {
+    let s = TestServer::start().await;
+    let c = &s.client;
+    let a = new_user(c, "Alice").await;
+    // 3–5) auto-login rotates the device token; the old one fails.
+    let d1 = login(c, &a.phone, &a.password, &a.device).await.body["device_token"].clone();
+    let auto = |t: &serde_json::Value| json!({"identifier": a.phone, "device_id": a.device, "device_token": t});
+    let r = c.post("/login", None, &auto(&d1)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["session_id"], a.session_id);
+    let d2 = r.body["device_token"].clone();
+    assert_ne!(d1, d2);
+    let ta = r.body["access_token"].as_str().expect("token").to_owned();
+    c.post("/login", None, &auto(&d1))
+        .await
+        .assert_error(401, "invalid_credentials");
+    // 6) refresh rotates; the refreshed-away token fails.
+    let r = c
+        .post(
+            "/devices/refresh",
+            Some(&ta),
+            &json!({"device_id": a.device, "device_token": d2}),
+        )
+        .await;
+    assert_eq!(r.body["ok"], true, "{}", r.body);
+    let d3 = r.body["device_token"].clone();
+    assert_eq!(d3.as_str().map(str::len), Some(43));
+    c.post(
+        "/devices/refresh",
+        Some(&ta),
+        &json!({"device_id": a.device, "device_token": d2}),
+    )
+    .await
+    .assert_error(401, "invalid_credentials");
+    // 7) revoke deletes it (idempotent); auto-login with it fails.
+    assert_eq!(
+        c.post(
+            "/devices/revoke",
+            Some(&ta),
+            &json!({"device_id": a.device})
+        )
+        .await
+        .body,
+        json!({"ok": true})
+    );
+    assert_eq!(
+        c.post(
+            "/devices/revoke",
+            Some(&ta),
+            &json!({"device_id": a.device})
+        )
+        .await
+        .status,
+        200
+    );
+    c.post("/login", None, &auto(&d3))
+        .await
+        .assert_error(401, "invalid_credentials");
+    // register: only for the session's own device.
+    let r = c
+        .post(
+            "/devices/register",
+            Some(&ta),
+            &json!({"device_id": a.device}),
+        )
+        .await;
+    assert_eq!(r.body["device_token"].as_str().map(str::len), Some(43));
+    c.post(
+        "/devices/register",
+        Some(&ta),
+        &json!({"device_id": "ffffffffffffffff"}),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    // 8) linking: a code redeems once, for the approving user's account only.
+    let l = c.post("/devices/link_code", Some(&ta), &json!({})).await;
+    assert_eq!(l.body["expires_in"], 120);
+    let code = l.body["link_code"].as_str().expect("code").to_owned();
+    assert!(code.len() == 9 && code.as_bytes()[4] == b'-', "{code}");
+    let a2 = "a2b2c3d4e5f60718";
+    let other = new_user(c, "Mallory").await;
+    let body = |id: &str, code: &str| json!({"identifier": id, "device_id": a2, "link_code": code});
+    c.post("/devices/authorize", None, &body(&other.uid, &code))
+        .await
+        .assert_error(401, "invalid_credentials");
+    // A code is single-use whoever presents it: the failed try consumed it.
+    let code = c
+        .post("/devices/link_code", Some(&ta), &json!({}))
+        .await
+        .body["link_code"]
+        .as_str()
+        .expect("c")
+        .to_owned();
+    let r = c
+        .post(
+            "/devices/authorize",
+            None,
+            &body(&a.uid, &code.to_lowercase()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["unique_id"], a.uid.as_str());
+    let s2 = r.body["session_id"].clone();
+    assert_ne!(s2, a.session_id);
+    c.post("/devices/authorize", None, &body(&a.uid, &code))
+        .await
+        .assert_error(401, "invalid_credentials");
+    let l2 = c
+        .post("/devices/link_code", Some(&ta), &json!({}))
+        .await
+        .body["link_code"]
+        .as_str()
+        .expect("c")
+        .to_owned();
+    let r = c
+        .post("/devices/authorize", None, &body(&a.phone, &l2))
+        .await;
+    assert_eq!(
+        r.body["session_id"], s2,
+        "the device's active session is reused"
+    );
+    // A newer code replaces the older one.
+    let old = c
+        .post("/devices/link_code", Some(&ta), &json!({}))
+        .await
+        .body["link_code"]
+        .as_str()
+        .expect("c")
+        .to_owned();
+    let new = c
+        .post("/devices/link_code", Some(&ta), &json!({}))
+        .await
+        .body["link_code"]
+        .as_str()
+        .expect("c")
+        .to_owned();
+    c.post("/devices/authorize", None, &body(&a.uid, &old))
+        .await
+        .assert_error(401, "invalid_credentials");
+    assert_eq!(
+        c.post("/devices/authorize", None, &body(&a.uid, &new))
+            .await
+            .status,
+        200
+    );
+    // 9–10) two sessions, one current.
+    let list = c.get("/sessions", Some(&ta)).await.body["sessions"].clone();
+    let list = list.as_array().expect("sessions");
+    assert_eq!(list.len(), 2);
+    assert_eq!(list.iter().filter(|s| s["is_current"] == true).count(), 1);
+    s.stop().await;
+}

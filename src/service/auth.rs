@@ -130,7 +130,7 @@ pub struct Authenticated {
 /// Registration, login, authentication and CSRF.
 #[derive(Clone, Debug)]
 pub struct AuthService {
-    core: Arc<Core>,
+    pub(super) core: Arc<Core>,
 }
 
 /// Opened profile fields of a user row.
@@ -157,7 +157,7 @@ pub(crate) fn open_user(core: &Core, u: &UserRecord) -> Result<OpenedUser> {
     })
 }
 
-fn token_hash(token: &str) -> Vec<u8> {
+pub(super) fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -244,7 +244,7 @@ impl AuthService {
     }
 
     /// Resolves a login identifier: a uid, or a phone looked up by blind index.
-    async fn resolve(&self, identifier: &str) -> Result<(AccountKey, Option<UserRecord>)> {
+    pub(super) async fn resolve(&self, identifier: &str) -> Result<(AccountKey, Option<UserRecord>)> {
         let id = identifier.trim();
         let store = &self.core.store;
         if let Ok(uid) = validate::uid(id) {
@@ -259,7 +259,7 @@ impl AuthService {
     }
 
     /// True when `token` is the current, unexpired device token of (user, device).
-    async fn device_token_valid(
+    pub(super) async fn device_token_valid(
         &self,
         user: UserId,
         device: &crate::model::DeviceId,
@@ -340,7 +340,7 @@ impl AuthService {
     }
 
     /// Creates or refreshes the session of (user, device) and issues its tokens.
-    async fn complete_login(
+    pub(super) async fn complete_login(
         &self,
         mut user: UserRecord,
         device: crate::model::DeviceId,

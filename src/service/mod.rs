@@ -21,6 +21,7 @@ use crate::store::Store;
 
 mod auth;
 mod contacts;
+mod devices;
 mod error;
 mod events;
 pub(crate) mod frames;
@@ -36,6 +37,7 @@ pub use auth::{
     AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
 };
 pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
+pub use devices::AuthorizeRequest;
 pub use error::{Error, FieldError, Result};
 pub use limits::LimitsService;
 pub use messages::{

@@ -5,6 +5,7 @@ use super::router::Route;
 
 mod account;
 mod contacts;
+mod devices;
 mod messages;
 mod meta;
 mod paging;
@@ -22,5 +23,6 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(messages::routes());
     r.extend(presence::routes());
     r.extend(sessions::routes());
+    r.extend(devices::routes());
     r
 }
