@@ -301,3 +301,51 @@ async fn s3_device_tokens_and_linking() {
     assert_eq!(list.iter().filter(|s| s["is_current"] == true).count(), 1);
     s.stop().await;
 }
+
+/// PROTOCOL S14 step 1: TURN REST credentials, checked with an independent HMAC-SHA1.
+#[tokio::test]
+async fn ice_servers_with_turn_credentials() {
+    use hmac::{Hmac, Mac};
+    let mut cfg = common::test_config();
+    cfg.realtime.turn_urls = vec!["turn:127.0.0.1:3478".into()];
+    cfg.realtime.turn_secret = Some(melo::config::Secret::new("s3cret"));
+    let s = TestServer::start_with(cfg, std::sync::Arc::new(melo::MemoryStore::new())).await;
+    let a = new_user(&s.client, "Alice").await;
+    let r = s.client.get("/ice_servers", Some(&a.token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["ttl"], 86400);
+    let list = r.body["ice_servers"].as_array().expect("list");
+    assert!(list.iter().any(
+        |e| e["urls"].as_str().is_some_and(|u| u.starts_with("stun:"))
+            && e.get("username").is_none()
+    ));
+    let turn = list
+        .iter()
+        .find(|e| e["urls"] == "turn:127.0.0.1:3478")
+        .expect("turn entry");
+    let username = turn["username"].as_str().expect("username");
+    let (expiry, uid) = username.split_once(':').expect("expiry:uid");
+    assert_eq!(uid, a.uid);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let expiry: i64 = expiry.parse().expect("int");
+    assert!((expiry - (now + 86400)).abs() <= 5, "{expiry} vs {now}");
+    let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(b"s3cret").expect("key");
+    mac.update(username.as_bytes());
+    use base64::Engine;
+    let want = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    assert_eq!(turn["credential"], want.as_str());
+    // Without a secret there are no TURN entries.
+    let plain = TestServer::start().await;
+    let b = new_user(&plain.client, "Bob").await;
+    let r = plain.client.get("/ice_servers", Some(&b.token)).await;
+    assert!(r.body["ice_servers"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .all(|e| e.get("credential").is_none()));
+    plain.stop().await;
+    s.stop().await;
+}

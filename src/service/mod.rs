@@ -24,6 +24,7 @@ mod contacts;
 mod devices;
 mod error;
 mod events;
+pub mod ice;
 pub(crate) mod frames;
 pub(crate) mod hub;
 mod limits;

@@ -46,6 +46,13 @@ pub(super) fn routes() -> Vec<Route> {
             "Enter invisible mode",
             |c| Box::pin(offline(c)),
         ),
+        Route::new(
+            Method::GET,
+            "/ice_servers",
+            Token,
+            "STUN/TURN servers with TURN credentials",
+            |c| Box::pin(ice_servers(c)),
+        ),
     ]
 }
 
@@ -119,4 +126,15 @@ async fn offline(c: Ctx) -> Res {
         .set_invisible(auth.user, true)
         .await?;
     Ok(ok(&json!({"status": "ok"})))
+}
+
+/// # GET /ice_servers
+async fn ice_servers(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let cfg = &c.app.services.core().config.realtime;
+    Ok(ok(&crate::service::ice::ice_servers(
+        cfg,
+        &auth,
+        crate::model::Timestamp::now(),
+    )))
 }
