@@ -21,9 +21,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// The embedded SQLite store (feature `sqlite`): WAL journal, `synchronous = NORMAL`, embedded
 /// migrations applied by [`SqliteStore::open`].
+///
+/// Reads use a pool of connections; every write goes through a single writer connection, so
+/// writers wait in an async queue instead of spinning on SQLite's busy handler (SQLite admits one
+/// writer at a time anyway).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
+    /// Group commit of the hot writes (see `sqlite_writer.rs`); shares `writer`.
+    hot: writer::Writer,
 }
 
 impl SqliteStore {
@@ -51,16 +58,30 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts)
+        let pool_of = |n: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(n)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(Duration::from_secs(10))
+        };
+        let writer = pool_of(1)
+            .connect_with(opts.clone())
             .await
             .map_err(StoreError::backend)?;
-        MIGRATOR.run(&pool).await.map_err(StoreError::backend)?;
-        Ok(Self { pool })
+        MIGRATOR.run(&writer).await.map_err(StoreError::backend)?;
+        // An in-memory database exists per connection: readers must share the writer's.
+        let pool = if max <= 1 {
+            writer.clone()
+        } else {
+            pool_of(max)
+                .connect_with(opts)
+                .await
+                .map_err(StoreError::backend)?
+        };
+        let hot = writer::Writer::spawn(writer.clone());
+        Ok(Self { pool, writer, hot })
     }
 
     /// The underlying pool (for embedders sharing the database).
@@ -180,7 +201,7 @@ impl UserStore for SqliteStore {
         .bind(&u.public_key)
         .bind(&u.password_hash)
         .bind(u.created_at.millis())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match res {
             Ok(_) => Ok(()),
@@ -258,7 +279,7 @@ impl UserStore for SqliteStore {
         .bind(c.password_hash.is_some())
         .bind(&c.password_hash)
         .bind(i64::from(id.get()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(be)?;
         Ok(res.rows_affected() == 1)
@@ -272,7 +293,7 @@ impl UserStore for SqliteStore {
         .bind(i64::from(id.get()))
         .bind(sealed)
         .bind(at.millis())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match res {
             Ok(_) => Ok(()),
@@ -305,7 +326,7 @@ impl SessionStore for SqliteStore {
         // Two attempts: a concurrent login of the same device may win the insert race, and the
         // retry then takes the update path.
         for _ in 0..2 {
-            let mut tx = self.pool.begin().await.map_err(be)?;
+            let mut tx = self.writer.begin().await.map_err(be)?;
             let updated = sqlx::query(&format!(
                 "UPDATE sessions SET device_type = ?, device_name = ?, ip = ?, last_activity = ?, \
                  device_token_hash = ?, device_token_expires = ? \
@@ -401,7 +422,7 @@ impl SessionStore for SqliteStore {
         .bind(token.map(|(h, _)| h))
         .bind(token.map(|(_, e)| e.millis()))
         .bind(id.0)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(be)?;
         Ok(res.rows_affected() == 1)
@@ -411,7 +432,7 @@ impl SessionStore for SqliteStore {
         sqlx::query("UPDATE sessions SET last_activity = ? WHERE id = ?")
             .bind(sealed_last_activity)
             .bind(id.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(be)?;
         Ok(())
@@ -424,7 +445,7 @@ impl SessionStore for SqliteStore {
         )
         .bind(id.0)
         .bind(i64::from(user.get()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(be)?;
         Ok(res.rows_affected() == 1)
@@ -441,7 +462,7 @@ impl SessionStore for SqliteStore {
         )
         .bind(i64::from(user.get()))
         .bind(keep.map_or(0, |k| k.0))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(be)?;
         let mut ids = rows
@@ -483,7 +504,7 @@ impl ContactStore for SqliteStore {
         .bind(i64::from(from.get()))
         .bind(secret)
         .bind(at.millis())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match res {
             Ok(_) => Ok(()),
@@ -500,7 +521,7 @@ impl ContactStore for SqliteStore {
         .bind(lo)
         .bind(hi)
         .bind(i64::from(requester.get()))
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(be)?;
         Ok(res.rows_affected() == 1)
@@ -511,7 +532,7 @@ impl ContactStore for SqliteStore {
         let row = sqlx::query("DELETE FROM contacts WHERE user_lo = ? AND user_hi = ? RETURNING *")
             .bind(lo)
             .bind(hi)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await
             .map_err(be)?;
         row.as_ref().map(contact_from_row).transpose()
@@ -577,6 +598,8 @@ impl StoreHealth for SqliteStore {
 
 #[path = "sqlite_messages.rs"]
 mod messages;
+#[path = "sqlite_writer.rs"]
+mod writer;
 
 #[cfg(test)]
 mod tests {

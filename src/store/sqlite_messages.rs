@@ -5,15 +5,17 @@
 //! bound to a single parameter and expanded by `json_each`: one prepared statement of fixed shape
 //! per step whatever the fan-out, instead of one statement per target. Blobs inside that JSON
 //! travel as hex and are decoded by `unhex` (SQLite 3.41+; sqlx bundles a newer one).
-
-use std::collections::HashMap;
+//!
+//! The hot writes (`store_message`, `ack`, `mark_delivered`, `enqueue_events`) are group-committed
+//! by the writer task of `sqlite_writer.rs`; the cold ones run here on the writer connection.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
-use super::{be, is_unique_violation, pair, uid_of, SqliteStore};
+use super::writer::{mismatch, Req, Resp};
+use super::{be, pair, uid_of, SqliteStore};
 use crate::model::{
     AckSelector, AckedEntry, Gap, Message, MessageId, NewMessage, QueueItem, QueueTarget,
     QueuedEntry, SessionId, StoreOutcome, Timestamp, UserId,
@@ -23,24 +25,11 @@ use crate::store::{MessageStore, QueueStore, StoreError, StoreResult};
 const MSG_COLS: &str = "m.id, m.from_uid, m.to_uid, m.chat_id, m.payload, m.signature, \
      m.created_at, m.delivered, m.read";
 
-/// Bumps each session's counter by the number of entries it gets (`[[session, count], ..]`) and
-/// returns the new highest seq per session.
-const ALLOC_SEQS: &str = "INSERT INTO queue_seq (session_id, last_seq) \
-     SELECT value ->> 0, value ->> 1 FROM json_each(?1) WHERE true \
-     ON CONFLICT(session_id) DO UPDATE SET last_seq = last_seq + excluded.last_seq \
-     RETURNING session_id, last_seq";
-
-/// Inserts queue rows `[[session, seq, self_copy, event_hex_or_null], ..]`, all carrying the
-/// same `message_id` (NULL for events).
-const INSERT_QUEUE: &str =
-    "INSERT INTO queue (session_id, seq, message_id, self_copy, event, created_at) \
-     SELECT value ->> 0, value ->> 1, ?2, value ->> 2, unhex(value ->> 3), ?3 FROM json_each(?1)";
-
-fn id_blob(id: MessageId) -> Vec<u8> {
+pub(super) fn id_blob(id: MessageId) -> Vec<u8> {
     id.as_u128().to_be_bytes().to_vec()
 }
 
-fn id_of(row: &SqliteRow, col: &str) -> StoreResult<MessageId> {
+pub(super) fn id_of(row: &SqliteRow, col: &str) -> StoreResult<MessageId> {
     let b: &[u8] = row.try_get(col).map_err(be)?;
     <[u8; 16]>::try_from(b)
         .map(|a| MessageId::from_u128(u128::from_be_bytes(a)))
@@ -79,11 +68,11 @@ fn gap_from_row(row: &SqliteRow, from_seq: i64) -> StoreResult<Gap> {
     })
 }
 
-fn json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
+pub(super) fn json<T: serde::Serialize>(v: &T) -> StoreResult<String> {
     serde_json::to_string(v).map_err(StoreError::backend)
 }
 
-fn hex(b: &[u8]) -> String {
+pub(super) fn hex(b: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);
     for &x in b {
@@ -97,62 +86,6 @@ fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// One queue entry to append.
-struct Slot<'a> {
-    session: SessionId,
-    self_copy: bool,
-    event: Option<&'a [u8]>,
-}
-
-/// Appends `slots` (all carrying `message`, or each its event) inside the caller's transaction;
-/// returns the seq of each slot, in order. Two statements whatever the number of slots.
-async fn append(
-    conn: &mut SqliteConnection,
-    slots: &[Slot<'_>],
-    message: Option<&[u8]>,
-    at: Timestamp,
-) -> StoreResult<Vec<i64>> {
-    if slots.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut counts: HashMap<i64, i64> = HashMap::new();
-    for s in slots {
-        *counts.entry(s.session.0).or_default() += 1;
-    }
-    let allocated = sqlx::query(ALLOC_SEQS)
-        .bind(json(&counts.iter().collect::<Vec<_>>())?)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(be)?;
-    // Per session, the first seq of this batch: the new last_seq minus the count, plus one.
-    let mut next: HashMap<i64, i64> = HashMap::with_capacity(allocated.len());
-    for r in &allocated {
-        let session: i64 = r.try_get("session_id").map_err(be)?;
-        let last: i64 = r.try_get("last_seq").map_err(be)?;
-        let count = counts.get(&session).copied().unwrap_or(0);
-        next.insert(session, last - count + 1);
-    }
-    // A session listed several times gets consecutive seqs, in slot order.
-    let mut seqs = Vec::with_capacity(slots.len());
-    let mut entries = Vec::with_capacity(slots.len());
-    for s in slots {
-        let seq = next
-            .get_mut(&s.session.0)
-            .ok_or_else(|| StoreError::Backend("queue_seq upsert skipped a session".into()))?;
-        seqs.push(*seq);
-        entries.push((s.session.0, *seq, i64::from(s.self_copy), s.event.map(hex)));
-        *seq += 1;
-    }
-    sqlx::query(INSERT_QUEUE)
-        .bind(json(&entries)?)
-        .bind(message)
-        .bind(at.millis())
-        .execute(&mut *conn)
-        .await
-        .map_err(be)?;
-    Ok(seqs)
-}
-
 #[async_trait]
 impl MessageStore for SqliteStore {
     async fn store_message(
@@ -160,58 +93,14 @@ impl MessageStore for SqliteStore {
         msg: &NewMessage,
         targets: &[QueueTarget],
     ) -> StoreResult<StoreOutcome> {
-        let m = &msg.message;
-        let id = id_blob(m.id);
-        // IMMEDIATE takes the write lock up front, so the duplicate check below cannot race.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(be)?;
-        if let Some(cid) = &msg.client_id {
-            let first =
-                sqlx::query("SELECT id FROM messages WHERE sender_session = ? AND client_id = ?")
-                    .bind(msg.sender_session.0)
-                    .bind(cid)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(be)?;
-            if let Some(row) = first {
-                let first = id_of(&row, "id")?;
-                tx.rollback().await.map_err(be)?;
-                return Ok(StoreOutcome::Duplicate(first));
-            }
+        match self
+            .hot
+            .call(Req::Store(msg.clone(), targets.to_vec()))
+            .await?
+        {
+            Resp::Store(outcome) => Ok(outcome),
+            _ => Err(mismatch()),
         }
-        let inserted = sqlx::query(
-            "INSERT INTO messages (id, from_uid, to_uid, chat_id, payload, signature, created_at, \
-             delivered, read, sender_session, client_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(i64::from(m.from.get()))
-        .bind(m.to.map(|u| i64::from(u.get())))
-        .bind(m.chat_id)
-        .bind(&m.payload)
-        .bind(&m.signature)
-        .bind(m.created_at.millis())
-        .bind(m.delivered)
-        .bind(m.read)
-        .bind(msg.sender_session.0)
-        .bind(&msg.client_id)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(StoreError::Conflict("message_id")),
-            Err(e) => return Err(be(e)),
-        }
-        let slots: Vec<Slot<'_>> = targets
-            .iter()
-            .map(|t| Slot {
-                session: t.session,
-                self_copy: t.self_copy,
-                event: None,
-            })
-            .collect();
-        // Queue time is now (as for events): `trim_queues` expires entries by it.
-        let seqs = append(&mut tx, &slots, Some(&id), Timestamp::now()).await?;
-        tx.commit().await.map_err(be)?;
-        Ok(StoreOutcome::Stored(seqs))
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -271,32 +160,19 @@ impl MessageStore for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        // One atomic statement for any number of ids: a partial failure would lose statuses.
-        // A `MessageId` displays as the 32 hex digits of its big-endian bytes, i.e. its key.
-        let hex_ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        let rows = sqlx::query(
-            "UPDATE messages SET delivered = 1 WHERE delivered = 0 \
-             AND id IN (SELECT unhex(value) FROM json_each(?)) RETURNING id",
-        )
-        .bind(json(&hex_ids)?)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(be)?;
-        let mut flipped = rows
-            .iter()
-            .map(|r| id_of(r, "id"))
-            .collect::<StoreResult<std::collections::HashSet<_>>>()?;
-        // RETURNING order is unspecified: report in the caller's order, each id once.
-        Ok(ids
-            .iter()
-            .copied()
-            .filter(|id| flipped.remove(id))
-            .collect())
+        match self.hot.call(Req::Delivered(ids.to_vec())).await? {
+            Resp::Delivered(flipped) => Ok(flipped),
+            _ => Err(mismatch()),
+        }
     }
 
     async fn mark_read(&self, id: MessageId) -> StoreResult<(bool, bool)> {
         let id = id_blob(id);
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(be)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(be)?;
         let delivered =
             sqlx::query("UPDATE messages SET delivered = 1 WHERE id = ? AND delivered = 0")
                 .bind(&id)
@@ -325,7 +201,11 @@ impl SqliteStore {
         max_len: u64,
         expire_before: Timestamp,
     ) -> StoreResult<Option<i64>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(be)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(be)?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue WHERE session_id = ?")
             .bind(session)
             .fetch_one(&mut *tx)
@@ -412,18 +292,10 @@ impl QueueStore for SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let slots: Vec<Slot<'_>> = events
-            .iter()
-            .map(|(session, event)| Slot {
-                session: *session,
-                self_copy: false,
-                event: Some(event),
-            })
-            .collect();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(be)?;
-        let seqs = append(&mut tx, &slots, None, Timestamp::now()).await?;
-        tx.commit().await.map_err(be)?;
-        Ok(seqs)
+        match self.hot.call(Req::Enqueue(events.to_vec())).await? {
+            Resp::Seqs(seqs) => Ok(seqs),
+            _ => Err(mismatch()),
+        }
     }
 
     async fn queue_after(
@@ -468,42 +340,10 @@ impl QueueStore for SqliteStore {
     }
 
     async fn ack(&self, session: SessionId, sel: AckSelector) -> StoreResult<Vec<AckedEntry>> {
-        let query = match sel {
-            AckSelector::UpTo(n) => sqlx::query(
-                "DELETE FROM queue WHERE session_id = ? AND seq <= ? \
-                 RETURNING seq, message_id, self_copy",
-            )
-            .bind(session.0)
-            .bind(n),
-            AckSelector::Seq(n) => sqlx::query(
-                "DELETE FROM queue WHERE session_id = ? AND seq = ? \
-                 RETURNING seq, message_id, self_copy",
-            )
-            .bind(session.0)
-            .bind(n),
-            AckSelector::Message(id) => sqlx::query(
-                "DELETE FROM queue WHERE session_id = ? AND message_id = ? \
-                 RETURNING seq, message_id, self_copy",
-            )
-            .bind(session.0)
-            .bind(id_blob(id)),
-        };
-        // Event and gap rows have no message_id: they ack as `message_id: None`.
-        let rows = query.fetch_all(&self.pool).await.map_err(be)?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                let message: Option<&[u8]> = r.try_get("message_id").map_err(be)?;
-                Ok(AckedEntry {
-                    seq: r.try_get("seq").map_err(be)?,
-                    message_id: message.map(|_| id_of(r, "message_id")).transpose()?,
-                    self_copy: r.try_get::<i64, _>("self_copy").map_err(be)? != 0,
-                })
-            })
-            .collect::<StoreResult<Vec<_>>>()?;
-        // RETURNING order is unspecified.
-        out.sort_by_key(|e| e.seq);
-        Ok(out)
+        match self.hot.call(Req::Ack(session, sel)).await? {
+            Resp::Acked(acked) => Ok(acked),
+            _ => Err(mismatch()),
+        }
     }
 
     async fn last_seq(&self, session: SessionId) -> StoreResult<i64> {
@@ -520,7 +360,7 @@ impl QueueStore for SqliteStore {
         // `queue_seq` stays: a session's seqs are never reused.
         sqlx::query("DELETE FROM queue WHERE session_id = ?")
             .bind(session.0)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(be)?;
         Ok(())
@@ -539,7 +379,7 @@ impl QueueStore for SqliteStore {
         )
         .bind(clamp(max_len))
         .bind(expire_before.millis())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(be)?;
         let mut gaps = Vec::new();
@@ -566,7 +406,7 @@ impl QueueStore for SqliteStore {
             )
             .bind(history_before.millis())
             .bind(PURGE_BATCH)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(be)?
             .rows_affected();
@@ -582,7 +422,7 @@ impl QueueStore for SqliteStore {
             )
             .bind(dedupe_before.millis())
             .bind(PURGE_BATCH)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(be)?
             .rows_affected();
