@@ -105,6 +105,7 @@ impl MeloBuilder {
             passwords: PasswordHasher::new(auth.bcrypt_cost),
             config: self.config,
             hub: Arc::new(crate::service::hub::Hub::new()),
+            cache: crate::service::ReadCache::default(),
         };
         let services = Services::new(core);
         Melo::start(services, &handle).map_err(BuildError::Routes)

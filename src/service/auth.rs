@@ -368,6 +368,7 @@ impl AuthService {
                 now,
             })
             .await?;
+        core.sessions_changed(user.id);
         let csrf_token = self.rotate_csrf(session.id).await?;
         let access_token = core.tokens.issue(user.id, session.id).await?;
         // The new key is written only once the login itself has succeeded.

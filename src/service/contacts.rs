@@ -163,6 +163,7 @@ impl ContactsService {
             if !self.core.store.accept_contact(requester, auth.user).await? {
                 return Err(Error::NoPendingRequest);
             }
+            self.core.contacts_changed(requester, auth.user);
             self.notify(requester, "subscription_confirmed", auth.user, None)
                 .await
         }
@@ -173,6 +174,7 @@ impl ContactsService {
         match self.core.store.relationship(requester, auth.user).await? {
             Some(r) if r.state == ContactState::Pending && r.requester == requester => {
                 self.core.store.remove_contact(requester, auth.user).await?;
+                self.core.contacts_changed(requester, auth.user);
                 Ok(())
             }
             _ => Err(Error::NoPendingRequest),
@@ -190,6 +192,7 @@ impl ContactsService {
             match self.core.store.relationship(auth.user, other).await? {
                 Some(r) if r.state == ContactState::Accepted || r.requester == auth.user => {
                     self.core.store.remove_contact(auth.user, other).await?;
+                    self.core.contacts_changed(auth.user, other);
                     self.notify(other, "subscription_removed", auth.user, None)
                         .await
                 }

@@ -20,9 +20,9 @@ impl Core {
         let mut live: Vec<(UserId, &Bytes)> = Vec::new();
         for (user, frame) in targets {
             let sealed = Bytes::from(self.pii.seal("queue", "event", "", frame)?);
-            for s in self.store.sessions_of(*user).await? {
-                if Some(s.id) != skip {
-                    entries.push((s.id, sealed.clone()));
+            for s in self.session_ids(*user).await?.iter() {
+                if Some(*s) != skip {
+                    entries.push((*s, sealed.clone()));
                     live.push((*user, frame));
                 }
             }

@@ -164,31 +164,28 @@ impl MessagesService {
             if target == auth.user {
                 return Err(Error::InvalidTarget);
             }
-            let rel = self.core.store.relationship(auth.user, target).await?;
-            if rel.map(|r| r.state) != Some(ContactState::Accepted) {
+            if !self.core.are_contacts(auth.user, target).await? {
                 return Err(Error::NotAContact);
             }
             let mut targets: Vec<QueueTarget> = self
                 .core
-                .store
-                .sessions_of(target)
+                .session_ids(target)
                 .await?
                 .iter()
                 .map(|s| QueueTarget {
-                    session: s.id,
+                    session: *s,
                     user: target,
                     self_copy: false,
                 })
                 .collect();
             targets.extend(
                 self.core
-                    .store
-                    .sessions_of(auth.user)
+                    .session_ids(auth.user)
                     .await?
                     .iter()
-                    .filter(|s| s.id != auth.session)
+                    .filter(|s| **s != auth.session)
                     .map(|s| QueueTarget {
-                        session: s.id,
+                        session: *s,
                         user: auth.user,
                         self_copy: true,
                     }),

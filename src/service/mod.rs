@@ -20,6 +20,7 @@ use crate::push::PushProvider;
 use crate::store::Store;
 
 mod auth;
+mod cache;
 mod contacts;
 mod devices;
 mod error;
@@ -37,6 +38,7 @@ pub(crate) mod validate;
 pub use auth::{
     AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
 };
+pub use cache::ReadCache;
 pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
 pub use devices::AuthorizeRequest;
 pub use error::{Error, FieldError, Result};
@@ -69,6 +71,8 @@ pub struct Core {
     pub config: Config,
     /// This node's sockets.
     pub hub: Arc<hub::Hub>,
+    /// Read caches of per-message lookups.
+    pub cache: cache::ReadCache,
 }
 
 /// One service per domain.

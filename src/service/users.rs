@@ -204,6 +204,7 @@ impl UsersService {
                     .store
                     .revoke_sessions_except(auth.user, Some(auth.session))
                     .await?;
+                core.sessions_changed(auth.user);
                 for id in &revoked {
                     let _ = core.store.drop_queue(*id).await;
                     core.hub
