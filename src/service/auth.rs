@@ -244,7 +244,10 @@ impl AuthService {
     }
 
     /// Resolves a login identifier: a uid, or a phone looked up by blind index.
-    pub(super) async fn resolve(&self, identifier: &str) -> Result<(AccountKey, Option<UserRecord>)> {
+    pub(super) async fn resolve(
+        &self,
+        identifier: &str,
+    ) -> Result<(AccountKey, Option<UserRecord>)> {
         let id = identifier.trim();
         let store = &self.core.store;
         if let Ok(uid) = validate::uid(id) {
