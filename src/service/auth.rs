@@ -157,6 +157,25 @@ pub(crate) fn open_user(core: &Core, u: &UserRecord) -> Result<OpenedUser> {
     })
 }
 
+/// The fields `/login` and `/devices/authorize` share: a non-empty identifier, a device id, and
+/// an optional new E2E key (empty means "keep the stored one").
+pub(super) fn login_fields(
+    c: &mut Checker,
+    identifier: &str,
+    device_id: &str,
+    public_e2e_key: Option<&str>,
+) -> (Option<crate::model::DeviceId>, Option<String>) {
+    if identifier.trim().is_empty() {
+        c.fail("identifier", "must not be empty");
+    }
+    let device = c.check("device_id", validate::device_id(device_id));
+    let new_key = match public_e2e_key.filter(|k| !k.trim().is_empty()) {
+        Some(k) => c.check("public_e2e_key", validate::rsa_public_key_pem(k)),
+        None => None,
+    };
+    (device, new_key)
+}
+
 pub(super) fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
@@ -289,18 +308,12 @@ impl AuthService {
     ) -> impl Future<Output = Result<LoginResponse>> + Send + 'a {
         async move {
             let mut c = Checker::new();
-            if req.identifier.trim().is_empty() {
-                c.fail("identifier", "must not be empty");
-            }
-            let device = c.check("device_id", validate::device_id(&req.device_id));
-            let new_key = match req
-                .public_e2e_key
-                .as_deref()
-                .filter(|k| !k.trim().is_empty())
-            {
-                Some(k) => c.check("public_e2e_key", validate::rsa_public_key_pem(k)),
-                None => None,
-            };
+            let (device, new_key) = login_fields(
+                &mut c,
+                &req.identifier,
+                &req.device_id,
+                req.public_e2e_key.as_deref(),
+            );
             let password = req.password.as_deref().unwrap_or("");
             let device_token = req.device_token.as_deref().unwrap_or("");
             if password.is_empty() && device_token.is_empty() {

@@ -139,18 +139,12 @@ impl AuthService {
     ) -> impl Future<Output = Result<LoginResponse>> + Send + 'a {
         async move {
             let mut c = Checker::new();
-            if req.identifier.trim().is_empty() {
-                c.fail("identifier", "must not be empty");
-            }
-            let device = c.check("device_id", validate::device_id(&req.device_id));
-            let new_key = match req
-                .public_e2e_key
-                .as_deref()
-                .filter(|k| !k.trim().is_empty())
-            {
-                Some(k) => c.check("public_e2e_key", validate::rsa_public_key_pem(k)),
-                None => None,
-            };
+            let (device, new_key) = super::auth::login_fields(
+                &mut c,
+                &req.identifier,
+                &req.device_id,
+                req.public_e2e_key.as_deref(),
+            );
             c.finish()?;
             let Some(device) = device else {
                 return Err(Error::Internal("validated device missing".into()));
