@@ -77,3 +77,40 @@ async fn expired_entries_become_a_gap() {
     wa.close().await;
     s.stop().await;
 }
+
+/// Entries dropped by the sweep while in flight must not hold the 256-frame window shut.
+#[tokio::test]
+async fn a_full_window_of_dropped_entries_does_not_stall_the_socket() {
+    let s = server(5, 3600).await;
+    let t = Target::of(&s);
+    let (a, b) = pair(&t, "Alice", "Bob").await;
+    let (mut wb, _) = connect(&t, &b).await;
+    for i in 0..300 {
+        common::realtime::http_send(&t, &a, &b, &format!("m{i}")).await;
+    }
+    // B receives a full window and does not ack; the sweep then drops those entries.
+    let mut last = 0;
+    for _ in 0..256 {
+        let f = wb
+            .recv_type("relay_delivery", Duration::from_secs(10))
+            .await;
+        last = f["seq"].as_i64().expect("seq");
+    }
+    wb.expect_no_frame("relay_delivery", Duration::from_millis(300))
+        .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Acking one dropped entry by seq frees the window: new messages arrive again.
+    wb.send_json(&serde_json::json!({"type": "ack_received", "seq": last}))
+        .await;
+    let id = common::realtime::http_send(&t, &a, &b, "after").await;
+    let f = wb
+        .recv_where(
+            "the new message",
+            |f| f["type"] == "relay_delivery" && f["message_id"] == id.as_str(),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(f["payload"], "after");
+    wb.close().await;
+    s.stop().await;
+}

@@ -386,14 +386,22 @@ impl MessagesService {
         if ids.is_empty() {
             return Ok(());
         }
+        // One failed receipt must not cost the others.
+        let mut first_error = None;
         for id in self.core.store.mark_delivered(&ids).await? {
-            if let Some(m) = self.core.store.message(id).await? {
-                if m.from != auth.user && m.to.is_some() {
-                    self.status(&m, "delivered", auth).await?;
+            let result = match self.core.store.message(id).await {
+                Ok(Some(m)) if m.from != auth.user && m.to.is_some() => {
+                    self.status(&m, "delivered", auth).await
                 }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, message_id = %id, "delivered receipt not stored");
+                first_error.get_or_insert(e);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// `ack_read`: the caller must be the DM's recipient. Marks read (and delivered), emits the

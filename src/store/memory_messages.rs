@@ -115,15 +115,22 @@ impl MessageStore for super::MemoryStore {
     ) -> StoreResult<StoreOutcome> {
         let m = &self.messages;
         let id = msg.message.id;
+        // The message exists before its client_id is claimed, so a concurrent duplicate always
+        // finds the original message.
+        m.messages.insert(id, msg.message.clone());
         if let Some(cid) = &msg.client_id {
             match m.client_ids.entry((msg.sender_session, cid.clone())) {
-                Entry::Occupied(e) => return Ok(StoreOutcome::Duplicate(*e.get())),
+                Entry::Occupied(e) => {
+                    let first = *e.get();
+                    drop(e);
+                    m.messages.remove(&id);
+                    return Ok(StoreOutcome::Duplicate(first));
+                }
                 Entry::Vacant(v) => {
                     v.insert(id);
                 }
             }
         }
-        m.messages.insert(id, msg.message.clone());
         if let Some(to) = msg.message.to {
             m.dm_index
                 .entry(pair(msg.message.from, to))

@@ -238,8 +238,12 @@ impl Conn {
                     Some(Conversation::Direct(to)) => {
                         let presence = self.app.services.presence.clone();
                         let r = if kind == "typing_start" {
-                            self.typing_peers.insert(to);
-                            presence.typing_start(&self.auth, to).await
+                            let r = presence.typing_start(&self.auth, to).await;
+                            // Remembered (bounded) to send typing_stop when the last socket closes.
+                            if r.is_ok() && self.typing_peers.len() < 64 {
+                                self.typing_peers.insert(to);
+                            }
+                            r
                         } else {
                             self.typing_peers.remove(&to);
                             presence.typing_stop(&self.auth, to).await

@@ -60,6 +60,8 @@ pub(super) struct Conn {
     refused: u64,
     /// Frames fed but not flushed yet.
     unflushed: bool,
+    /// `in_flight` was checked against the store since the last ack.
+    reconciled: bool,
     // Presence.
     pub(super) state: Arc<SocketState>,
     last_active: Instant,
@@ -102,6 +104,14 @@ pub(super) async fn run(
             old.kill.cancel();
         }
     }
+    // A revocation between admission and registration found no socket to close: check again
+    // now that this one is registered (a later revocation will find it).
+    if !matches!(core.store.session(auth.session).await, Ok(Some(s)) if s.active) {
+        core.hub.unregister(auth.user, id);
+        let mut ws = ws;
+        let _ = ws.close(Some(close_frame(1008, "token_revoked"))).await;
+        return;
+    }
     tracing::debug!(user_id = %auth.user, session_id = %auth.session, %ip, "socket open");
     app.services.presence.refresh(auth.user).await;
     let mut conn = Conn {
@@ -120,6 +130,7 @@ pub(super) async fn run(
         frames: 0,
         refused: 0,
         unflushed: false,
+        reconciled: false,
         state,
         last_active: Instant::now(),
         declared_away: false,
@@ -332,12 +343,14 @@ impl Conn {
         if seq <= self.sent_upto {
             return Ok(());
         }
-        if self.buffered.len() >= MAX_BUFFERED {
+        // Hold a live frame only when it can go out now; otherwise the store has it and the
+        // connection reads it back when the window opens (no per-socket pile of 1 MiB frames).
+        if !self.synced || self.in_flight.len() >= WINDOW || self.buffered.len() >= MAX_BUFFERED {
             self.buffered.clear();
             self.dirty = true;
-        } else {
-            self.buffered.insert(seq, frame);
+            return Ok(());
         }
+        self.buffered.insert(seq, frame);
         self.pump().await
     }
 
@@ -353,7 +366,14 @@ impl Conn {
         loop {
             let room = WINDOW.saturating_sub(self.in_flight.len());
             if room == 0 {
-                return Ok(());
+                // Entries dropped by the expiry/overflow sweep while in flight can never be
+                // acked: once per full window, keep only the in-flight seqs the queue still has.
+                if self.reconciled {
+                    return Ok(());
+                }
+                self.reconciled = true;
+                self.reconcile_in_flight().await?;
+                continue;
             }
             if !self.synced || self.dirty {
                 let upto = (!self.synced).then_some(self.h);
@@ -435,6 +455,32 @@ impl Conn {
         self.send_bytes(Bytes::from(frame.to_string())).await
     }
 
+    async fn reconcile_in_flight(&mut self) -> Result<(), End> {
+        let Some(&low) = self.in_flight.first() else {
+            return Ok(());
+        };
+        let store = &self.app.services.core().store;
+        match store
+            .queue_after(
+                self.auth.session,
+                low - 1,
+                Some(self.sent_upto),
+                WINDOW as u64,
+            )
+            .await
+        {
+            Ok(entries) => {
+                let present: BTreeSet<i64> = entries.iter().map(|e| e.seq).collect();
+                self.in_flight.retain(|s| present.contains(s));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "queue read failed");
+                Err(End::Close(1011, "internal_error"))
+            }
+        }
+    }
+
     /// Applies an acknowledgement and emits receipts.
     pub(super) async fn ack(&mut self, sel: AckSelector) -> Result<(), End> {
         let sel = match sel {
@@ -442,6 +488,16 @@ impl Conn {
             AckSelector::Seq(n) if n > self.sent_upto => return Ok(()),
             other => other,
         };
+        // Acks are not rate limited: never spend a store write on one that removes nothing.
+        let nothing = match sel {
+            AckSelector::UpTo(n) => self.in_flight.first().is_none_or(|low| n < *low),
+            AckSelector::Seq(n) => !self.in_flight.contains(&n),
+            AckSelector::Message(_) => false,
+        };
+        if nothing {
+            return Ok(());
+        }
+        self.reconciled = false;
         let core = self.app.services.core().clone();
         let acked = match core.store.ack(self.auth.session, sel).await {
             Ok(a) => a,
