@@ -386,12 +386,23 @@ impl MessagesService {
         if ids.is_empty() {
             return Ok(());
         }
-        // One failed receipt must not cost the others.
+        // The receipt is queued before the flag is set: a crash in between can at worst repeat
+        // a `delivered` (clients dedupe), never lose it. One failed receipt does not cost the
+        // others.
         let mut first_error = None;
-        for id in self.core.store.mark_delivered(&ids).await? {
+        for id in ids {
             let result = match self.core.store.message(id).await {
-                Ok(Some(m)) if m.from != auth.user && m.to.is_some() => {
-                    self.status(&m, "delivered", auth).await
+                Ok(Some(m)) if !m.delivered && m.from != auth.user && m.to.is_some() => {
+                    match self.status(&m, "delivered", auth).await {
+                        Ok(()) => self
+                            .core
+                            .store
+                            .mark_delivered(&[id])
+                            .await
+                            .map(|_| ())
+                            .map_err(Into::into),
+                        Err(e) => Err(e),
+                    }
                 }
                 Ok(_) => Ok(()),
                 Err(e) => Err(e.into()),
@@ -416,13 +427,14 @@ impl MessagesService {
         let Some(m) = m else {
             return Err(Error::MessageNotFound);
         };
-        let (delivered, read) = self.core.store.mark_read(id).await?;
-        if delivered {
+        // Receipts first, flags after (see `acked`).
+        if !m.delivered {
             self.status(&m, "delivered", auth).await?;
         }
-        if read {
+        if !m.read {
             self.status(&m, "read", auth).await?;
         }
+        self.core.store.mark_read(id).await?;
         Ok(())
     }
 
