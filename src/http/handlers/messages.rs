@@ -10,7 +10,7 @@ use crate::http::extract::Ctx;
 use crate::http::response::{ok, Body};
 use crate::http::router::{Access, Route};
 use crate::model::UserId;
-use crate::service::{validate, SendRequest};
+use crate::service::{validate, Error, HistoryQuery, SendRequest};
 
 type Res = Result<http::Response<Body>, ApiError>;
 
@@ -80,15 +80,6 @@ async fn send(mut c: Ctx) -> Res {
             _ => return Err(ApiError::field("chat_id", "must be a positive integer")),
         },
     };
-    if body.target_id.is_some() == chat_id.is_some() {
-        return Err(ApiError::field(
-            "target_id",
-            "exactly one of target_id and chat_id is required",
-        ));
-    }
-    if body.data.is_empty() {
-        return Err(ApiError::field("data", "must not be empty"));
-    }
     let req = SendRequest {
         target: body.target_id,
         chat_id,
@@ -96,7 +87,25 @@ async fn send(mut c: Ctx) -> Res {
         client_id: body.client_id,
         signature: body.signature,
     };
-    let out = c.app.services.messages.send(&auth, req).await?;
+    // The rules live in the service (shared with the WS `relay`); only the wire name of the
+    // payload field differs on HTTP.
+    let out = c
+        .app
+        .services
+        .messages
+        .send(&auth, req)
+        .await
+        .map_err(|e| match e {
+            Error::Validation(mut fields) => {
+                for f in &mut fields {
+                    if f.field == "payload" {
+                        f.field = "data".into();
+                    }
+                }
+                Error::Validation(fields)
+            }
+            other => other,
+        })?;
     let mut v = json!({"ok": true, "message_id": out.message_id, "status": "queued"});
     if out.duplicate {
         v["duplicate"] = json!(true);
@@ -111,26 +120,23 @@ fn path_uid(c: &Ctx) -> Result<UserId, ApiError> {
 
 /// # GET /messages/history/dm/{target_id}
 async fn dm_history(c: Ctx) -> Res {
-    let auth = c.auth()?;
-    let peer = path_uid(&c)?;
-    let q = paging::history(&c)?;
-    Ok(ok(&c
-        .app
-        .services
-        .messages
-        .dm_history(&auth, peer, q)
-        .await?))
+    history(c, false).await
 }
 
 /// # GET /history/{target_id}
 async fn legacy_history(c: Ctx) -> Res {
+    history(c, true).await
+}
+
+async fn history(c: Ctx, legacy: bool) -> Res {
     let auth = c.auth()?;
     let peer = path_uid(&c)?;
-    let q = paging::history(&c)?;
-    Ok(ok(&c
-        .app
-        .services
-        .messages
-        .legacy_history(&auth, peer, q)
-        .await?))
+    let q: HistoryQuery = paging::history(&c)?;
+    let messages = &c.app.services.messages;
+    let page = if legacy {
+        messages.legacy_history(&auth, peer, q).await?
+    } else {
+        messages.dm_history(&auth, peer, q).await?
+    };
+    Ok(ok(&page))
 }
