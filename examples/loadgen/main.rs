@@ -72,62 +72,9 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Digits of the send instant at the start of each payload.
 const STAMP: usize = 20;
 
-struct Args {
-    url: String,
-    pairs: usize,
-    duration: u64,
-    window: usize,
-    payload: usize,
-    idle: usize,
-    pid: Option<u32>,
-}
+mod args;
 
-const USAGE: &str = "usage: loadgen [--url http://127.0.0.1:8088] [--pairs 100] [--duration 10] \
-[--window 32] [--payload 64] [--idle 0] [--pid <server pid>] [--group <N>: not supported yet]";
-
-fn parse_args() -> Result<Args> {
-    let mut a = Args {
-        url: "http://127.0.0.1:8088".into(),
-        pairs: 100,
-        duration: 10,
-        window: 32,
-        payload: 64,
-        idle: 0,
-        pid: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
-            std::process::exit(0);
-        }
-        let value = it
-            .next()
-            .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))?;
-        let num = |v: &str| -> Result<usize> {
-            v.parse()
-                .with_context(|| format!("{flag} {v}: not a number"))
-        };
-        match flag.as_str() {
-            "--url" => a.url = value.trim_end_matches('/').to_owned(),
-            "--pairs" => a.pairs = num(&value)?,
-            "--duration" => a.duration = num(&value)? as u64,
-            "--window" => a.window = num(&value)?,
-            "--payload" => a.payload = num(&value)?,
-            "--idle" => a.idle = num(&value)?,
-            "--pid" => a.pid = Some(num(&value)? as u32),
-            "--group" => bail!("--group {value}: group-chat load is not supported yet"),
-            other => bail!("unknown flag {other}\n{USAGE}"),
-        }
-    }
-    if a.pairs == 0 || a.window == 0 || a.duration == 0 {
-        bail!("--pairs, --window and --duration must be at least 1");
-    }
-    if a.payload < STAMP {
-        bail!("--payload must be at least {STAMP} bytes (the send instant travels in it)");
-    }
-    Ok(a)
-}
+use args::parse_args;
 
 // ---- HTTP ----------------------------------------------------------------------------------
 

@@ -1,0 +1,62 @@
+//! Command-line flags of the load generator.
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::STAMP;
+
+pub(super) struct Args {
+    pub(super) url: String,
+    pub(super) pairs: usize,
+    pub(super) duration: u64,
+    pub(super) window: usize,
+    pub(super) payload: usize,
+    pub(super) idle: usize,
+    pub(super) pid: Option<u32>,
+}
+
+const USAGE: &str = "usage: loadgen [--url http://127.0.0.1:8088] [--pairs 100] [--duration 10] \
+[--window 32] [--payload 64] [--idle 0] [--pid <server pid>] [--group <N>: not supported yet]";
+
+pub(super) fn parse_args() -> Result<Args> {
+    let mut a = Args {
+        url: "http://127.0.0.1:8088".into(),
+        pairs: 100,
+        duration: 10,
+        window: 32,
+        payload: 64,
+        idle: 0,
+        pid: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = it
+            .next()
+            .ok_or_else(|| anyhow!("{flag} needs a value\n{USAGE}"))?;
+        let num = |v: &str| -> Result<usize> {
+            v.parse()
+                .with_context(|| format!("{flag} {v}: not a number"))
+        };
+        match flag.as_str() {
+            "--url" => a.url = value.trim_end_matches('/').to_owned(),
+            "--pairs" => a.pairs = num(&value)?,
+            "--duration" => a.duration = num(&value)? as u64,
+            "--window" => a.window = num(&value)?,
+            "--payload" => a.payload = num(&value)?,
+            "--idle" => a.idle = num(&value)?,
+            "--pid" => a.pid = Some(num(&value)? as u32),
+            "--group" => bail!("--group {value}: group-chat load is not supported yet"),
+            other => bail!("unknown flag {other}\n{USAGE}"),
+        }
+    }
+    if a.pairs == 0 || a.window == 0 || a.duration == 0 {
+        bail!("--pairs, --window and --duration must be at least 1");
+    }
+    if a.payload < STAMP {
+        bail!("--payload must be at least {STAMP} bytes (the send instant travels in it)");
+    }
+    Ok(a)
+}
