@@ -8,22 +8,73 @@ use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::model::UserId;
+use crate::model::{MessageId, UserId};
 
-/// A Web Push subscription of one device, as the browser reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PushSubscription {
-    /// Push service URL.
-    pub endpoint: String,
-    /// Client public key (base64url P-256 point).
-    pub p256dh: String,
-    /// Client auth secret (base64url, 16 bytes).
-    pub auth: String,
+/// Where one device receives pushes (PROTOCOL §4.9 `POST /register_push`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "platform", rename_all = "snake_case")]
+pub enum PushSubscription {
+    /// A browser's Web Push subscription.
+    Web {
+        /// Push service URL.
+        endpoint: String,
+        /// Client public key (base64url of the 65-byte uncompressed P-256 point).
+        p256dh: String,
+        /// Client auth secret (base64url of 16 bytes).
+        auth: String,
+    },
+    /// An FCM registration token (stored for embedders' providers; Web Push cannot use it).
+    Android {
+        /// The token.
+        token: String,
+    },
+    /// An APNs device token (stored for embedders' providers; Web Push cannot use it).
+    Ios {
+        /// The token.
+        token: String,
+    },
 }
 
-/// Why a device is being woken. Notifications never carry message content.
+/// What a notification announces. Serialized as the content-free JSON body the device receives,
+/// e.g. `{"type":"message","message_id":"…","chat_id":null}` (PROTOCOL §4.9).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PushEvent {
+    /// New messages are waiting.
+    Message {
+        /// The message that triggered the push.
+        message_id: MessageId,
+        /// Its chat, `null` for direct messages.
+        chat_id: Option<i64>,
+    },
+    /// A contact request arrived.
+    ContactRequest {
+        /// Who asked.
+        from: UserId,
+    },
+    /// An incoming call.
+    Call {
+        /// The call.
+        call_id: String,
+        /// The caller.
+        from: UserId,
+    },
+}
+
+impl PushEvent {
+    /// The kind of event.
+    pub fn kind(&self) -> PushKind {
+        match self {
+            Self::Message { .. } => PushKind::Message,
+            Self::ContactRequest { .. } => PushKind::ContactRequest,
+            Self::Call { .. } => PushKind::Call,
+        }
+    }
+}
+
+/// Kinds of [`PushEvent`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PushKind {
@@ -36,15 +87,23 @@ pub enum PushKind {
 }
 
 /// One notification to one device.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
-    /// Kind of event.
-    pub kind: PushKind,
-    /// Recipient user (for routing and de-duplication; not sent to the push service).
-    #[serde(skip)]
+    /// What happened; this (and only this) is the payload the device decrypts.
+    pub event: PushEvent,
+    /// Recipient user (for routing and logs; not sent to the push service).
     pub user: UserId,
     /// Time-to-live at the push service, seconds.
     pub ttl: u32,
+    /// `Urgency` header (RFC 8030): `high` for calls, `normal` otherwise.
+    pub urgent: bool,
+}
+
+impl Notification {
+    /// The JSON body the device receives.
+    pub fn payload(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.event).unwrap_or_default()
+    }
 }
 
 /// Errors of a push attempt.
@@ -115,33 +174,46 @@ mod tests {
     #[tokio::test]
     async fn recording_keeps_order() {
         let r = RecordingPush::new();
-        let sub = PushSubscription {
+        let sub = PushSubscription::Web {
             endpoint: "https://push.example/1".into(),
             p256dh: "k".into(),
             auth: "a".into(),
         };
         let user = UserId::new(12345678).expect("uid");
-        for kind in [PushKind::Message, PushKind::Call] {
+        let call = PushEvent::Call {
+            call_id: "c1".into(),
+            from: user,
+        };
+        let request = PushEvent::ContactRequest { from: user };
+        for event in [request, call] {
             r.send(
                 &sub,
                 &Notification {
-                    kind,
+                    event,
                     user,
                     ttl: 60,
+                    urgent: false,
                 },
             )
             .await
             .expect("send");
         }
-        let kinds: Vec<_> = r.sent().into_iter().map(|(_, n)| n.kind).collect();
-        assert_eq!(kinds, vec![PushKind::Message, PushKind::Call]);
+        let kinds: Vec<_> = r.sent().into_iter().map(|(_, n)| n.event.kind()).collect();
+        assert_eq!(kinds, vec![PushKind::ContactRequest, PushKind::Call]);
+        let body: serde_json::Value =
+            serde_json::from_slice(&r.sent()[1].1.payload()).expect("json");
+        assert_eq!(
+            body,
+            serde_json::json!({"type": "call", "call_id": "c1", "from": "12345678"})
+        );
         NoopPush
             .send(
                 &sub,
                 &Notification {
-                    kind: PushKind::Message,
+                    event: PushEvent::ContactRequest { from: user },
                     user,
                     ttl: 1,
+                    urgent: false,
                 },
             )
             .await
