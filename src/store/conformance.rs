@@ -22,7 +22,10 @@ macro_rules! store_conformance {
                 queue_after_bounds, queue_ack, queue_drop, dm_history_paging,
                 messages_delivered_and_read, queue_concurrent_appends, queue_after_empty_range,
                 queue_trim_overflow, queue_trim_expired,
-                purge_messages_keeps_queued_and_forgets_client_ids);
+                purge_messages_keeps_queued_and_forgets_client_ids,
+                push_set_replace_list, push_refused_for_foreign_or_revoked_session,
+                push_delete_is_conditional, push_revocation_removes_registrations,
+                push_listing_excludes_other_users);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -374,5 +377,7 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
 
 mod expiry;
 mod messages;
+mod push;
 pub(crate) use expiry::*;
 pub(crate) use messages::*;
+pub(crate) use push::*;

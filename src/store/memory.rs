@@ -4,8 +4,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Contact, ContactState, ContactStore, SessionStore, StoreError, StoreHealth, StoreResult,
-    UserStore,
+    Contact, ContactState, ContactStore, PushStore, SessionStore, StoreError, StoreHealth,
+    StoreResult, UserStore,
 };
 use crate::model::{
     DeviceId, ProfileChange, Session, SessionId, SessionUpsert, Timestamp, UserId, UserRecord,
@@ -37,6 +37,9 @@ struct Sessions {
     active: HashMap<(UserId, DeviceId), SessionId>,
     /// Active sessions per user (index for `sessions_of`, a per-message lookup).
     by_user: HashMap<UserId, Vec<SessionId>>,
+    /// Sealed push registrations of active sessions (under the sessions lock, so revocation
+    /// and registration cannot interleave).
+    push: HashMap<SessionId, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -239,6 +242,7 @@ impl SessionStore for MemoryStore {
             _ => return Ok(false),
         };
         st.active.remove(&key);
+        st.push.remove(&id);
         if let Some(ids) = st.by_user.get_mut(&user) {
             ids.retain(|s| *s != id);
             if ids.is_empty() {
@@ -269,6 +273,49 @@ impl SessionStore for MemoryStore {
         }
         revoked.sort();
         Ok(revoked)
+    }
+}
+
+#[async_trait]
+impl PushStore for MemoryStore {
+    async fn set_push(&self, user: UserId, session: SessionId, sealed: &[u8]) -> StoreResult<bool> {
+        let mut st = lock(&self.sessions);
+        match st.by_id.get(&session) {
+            Some(s) if s.active && s.user == user => {
+                st.push.insert(session, sealed.to_vec());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn push_registrations(&self, user: UserId) -> StoreResult<Vec<(SessionId, Vec<u8>)>> {
+        let st = lock(&self.sessions);
+        let mut v: Vec<(SessionId, Vec<u8>)> = st
+            .by_user
+            .get(&user)
+            .map(|ids| {
+                ids.iter()
+                    .filter(|id| st.by_id.get(id).is_some_and(|s| s.active))
+                    .filter_map(|id| st.push.get(id).map(|p| (*id, p.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort_by_key(|(id, _)| *id);
+        Ok(v)
+    }
+
+    async fn delete_push(&self, session: SessionId, sealed: &[u8]) -> StoreResult<bool> {
+        let mut st = lock(&self.sessions);
+        if st
+            .push
+            .get(&session)
+            .is_some_and(|p| p.as_slice() == sealed)
+        {
+            st.push.remove(&session);
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

@@ -99,9 +99,10 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
     /// Replaces the sealed last-activity time.
     async fn touch_session(&self, id: SessionId, sealed_last_activity: &[u8]) -> StoreResult<()>;
     /// Revokes one active session of `user`; false when it is not theirs or not active.
-    /// Its device token is deleted.
+    /// Its device token and its push registration are deleted.
     async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<bool>;
-    /// Revokes every active session of `user` except `keep`; returns the revoked ids.
+    /// Revokes every active session of `user` except `keep`; returns the revoked ids. Their
+    /// device tokens and push registrations are deleted.
     async fn revoke_sessions_except(
         &self,
         user: UserId,
@@ -233,6 +234,19 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     ) -> StoreResult<u64>;
 }
 
+/// Push registrations: at most one per session (device). Values are sealed by the service.
+#[async_trait]
+pub trait PushStore: Send + Sync + fmt::Debug {
+    /// Sets (replacing any previous one) the sealed registration of an active session of `user`;
+    /// false (and nothing stored) when the session is not `user`'s or not active.
+    async fn set_push(&self, user: UserId, session: SessionId, sealed: &[u8]) -> StoreResult<bool>;
+    /// The registrations of `user`'s active sessions, as (session, sealed) pairs.
+    async fn push_registrations(&self, user: UserId) -> StoreResult<Vec<(SessionId, Vec<u8>)>>;
+    /// Deletes the registration of `session` only if it still equals `sealed` (a push service
+    /// answered 404/410 for it; a newer registration must survive). True when one was deleted.
+    async fn delete_push(&self, session: SessionId, sealed: &[u8]) -> StoreResult<bool>;
+}
+
 /// Backend health.
 #[async_trait]
 pub trait StoreHealth: Send + Sync + fmt::Debug {
@@ -242,11 +256,25 @@ pub trait StoreHealth: Send + Sync + fmt::Debug {
 
 /// Everything Melo persists. Implemented for any type that implements the parts.
 pub trait Store:
-    UserStore + SessionStore + ContactStore + MessageStore + QueueStore + StoreHealth + 'static
+    UserStore
+    + SessionStore
+    + ContactStore
+    + MessageStore
+    + QueueStore
+    + PushStore
+    + StoreHealth
+    + 'static
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + SessionStore + ContactStore + MessageStore + QueueStore + StoreHealth + 'static
+    T: UserStore
+        + SessionStore
+        + ContactStore
+        + MessageStore
+        + QueueStore
+        + PushStore
+        + StoreHealth
+        + 'static
 {
 }

@@ -436,16 +436,26 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await.map_err(be)?;
         let res = sqlx::query(
             "UPDATE sessions SET active = 0, device_token_hash = NULL, device_token_expires = NULL \
              WHERE id = ? AND uid = ? AND active = 1",
         )
         .bind(id.0)
         .bind(i64::from(user.get()))
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await
         .map_err(be)?;
-        Ok(res.rows_affected() == 1)
+        if res.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM push_registrations WHERE session_id = ?")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(be)?;
+        tx.commit().await.map_err(be)?;
+        Ok(true)
     }
 
     async fn revoke_sessions_except(
@@ -453,15 +463,24 @@ impl SessionStore for SqliteStore {
         user: UserId,
         keep: Option<SessionId>,
     ) -> StoreResult<Vec<SessionId>> {
+        let mut tx = self.writer.begin().await.map_err(be)?;
         let rows = sqlx::query(
             "UPDATE sessions SET active = 0, device_token_hash = NULL, device_token_expires = NULL \
              WHERE uid = ? AND active = 1 AND id != ? RETURNING id",
         )
         .bind(i64::from(user.get()))
         .bind(keep.map_or(0, |k| k.0))
-        .fetch_all(&self.writer)
+        .fetch_all(&mut *tx)
         .await
         .map_err(be)?;
+        // Every other session of `user` is now inactive: none of their registrations may stay.
+        sqlx::query("DELETE FROM push_registrations WHERE uid = ? AND session_id != ?")
+            .bind(i64::from(user.get()))
+            .bind(keep.map_or(0, |k| k.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(be)?;
+        tx.commit().await.map_err(be)?;
         let mut ids = rows
             .iter()
             .map(|r| r.try_get::<i64, _>("id").map(SessionId).map_err(be))
@@ -486,6 +505,8 @@ impl StoreHealth for SqliteStore {
 mod contacts;
 #[path = "sqlite_messages.rs"]
 mod messages;
+#[path = "sqlite_push.rs"]
+mod push;
 #[path = "sqlite_writer.rs"]
 mod writer;
 
