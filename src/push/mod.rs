@@ -1,8 +1,26 @@
 //! Content-free push notifications to offline devices.
 //!
 //! [`PushProvider`] is what the server calls; [`NoopPush`] (the default) drops notifications and
-//! [`RecordingPush`] keeps them for tests. The Web Push provider (VAPID, RFC 8291/8292) arrives
-//! with the push work behind feature `web-push`.
+//! [`RecordingPush`] keeps them for tests.
+//!
+//! With feature `web-push`, `WebPushProvider` delivers to browsers' push services (RFC 8030):
+//! the payload is encrypted to the subscription's keys (RFC 8291, `aes128gcm` content coding of
+//! RFC 8188) and each request carries a VAPID signature (RFC 8292). [`VapidKey`], the
+//! application-server key pair whose public half browsers subscribe with, is always available.
+//!
+//! Payloads are content-free ([`Notification::payload`]); push errors never carry endpoints,
+//! keys or payloads.
+
+#[cfg(feature = "web-push")]
+mod ece;
+mod vapid;
+#[cfg(feature = "web-push")]
+mod webpush;
+
+pub use vapid::{VapidError, VapidKey};
+#[cfg(feature = "web-push")]
+#[cfg_attr(docsrs, doc(cfg(feature = "web-push")))]
+pub use webpush::{WebPushOptions, WebPushProvider, WebPushSetupError};
 
 use std::fmt;
 use std::sync::Mutex;
