@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::realtime::{self, Target};
+use common::{calls, session_scenarios};
 use common::{scenarios, Client};
 
 fn example_binary() -> PathBuf {
@@ -173,5 +174,7 @@ async fn realtime_scenarios_against_the_example_binary() {
     assert_eq!(ws.port(), ws_port, "the second listener is on WS_PORT");
     let target = Target::new(server.client.clone(), server.http_addr(), ws);
     realtime::all(&target).await;
+    session_scenarios::all(&target).await;
+    calls::s14(&target).await;
     stop(server);
 }

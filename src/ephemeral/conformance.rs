@@ -13,7 +13,7 @@ macro_rules! ephemeral_conformance {
     ($name:ident, $make:expr) => {
         mod $name {
             $crate::ephemeral::conformance::ephemeral_conformance!(@cases $make;
-                set_get_take_delete, values_expire, counters, rate_limit_window_and_block, bus, ping);
+                set_get_take_delete, conditional, values_expire, counters, rate_limit_window_and_block, bus, ping);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -55,6 +55,43 @@ pub(crate) async fn set_get_take_delete(e: Arc<dyn Ephemeral>) {
     e.delete(&k).await.expect("delete");
     assert_eq!(e.get(&k).await.expect("get"), None);
     e.delete(&k).await.expect("delete missing is fine");
+}
+
+pub(crate) async fn conditional(e: Arc<dyn Ephemeral>) {
+    let k = key("nx");
+    let ttl = Duration::from_secs(60);
+    assert!(e.set_if_absent(&k, b"a", ttl).await.expect("nx"));
+    assert!(!e.set_if_absent(&k, b"b", ttl).await.expect("nx taken"));
+    assert_eq!(e.get(&k).await.expect("get").as_deref(), Some(&b"a"[..]));
+    assert!(!e.delete_if(&k, b"b").await.expect("other value kept"));
+    assert!(e.get(&k).await.expect("get").is_some());
+    assert!(e.delete_if(&k, b"a").await.expect("delete_if"));
+    assert!(!e.delete_if(&k, b"a").await.expect("gone"));
+    // Exactly one of many concurrent callers wins.
+    let k = key("race");
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let (e, k) = (e.clone(), k.clone());
+        tasks.push(tokio::spawn(async move {
+            e.set_if_absent(&k, &[i], ttl).await.expect("nx")
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.expect("join"));
+    }
+    assert_eq!(wins, 1);
+    // An expired value counts as absent.
+    let k = key("nx-ttl");
+    assert!(e
+        .set_if_absent(&k, b"x", Duration::from_millis(200))
+        .await
+        .expect("nx"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(e
+        .set_if_absent(&k, b"y", ttl)
+        .await
+        .expect("nx after expiry"));
 }
 
 pub(crate) async fn values_expire(e: Arc<dyn Ephemeral>) {

@@ -121,6 +121,32 @@ impl Ephemeral for MemoryEphemeral {
         Ok(())
     }
 
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphemeralResult<bool> {
+        let now = Instant::now();
+        let mut m = self.shard(key);
+        if live(&mut m, key, now).is_some() {
+            return Ok(false);
+        }
+        let entry = Entry {
+            value: Value::Bytes(value.to_vec()),
+            expires: now + ttl,
+        };
+        m.insert(key.to_owned(), entry);
+        Ok(true)
+    }
+
+    async fn delete_if(&self, key: &str, value: &[u8]) -> EphemeralResult<bool> {
+        let mut m = self.shard(key);
+        let matches = matches!(
+            live(&mut m, key, Instant::now()),
+            Some(Entry { value: Value::Bytes(b), .. }) if b.as_slice() == value
+        );
+        if matches {
+            m.remove(key);
+        }
+        Ok(matches)
+    }
+
     async fn get(&self, key: &str) -> EphemeralResult<Option<Vec<u8>>> {
         let mut m = self.shard(key);
         Ok(match live(&mut m, key, Instant::now()) {

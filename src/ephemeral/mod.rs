@@ -81,6 +81,11 @@ pub trait BusReceiver: Send {
 pub trait Ephemeral: Send + Sync + fmt::Debug + 'static {
     /// Stores `value` under `key` for `ttl`, replacing any previous value.
     async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> EphemeralResult<()>;
+    /// Stores `value` under `key` for `ttl` only when `key` has no live value; true when stored.
+    /// Atomic: of concurrent callers exactly one wins (locks, first-decision-wins state).
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphemeralResult<bool>;
+    /// Deletes `key` only while its live value equals `value`; true when deleted. Atomic.
+    async fn delete_if(&self, key: &str, value: &[u8]) -> EphemeralResult<bool>;
     /// The live value of `key`.
     async fn get(&self, key: &str) -> EphemeralResult<Option<Vec<u8>>>;
     /// Atomically reads and deletes `key` (single-use codes).

@@ -165,6 +165,23 @@ impl Hub {
         }
     }
 
+    /// Sends an ephemeral frame to the socket of one session (call signalling).
+    pub(crate) fn send_to_session(&self, user: UserId, session: SessionId, frame: &Bytes) {
+        let Some(list) = self.users.get(&user) else {
+            return;
+        };
+        for s in list.iter().filter(|s| s.session == session) {
+            let _ = s.tx.try_send(Outbound::Ephemeral(frame.clone()));
+        }
+    }
+
+    /// True when `session` of `user` has a socket on this node.
+    pub(crate) fn has_session(&self, user: UserId, session: SessionId) -> bool {
+        self.users
+            .get(&user)
+            .is_some_and(|l| l.iter().any(|s| s.session == session))
+    }
+
     /// Closes every socket of a session (revocation).
     pub(crate) fn close_session(
         &self,

@@ -277,6 +277,16 @@ impl Conn {
                         .await
                 }
             },
+            k if crate::service::is_call_frame(k) => {
+                let Value::Object(map) = value else {
+                    return Ok(());
+                };
+                let calls = self.app.services.calls.clone();
+                match calls.handle(&self.auth, map).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.error(e.reason(), e.message(), reference).await,
+                }
+            }
             other => {
                 let other = other.to_owned();
                 self.error(

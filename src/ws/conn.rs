@@ -145,6 +145,9 @@ pub(super) async fn run(
         .await;
     }
     let last = core.hub.unregister(conn.auth.user, id);
+    if !core.hub.has_session(conn.auth.user, conn.auth.session) {
+        app.services.calls.on_disconnect(&conn.auth).await;
+    }
     if last {
         let peers: Vec<UserId> = conn.typing_peers.iter().copied().collect();
         app.services
@@ -452,7 +455,13 @@ impl Conn {
             "last_seq": self.h,
             "ts": Timestamp::now(),
         });
-        self.send_bytes(Bytes::from(frame.to_string())).await
+        self.send_bytes(Bytes::from(frame.to_string())).await?;
+        // A call ringing for this user: its `call_start` and the caller's frames so far.
+        let calls = self.app.services.calls.clone();
+        for f in calls.on_connect(&self.auth).await {
+            self.send_bytes(f).await?;
+        }
+        Ok(())
     }
 
     async fn reconcile_in_flight(&mut self) -> Result<(), End> {

@@ -1,0 +1,704 @@
+//! Voice and video call signalling (PROTOCOL §5.7): a state machine per call whose state lives
+//! in [`Ephemeral`](crate::ephemeral::Ephemeral), so it survives the loss of any one socket and
+//! (with a shared backend) spans nodes. SDP and ICE data are relayed, never stored or logged.
+//!
+//! Keys, all with a safety TTL:
+//! * `call:busy:{uid}` → call id: each user takes part in at most one call (`set_if_absent`);
+//! * `call:rec:{id}` → [`CallRecord`]; whoever `take`s it ends the call, exactly once;
+//! * `call:dec:{id}` → the first decision while ringing (`accept:{session}`, `reject`, `cancel`,
+//!   `timeout`), `set_if_absent`, so the first accept wins and a late accept loses to a timeout;
+//! * `call:conn:{id}` → `connected` is announced once;
+//! * `call:held:{id}` → caller frames held for callee devices that connect while it rings;
+//! * `call:lost:{id}:{session}` → an engaged device without a socket, ended after the grace period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Authenticated, Core};
+use crate::model::{SessionId, Timestamp, UserId};
+use crate::push::PushEvent;
+
+/// Lifetime of every call key: a call longer than this ends when its keys expire.
+const CALL_KEY_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Frames held for late-connecting callee devices, at most.
+const HELD_MAX_FRAMES: usize = 64;
+/// Bytes held per call, at most.
+const HELD_MAX_BYTES: usize = 256 * 1024;
+
+/// Why a call frame was refused (the `error` reason on the socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallError {
+    /// No active call of the sender, or the sender's device is not engaged in it.
+    NotFound,
+    /// The caller is already in a call.
+    InProgress,
+    /// Calls connect accepted contacts only.
+    NotAContact,
+    /// The target is the caller.
+    InvalidTarget,
+    /// The frame is malformed; the text says how.
+    Invalid(&'static str),
+    /// A backend failed.
+    Unavailable,
+}
+
+impl CallError {
+    /// The PROTOCOL reason code.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotFound => "call_not_found",
+            Self::InProgress => "call_in_progress",
+            Self::NotAContact => "not_a_contact",
+            Self::InvalidTarget => "invalid_target",
+            Self::Invalid(_) => "invalid_frame",
+            Self::Unavailable => "internal_error",
+        }
+    }
+
+    /// Human-readable message.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NotFound => "no active call of this device with that peer",
+            Self::InProgress => "you are already in a call",
+            Self::NotAContact => "calls connect accepted contacts only",
+            Self::InvalidTarget => "the target is yourself",
+            Self::Invalid(why) => why,
+            Self::Unavailable => "internal error",
+        }
+    }
+}
+
+impl From<crate::ephemeral::EphemeralError> for CallError {
+    fn from(e: crate::ephemeral::EphemeralError) -> Self {
+        tracing::warn!(error = %e, "call state unavailable");
+        Self::Unavailable
+    }
+}
+
+type CallResult<T> = Result<T, CallError>;
+
+/// One call, as stored. Never changes after creation; the decision and the connected flag are
+/// separate keys so that no write can resurrect an ended call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CallRecord {
+    id: String,
+    caller: UserId,
+    caller_session: SessionId,
+    callee: UserId,
+    media: String,
+}
+
+/// The role of a signal in the state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    Start,
+    Offer,
+    Answer,
+    Candidate,
+    Ringing,
+    Accept,
+    Reject,
+    Hangup,
+    Connected,
+    EndState,
+}
+
+impl Signal {
+    fn of_type(kind: &str) -> Option<Self> {
+        Some(match kind {
+            "call_start" => Self::Start,
+            "offer" => Self::Offer,
+            "answer" => Self::Answer,
+            "candidate" | "ice" => Self::Candidate,
+            "ringing" => Self::Ringing,
+            "call_accept" | "accept" => Self::Accept,
+            "call_reject" | "reject" => Self::Reject,
+            "hangup" | "call_end" => Self::Hangup,
+            "call_connected" => Self::Connected,
+            "call_end_state" => Self::EndState,
+            _ => return None,
+        })
+    }
+
+    fn of_call_signal(signal: &str) -> Option<Self> {
+        match signal {
+            "offer" | "answer" | "candidate" | "ice" | "ringing" | "accept" | "reject"
+            | "hangup" => Self::of_type(signal),
+            _ => None,
+        }
+    }
+}
+
+/// The frame types this service handles.
+pub fn is_call_frame(kind: &str) -> bool {
+    kind == "call_signal" || Signal::of_type(kind).is_some()
+}
+
+/// How a ringing call ended.
+#[derive(Clone, Copy)]
+enum RingEnd {
+    Rejected,
+    Cancelled,
+    TimedOut,
+}
+
+/// Call signalling.
+#[derive(Clone, Debug)]
+pub struct CallsService {
+    core: Arc<Core>,
+    notify: super::push::PushService,
+}
+
+#[derive(Serialize)]
+struct CallState<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    call_id: &'a str,
+    state: &'static str,
+    from: UserId,
+    to: UserId,
+    ts: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+fn key(kind: &str, id: &str) -> String {
+    format!("call:{kind}:{id}")
+}
+
+impl CallsService {
+    pub(crate) fn new(core: Arc<Core>, notify: super::push::PushService) -> Self {
+        Self { core, notify }
+    }
+
+    /// Handles one call frame (its `type` satisfies [`is_call_frame`]) from `auth`'s socket.
+    pub async fn handle(&self, auth: &Authenticated, frame: Map<String, Value>) -> CallResult<()> {
+        let kind = frame.get("type").and_then(Value::as_str).unwrap_or("");
+        let signal = if kind == "call_signal" {
+            let s = frame
+                .get("payload")
+                .and_then(|p| p.get("signal"))
+                .and_then(Value::as_str)
+                .ok_or(CallError::Invalid("call_signal needs payload.signal"))?;
+            Signal::of_call_signal(s).ok_or(CallError::Invalid("unknown payload.signal"))?
+        } else {
+            Signal::of_type(kind).ok_or(CallError::Invalid("not a call frame"))?
+        };
+        let target = match frame.get("target") {
+            Some(v) => serde_json::from_value::<UserId>(v.clone())
+                .map_err(|_| CallError::Invalid("target must be a uid"))?,
+            None => return Err(CallError::Invalid("call frames need a target")),
+        };
+        if target == auth.user {
+            return Err(CallError::InvalidTarget);
+        }
+        let call_id = match frame.get("call_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(CallError::Invalid("call_id must be a string")),
+        };
+        let active = self.active_call(auth.user).await?;
+        // `call_start`, or an offer outside any call, starts one.
+        let starts = signal == Signal::Start
+            || (signal == Signal::Offer && active.is_none() && call_id.is_none());
+        if starts {
+            if active.is_some() {
+                return Err(CallError::InProgress);
+            }
+            return self.start(auth, target, signal, frame).await;
+        }
+        let Some(rec) = active else {
+            return Err(CallError::NotFound);
+        };
+        if call_id.as_deref().is_some_and(|c| c != rec.id) {
+            return Err(CallError::NotFound);
+        }
+        self.in_call(auth, rec, target, signal, frame).await
+    }
+
+    /// The call `user` takes part in, if any.
+    async fn active_call(&self, user: UserId) -> CallResult<Option<CallRecord>> {
+        let eph = &self.core.ephemeral;
+        let busy_key = key("busy", &user.to_string());
+        let Some(id) = eph.get(&busy_key).await? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        match eph.get(&key("rec", &id)).await? {
+            Some(raw) => Ok(serde_json::from_slice(&raw).ok()),
+            None => {
+                // The call ended between the two reads, or its record expired: stale lock.
+                eph.delete_if(&busy_key, id.as_bytes()).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// `Some(session)` once a callee device accepted; `None` while ringing.
+    async fn engaged_callee(&self, id: &str) -> CallResult<Option<SessionId>> {
+        let d = self.core.ephemeral.get(&key("dec", id)).await?;
+        Ok(d.and_then(|d| {
+            std::str::from_utf8(&d)
+                .ok()
+                .and_then(|s| s.strip_prefix("accept:"))
+                .and_then(|s| s.parse::<i64>().ok())
+                .map(SessionId)
+        }))
+    }
+
+    async fn start(
+        &self,
+        auth: &Authenticated,
+        callee: UserId,
+        signal: Signal,
+        frame: Map<String, Value>,
+    ) -> CallResult<()> {
+        if !self
+            .core
+            .are_contacts(auth.user, callee)
+            .await
+            .map_err(|_| CallError::Unavailable)?
+        {
+            return Err(CallError::NotAContact);
+        }
+        let media = media_of(&frame)?;
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let eph = &self.core.ephemeral;
+        let caller_busy = key("busy", &auth.user.to_string());
+        if !eph
+            .set_if_absent(&caller_busy, id.as_bytes(), CALL_KEY_TTL)
+            .await?
+        {
+            return Err(CallError::InProgress);
+        }
+        let callee_busy = key("busy", &callee.to_string());
+        let mut locked = eph
+            .set_if_absent(&callee_busy, id.as_bytes(), CALL_KEY_TTL)
+            .await?;
+        if !locked && self.active_call(callee).await?.is_none() {
+            // The lock was stale (its call is gone) and is now released: try once more.
+            locked = eph
+                .set_if_absent(&callee_busy, id.as_bytes(), CALL_KEY_TTL)
+                .await?;
+        }
+        if !locked {
+            eph.delete_if(&caller_busy, id.as_bytes()).await?;
+            // Busy: from = callee, to = caller on both frames.
+            let busy = state_frame(&id, "busy", callee, auth.user, None);
+            self.to_session(auth.user, auth.session, &busy);
+            let missed = state_frame(&id, "missed", callee, auth.user, None);
+            self.core.hub.send_ephemeral(callee, &missed, None);
+            return Ok(());
+        }
+        let rec = CallRecord {
+            id: id.clone(),
+            caller: auth.user,
+            caller_session: auth.session,
+            callee,
+            media: media.clone(),
+        };
+        let raw = serde_json::to_vec(&rec).map_err(|_| CallError::Unavailable)?;
+        if let Err(e) = eph.set(&key("rec", &id), &raw, CALL_KEY_TTL).await {
+            let _ = eph.delete_if(&caller_busy, id.as_bytes()).await;
+            let _ = eph.delete_if(&callee_busy, id.as_bytes()).await;
+            return Err(e.into());
+        }
+        self.spawn_ring_timeout(id.clone());
+        let ringing = state_frame(&id, "ringing", auth.user, callee, None);
+        self.to_session(auth.user, auth.session, &ringing);
+        // The callee's devices get `call_start` (synthesized when the call began with an offer),
+        // then the offer itself.
+        let start = if signal == Signal::Start {
+            forwarded(frame.clone(), &id, auth.user, Some(&media))
+        } else {
+            let mut m = Map::new();
+            m.insert("type".into(), "call_start".into());
+            m.insert(
+                "target".into(),
+                serde_json::to_value(callee).unwrap_or_default(),
+            );
+            forwarded(m, &id, auth.user, Some(&media))
+        };
+        self.ring(&rec, start).await?;
+        if signal != Signal::Start {
+            self.ring(&rec, forwarded(frame, &id, auth.user, None))
+                .await?;
+        }
+        let offline = self.notify.offline_sessions(callee).await;
+        if !offline.is_empty() {
+            let event = PushEvent::Call {
+                call_id: id,
+                from: auth.user,
+            };
+            self.notify.notify(callee, &offline, event, true);
+        }
+        Ok(())
+    }
+
+    /// Sends a caller frame to every callee device while ringing and holds it for late devices.
+    async fn ring(&self, rec: &CallRecord, frame: Bytes) -> CallResult<()> {
+        self.core.hub.send_ephemeral(rec.callee, &frame, None);
+        let k = key("held", &rec.id);
+        let eph = &self.core.ephemeral;
+        let mut held: Vec<String> = match eph.get(&k).await? {
+            Some(raw) => serde_json::from_slice(&raw).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let size: usize = held.iter().map(String::len).sum();
+        if held.len() < HELD_MAX_FRAMES && size + frame.len() <= HELD_MAX_BYTES {
+            held.push(String::from_utf8_lossy(&frame).into_owned());
+            let raw = serde_json::to_vec(&held).map_err(|_| CallError::Unavailable)?;
+            eph.set(&k, &raw, CALL_KEY_TTL).await?;
+        }
+        Ok(())
+    }
+
+    async fn in_call(
+        &self,
+        auth: &Authenticated,
+        rec: CallRecord,
+        target: UserId,
+        signal: Signal,
+        frame: Map<String, Value>,
+    ) -> CallResult<()> {
+        let is_caller = auth.user == rec.caller;
+        let peer = if is_caller { rec.callee } else { rec.caller };
+        if target != peer {
+            return Err(CallError::NotFound);
+        }
+        if is_caller && auth.session != rec.caller_session {
+            return Err(CallError::NotFound);
+        }
+        let engaged = self.engaged_callee(&rec.id).await?;
+        if let Some(e) = engaged {
+            if !is_caller && auth.session != e {
+                return Err(CallError::NotFound);
+            }
+        }
+        let fwd = |f: Map<String, Value>| forwarded(f, &rec.id, auth.user, None);
+        match (engaged, is_caller, signal) {
+            // Ringing.
+            (None, true, Signal::Hangup | Signal::EndState) => {
+                if signal != Signal::EndState {
+                    self.core.hub.send_ephemeral(rec.callee, &fwd(frame), None);
+                }
+                self.end_ringing(&rec, RingEnd::Cancelled).await
+            }
+            (None, true, _) => {
+                if signal == Signal::Connected {
+                    return Err(CallError::NotFound);
+                }
+                self.ring(&rec, fwd(frame)).await
+            }
+            (None, false, Signal::Accept | Signal::Answer) => {
+                let decision = format!("accept:{}", auth.session.0);
+                if !self
+                    .core
+                    .ephemeral
+                    .set_if_absent(&key("dec", &rec.id), decision.as_bytes(), CALL_KEY_TTL)
+                    .await?
+                {
+                    return Err(CallError::NotFound);
+                }
+                self.to_session(rec.caller, rec.caller_session, &fwd(frame));
+                let accepted = state_frame(&rec.id, "accepted", rec.callee, rec.caller, None);
+                self.to_session(rec.caller, rec.caller_session, &accepted);
+                self.to_session(rec.callee, auth.session, &accepted);
+                let elsewhere =
+                    state_frame(&rec.id, "answered_elsewhere", rec.callee, rec.caller, None);
+                self.core
+                    .hub
+                    .send_ephemeral(rec.callee, &elsewhere, Some(auth.session));
+                let _ = self.core.ephemeral.delete(&key("held", &rec.id)).await;
+                Ok(())
+            }
+            (None, false, Signal::Reject | Signal::Hangup | Signal::EndState) => {
+                if signal != Signal::EndState {
+                    self.to_session(rec.caller, rec.caller_session, &fwd(frame));
+                }
+                self.end_ringing(&rec, RingEnd::Rejected).await
+            }
+            (None, false, Signal::Connected) => Err(CallError::NotFound),
+            (None, false, _) => {
+                self.to_session(rec.caller, rec.caller_session, &fwd(frame));
+                Ok(())
+            }
+            // Accepted or connected: only between the engaged pair.
+            (Some(callee_session), _, _) => {
+                let (peer_session, me) = if is_caller {
+                    (callee_session, rec.caller)
+                } else {
+                    (rec.caller_session, rec.callee)
+                };
+                match signal {
+                    Signal::Connected => {
+                        if self
+                            .core
+                            .ephemeral
+                            .set_if_absent(&key("conn", &rec.id), b"1", CALL_KEY_TTL)
+                            .await?
+                        {
+                            let f = state_frame(&rec.id, "connected", me, peer, None);
+                            self.to_session(peer, peer_session, &f);
+                            self.to_session(me, auth.session, &f);
+                        }
+                        Ok(())
+                    }
+                    Signal::Hangup | Signal::Reject | Signal::EndState => {
+                        if signal != Signal::EndState {
+                            self.to_session(peer, peer_session, &fwd(frame));
+                        }
+                        self.end_engaged(&rec, callee_session, me, None).await
+                    }
+                    _ => {
+                        self.to_session(peer, peer_session, &fwd(frame));
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a ringing call if its decision is still open; announces to the caller device and
+    /// every callee device.
+    async fn end_ringing(&self, rec: &CallRecord, how: RingEnd) -> CallResult<()> {
+        let tag: &[u8] = match how {
+            RingEnd::Rejected => b"reject",
+            RingEnd::Cancelled => b"cancel",
+            RingEnd::TimedOut => b"timeout",
+        };
+        let eph = &self.core.ephemeral;
+        if !eph
+            .set_if_absent(&key("dec", &rec.id), tag, CALL_KEY_TTL)
+            .await?
+        {
+            // Accepted (or ended) first: a caller's hangup now ends the accepted call.
+            return match (how, self.engaged_callee(&rec.id).await?) {
+                (RingEnd::Cancelled, Some(s)) => self.end_engaged(rec, s, rec.caller, None).await,
+                _ => Ok(()),
+            };
+        }
+        if !self.release(rec).await? {
+            return Ok(());
+        }
+        let (state, from, to) = match how {
+            RingEnd::Rejected => ("rejected", rec.callee, rec.caller),
+            RingEnd::Cancelled => ("missed", rec.caller, rec.callee),
+            RingEnd::TimedOut => ("missed", rec.callee, rec.caller),
+        };
+        let f = state_frame(&rec.id, state, from, to, None);
+        self.to_session(rec.caller, rec.caller_session, &f);
+        self.core.hub.send_ephemeral(rec.callee, &f, None);
+        Ok(())
+    }
+
+    /// Ends an accepted call (exactly once) and tells both engaged devices.
+    async fn end_engaged(
+        &self,
+        rec: &CallRecord,
+        callee_session: SessionId,
+        by: UserId,
+        reason: Option<&'static str>,
+    ) -> CallResult<()> {
+        if !self.release(rec).await? {
+            return Ok(());
+        }
+        let other = if by == rec.caller {
+            rec.callee
+        } else {
+            rec.caller
+        };
+        let f = state_frame(&rec.id, "ended", by, other, reason);
+        self.to_session(rec.caller, rec.caller_session, &f);
+        self.to_session(rec.callee, callee_session, &f);
+        Ok(())
+    }
+
+    /// Takes the record (true for the one caller that ends the call) and frees every key.
+    async fn release(&self, rec: &CallRecord) -> CallResult<bool> {
+        let eph = &self.core.ephemeral;
+        if eph.take(&key("rec", &rec.id)).await?.is_none() {
+            return Ok(false);
+        }
+        for user in [rec.caller, rec.callee] {
+            eph.delete_if(&key("busy", &user.to_string()), rec.id.as_bytes())
+                .await?;
+        }
+        for kind in ["held", "conn"] {
+            eph.delete(&key(kind, &rec.id)).await?;
+        }
+        Ok(true)
+    }
+
+    fn spawn_ring_timeout(&self, id: String) {
+        let this = self.clone();
+        let after = Duration::from_secs(self.core.config.realtime.call_ring_timeout);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if let Ok(Some(raw)) = this.core.ephemeral.get(&key("rec", &id)).await {
+                if let Ok(rec) = serde_json::from_slice::<CallRecord>(&raw) {
+                    if let Err(e) = this.end_ringing(&rec, RingEnd::TimedOut).await {
+                        tracing::warn!(?e, "ring timeout not applied");
+                    }
+                }
+            }
+        });
+    }
+
+    /// Frames a socket of `auth` must get after `sync_done`: while a call to this user rings, the
+    /// `call_start` and the caller frames so far. Also marks an engaged device as back.
+    pub async fn on_connect(&self, auth: &Authenticated) -> Vec<Bytes> {
+        let Ok(Some(rec)) = self.active_call(auth.user).await else {
+            return Vec::new();
+        };
+        let eph = &self.core.ephemeral;
+        let _ = eph
+            .delete(&format!("call:lost:{}:{}", rec.id, auth.session.0))
+            .await;
+        if rec.callee != auth.user || !matches!(self.engaged_callee(&rec.id).await, Ok(None)) {
+            return Vec::new();
+        }
+        match eph.get(&key("held", &rec.id)).await {
+            Ok(Some(raw)) => serde_json::from_slice::<Vec<String>>(&raw)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Bytes::from)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The last socket of `auth`'s session closed: an engaged device gets
+    /// `CALL_RECONNECT_GRACE` seconds to come back before the call ends.
+    pub async fn on_disconnect(&self, auth: &Authenticated) {
+        let Ok(Some(rec)) = self.active_call(auth.user).await else {
+            return;
+        };
+        let Ok(engaged) = self.engaged_callee(&rec.id).await else {
+            return;
+        };
+        let is_engaged = if auth.user == rec.caller {
+            auth.session == rec.caller_session
+        } else {
+            engaged == Some(auth.session)
+        };
+        if !is_engaged {
+            return;
+        }
+        let marker = format!("call:lost:{}:{}", rec.id, auth.session.0);
+        let token = uuid::Uuid::now_v7().simple().to_string();
+        let grace = Duration::from_secs(self.core.config.realtime.call_reconnect_grace);
+        if self
+            .core
+            .ephemeral
+            .set(&marker, token.as_bytes(), grace + Duration::from_secs(60))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let this = self.clone();
+        let user = auth.user;
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            // Still gone (the marker is deleted by a reconnect)?
+            if !matches!(
+                this.core
+                    .ephemeral
+                    .delete_if(&marker, token.as_bytes())
+                    .await,
+                Ok(true)
+            ) {
+                return;
+            }
+            this.end_for(user, &rec, "connection_lost").await;
+        });
+    }
+
+    /// A session was revoked: a call it takes part in ends with `session_revoked`.
+    pub async fn session_revoked(&self, user: UserId, session: SessionId) {
+        let Ok(Some(rec)) = self.active_call(user).await else {
+            return;
+        };
+        let involved = if user == rec.caller {
+            session == rec.caller_session
+        } else {
+            matches!(self.engaged_callee(&rec.id).await, Ok(Some(s)) if s == session)
+        };
+        if involved {
+            self.end_for(user, &rec, "session_revoked").await;
+        }
+    }
+
+    /// Ends `rec` because `user`'s engaged device is gone.
+    async fn end_for(&self, user: UserId, rec: &CallRecord, reason: &'static str) {
+        let r = match self.engaged_callee(&rec.id).await {
+            Ok(Some(s)) => self.end_engaged(rec, s, user, Some(reason)).await,
+            // Still ringing: the caller's device is gone.
+            Ok(None) => self.end_ringing(rec, RingEnd::Cancelled).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            tracing::warn!(?e, reason, "call not ended");
+        }
+    }
+
+    fn to_session(&self, user: UserId, session: SessionId, frame: &Bytes) {
+        self.core.hub.send_to_session(user, session, frame);
+    }
+}
+
+fn media_of(frame: &Map<String, Value>) -> CallResult<String> {
+    let media = frame
+        .get("media")
+        .or_else(|| frame.get("payload").and_then(|p| p.get("media")));
+    match media {
+        None | Some(Value::Null) => Ok("audio".into()),
+        Some(Value::String(m)) if m == "audio" || m == "video" => Ok(m.clone()),
+        Some(_) => Err(CallError::Invalid("media must be audio or video")),
+    }
+}
+
+/// The sender's object with `call_id`, `from` and `ts` added (and `media` for `call_start`).
+fn forwarded(
+    mut frame: Map<String, Value>,
+    call_id: &str,
+    from: UserId,
+    media: Option<&str>,
+) -> Bytes {
+    frame.insert("call_id".into(), call_id.into());
+    frame.insert(
+        "from".into(),
+        serde_json::to_value(from).unwrap_or_default(),
+    );
+    if let Some(m) = media {
+        frame.insert("media".into(), m.into());
+    }
+    frame.insert(
+        "ts".into(),
+        serde_json::to_value(Timestamp::now()).unwrap_or_default(),
+    );
+    super::frames::to_bytes(&frame)
+}
+
+fn state_frame(
+    call_id: &str,
+    state: &'static str,
+    from: UserId,
+    to: UserId,
+    reason: Option<&'static str>,
+) -> Bytes {
+    super::frames::to_bytes(&CallState {
+        kind: "call_state",
+        call_id,
+        state,
+        from,
+        to,
+        ts: Timestamp::now(),
+        reason,
+    })
+}

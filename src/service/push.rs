@@ -1,0 +1,284 @@
+//! Push registrations and content-free notifications to devices without an open socket
+//! (PROTOCOL §4.9).
+//!
+//! Sending never blocks the caller: [`PushService::notify`] hands the work to a task, at most
+//! 256 (`MAX_IN_FLIGHT`) at a time (beyond that notifications are dropped and counted — pushes are a
+//! best-effort wake-up, the queue stays the truth). Message pushes are coalesced per device
+//! (`PUSH_COALESCE_SECONDS`), and no event is pushed twice to one device.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde::Deserialize;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::{Authenticated, Core, Error, FieldError, Result};
+use crate::model::{SessionId, UserId};
+use crate::push::{Notification, PushError, PushEvent, PushSubscription};
+
+/// Concurrent push deliveries, at most.
+pub(crate) const MAX_IN_FLIGHT: usize = 256;
+/// Longest accepted endpoint URL / token.
+const MAX_ENDPOINT: usize = 2048;
+/// Longest accepted key field.
+const MAX_KEY: usize = 256;
+
+/// `POST /register_push` body.
+#[derive(Debug, Default, Deserialize)]
+pub struct RegisterPush {
+    /// `web` (default), `android` or `ios`.
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Web Push subscription (platform `web`).
+    #[serde(default)]
+    pub subscription: Option<WebSubscriptionInput>,
+    /// Native push token (platforms `android`, `ios`).
+    #[serde(default, alias = "token")]
+    pub push_token: Option<String>,
+}
+
+/// A browser's `PushSubscription.toJSON()`.
+#[derive(Debug, Deserialize)]
+pub struct WebSubscriptionInput {
+    /// Push service URL.
+    pub endpoint: String,
+    /// `p256dh` and `auth`.
+    pub keys: WebKeysInput,
+}
+
+/// Keys of a Web Push subscription.
+#[derive(Debug, Deserialize)]
+pub struct WebKeysInput {
+    /// Client public key, base64url.
+    pub p256dh: String,
+    /// Client auth secret, base64url.
+    pub auth: String,
+}
+
+/// Push registrations and notification dispatch.
+#[derive(Clone, Debug)]
+pub struct PushService {
+    core: Arc<Core>,
+    permits: Arc<Semaphore>,
+    /// Last message push per device on this node: skips the shared coalescing check (and the
+    /// spawn) for a device pushed within the window.
+    recent: Arc<DashMap<SessionId, Instant>>,
+    dropped: Arc<AtomicU64>,
+}
+
+fn invalid(field: &str, problem: &str) -> Error {
+    Error::Validation(vec![FieldError::new(field, problem)])
+}
+
+impl PushService {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self {
+            core,
+            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            recent: Arc::new(DashMap::new()),
+            dropped: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Notifications dropped because 256 (`MAX_IN_FLIGHT`) deliveries were running.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Registers push for the calling device, replacing its previous registration.
+    pub async fn register(&self, auth: &Authenticated, req: RegisterPush) -> Result<()> {
+        let sub = match req.platform.as_deref().unwrap_or("web") {
+            "web" => {
+                let Some(s) = req.subscription else {
+                    return Err(invalid("subscription", "required for platform web"));
+                };
+                let endpoint = s.endpoint.trim();
+                if endpoint.chars().count() < 10 || endpoint.len() > MAX_ENDPOINT {
+                    return Err(invalid(
+                        "subscription.endpoint",
+                        "must be 10 to 2048 characters",
+                    ));
+                }
+                let http_ok = self.core.config.push.allow_http && endpoint.starts_with("http://");
+                if !(endpoint.starts_with("https://") || http_ok) {
+                    return Err(invalid("subscription.endpoint", "must be an https URL"));
+                }
+                for (field, v) in [
+                    ("subscription.keys.p256dh", &s.keys.p256dh),
+                    ("subscription.keys.auth", &s.keys.auth),
+                ] {
+                    if v.is_empty() || v.len() > MAX_KEY {
+                        return Err(invalid(field, "must be 1 to 256 characters"));
+                    }
+                }
+                PushSubscription::Web {
+                    endpoint: endpoint.to_owned(),
+                    p256dh: s.keys.p256dh,
+                    auth: s.keys.auth,
+                }
+            }
+            p @ ("android" | "ios") => {
+                let token = req.push_token.unwrap_or_default();
+                if token.trim().is_empty() || token.len() > MAX_ENDPOINT {
+                    return Err(invalid("push_token", "must be 1 to 2048 characters"));
+                }
+                if p == "android" {
+                    PushSubscription::Android { token }
+                } else {
+                    PushSubscription::Ios { token }
+                }
+            }
+            _ => return Err(invalid("platform", "must be web, android or ios")),
+        };
+        let plain = serde_json::to_vec(&sub).map_err(|e| Error::Internal(e.to_string()))?;
+        let sealed =
+            self.core
+                .pii
+                .seal("push", "subscription", &auth.session.0.to_string(), &plain)?;
+        if !self
+            .core
+            .store
+            .set_push(auth.user, auth.session, &sealed)
+            .await?
+        {
+            return Err(Error::TokenRevoked);
+        }
+        self.recent.remove(&auth.session);
+        Ok(())
+    }
+
+    /// Pushes `event` to those of `sessions` (devices of `user` without a socket) that have a
+    /// registration. Returns at once; delivery runs in the background.
+    pub(crate) fn notify(
+        &self,
+        user: UserId,
+        sessions: &[SessionId],
+        event: PushEvent,
+        urgent: bool,
+    ) {
+        let coalesce = Duration::from_secs(self.core.config.push.coalesce_seconds);
+        let sessions: Vec<SessionId> = if matches!(event, PushEvent::Message { .. }) {
+            let now = Instant::now();
+            sessions
+                .iter()
+                .copied()
+                .filter(|s| {
+                    let mut fresh = true;
+                    self.recent
+                        .entry(*s)
+                        .and_modify(|t| {
+                            if now.duration_since(*t) < coalesce {
+                                fresh = false;
+                            } else {
+                                *t = now;
+                            }
+                        })
+                        .or_insert(now);
+                    fresh
+                })
+                .collect()
+        } else {
+            sessions.to_vec()
+        };
+        if sessions.is_empty() {
+            return;
+        }
+        if self.recent.len() > 100_000 {
+            self.recent
+                .retain(|_, t| Instant::now().duration_since(*t) < coalesce);
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("push dispatch saturated; notification dropped");
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.deliver(user, &sessions, event, urgent).await;
+            drop(permit);
+        });
+    }
+
+    async fn deliver(&self, user: UserId, sessions: &[SessionId], event: PushEvent, urgent: bool) {
+        let regs = match self.core.store.push_registrations(user).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "push registrations unavailable");
+                return;
+            }
+        };
+        let cfg = &self.core.config;
+        let ttl = match event {
+            PushEvent::Call { .. } => cfg.realtime.call_ring_timeout,
+            _ => cfg.push.ttl_secs,
+        };
+        let (dedupe, window) = match &event {
+            PushEvent::Message { .. } => (
+                "message".to_owned(),
+                Duration::from_secs(cfg.push.coalesce_seconds.max(1)),
+            ),
+            PushEvent::ContactRequest { from } => {
+                (format!("contact:{from}"), Duration::from_secs(60))
+            }
+            PushEvent::Call { call_id, .. } => {
+                (format!("call:{call_id}"), Duration::from_secs(ttl.max(1)))
+            }
+        };
+        let n = Notification {
+            event,
+            user,
+            ttl: u32::try_from(ttl).unwrap_or(u32::MAX),
+            urgent,
+        };
+        for (session, sealed) in regs.iter().filter(|(s, _)| sessions.contains(s)) {
+            // Shared across nodes: one push per device per event (per window for messages).
+            let k = format!("push:sent:{}:{dedupe}", session.0);
+            match self.core.ephemeral.set_if_absent(&k, b"1", window).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "push de-duplication unavailable");
+                    continue;
+                }
+            }
+            let sub = match self
+                .core
+                .pii
+                .open("push", "subscription", &session.0.to_string(), sealed)
+                .ok()
+                .and_then(|p| serde_json::from_slice::<PushSubscription>(&p).ok())
+            {
+                Some(s) => s,
+                None => {
+                    tracing::warn!(session_id = %session, "push registration unreadable");
+                    continue;
+                }
+            };
+            match self.core.push.send(&sub, &n).await {
+                Ok(()) => tracing::debug!(session_id = %session, kind = ?n.event.kind(), "pushed"),
+                Err(PushError::Gone) => {
+                    tracing::info!(session_id = %session, "push subscription gone; removed");
+                    if let Err(e) = self.core.store.delete_push(*session, sealed).await {
+                        tracing::warn!(error = %e, "expired push registration not removed");
+                    }
+                }
+                Err(e) => tracing::warn!(session_id = %session, error = %e, "push failed"),
+            }
+        }
+    }
+
+    /// Sessions of `user` without a socket on this node.
+    pub(crate) async fn offline_sessions(&self, user: UserId) -> Vec<SessionId> {
+        match self.core.session_ids(user).await {
+            Ok(ids) => ids
+                .iter()
+                .copied()
+                .filter(|s| !self.core.hub.has_session(user, *s))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Call signalling in-process: PROTOCOL §7 S14 and the paths it does not reach — a callee device
+//! that connects while the call rings, the reconnect grace period, revocation ending a call.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::calls::{self, forwarded, state};
+use common::realtime::{hex32, make_contacts, online, second_device, Target, ALLOWED_ORIGIN};
+use common::ws::{is, WsClient, WAIT};
+use common::{new_user, test_config, TestServer};
+use melo::{Config, MemoryStore};
+use serde_json::json;
+
+fn fixture() -> Config {
+    let mut c = test_config();
+    c.http.cors_origins = vec![ALLOWED_ORIGIN.into()];
+    c.realtime.call_ring_timeout = 5;
+    c.realtime.call_reconnect_grace = 1;
+    c.realtime.turn_urls = vec!["turn:127.0.0.1:3478".into()];
+    c.realtime.turn_secret = Some(melo::config::Secret::new("s3cret"));
+    c
+}
+
+async fn server() -> TestServer {
+    TestServer::start_with(fixture(), Arc::new(MemoryStore::new())).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s14_calls() {
+    let s = server().await;
+    calls::s14(&Target::of(&s)).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_connecting_while_it_rings_gets_the_call_and_the_offer() {
+    let s = server().await;
+    let t = Target::of(&s);
+    let a = new_user(&t.client, "ca").await;
+    let b = new_user(&t.client, "cb").await;
+    make_contacts(&t, &a, &b).await;
+    let mut wa = online(&t, &a).await;
+    wa.send_json(&json!({"type": "offer", "target": b.uid, "sdp": "v=0 late"}))
+        .await;
+    let x = hex32(&state(&mut wa, "ringing").await["call_id"]);
+    let mut wb = WsClient::open(t.http, &b.token).await;
+    wb.sync().await;
+    let start = forwarded(&mut wb, "call_start", &x, &a.uid).await;
+    assert_eq!(start["media"], "audio");
+    let offer = forwarded(&mut wb, "offer", &x, &a.uid).await;
+    assert_eq!(offer["sdp"], "v=0 late");
+    // The late device can accept.
+    wb.send_json(&json!({"type": "answer", "target": a.uid, "sdp": "v=0 ans"}))
+        .await;
+    forwarded(&mut wa, "answer", &x, &b.uid).await;
+    state(&mut wa, "accepted").await;
+    state(&mut wb, "accepted").await;
+    wa.send_json(&json!({"type": "hangup", "target": b.uid}))
+        .await;
+    state(&mut wb, "ended").await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engaged_device_may_reconnect_within_the_grace_period_and_not_after() {
+    let s = server().await;
+    let t = Target::of(&s);
+    let a = new_user(&t.client, "ga").await;
+    let b = new_user(&t.client, "gb").await;
+    make_contacts(&t, &a, &b).await;
+    let mut wa = online(&t, &a).await;
+    let wb = online(&t, &b).await;
+    let mut wb = wb;
+    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
+        .await;
+    let x = hex32(&state(&mut wa, "ringing").await["call_id"]);
+    wb.send_json(&json!({"type": "call_accept", "target": a.uid}))
+        .await;
+    state(&mut wa, "accepted").await;
+    // B drops and comes back at once: the call goes on (grace is 1 s).
+    wb.close().await;
+    let mut wb = online(&t, &b).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wa.send_json(&json!({"type": "candidate", "target": b.uid, "candidate": {"c": 1}}))
+        .await;
+    forwarded(&mut wb, "candidate", &x, &a.uid).await;
+    // B drops for longer than the grace period: A gets `ended` with `connection_lost`.
+    wb.close().await;
+    let ended = wa
+        .recv_where(
+            "ended",
+            |f| is(f, "call_state") && f["state"] == "ended",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(ended["reason"], "connection_lost");
+    assert_eq!(ended["from"], b.uid.as_str());
+    // Both are free again.
+    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
+        .await;
+    state(&mut wa, "ringing").await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_an_engaged_session_ends_the_call() {
+    let s = server().await;
+    let t = Target::of(&s);
+    let a = new_user(&t.client, "ra").await;
+    let b = new_user(&t.client, "rb").await;
+    make_contacts(&t, &a, &b).await;
+    let b2 = second_device(&t, &b).await;
+    let mut wa = online(&t, &a).await;
+    let mut wb2 = online(&t, &b2).await;
+    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
+        .await;
+    state(&mut wa, "ringing").await;
+    wb2.send_json(&json!({"type": "call_accept", "target": a.uid}))
+        .await;
+    state(&mut wa, "accepted").await;
+    let r = t
+        .client
+        .call(
+            http::Method::DELETE,
+            &format!("/sessions/{}", b2.session_id),
+            Some(&b.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, reason) = wb2.expect_close(WAIT).await;
+    assert_eq!((code, reason.as_str()), (1008, "token_revoked"));
+    let ended = state(&mut wa, "ended").await;
+    assert_eq!(ended["reason"], "session_revoked");
+    s.stop().await;
+}
