@@ -8,13 +8,16 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::{KeyProvider, Pii};
 use crate::ephemeral::{Ephemeral, MemoryEphemeral};
 use crate::error::BuildError;
-use crate::push::{NoopPush, PushProvider};
+#[cfg(not(feature = "web-push"))]
+use crate::push::NoopPush;
+use crate::push::{PushProvider, VapidKey};
 use crate::server::Melo;
 use crate::service::{Core, Services};
 use crate::store::Store;
 
 /// Builds a [`Melo`]. Required parts are arguments of [`Melo::builder`]; the rest have
-/// defaults: [`MemoryEphemeral`], [`NoopPush`], `Config::default()`.
+/// defaults: [`MemoryEphemeral`], the Web Push provider (feature `web-push`; [`NoopPush`]
+/// without it), the key provider's VAPID pair, `Config::default()`.
 #[derive(Debug)]
 #[must_use]
 pub struct MeloBuilder {
@@ -22,6 +25,7 @@ pub struct MeloBuilder {
     keys: Arc<dyn KeyProvider>,
     ephemeral: Option<Arc<dyn Ephemeral>>,
     push: Option<Arc<dyn PushProvider>>,
+    vapid: Option<Arc<VapidKey>>,
     config: Config,
 }
 
@@ -32,6 +36,7 @@ impl MeloBuilder {
             keys,
             ephemeral: None,
             push: None,
+            vapid: None,
             config: Config::default(),
         }
     }
@@ -50,7 +55,8 @@ impl MeloBuilder {
         self
     }
 
-    /// Push provider (default: [`NoopPush`]).
+    /// Push provider (default: `WebPushProvider` with the VAPID pair and `VAPID_SUBJECT`
+    /// when feature `web-push` is on, else [`NoopPush`]).
     ///
     /// ```no_run
     /// # use std::sync::Arc;
@@ -62,6 +68,14 @@ impl MeloBuilder {
     /// ```
     pub fn push(mut self, push: Arc<dyn PushProvider>) -> Self {
         self.push = Some(push);
+        self
+    }
+
+    /// The Web Push VAPID key pair (`GET /vapid_public_key`, and the default provider's
+    /// signing key). Default: the key provider's pair ([`KeyProvider::vapid_key`]); a provider
+    /// without one gets a pair generated at build time, which does not survive a restart.
+    pub fn vapid(mut self, key: VapidKey) -> Self {
+        self.vapid = Some(Arc::new(key));
         self
     }
 
@@ -93,6 +107,20 @@ impl MeloBuilder {
             auth.jwt_audience.clone(),
             auth.token_ttl().as_secs() as i64,
         );
+        let vapid = match self.vapid.or_else(|| self.keys.vapid_key()) {
+            Some(k) => k,
+            None => {
+                tracing::warn!(
+                    "the key provider keeps no VAPID pair: using one generated now; \
+                     Web Push subscriptions will not survive a restart"
+                );
+                Arc::new(VapidKey::generate())
+            }
+        };
+        let push = match self.push {
+            Some(p) => p,
+            None => default_push(&vapid, &self.config)?,
+        };
         let core = Core {
             store: self.store,
             ephemeral: self
@@ -100,7 +128,8 @@ impl MeloBuilder {
                 .unwrap_or_else(|| Arc::new(MemoryEphemeral::new())),
             pii: Pii::new(self.keys.clone()),
             keys: self.keys,
-            push: self.push.unwrap_or_else(|| Arc::new(NoopPush)),
+            push,
+            vapid,
             tokens,
             passwords: PasswordHasher::new(auth.bcrypt_cost),
             config: self.config,
@@ -110,4 +139,27 @@ impl MeloBuilder {
         let services = Services::new(core);
         Melo::start(services, &handle).map_err(BuildError::Routes)
     }
+}
+
+#[cfg(feature = "web-push")]
+fn default_push(
+    vapid: &Arc<VapidKey>,
+    config: &Config,
+) -> Result<Arc<dyn PushProvider>, BuildError> {
+    let options = crate::push::WebPushOptions {
+        allow_http: config.push.allow_http,
+        ..Default::default()
+    };
+    let provider = crate::push::WebPushProvider::new(
+        (**vapid).clone(),
+        config.push.vapid_subject.clone(),
+        options,
+    )
+    .map_err(|e| BuildError::InvalidConfig(format!("web push: {e}")))?;
+    Ok(Arc::new(provider))
+}
+
+#[cfg(not(feature = "web-push"))]
+fn default_push(_: &Arc<VapidKey>, _: &Config) -> Result<Arc<dyn PushProvider>, BuildError> {
+    Ok(Arc::new(NoopPush))
 }

@@ -286,6 +286,12 @@ pub struct PushConfig {
     pub vapid_subject: String,
     /// Minimum gap between message pushes to one device, seconds (`PUSH_COALESCE_SECONDS`). Default 30.
     pub coalesce_seconds: u64,
+    /// Lifetime of message and contact-request pushes at the push service, seconds
+    /// (`PUSH_TTL`). Default 86 400. Call pushes live `CALL_RING_TIMEOUT`.
+    pub ttl_secs: u64,
+    /// Accept `http://` push endpoints (`PUSH_ALLOW_HTTP`). Default false: only https, so a
+    /// client cannot aim the server's push requests at plain-HTTP services; enable for tests.
+    pub allow_http: bool,
     /// Largest avatar in bytes (`AVATAR_MAX_BYTES`). Default 1 048 576.
     pub avatar_max_bytes: usize,
 }
@@ -295,6 +301,8 @@ impl Default for PushConfig {
         Self {
             vapid_subject: "mailto:admin@localhost".into(),
             coalesce_seconds: 30,
+            ttl_secs: 86_400,
+            allow_http: false,
             avatar_max_bytes: 1_048_576,
         }
     }

@@ -15,11 +15,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// The subscription object of `POST /register_push` (PROTOCOL §4.9) for `path` of the service.
-fn sub(push: &PushService, path: &str) -> serde_json::Value {
-    json!({"endpoint": push.endpoint(path), "keys": {"p256dh": push.p256dh(), "auth": push.auth()}})
-}
-
 fn config() -> Config {
     let mut c = test_config();
     c.push.allow_http = true;
@@ -87,7 +82,7 @@ async fn offline_devices_get_content_free_pushes_once() {
         .post(
             "/register_push",
             Some(&b.token),
-            &json!({"subscription": sub(&push, "/b")}),
+            &json!({"subscription": push.browser_subscription("/b")}),
         )
         .await;
     assert_eq!(r.body, json!({"status": "ok"}));
@@ -97,7 +92,10 @@ async fn offline_devices_get_content_free_pushes_once() {
     let got = push.wait_for(1, WAIT).await;
     assert_eq!(got[0].path, "/b");
     assert!(got[0].vapid_ok, "VAPID JWT verified: {:?}", got[0].error);
-    assert_eq!(got[0].payload, json!({"type": "contact_request", "from": a.uid}));
+    assert_eq!(
+        got[0].payload,
+        json!({"type": "contact_request", "from": a.uid})
+    );
     assert_eq!(got[0].content_encoding.as_deref(), Some("aes128gcm"));
     assert_eq!(got[0].ttl, Some(86_400));
 
@@ -150,13 +148,20 @@ async fn a_gone_subscription_is_removed_and_revocation_removes_registrations() {
             .post(
                 "/register_push",
                 Some(&u.token),
-                &json!({"subscription": sub(&push, path)}),
+                &json!({"subscription": push.browser_subscription(path)}),
             )
             .await;
         assert_eq!(r.body, json!({"status": "ok"}));
     }
     let store = s.store.clone();
-    assert_eq!(store.push_registrations(b.uid.parse().expect("uid")).await.expect("list").len(), 2);
+    assert_eq!(
+        store
+            .push_registrations(b.uid.parse().expect("uid"))
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
     make_contacts(&t, &a, &b).await;
     push.wait_for(2, WAIT).await;
     // The 410 removed the first device's registration; the other stays.

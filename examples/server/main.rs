@@ -109,9 +109,17 @@ async fn run() -> anyhow::Result<()> {
         config.http.ws_port = l.local_addr()?.port();
     }
 
-    let melo = Melo::builder(store, Arc::new(keys))
-        .config(config)
-        .build()?;
+    let mut builder = Melo::builder(store, Arc::new(keys)).config(config);
+    match (env.str("VAPID_PUBLIC_KEY"), env.str("VAPID_PRIVATE_KEY")) {
+        (Some(public), Some(private)) => {
+            let key = melo::push::VapidKey::from_pair(&public, &private)
+                .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))?;
+            builder = builder.vapid(key);
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("set both VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY, or neither"),
+    }
+    let melo = builder.build()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("melo listening on {scheme}://{local}");
     if let Some(l) = &ws_listener {

@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 use super::keys::{DataKeys, JwtKey, KeyPolicy, KeyProvider};
 use super::CryptoError;
 use crate::model::Timestamp;
+use crate::push::VapidKey;
 
 /// Keys kept in a directory, created on first start with mode 0600:
 /// `jwt/<unix-seconds>.pem` (PKCS#8 RSA keys, the newest signs) and `data-keys.json`
@@ -25,6 +26,7 @@ pub struct FileKeyProvider {
     policy: KeyPolicy,
     jwt: ArcSwap<Vec<Arc<JwtKey>>>,
     data: Arc<DataKeys>,
+    vapid: Arc<VapidKey>,
     rotating: Mutex<()>,
 }
 
@@ -35,6 +37,12 @@ impl fmt::Debug for FileKeyProvider {
             .field("jwt_keys", &self.jwt.load().len())
             .finish_non_exhaustive()
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct VapidFile {
+    public: String,
+    private: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,6 +68,7 @@ impl FileKeyProvider {
             Some(s) => DataKeys::derive_from_secret(s),
             None => load_or_create_data_keys(&dir.join("data-keys.json")).await?,
         };
+        let vapid = load_or_create_vapid(&dir.join("vapid.json")).await?;
         let mut keys = load_jwt_keys(&jwt_dir).await?;
         if keys.is_empty() {
             keys.push(generate_and_store(&jwt_dir).await?);
@@ -69,6 +78,7 @@ impl FileKeyProvider {
             policy,
             jwt: ArcSwap::from_pointee(keys),
             data: Arc::new(data),
+            vapid: Arc::new(vapid),
             rotating: Mutex::new(()),
         };
         provider.maintain().await?;
@@ -98,6 +108,10 @@ impl KeyProvider for FileKeyProvider {
 
     fn data_keys(&self) -> Arc<DataKeys> {
         self.data.clone()
+    }
+
+    fn vapid_key(&self) -> Option<Arc<VapidKey>> {
+        Some(self.vapid.clone())
     }
 
     async fn maintain(&self) -> Result<(), CryptoError> {
@@ -201,6 +215,32 @@ async fn load_or_create_data_keys(path: &Path) -> Result<DataKeys, CryptoError> 
             write_private(path, &json).await?;
             tracing::info!("generated data keys");
             Ok(keys)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn load_or_create_vapid(path: &Path) -> Result<VapidKey, CryptoError> {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => {
+            let file: VapidFile = serde_json::from_slice(&bytes).map_err(|_| {
+                CryptoError::Keys(format!("{} is not a VAPID key file", path.display()))
+            })?;
+            VapidKey::from_pair(&file.public, &file.private)
+                .map_err(|e| CryptoError::Keys(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = VapidKey::generate();
+            let file = VapidFile {
+                public: key.public_base64url(),
+                private: key.private_base64url(),
+            };
+            let json = zeroize::Zeroizing::new(
+                serde_json::to_vec_pretty(&file).map_err(|e| CryptoError::Keys(e.to_string()))?,
+            );
+            write_private(path, &json).await?;
+            tracing::info!("generated the VAPID key pair");
+            Ok(key)
         }
         Err(e) => Err(e.into()),
     }

@@ -9,6 +9,8 @@ use base64::Engine;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
+
+use crate::push::VapidKey;
 use rsa::RsaPrivateKey;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -229,6 +231,11 @@ pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
     fn verifying_keys(&self) -> Vec<Arc<JwtKey>>;
     /// The data keys.
     fn data_keys(&self) -> Arc<DataKeys>;
+    /// The Web Push VAPID key pair, when this provider keeps one. `None` (the default) leaves it
+    /// to [`MeloBuilder::vapid`](crate::MeloBuilder::vapid), or to a pair generated at start.
+    fn vapid_key(&self) -> Option<Arc<VapidKey>> {
+        None
+    }
     /// Periodic upkeep (rotation, retirement); the server calls it from a background task.
     /// Providers without rotation keep the default no-op.
     async fn maintain(&self) -> Result<(), CryptoError> {
@@ -242,6 +249,7 @@ pub trait KeyProvider: Send + Sync + fmt::Debug + 'static {
 pub struct StaticKeys {
     jwt: ArcSwap<Vec<Arc<JwtKey>>>,
     data: Arc<DataKeys>,
+    vapid: Arc<VapidKey>,
 }
 
 impl StaticKeys {
@@ -256,6 +264,7 @@ impl StaticKeys {
         Self {
             jwt: ArcSwap::from_pointee(vec![Arc::new(jwt)]),
             data: Arc::new(data),
+            vapid: Arc::new(VapidKey::generate()),
         }
     }
 
@@ -265,6 +274,7 @@ impl StaticKeys {
         Self {
             jwt: ArcSwap::new(self.jwt.load_full()),
             data: Arc::new(data),
+            vapid: self.vapid.clone(),
         }
     }
 }
@@ -285,5 +295,9 @@ impl KeyProvider for StaticKeys {
 
     fn data_keys(&self) -> Arc<DataKeys> {
         self.data.clone()
+    }
+
+    fn vapid_key(&self) -> Option<Arc<VapidKey>> {
+        Some(self.vapid.clone())
     }
 }

@@ -402,7 +402,7 @@ impl AuthService {
                 user: user.id,
                 session: session.id,
             };
-            super::ContactsService::new(core.clone())
+            super::ContactsService::new(core.clone(), super::PushService::new(core.clone()))
                 .key_changed(&auth, key)
                 .await?;
         }

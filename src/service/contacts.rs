@@ -70,11 +70,12 @@ pub struct PendingRequests {
 #[derive(Clone, Debug)]
 pub struct ContactsService {
     core: Arc<Core>,
+    push: super::push::PushService,
 }
 
 impl ContactsService {
-    pub(crate) fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(crate) fn new(core: Arc<Core>, push: super::push::PushService) -> Self {
+        Self { core, push }
     }
 
     async fn nickname(&self, user: UserId) -> Result<String> {
@@ -146,6 +147,9 @@ impl ContactsService {
                     }
                     self.notify(target, "subscription_request", auth.user, Some(secret))
                         .await?;
+                    let offline = self.push.offline_sessions(target).await;
+                    let event = crate::push::PushEvent::ContactRequest { from: auth.user };
+                    self.push.notify(target, &offline, event, false);
                     Ok("subscription_requested")
                 }
             }

@@ -118,6 +118,7 @@ pub struct HistoryPage {
 pub struct MessagesService {
     core: Arc<Core>,
     presence: PresenceService,
+    push: super::push::PushService,
 }
 
 fn valid_client_id(s: &str) -> bool {
@@ -127,8 +128,16 @@ fn valid_client_id(s: &str) -> bool {
 }
 
 impl MessagesService {
-    pub(crate) fn new(core: Arc<Core>, presence: PresenceService) -> Self {
-        Self { core, presence }
+    pub(crate) fn new(
+        core: Arc<Core>,
+        presence: PresenceService,
+        push: super::push::PushService,
+    ) -> Self {
+        Self {
+            core,
+            presence,
+            push,
+        }
     }
 
     /// Authorizes, stores durably (message + one queue entry per recipient device and per other
@@ -230,14 +239,24 @@ impl MessagesService {
                 .iter()
                 .any(|t| t.self_copy)
                 .then(|| frames::to_bytes(&RelayDelivery::of(m, true)));
+            let mut offline = Vec::new();
             for (t, seq) in targets.iter().zip(seqs) {
                 let b = match (&self_base, t.self_copy) {
                     (Some(sb), true) => sb,
                     _ => &base,
                 };
-                self.core
-                    .hub
-                    .send_durable(t.user, t.session, seq, with_seq(b, seq));
+                let hub = &self.core.hub;
+                if !t.self_copy && !hub.has_session(t.user, t.session) {
+                    offline.push(t.session);
+                }
+                hub.send_durable(t.user, t.session, seq, with_seq(b, seq));
+            }
+            if !offline.is_empty() {
+                let event = crate::push::PushEvent::Message {
+                    message_id: m.id,
+                    chat_id: None,
+                };
+                self.push.notify(target, &offline, event, false);
             }
             self.presence
                 .stop_typing_on_message(auth.user, target)

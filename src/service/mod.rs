@@ -21,6 +21,7 @@ use crate::store::Store;
 
 mod auth;
 mod cache;
+mod calls;
 mod contacts;
 mod devices;
 mod error;
@@ -31,6 +32,7 @@ pub mod ice;
 mod limits;
 mod messages;
 mod presence;
+mod push;
 mod sessions;
 mod users;
 pub(crate) mod validate;
@@ -39,6 +41,7 @@ pub use auth::{
     AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
 };
 pub use cache::ReadCache;
+pub use calls::{is_call_frame, CallError, CallsService};
 pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
 pub use devices::AuthorizeRequest;
 pub use error::{Error, FieldError, Result};
@@ -47,6 +50,7 @@ pub use messages::{
     HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest, MAX_PAYLOAD,
 };
 pub use presence::{ContactStatus, PresenceService};
+pub use push::{PushService, RegisterPush, WebKeysInput, WebSubscriptionInput};
 pub use sessions::{SessionView, SessionsService};
 pub use users::{ProfileResponse, ProfileUpdate, SecretKeyResponse, UsersService};
 
@@ -61,6 +65,8 @@ pub struct Core {
     pub keys: Arc<dyn KeyProvider>,
     /// Push notifications.
     pub push: Arc<dyn PushProvider>,
+    /// The Web Push VAPID key pair.
+    pub vapid: Arc<crate::push::VapidKey>,
     /// PII sealing and blind indexes.
     pub pii: Pii,
     /// Access tokens.
@@ -92,6 +98,10 @@ pub struct Services {
     pub presence: PresenceService,
     /// Session management.
     pub sessions: SessionsService,
+    /// Call signalling.
+    pub calls: CallsService,
+    /// Push registrations and notifications.
+    pub push: PushService,
     core: Arc<Core>,
 }
 
@@ -100,14 +110,18 @@ impl Services {
     pub fn new(core: Core) -> Self {
         let core = Arc::new(core);
         let auth = AuthService::new(core.clone());
-        let contacts = ContactsService::new(core.clone());
+        let push = PushService::new(core.clone());
+        let contacts = ContactsService::new(core.clone(), push.clone());
         let presence = PresenceService::new(core.clone());
+        let calls = CallsService::new(core.clone(), push.clone());
         Self {
             users: UsersService::new(core.clone(), auth.clone(), contacts.clone()),
-            messages: MessagesService::new(core.clone(), presence.clone()),
+            messages: MessagesService::new(core.clone(), presence.clone(), push.clone()),
             presence,
             contacts,
-            sessions: SessionsService::new(core.clone()),
+            sessions: SessionsService::new(core.clone(), calls.clone()),
+            calls,
+            push,
             auth,
             limits: LimitsService::new(core.clone()),
             core,

@@ -32,11 +32,12 @@ pub struct SessionView {
 #[derive(Clone, Debug)]
 pub struct SessionsService {
     core: Arc<Core>,
+    calls: super::calls::CallsService,
 }
 
 impl SessionsService {
-    pub(crate) fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(crate) fn new(core: Arc<Core>, calls: super::calls::CallsService) -> Self {
+        Self { core, calls }
     }
 
     fn view(&self, s: &Session, current: SessionId) -> Result<SessionView> {
@@ -78,6 +79,7 @@ impl SessionsService {
         self.core
             .hub
             .close_session(auth.user, id, 1008, "token_revoked");
+        self.calls.session_revoked(auth.user, id).await;
     }
 
     /// Revokes one other session of the caller.

@@ -2,8 +2,11 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod calls;
+pub mod push_service;
 pub mod realtime;
 pub mod scenarios;
+pub mod session_scenarios;
 pub mod ws;
 
 use std::net::SocketAddr;

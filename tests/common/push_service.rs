@@ -136,13 +136,22 @@ impl PushService {
         URL_SAFE_NO_PAD.encode(self.state.auth)
     }
 
-    /// The subscription as `POST /register_push` takes it (PROTOCOL §4.9).
+    /// The subscription as `melo::push::PushSubscription` serializes it (tagged by platform).
     pub fn subscription_json(&self, path: &str) -> Value {
         serde_json::json!({
             "platform": "web",
             "endpoint": self.endpoint(path),
             "p256dh": self.p256dh(),
             "auth": self.auth(),
+        })
+    }
+
+    /// The `subscription` object of `POST /register_push` (PROTOCOL §4.9), as a browser's
+    /// `PushSubscription.toJSON()` gives it.
+    pub fn browser_subscription(&self, path: &str) -> Value {
+        serde_json::json!({
+            "endpoint": self.endpoint(path),
+            "keys": {"p256dh": self.p256dh(), "auth": self.auth()},
         })
     }
 

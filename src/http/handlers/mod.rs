@@ -11,6 +11,7 @@ mod meta;
 mod paging;
 mod presence;
 mod profile;
+mod push;
 mod sessions;
 
 /// Every route Melo serves.
@@ -24,5 +25,6 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(presence::routes());
     r.extend(sessions::routes());
     r.extend(devices::routes());
+    r.extend(push::routes());
     r
 }
