@@ -74,6 +74,25 @@ async fn sqlite_file_has_no_plaintext_pii() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    // Push registrations (endpoint and keys) are sealed.
+    let endpoint = "https://push.privacy-probe.example/send/abcdef123456";
+    let r = c
+        .post(
+            "/register_push",
+            Some(&token),
+            &json!({"subscription": {"endpoint": endpoint,
+                    "keys": {"p256dh": "P256DHPROBEKEYVALUE", "auth": "AUTHPROBESECRET"}}}),
+        )
+        .await;
+    assert_eq!(r.body, json!({"status": "ok"}));
+    let r = c
+        .post(
+            "/register_push",
+            Some(&y.token),
+            &json!({"platform": "android", "push_token": "FCMPROBETOKEN-123"}),
+        )
+        .await;
+    assert_eq!(r.body, json!({"status": "ok"}));
     // The values are readable through the API...
     let p = c.get("/profile", Some(&token)).await;
     assert_eq!(p.body["phone"], phone);
@@ -97,6 +116,10 @@ async fn sqlite_file_has_no_plaintext_pii() {
         &pem_body,
         "yolanda",
         &y.phone,
+        "privacy-probe",
+        "P256DHPROBEKEYVALUE",
+        "AUTHPROBESECRET",
+        "FCMPROBETOKEN",
     ];
     assert!(scan(dir.path(), &needles) > 0);
     s.stop().await;
