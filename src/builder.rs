@@ -16,7 +16,7 @@ use crate::service::{Core, Services};
 use crate::store::Store;
 
 /// Builds a [`Melo`]. Required parts are arguments of [`Melo::builder`]; the rest have
-/// defaults: [`MemoryEphemeral`], the Web Push provider (feature `web-push`; [`NoopPush`]
+/// defaults: [`MemoryEphemeral`], the Web Push provider (feature `web-push`; [`NoopPush`](crate::push::NoopPush)
 /// without it), the key provider's VAPID pair, `Config::default()`.
 #[derive(Debug)]
 #[must_use]
@@ -56,7 +56,7 @@ impl MeloBuilder {
     }
 
     /// Push provider (default: `WebPushProvider` with the VAPID pair and `VAPID_SUBJECT`
-    /// when feature `web-push` is on, else [`NoopPush`]).
+    /// when feature `web-push` is on, else [`NoopPush`](crate::push::NoopPush)).
     ///
     /// ```no_run
     /// # use std::sync::Arc;
