@@ -136,3 +136,48 @@ async fn revoking_an_engaged_session_ends_the_call() {
     assert_eq!(ended["reason"], "session_revoked");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_cancel_while_ringing_is_missed_for_both_and_frees_them() {
+    let s = server().await;
+    let t = Target::of(&s);
+    let a = new_user(&t.client, "xa").await;
+    let b = new_user(&t.client, "xb").await;
+    make_contacts(&t, &a, &b).await;
+    let mut wa = online(&t, &a).await;
+    let mut wb = online(&t, &b).await;
+    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
+        .await;
+    let x = hex32(&state(&mut wa, "ringing").await["call_id"]);
+    forwarded(&mut wb, "call_start", &x, &a.uid).await;
+    // Only the calling device drives the call: A's second device cannot hang it up.
+    let a2 = second_device(&t, &a).await;
+    let mut wa2 = online(&t, &a2).await;
+    wa2.send_json(&json!({"type": "hangup", "target": b.uid}))
+        .await;
+    let e = wa2.recv_type("error", WAIT).await;
+    assert_eq!(e["reason"], "call_not_found");
+    // A second call_start while in a call is refused.
+    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
+        .await;
+    assert_eq!(
+        wa.recv_type("error", WAIT).await["reason"],
+        "call_in_progress"
+    );
+    wa.send_json(&json!({"type": "hangup", "target": b.uid, "call_id": x}))
+        .await;
+    forwarded(&mut wb, "hangup", &x, &a.uid).await;
+    for ws in [&mut wa, &mut wb] {
+        let f = state(ws, "missed").await;
+        assert_eq!(
+            (f["from"].as_str(), f["to"].as_str()),
+            (Some(a.uid.as_str()), Some(b.uid.as_str()))
+        );
+    }
+    // The ring timeout of the cancelled call changes nothing later; both can call again.
+    wb.send_json(&json!({"type": "call_start", "target": a.uid}))
+        .await;
+    let y = hex32(&state(&mut wb, "ringing").await["call_id"]);
+    assert_ne!(x, y);
+    s.stop().await;
+}
