@@ -168,8 +168,19 @@ impl From<Error> for ApiError {
             Error::NotAMember => (S::FORBIDDEN, "not_a_member", "Not a member of that chat"),
             Error::MessageNotFound => (S::NOT_FOUND, "message_not_found", "Message not found"),
             Error::PhoneTaken => (S::CONFLICT, "phone_taken", "Phone already registered"),
+            Error::InviteInvalid => (S::NOT_FOUND, "invite_invalid", "Invite invalid or expired"),
+            Error::OwnerCannotLeave => (
+                S::CONFLICT,
+                "owner_cannot_leave",
+                "The owner cannot leave the chat",
+            ),
             Error::RateLimited { retry_after } => {
                 let mut e = Self::new(S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests");
+                e.retry_after = Some(retry_after);
+                return e;
+            }
+            Error::SlowMode { retry_after } => {
+                let mut e = Self::new(S::TOO_MANY_REQUESTS, "slow_mode", "Slow mode: wait");
                 e.retry_after = Some(retry_after);
                 return e;
             }

@@ -1,4 +1,5 @@
-//! Read caches for the per-message lookups (active sessions of a user, accepted contact pairs).
+//! Read caches for the per-message lookups (active sessions of a user, accepted contact pairs,
+//! members of a chat).
 //!
 //! Every change to sessions and contacts goes through the services of this node, which
 //! invalidate the entries they touch, so the caches never serve a stale answer on one node.
@@ -28,6 +29,8 @@ pub struct ReadCache {
     sessions_gen: AtomicU64,
     contacts: DashMap<(UserId, UserId), bool>,
     contacts_gen: AtomicU64,
+    chat_members: DashMap<i64, Arc<[UserId]>>,
+    chat_members_gen: AtomicU64,
 }
 
 fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -90,6 +93,30 @@ impl Core {
             c.contacts.remove(&key);
         }
         Ok(accepted)
+    }
+
+    /// Every member of a chat (the fan-out list of chat messages).
+    pub(crate) async fn chat_member_ids(&self, chat: i64) -> Result<Arc<[UserId]>> {
+        if let Some(ids) = self.cache.chat_members.get(&chat) {
+            return Ok(ids.clone());
+        }
+        let c = &self.cache;
+        let gen = c.chat_members_gen.load(Ordering::SeqCst);
+        let ids: Arc<[UserId]> = self.store.member_ids(chat).await?.into();
+        if c.chat_members.len() >= MAX_ENTRIES {
+            c.chat_members.clear();
+        }
+        c.chat_members.insert(chat, ids.clone());
+        if c.chat_members_gen.load(Ordering::SeqCst) != gen {
+            c.chat_members.remove(&chat);
+        }
+        Ok(ids)
+    }
+
+    /// Forget a chat's member list (after any membership change).
+    pub(crate) fn chat_members_changed(&self, chat: i64) {
+        self.cache.chat_members_gen.fetch_add(1, Ordering::SeqCst);
+        self.cache.chat_members.remove(&chat);
     }
 
     /// Forget the pair's relationship (after any contact change).

@@ -79,6 +79,18 @@ pub enum Error {
     /// Message unknown, expired, or not in a conversation of the caller.
     #[error("message not found")]
     MessageNotFound,
+    /// Unknown, expired or non-public invite code.
+    #[error("invite invalid")]
+    InviteInvalid,
+    /// The owner of a chat cannot leave it.
+    #[error("owner cannot leave")]
+    OwnerCannotLeave,
+    /// Slow mode: the member posted in this chat less than its slow-mode interval ago.
+    #[error("slow mode")]
+    SlowMode {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
     /// Phone already registered.
     #[error("phone taken")]
     PhoneTaken,

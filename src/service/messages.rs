@@ -12,6 +12,7 @@ use super::{Authenticated, Core, Error, Result};
 use crate::model::{
     AckedEntry, Message, MessageId, NewMessage, QueueTarget, StoreOutcome, Timestamp, UserId,
 };
+use crate::model::{ChatKind, ChatRole};
 use crate::store::ContactState;
 
 /// Largest payload, bytes.
@@ -45,6 +46,8 @@ pub struct SendOutcome {
     pub ts: Timestamp,
     /// True when the `client_id` was already used by this device.
     pub duplicate: bool,
+    /// Recipient users (chat members other than the sender; 1 for a DM).
+    pub recipients: usize,
 }
 
 /// Which slice of history to read.
@@ -160,9 +163,21 @@ impl MessagesService {
             if req.payload.is_empty() || req.payload.len() > MAX_PAYLOAD {
                 return Err(Error::field("payload", "must be 1 byte to 1 MiB"));
             }
-            let target = match (req.target, req.chat_id) {
-                (Some(t), None) => t,
-                (None, Some(_)) => return Err(Error::NotAMember),
+            let (to, chat_id, recipients) = match (req.target, req.chat_id) {
+                (Some(target), None) => {
+                    if target == auth.user {
+                        return Err(Error::InvalidTarget);
+                    }
+                    if !self.core.are_contacts(auth.user, target).await? {
+                        return Err(Error::NotAContact);
+                    }
+                    (Some(target), None, vec![target])
+                }
+                (None, Some(chat)) => {
+                    let members = self.authorize_chat_post(auth, chat).await?;
+                    let others = members.iter().copied().filter(|u| *u != auth.user);
+                    (None, Some(chat), others.collect())
+                }
                 _ => {
                     return Err(Error::field(
                         "target_id",
@@ -170,23 +185,16 @@ impl MessagesService {
                     ))
                 }
             };
-            if target == auth.user {
-                return Err(Error::InvalidTarget);
+            let mut targets: Vec<QueueTarget> = Vec::new();
+            for user in &recipients {
+                targets.extend(self.core.session_ids(*user).await?.iter().map(|s| {
+                    QueueTarget {
+                        session: *s,
+                        user: *user,
+                        self_copy: false,
+                    }
+                }));
             }
-            if !self.core.are_contacts(auth.user, target).await? {
-                return Err(Error::NotAContact);
-            }
-            let mut targets: Vec<QueueTarget> = self
-                .core
-                .session_ids(target)
-                .await?
-                .iter()
-                .map(|s| QueueTarget {
-                    session: *s,
-                    user: target,
-                    self_copy: false,
-                })
-                .collect();
             targets.extend(
                 self.core
                     .session_ids(auth.user)
@@ -202,8 +210,8 @@ impl MessagesService {
             let message = Message {
                 id: MessageId::new(),
                 from: auth.user,
-                to: Some(target),
-                chat_id: None,
+                to,
+                chat_id,
                 payload: req.payload,
                 signature: req.signature,
                 created_at: Timestamp::now(),
@@ -225,10 +233,11 @@ impl MessagesService {
                         .map_or(new.message.created_at, |m| m.created_at);
                     return Ok(SendOutcome {
                         message_id: id,
-                        to: Some(target),
-                        chat_id: None,
+                        to,
+                        chat_id,
                         ts,
                         duplicate: true,
+                        recipients: recipients.len(),
                     });
                 }
                 StoreOutcome::Stored(seqs) => seqs,
@@ -239,7 +248,8 @@ impl MessagesService {
                 .iter()
                 .any(|t| t.self_copy)
                 .then(|| frames::to_bytes(&RelayDelivery::of(m, true)));
-            let mut offline = Vec::new();
+            // Offline devices, grouped by user (targets are in user order).
+            let mut offline: Vec<(UserId, Vec<SessionId>)> = Vec::new();
             for (t, seq) in targets.iter().zip(seqs) {
                 let b = match (&self_base, t.self_copy) {
                     (Some(sb), true) => sb,
@@ -247,28 +257,75 @@ impl MessagesService {
                 };
                 let hub = &self.core.hub;
                 if !t.self_copy && !hub.has_session(t.user, t.session) {
-                    offline.push(t.session);
+                    match offline.last_mut() {
+                        Some((u, list)) if *u == t.user => list.push(t.session),
+                        _ => offline.push((t.user, vec![t.session])),
+                    }
                 }
                 hub.send_durable(t.user, t.session, seq, with_seq(b, seq));
             }
-            if !offline.is_empty() {
+            for (user, sessions) in offline {
                 let event = crate::push::PushEvent::Message {
                     message_id: m.id,
-                    chat_id: None,
+                    chat_id,
                 };
-                self.push.notify(target, &offline, event, false);
+                self.push.notify(user, &sessions, event, false);
             }
-            self.presence
-                .stop_typing_on_message(auth.user, target)
-                .await;
+            if let Some(target) = to {
+                self.presence
+                    .stop_typing_on_message(auth.user, target)
+                    .await;
+            }
             Ok(SendOutcome {
                 message_id: m.id,
-                to: Some(target),
-                chat_id: None,
+                to,
+                chat_id,
                 ts: m.created_at,
                 duplicate: false,
+                recipients: recipients.len(),
             })
         }
+    }
+
+    /// A chat post by `auth` is allowed: membership, the channel rule (owner and admins post),
+    /// slow mode for plain members (counted from this post). Returns every member.
+    async fn authorize_chat_post(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+    ) -> Result<std::sync::Arc<[UserId]>> {
+        let store = &self.core.store;
+        let Some(me) = store.member(chat_id, auth.user).await? else {
+            return Err(Error::NotAMember);
+        };
+        let Some(chat) = store.chat(chat_id).await? else {
+            return Err(Error::NotAMember);
+        };
+        if me.role == ChatRole::Member {
+            if chat.kind == ChatKind::Channel {
+                return Err(Error::Forbidden);
+            }
+            if chat.slow_mode_secs > 0 {
+                let window = std::time::Duration::from_secs(u64::from(chat.slow_mode_secs));
+                let until = Timestamp::now().millis() + window.as_millis() as i64;
+                let key = format!("slow:{chat_id}:{}", auth.user);
+                let eph = &self.core.ephemeral;
+                if !eph
+                    .set_if_absent(&key, until.to_string().as_bytes(), window)
+                    .await?
+                {
+                    let left_ms = match eph.get(&key).await? {
+                        Some(v) => String::from_utf8_lossy(&v)
+                            .parse::<i64>()
+                            .map_or(1000, |u| u - Timestamp::now().millis()),
+                        None => 1000,
+                    };
+                    let retry_after = (left_ms.max(1) as u64).div_ceil(1000).max(1);
+                    return Err(Error::SlowMode { retry_after });
+                }
+            }
+        }
+        self.core.chat_member_ids(chat_id).await
     }
 
     /// DM history of the caller with `peer` (no contact required; unknown uids are empty).
@@ -411,6 +468,9 @@ impl MessagesService {
         let mut first_error = None;
         for id in ids {
             let result = match self.core.store.message(id).await {
+                Ok(Some(m)) if m.chat_id.is_some() && m.from != auth.user => {
+                    self.chat_delivered(&m, auth).await
+                }
                 Ok(Some(m)) if !m.delivered && m.from != auth.user && m.to.is_some() => {
                     match self.status(&m, "delivered", auth).await {
                         Ok(()) => self
@@ -432,6 +492,24 @@ impl MessagesService {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// A group member's first device acknowledged a chat message: one `delivered` per member
+    /// for the author (none in channels). De-duplicated in ephemeral state for `QUEUE_TTL`.
+    async fn chat_delivered(&self, m: &Message, auth: &Authenticated) -> Result<()> {
+        let Some(chat_id) = m.chat_id else {
+            return Ok(());
+        };
+        match self.core.store.chat(chat_id).await? {
+            Some(c) if c.kind == ChatKind::Chat => {}
+            _ => return Ok(()),
+        }
+        let key = format!("dlv:{}:{}", m.id, auth.user);
+        let ttl = std::time::Duration::from_secs(self.core.config.messages.queue_ttl.max(1));
+        if self.core.ephemeral.set_if_absent(&key, b"1", ttl).await? {
+            self.status(m, "delivered", auth).await?;
+        }
+        Ok(())
     }
 
     /// `ack_read`: the caller must be the DM's recipient. Marks read (and delivered), emits the

@@ -22,6 +22,7 @@ use crate::store::Store;
 mod auth;
 mod cache;
 mod calls;
+mod chats;
 mod contacts;
 mod devices;
 mod error;
@@ -30,6 +31,7 @@ pub(crate) mod frames;
 pub(crate) mod hub;
 pub mod ice;
 mod limits;
+mod manage;
 mod messages;
 mod presence;
 mod push;
@@ -42,10 +44,12 @@ pub use auth::{
 };
 pub use cache::ReadCache;
 pub use calls::{is_call_frame, CallError, CallsService};
+pub use chats::{ChatView, ChatsService, MemberView};
 pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
 pub use devices::AuthorizeRequest;
 pub use error::{Error, FieldError, Result};
 pub use limits::LimitsService;
+pub use manage::{ManageService, MessageRef};
 pub use messages::{
     HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest, MAX_PAYLOAD,
 };
@@ -100,6 +104,10 @@ pub struct Services {
     pub sessions: SessionsService,
     /// Call signalling.
     pub calls: CallsService,
+    /// Chats, channels, members and invites.
+    pub chats: ChatsService,
+    /// Edit, delete, pin, react.
+    pub manage: ManageService,
     /// Push registrations and notifications.
     pub push: PushService,
     core: Arc<Core>,
@@ -121,6 +129,8 @@ impl Services {
             contacts,
             sessions: SessionsService::new(core.clone(), calls.clone()),
             calls,
+            chats: ChatsService::new(core.clone()),
+            manage: ManageService::new(core.clone()),
             push,
             auth,
             limits: LimitsService::new(core.clone()),

@@ -192,6 +192,43 @@ impl PresenceService {
         Ok(())
     }
 
+    /// `typing_start` / `typing_stop` in a group chat: member required, channels refused.
+    /// Forwarded to the other members' online devices (starts coalesced per 3 s); never stored.
+    pub async fn typing_chat(&self, auth: &Authenticated, chat_id: i64, start: bool) -> Result<()> {
+        let store = &self.core.store;
+        if store.member(chat_id, auth.user).await?.is_none() {
+            return Err(Error::NotAMember);
+        }
+        match store.chat(chat_id).await? {
+            Some(c) if c.kind == crate::model::ChatKind::Chat => {}
+            Some(_) => return Err(Error::Forbidden),
+            None => return Err(Error::NotAMember),
+        }
+        let fwd = format!("typingfwd:{}:c{chat_id}", auth.user);
+        let kind = if start {
+            let n = self.core.ephemeral.incr(&fwd, TYPING_FORWARD_EVERY).await?;
+            if n != 1 {
+                return Ok(());
+            }
+            "typing_start"
+        } else {
+            self.core.ephemeral.delete(&fwd).await?;
+            "typing_stop"
+        };
+        let frame = frames::to_bytes(&Typing {
+            kind,
+            user_id: auth.user,
+            chat_id: Some(chat_id),
+            timestamp: Timestamp::now(),
+        });
+        for member in self.core.chat_member_ids(chat_id).await?.iter() {
+            if *member != auth.user {
+                self.core.hub.send_ephemeral(*member, &frame, None);
+            }
+        }
+        Ok(())
+    }
+
     /// `typing_stop` in the DM with `to`.
     pub async fn typing_stop(&self, auth: &Authenticated, to: UserId) -> Result<()> {
         self.require_contact(auth.user, to).await?;

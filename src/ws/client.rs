@@ -98,7 +98,7 @@ fn reason(e: &Error) -> &'static str {
         Error::InvalidTarget => "invalid_target",
         Error::MessageNotFound | Error::NotFound => "unknown_message",
         Error::Validation(_) => "invalid_frame",
-        Error::RateLimited { .. } => "rate_limited",
+        Error::RateLimited { .. } | Error::SlowMode { .. } => "rate_limited",
         _ => "internal_error",
     }
 }
@@ -253,9 +253,13 @@ impl Conn {
                             Err(e) => self.error(reason(&e), &message(&e), reference).await,
                         }
                     }
-                    Some(Conversation::Chat(_)) => {
-                        self.error("not_a_member", "not a member of that chat", reference)
-                            .await
+                    Some(Conversation::Chat(chat)) => {
+                        let presence = self.app.services.presence.clone();
+                        let start = kind == "typing_start";
+                        match presence.typing_chat(&self.auth, chat, start).await {
+                            Ok(()) => Ok(()),
+                            Err(e) => self.error(reason(&e), &message(&e), reference).await,
+                        }
                     }
                     None => {
                         self.invalid(reference, "exactly one of target and chat_id")
@@ -325,9 +329,21 @@ impl Conn {
 
     async fn send_message(&mut self, req: SendRequest, reference: Option<&str>) -> Result<(), End> {
         let client_id = req.client_id.clone();
+        let chat_id = req.chat_id;
         let messages = self.app.services.messages.clone();
         match messages.send(&self.auth, req).await {
             Ok(out) => self.queued(&out, client_id.as_deref()).await,
+            Err(Error::SlowMode { retry_after }) => {
+                let frame = json!({
+                    "type": "msg_status",
+                    "status": "rate_limited",
+                    "chat_id": chat_id,
+                    "client_id": client_id,
+                    "retry_after": retry_after,
+                    "ts": Timestamp::now(),
+                });
+                self.send_bytes(Bytes::from(frame.to_string())).await
+            }
             Err(e) => self.error(reason(&e), &message(&e), reference).await,
         }
     }
@@ -358,12 +374,14 @@ impl Conn {
         if !(1..=100).contains(&limit) {
             return self.invalid(reference, "limit must be 1..=100").await;
         }
-        let peer = match f.to.conversation() {
-            Some(Conversation::Direct(p)) => p,
-            Some(Conversation::Chat(_)) => {
-                return self
-                    .error("not_a_member", "not a member of that chat", reference)
-                    .await
+        let q = HistoryQuery::Cursor { before, limit };
+        let messages = self.app.services.messages.clone();
+        let (peer, chat, result) = match f.to.conversation() {
+            Some(Conversation::Direct(p)) => {
+                (Some(p), None, messages.dm_history(&self.auth, p, q).await)
+            }
+            Some(Conversation::Chat(c)) => {
+                (None, Some(c), messages.chat_history(&self.auth, c, q).await)
             }
             None => {
                 return self
@@ -371,19 +389,12 @@ impl Conn {
                     .await
             }
         };
-        let q = HistoryQuery::Cursor { before, limit };
-        match self
-            .app
-            .services
-            .messages
-            .dm_history(&self.auth, peer, q)
-            .await
-        {
+        match result {
             Ok(page) => {
                 let frame = json!({
                     "type": "history",
                     "target": peer,
-                    "chat_id": null,
+                    "chat_id": chat,
                     "messages": page.messages,
                     "items": page.items,
                     "has_more": page.has_more,

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod calls;
+pub mod chats;
 pub mod push_service;
 pub mod realtime;
 pub mod scenarios;

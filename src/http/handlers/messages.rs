@@ -110,6 +110,9 @@ async fn send(mut c: Ctx) -> Res {
     if out.duplicate {
         v["duplicate"] = json!(true);
     }
+    if out.chat_id.is_some() {
+        v["recipients"] = json!(out.recipients);
+    }
     Ok(ok(&v))
 }
 

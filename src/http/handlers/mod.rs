@@ -4,9 +4,11 @@
 use super::router::Route;
 
 mod account;
+mod chats;
 mod contacts;
 mod devices;
 mod messages;
+mod manage;
 mod meta;
 mod paging;
 mod presence;
@@ -26,5 +28,7 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(sessions::routes());
     r.extend(devices::routes());
     r.extend(push::routes());
+    r.extend(chats::routes());
+    r.extend(manage::routes());
     r
 }

@@ -1,0 +1,471 @@
+//! Group chats, channels, members and invites (PROTOCOL §4.7). Names and invite codes are sealed
+//! at rest; codes are found through keyed blind indexes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+
+use super::frames;
+use super::{Authenticated, Core, Error, Result};
+use crate::model::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord, Timestamp, UserId};
+use crate::store::StoreError;
+
+/// Characters of invite codes (URL-safe).
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+/// Invite code length (PROTOCOL §4.7: 14 chars, 84 random bits).
+const CODE_LEN: usize = 14;
+
+/// One chat as `GET /chats/list` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChatView {
+    /// Chat id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// `chat` or `channel`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Creation time.
+    pub created_at: Timestamp,
+    /// The owner.
+    pub owner_id: UserId,
+    /// Public (joinable by its permanent code).
+    pub is_public: bool,
+    /// The permanent code, only while public.
+    pub invite_code: Option<String>,
+    /// Slow-mode interval.
+    pub slow_mode_seconds: u32,
+    /// The caller's role.
+    pub role: &'static str,
+    /// Reserved for read markers.
+    pub last_read_message_id: Option<String>,
+}
+
+/// One member as `GET /chats/members` shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct MemberView {
+    /// The member.
+    pub unique_id: UserId,
+    /// Nickname.
+    pub nickname: String,
+    /// Role.
+    pub role: &'static str,
+    /// When they joined.
+    pub joined_at: Timestamp,
+    /// E2E public key, if any.
+    pub public_e2e_key: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ChatMemberEvent {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    chat_id: i64,
+    user_id: UserId,
+    action: &'static str,
+    role: &'static str,
+    by: UserId,
+    ts: Timestamp,
+}
+
+/// Chats and their membership.
+#[derive(Clone, Debug)]
+pub struct ChatsService {
+    core: Arc<Core>,
+}
+
+fn new_code() -> String {
+    let mut rng = rand::thread_rng();
+    (0..CODE_LEN)
+        .map(|_| char::from(CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())]))
+        .collect()
+}
+
+fn valid_code(code: &str) -> bool {
+    code.len() == CODE_LEN && code.bytes().all(|b| CODE_ALPHABET.contains(&b))
+}
+
+fn not_found_as_member(e: StoreError) -> Error {
+    match e {
+        StoreError::NotFound => Error::NotAMember,
+        other => other.into(),
+    }
+}
+
+impl ChatsService {
+    pub(crate) fn new(core: Arc<Core>) -> Self {
+        Self { core }
+    }
+
+    fn open_name(&self, chat: &ChatRecord) -> Result<String> {
+        Ok(self
+            .core
+            .pii
+            .open_string("chats", "name", "", &chat.name)?)
+    }
+
+    fn open_code(&self, sealed: &[u8]) -> Result<String> {
+        Ok(self
+            .core
+            .pii
+            .open_string("chats", "invite_code", "", sealed)?)
+    }
+
+    fn code_index(&self, code: &str) -> Vec<u8> {
+        self.core.pii.blind_index("invite", code.as_bytes())
+    }
+
+    /// The chat and the caller's membership; `not_a_member` for unknown chats too.
+    pub(crate) async fn membership(
+        &self,
+        user: UserId,
+        chat_id: i64,
+    ) -> Result<(ChatRecord, ChatMember)> {
+        let store = &self.core.store;
+        let Some(member) = store.member(chat_id, user).await? else {
+            return Err(Error::NotAMember);
+        };
+        let Some(chat) = store.chat(chat_id).await? else {
+            return Err(Error::NotAMember);
+        };
+        Ok((chat, member))
+    }
+
+    /// `POST /chats/create`.
+    pub async fn create(&self, auth: &Authenticated, name: &str, kind: &str) -> Result<i64> {
+        let kind: ChatKind = kind
+            .parse()
+            .map_err(|_| Error::field("type", "must be chat or channel"))?;
+        let n = name.trim().chars().count();
+        if !(2..=128).contains(&n) {
+            return Err(Error::field("name", "must be 2 to 128 characters"));
+        }
+        let sealed = self.core.pii.seal_str("chats", "name", "", name.trim())?;
+        Ok(self
+            .core
+            .store
+            .create_chat(kind, &sealed, auth.user, Timestamp::now())
+            .await?)
+    }
+
+    /// `GET /chats/list`: one page, newest first, and the total.
+    pub async fn list(
+        &self,
+        auth: &Authenticated,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<ChatView>, u64)> {
+        let (rows, total) = self.core.store.chats_of(auth.user, offset, limit).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (chat, role) in rows {
+            let invite_code = match (&chat.invite_code, chat.is_public) {
+                (Some(c), true) => Some(self.open_code(c)?),
+                _ => None,
+            };
+            out.push(ChatView {
+                id: chat.id,
+                name: self.open_name(&chat)?,
+                kind: chat.kind.as_str(),
+                created_at: chat.created_at,
+                owner_id: chat.owner,
+                is_public: chat.is_public,
+                invite_code,
+                slow_mode_seconds: chat.slow_mode_secs,
+                role: role.as_str(),
+                last_read_message_id: None,
+            });
+        }
+        Ok((out, total))
+    }
+
+    /// `POST /chats/set_public`: owner only. Returns the permanent code while public.
+    pub async fn set_public(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        public: bool,
+    ) -> Result<Option<String>> {
+        let (_, me) = self.membership(auth.user, chat_id).await?;
+        if me.role != ChatRole::Owner {
+            return Err(Error::Forbidden);
+        }
+        let code = new_code();
+        let sealed = self.core.pii.seal_str("chats", "invite_code", "", &code)?;
+        let index = self.code_index(&code);
+        let new = public.then_some((sealed.as_slice(), index.as_slice()));
+        let stored = self
+            .core
+            .store
+            .set_public(chat_id, public, new)
+            .await
+            .map_err(not_found_as_member)?;
+        match (public, stored) {
+            (true, Some(c)) => Ok(Some(self.open_code(&c)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// `POST /chats/set_slow_mode`: owner or admin.
+    pub async fn set_slow_mode(&self, auth: &Authenticated, chat_id: i64, secs: u64) -> Result<u32> {
+        let (_, me) = self.membership(auth.user, chat_id).await?;
+        if me.role == ChatRole::Member {
+            return Err(Error::Forbidden);
+        }
+        if secs > 86_400 {
+            return Err(Error::field("seconds", "must be 0 to 86400"));
+        }
+        let secs = secs as u32;
+        self.core.store.set_slow_mode(chat_id, secs).await?;
+        Ok(secs)
+    }
+
+    /// `GET /chats/by_invite/{code}`: public chats only.
+    pub async fn by_invite(&self, code: &str) -> Result<(i64, String, &'static str)> {
+        if !valid_code(code) {
+            return Err(Error::InviteInvalid);
+        }
+        match self
+            .core
+            .store
+            .chat_by_code_index(&self.code_index(code))
+            .await?
+        {
+            Some(chat) if chat.is_public => {
+                Ok((chat.id, self.open_name(&chat)?, chat.kind.as_str()))
+            }
+            _ => Err(Error::InviteInvalid),
+        }
+    }
+
+    /// `GET /chats/members`: members of a group; owner/admins only for a channel.
+    pub async fn members(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<MemberView>, u64)> {
+        let (chat, me) = self.membership(auth.user, chat_id).await?;
+        if chat.kind == ChatKind::Channel && me.role == ChatRole::Member {
+            return Err(Error::Forbidden);
+        }
+        let (members, total) = self.core.store.members(chat_id, offset, limit).await?;
+        let ids: Vec<UserId> = members.iter().map(|m| m.user).collect();
+        let users = self.core.store.users(&ids).await?;
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            let Some(u) = users.iter().find(|u| u.id == m.user) else {
+                continue;
+            };
+            let row = u.id.to_string();
+            let nickname = self
+                .core
+                .pii
+                .open_string("users", "nickname", &row, &u.nickname)?;
+            let public_e2e_key = match &u.public_key {
+                Some(k) => Some(
+                    self.core
+                        .pii
+                        .open_string("users", "public_key", &row, k)?,
+                ),
+                None => None,
+            };
+            out.push(MemberView {
+                unique_id: m.user,
+                nickname,
+                role: m.role.as_str(),
+                joined_at: m.joined_at,
+                public_e2e_key,
+            });
+        }
+        Ok((out, total))
+    }
+
+    /// Queues `chat_member` for every member and the affected user.
+    async fn announce(
+        &self,
+        chat_id: i64,
+        user: UserId,
+        action: &'static str,
+        role: ChatRole,
+        by: UserId,
+    ) -> Result<()> {
+        let frame = frames::to_bytes(&ChatMemberEvent {
+            kind: "chat_member",
+            chat_id,
+            user_id: user,
+            action,
+            role: role.as_str(),
+            by,
+            ts: Timestamp::now(),
+        });
+        let mut users = self.core.store.member_ids(chat_id).await?;
+        if !users.contains(&user) {
+            users.push(user);
+        }
+        let targets: Vec<_> = users.into_iter().map(|u| (u, frame.clone())).collect();
+        self.core.emit(&targets, None).await
+    }
+
+    /// `POST /chats/members/add`: owner/admin adds an accepted contact as `member`.
+    pub async fn add_member(&self, auth: &Authenticated, chat_id: i64, user: UserId) -> Result<()> {
+        let (_, me) = self.membership(auth.user, chat_id).await?;
+        if me.role == ChatRole::Member {
+            return Err(Error::Forbidden);
+        }
+        if user != auth.user && !self.core.are_contacts(auth.user, user).await? {
+            return Err(Error::NotAContact);
+        }
+        self.join(chat_id, user, auth.user).await
+    }
+
+    async fn join(&self, chat_id: i64, user: UserId, by: UserId) -> Result<()> {
+        let added = self
+            .core
+            .store
+            .add_member(chat_id, user, ChatRole::Member, Timestamp::now())
+            .await
+            .map_err(not_found_as_member)?;
+        if added {
+            self.core.chat_members_changed(chat_id);
+            self.announce(chat_id, user, "added", ChatRole::Member, by)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /chats/members/remove`: the owner removes anyone but itself; an admin removes plain
+    /// members. A non-member target is a no-op.
+    pub async fn remove_member(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        user: UserId,
+    ) -> Result<()> {
+        let (_, me) = self.membership(auth.user, chat_id).await?;
+        let Some(target) = self.core.store.member(chat_id, user).await? else {
+            return if me.role == ChatRole::Member {
+                Err(Error::Forbidden)
+            } else {
+                Ok(())
+            };
+        };
+        let allowed = match me.role {
+            ChatRole::Owner => target.role != ChatRole::Owner,
+            ChatRole::Admin => target.role == ChatRole::Member,
+            ChatRole::Member => false,
+        };
+        if !allowed {
+            return Err(Error::Forbidden);
+        }
+        if self.core.store.remove_member(chat_id, user).await? {
+            self.core.chat_members_changed(chat_id);
+            self.announce(chat_id, user, "removed", target.role, auth.user)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /chats/members/role`: owner only; the target is a member other than the owner.
+    pub async fn set_role(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        user: UserId,
+        role: &str,
+    ) -> Result<()> {
+        let role = match role {
+            "admin" => ChatRole::Admin,
+            "member" => ChatRole::Member,
+            _ => return Err(Error::field("role", "must be admin or member")),
+        };
+        let (_, me) = self.membership(auth.user, chat_id).await?;
+        if me.role != ChatRole::Owner {
+            return Err(Error::Forbidden);
+        }
+        let Some(target) = self.core.store.member(chat_id, user).await? else {
+            return Err(Error::NotAMember);
+        };
+        if target.role == ChatRole::Owner {
+            return Err(Error::Forbidden);
+        }
+        if target.role != role && self.core.store.set_role(chat_id, user, role).await? {
+            self.announce(chat_id, user, "role_changed", role, auth.user)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /chats/leave`.
+    pub async fn leave(&self, auth: &Authenticated, chat_id: i64) -> Result<()> {
+        let (_, me) = self.membership(auth.user, chat_id).await?;
+        if me.role == ChatRole::Owner {
+            return Err(Error::OwnerCannotLeave);
+        }
+        if self.core.store.remove_member(chat_id, auth.user).await? {
+            self.core.chat_members_changed(chat_id);
+            self.announce(chat_id, auth.user, "left", me.role, auth.user)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /invites/create`: owner/admin; a multi-use code valid `ttl_minutes`.
+    pub async fn create_invite(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        ttl_minutes: u64,
+    ) -> Result<(String, u64)> {
+        if !(1..=10_080).contains(&ttl_minutes) {
+            return Err(Error::field("ttl_minutes", "must be 1 to 10080"));
+        }
+        let (_, me) = self.membership(auth.user, chat_id).await?;
+        if me.role == ChatRole::Member {
+            return Err(Error::Forbidden);
+        }
+        let ttl = Duration::from_secs(ttl_minutes * 60);
+        for _ in 0..3 {
+            let code = new_code();
+            let invite = InviteRecord {
+                chat_id,
+                code: self.core.pii.seal_str("invites", "code", "", &code)?,
+                created_by: auth.user,
+                expires_at: Timestamp::from_millis(Timestamp::now().millis() + ttl.as_millis() as i64),
+            };
+            match self
+                .core
+                .store
+                .create_invite(&self.code_index(&code), &invite)
+                .await
+            {
+                Ok(()) => return Ok((code, ttl.as_secs())),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Internal("invite code collisions".into()))
+    }
+
+    /// `POST /invites/join`: a live temporary invite or a public chat's permanent code.
+    pub async fn join_by_code(&self, auth: &Authenticated, code: &str) -> Result<i64> {
+        if !valid_code(code) {
+            return Err(Error::InviteInvalid);
+        }
+        let index = self.code_index(code);
+        let store = &self.core.store;
+        let chat_id = match store.invite(&index).await? {
+            Some(inv) if inv.expires_at > Timestamp::now() => inv.chat_id,
+            _ => match store.chat_by_code_index(&index).await? {
+                Some(chat) if chat.is_public => chat.id,
+                _ => return Err(Error::InviteInvalid),
+            },
+        };
+        match self.join(chat_id, auth.user, auth.user).await {
+            Err(Error::NotAMember) => Err(Error::InviteInvalid),
+            other => other.map(|()| chat_id),
+        }
+    }
+}
