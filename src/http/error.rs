@@ -168,6 +168,18 @@ impl From<Error> for ApiError {
             Error::NotAMember => (S::FORBIDDEN, "not_a_member", "Not a member of that chat"),
             Error::MessageNotFound => (S::NOT_FOUND, "message_not_found", "Message not found"),
             Error::PhoneTaken => (S::CONFLICT, "phone_taken", "Phone already registered"),
+            Error::PayloadTooLarge { limit } => {
+                return Self::new(
+                    S::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("Upload exceeds {limit} bytes"),
+                )
+            }
+            Error::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Only PNG, JPEG and WebP images are accepted",
+            ),
             Error::RateLimited { retry_after } => {
                 let mut e = Self::new(S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests");
                 e.retry_after = Some(retry_after);

@@ -20,6 +20,7 @@ use crate::push::PushProvider;
 use crate::store::Store;
 
 mod auth;
+mod avatars;
 mod cache;
 mod calls;
 mod contacts;
@@ -40,6 +41,7 @@ pub(crate) mod validate;
 pub use auth::{
     AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
 };
+pub use avatars::{AvatarUploaded, AvatarsService, ImageType, VisibleAvatar};
 pub use cache::ReadCache;
 pub use calls::{is_call_frame, CallError, CallsService};
 pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
@@ -102,6 +104,8 @@ pub struct Services {
     pub calls: CallsService,
     /// Push registrations and notifications.
     pub push: PushService,
+    /// Avatars.
+    pub avatars: AvatarsService,
     core: Arc<Core>,
 }
 
@@ -124,6 +128,7 @@ impl Services {
             push,
             auth,
             limits: LimitsService::new(core.clone()),
+            avatars: AvatarsService::new(core.clone()),
             core,
         }
     }

@@ -4,6 +4,7 @@
 use super::router::Route;
 
 mod account;
+mod avatars;
 mod contacts;
 mod devices;
 mod messages;
@@ -26,5 +27,6 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(sessions::routes());
     r.extend(devices::routes());
     r.extend(push::routes());
+    r.extend(avatars::routes());
     r
 }
