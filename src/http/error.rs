@@ -174,6 +174,18 @@ impl From<Error> for ApiError {
                 "owner_cannot_leave",
                 "The owner cannot leave the chat",
             ),
+            Error::PayloadTooLarge { limit } => {
+                return Self::new(
+                    S::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("Upload exceeds {limit} bytes"),
+                )
+            }
+            Error::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Only PNG, JPEG and WebP images are accepted",
+            ),
             Error::RateLimited { retry_after } => {
                 let mut e = Self::new(S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests");
                 e.retry_after = Some(retry_after);

@@ -26,6 +26,8 @@ pub(crate) struct Ctx {
     pub(crate) params: Vec<(String, String)>,
     pub(crate) client: ClientInfo,
     pub(crate) auth: Option<Authenticated>,
+    /// The route's body limit (`http.max_body_bytes` unless the route sets its own).
+    pub(crate) body_limit: usize,
 }
 
 impl Ctx {
@@ -58,6 +60,11 @@ impl Ctx {
     /// A header as UTF-8 text.
     pub(crate) fn header(&self, name: header::HeaderName) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Reads the whole body within the route's limit (see [`Ctx::bytes`]).
+    pub(crate) async fn body(&mut self) -> Result<Bytes, ApiError> {
+        self.bytes(self.body_limit).await
     }
 
     /// Reads the whole body within `limit` bytes: 413 when `Content-Length` says more (before
@@ -98,8 +105,7 @@ impl Ctx {
     /// Decodes a JSON object body into `T`. An empty body reads as `{}`. Failures are 422 with
     /// the offending field (or `body`).
     pub(crate) async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
-        let limit = self.app.services.core().config.http.max_body_bytes;
-        let bytes = self.bytes(limit).await?;
+        let bytes = self.body().await?;
         // Decode straight into `T` (no intermediate `Value`, whose size could be many times the
         // body's); the first significant byte must open an object.
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace());

@@ -14,6 +14,7 @@ use crate::service::{ClientInfo, Error, Services};
 pub(crate) mod error;
 pub(crate) mod extract;
 mod handlers;
+pub(crate) mod multipart;
 pub(crate) mod response;
 pub(crate) mod router;
 
@@ -175,7 +176,9 @@ impl App {
             (_, Some(Ok(a))) => Some(a),
             (Access::Public, _) => None,
         };
+        let body_limit = route.body_limit(&services.core().config);
         let ctx = Ctx {
+            body_limit,
             app: self.clone(),
             parts,
             body: Some(body),

@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 use super::error::ApiError;
 use super::extract::Ctx;
 use super::response::Body;
+use crate::config::Config;
 
 /// A boxed handler future.
 pub(crate) type HandlerFuture =
@@ -25,6 +26,18 @@ pub(crate) enum Access {
     Token,
 }
 
+/// A route's request-body limit, from the settings.
+pub(crate) type BodyLimit = fn(&Config) -> usize;
+
+/// What a route's request body is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    /// One JSON object (PROTOCOL §1.1), the default.
+    Json,
+    /// `multipart/form-data`.
+    Multipart,
+}
+
 /// One route.
 pub(crate) struct Route {
     pub(crate) method: Method,
@@ -32,6 +45,9 @@ pub(crate) struct Route {
     pub(crate) access: Access,
     pub(crate) summary: &'static str,
     pub(crate) handler: Handler,
+    /// Body limit instead of `http.max_body_bytes` (the 2 MiB default).
+    pub(crate) body_limit: Option<BodyLimit>,
+    pub(crate) body_kind: BodyKind,
 }
 
 impl Route {
@@ -48,7 +64,22 @@ impl Route {
             access,
             summary,
             handler,
+            body_limit: None,
+            body_kind: BodyKind::Json,
         }
+    }
+
+    /// A `multipart/form-data` route whose body limit is `limit` of the settings.
+    pub(crate) fn multipart(mut self, limit: BodyLimit) -> Self {
+        self.body_limit = Some(limit);
+        self.body_kind = BodyKind::Multipart;
+        self
+    }
+
+    /// The body limit of this route under `config`.
+    pub(crate) fn body_limit(&self, config: &Config) -> usize {
+        self.body_limit
+            .map_or(config.http.max_body_bytes, |limit| limit(config))
     }
 }
 
@@ -149,7 +180,14 @@ impl Router {
                 if !params.is_empty() {
                     op.insert("parameters".into(), Value::Array(params));
                 }
-                if r.method == Method::POST || r.method == Method::PUT {
+                if r.body_kind == BodyKind::Multipart {
+                    op.insert(
+                        "requestBody".into(),
+                        json!({"content": {"multipart/form-data": {"schema": {
+                            "type": "object", "required": ["file"],
+                            "properties": {"file": {"type": "string", "format": "binary"}}}}}}),
+                    );
+                } else if r.method == Method::POST || r.method == Method::PUT {
                     op.insert(
                         "requestBody".into(),
                         json!({"content": {"application/json": {"schema": {"type": "object"}}}}),

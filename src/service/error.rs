@@ -94,6 +94,15 @@ pub enum Error {
     /// Phone already registered.
     #[error("phone taken")]
     PhoneTaken,
+    /// An upload (not the request body) is over its size limit.
+    #[error("payload too large (limit {limit} bytes)")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// An upload's type (sniffed from its bytes) is not accepted.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
     /// HTTP budget exhausted.
     #[error("rate limited")]
     RateLimited {

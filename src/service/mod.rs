@@ -20,6 +20,7 @@ use crate::push::PushProvider;
 use crate::store::Store;
 
 mod auth;
+mod avatars;
 mod cache;
 mod calls;
 mod chats;
@@ -42,6 +43,7 @@ pub(crate) mod validate;
 pub use auth::{
     AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
 };
+pub use avatars::{AvatarUploaded, AvatarsService, ImageType, VisibleAvatar};
 pub use cache::ReadCache;
 pub use calls::{is_call_frame, CallError, CallsService};
 pub use chats::{ChatView, ChatsService, MemberView};
@@ -110,6 +112,8 @@ pub struct Services {
     pub manage: ManageService,
     /// Push registrations and notifications.
     pub push: PushService,
+    /// Avatars.
+    pub avatars: AvatarsService,
     core: Arc<Core>,
 }
 
@@ -134,6 +138,7 @@ impl Services {
             push,
             auth,
             limits: LimitsService::new(core.clone()),
+            avatars: AvatarsService::new(core.clone()),
             core,
         }
     }

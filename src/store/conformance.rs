@@ -25,7 +25,8 @@ macro_rules! store_conformance {
                 purge_messages_keeps_queued_and_forgets_client_ids,
                 push_set_replace_list, push_refused_for_foreign_or_revoked_session,
                 push_delete_is_conditional, push_revocation_removes_registrations,
-                push_listing_excludes_other_users);
+                push_listing_excludes_other_users,
+                avatars_put_replace_get, avatars_delete, avatars_need_a_user);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -375,9 +376,11 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
     s.ping().await.expect("ping");
 }
 
+mod avatars;
 mod expiry;
 mod messages;
 mod push;
+pub(crate) use avatars::*;
 pub(crate) use expiry::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;

@@ -4,8 +4,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Contact, ContactState, ContactStore, PushStore, SessionStore, StoreError, StoreHealth,
-    StoreResult, UserStore,
+    AvatarStore, Contact, ContactState, ContactStore, PushStore, SessionStore, StoreError,
+    StoreHealth, StoreResult, StoredAvatar, UserStore,
 };
 use crate::model::{
     DeviceId, ProfileChange, Session, SessionId, SessionUpsert, Timestamp, UserId, UserRecord,
@@ -28,6 +28,7 @@ struct Users {
     by_id: HashMap<UserId, UserRecord>,
     by_phone: HashMap<Vec<u8>, UserId>,
     secret_keys: HashMap<UserId, (Vec<u8>, Timestamp)>,
+    avatars: HashMap<UserId, StoredAvatar>,
 }
 
 #[derive(Debug, Default)]
@@ -406,6 +407,39 @@ impl ContactStore for MemoryStore {
             .collect();
         v.sort_by_key(|x| x.requested_at);
         Ok(v)
+    }
+}
+
+#[async_trait]
+impl AvatarStore for MemoryStore {
+    async fn put_avatar(
+        &self,
+        user: UserId,
+        mime: &str,
+        sealed: &[u8],
+        etag: &str,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        let mut u = lock(&self.users);
+        if !u.by_id.contains_key(&user) {
+            return Err(StoreError::NotFound);
+        }
+        let avatar = StoredAvatar {
+            mime: mime.to_owned(),
+            sealed: sealed.to_vec(),
+            etag: etag.to_owned(),
+            updated_at: at,
+        };
+        u.avatars.insert(user, avatar);
+        Ok(())
+    }
+
+    async fn avatar(&self, user: UserId) -> StoreResult<Option<StoredAvatar>> {
+        Ok(lock(&self.users).avatars.get(&user).cloned())
+    }
+
+    async fn delete_avatar(&self, user: UserId) -> StoreResult<bool> {
+        Ok(lock(&self.users).avatars.remove(&user).is_some())
     }
 }
 

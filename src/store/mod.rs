@@ -247,6 +247,38 @@ pub trait PushStore: Send + Sync + fmt::Debug {
     async fn delete_push(&self, session: SessionId, sealed: &[u8]) -> StoreResult<bool>;
 }
 
+/// An avatar as a store holds it: the image sealed by the service, its sniffed type and the
+/// entity tag derived from the sealed blob.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredAvatar {
+    /// `image/png`, `image/jpeg` or `image/webp` (not PII).
+    pub mime: String,
+    /// The sealed image bytes.
+    pub sealed: Vec<u8>,
+    /// Entity tag (unquoted); reveals nothing about the plaintext.
+    pub etag: String,
+    /// When it was stored.
+    pub updated_at: Timestamp,
+}
+
+/// Avatars: at most one per user. The image is sealed by the service.
+#[async_trait]
+pub trait AvatarStore: Send + Sync + fmt::Debug {
+    /// Sets (replacing any previous one) `user`'s avatar. `NotFound` when the user does not exist.
+    async fn put_avatar(
+        &self,
+        user: UserId,
+        mime: &str,
+        sealed: &[u8],
+        etag: &str,
+        at: Timestamp,
+    ) -> StoreResult<()>;
+    /// `user`'s avatar.
+    async fn avatar(&self, user: UserId) -> StoreResult<Option<StoredAvatar>>;
+    /// Deletes `user`'s avatar; true when there was one.
+    async fn delete_avatar(&self, user: UserId) -> StoreResult<bool>;
+}
+
 /// Backend health.
 #[async_trait]
 pub trait StoreHealth: Send + Sync + fmt::Debug {
@@ -262,6 +294,7 @@ pub trait Store:
     + MessageStore
     + QueueStore
     + PushStore
+    + AvatarStore
     + StoreHealth
     + 'static
 {
@@ -274,6 +307,7 @@ impl<T> Store for T where
         + MessageStore
         + QueueStore
         + PushStore
+        + AvatarStore
         + StoreHealth
         + 'static
 {

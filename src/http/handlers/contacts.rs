@@ -64,8 +64,7 @@ async fn csrf_body(c: &mut Ctx) -> Result<ContactRequest, ApiError> {
         .header(http::HeaderName::from_static("x-csrf-token"))
         .map(str::to_owned);
     // Read the body once; a missing/bad CSRF token wins over field errors.
-    let limit = c.app.services.core().config.http.max_body_bytes;
-    let bytes = c.bytes(limit).await?;
+    let bytes = c.body().await?;
     let body_token = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| {

@@ -5,6 +5,7 @@ use super::router::Route;
 
 mod account;
 mod chats;
+mod avatars;
 mod contacts;
 mod devices;
 mod messages;
@@ -30,5 +31,6 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(push::routes());
     r.extend(chats::routes());
     r.extend(manage::routes());
+    r.extend(avatars::routes());
     r
 }
