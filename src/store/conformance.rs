@@ -25,7 +25,10 @@ macro_rules! store_conformance {
                 purge_messages_keeps_queued_and_forgets_client_ids,
                 push_set_replace_list, push_refused_for_foreign_or_revoked_session,
                 push_delete_is_conditional, push_revocation_removes_registrations,
-                push_listing_excludes_other_users);
+                push_listing_excludes_other_users,
+                chats_create, chats_of_order_paging_role, chat_members_paging_and_order,
+                chat_membership_changes, chat_member_ids_after_removals,
+                chat_set_public_keeps_first_code, chat_slow_mode, chat_invites, chat_share);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -375,9 +378,11 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
     s.ping().await.expect("ping");
 }
 
+mod chats;
 mod expiry;
 mod messages;
 mod push;
+pub(crate) use chats::*;
 pub(crate) use expiry::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;
