@@ -2,11 +2,13 @@
 //!
 //! Nothing here depends on sqlx or hyper.
 
+mod chat;
 mod ids;
 mod message;
 mod time;
 mod user;
 
+pub use chat::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord};
 pub use ids::{DeviceId, SessionId, UserId};
 pub use message::{
     AckSelector, AckedEntry, Gap, Message, MessageId, NewMessage, QueueItem, QueueTarget,

@@ -26,7 +26,10 @@ macro_rules! store_conformance {
                 push_set_replace_list, push_refused_for_foreign_or_revoked_session,
                 push_delete_is_conditional, push_revocation_removes_registrations,
                 push_listing_excludes_other_users,
-                avatars_put_replace_get, avatars_delete, avatars_need_a_user);
+                avatars_put_replace_get, avatars_delete, avatars_need_a_user,
+                chats_create, chats_of_order_paging_role, chat_members_paging_and_order,
+                chat_membership_changes, chat_member_ids_after_removals,
+                chat_set_public_keeps_first_code, chat_slow_mode, chat_invites, chat_share);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -377,10 +380,12 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
 }
 
 mod avatars;
+mod chats;
 mod expiry;
 mod messages;
 mod push;
 pub(crate) use avatars::*;
+pub(crate) use chats::*;
 pub(crate) use expiry::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;

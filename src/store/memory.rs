@@ -21,6 +21,7 @@ pub struct MemoryStore {
     sessions: Mutex<Sessions>,
     contacts: Mutex<BTreeMap<(UserId, UserId), Contact>>,
     pub(super) messages: super::memory_messages::MessageMaps,
+    pub(super) chats: Mutex<super::memory_chats::Chats>,
 }
 
 #[derive(Debug, Default)]
@@ -50,7 +51,7 @@ impl MemoryStore {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these maps half-updated in a way that matters
     // more than refusing all further service, so recover the guard.
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -14,13 +14,15 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::model::{
-    AckSelector, AckedEntry, DeviceId, Message, MessageId, NewMessage, ProfileChange, QueueTarget,
-    QueuedEntry, Session, SessionId, SessionUpsert, StoreOutcome, Timestamp, UserId, UserRecord,
+    AckSelector, AckedEntry, ChatKind, ChatMember, ChatRecord, ChatRole, DeviceId, InviteRecord,
+    Message, MessageId, NewMessage, ProfileChange, QueueTarget, QueuedEntry, Session, SessionId,
+    SessionUpsert, StoreOutcome, Timestamp, UserId, UserRecord,
 };
 
 #[cfg(test)]
 pub(crate) mod conformance;
 mod memory;
+mod memory_chats;
 mod memory_messages;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -277,6 +279,81 @@ pub trait AvatarStore: Send + Sync + fmt::Debug {
     async fn avatar(&self, user: UserId) -> StoreResult<Option<StoredAvatar>>;
     /// Deletes `user`'s avatar; true when there was one.
     async fn delete_avatar(&self, user: UserId) -> StoreResult<bool>;
+/// Group chats, channels, their members and invites (PROTOCOL §4.7).
+///
+/// Persists and queries only: role rules are the service's job. Names and codes arrive sealed,
+/// and codes are looked up by keyed blind indexes.
+#[async_trait]
+pub trait ChatStore: Send + Sync + fmt::Debug {
+    /// Creates a chat and the owner's membership (role owner, joined `at`) atomically; returns
+    /// the new id (1, 2, 3, … per store). Not public, no code, slow mode off.
+    async fn create_chat(
+        &self,
+        kind: ChatKind,
+        sealed_name: &[u8],
+        owner: UserId,
+        at: Timestamp,
+    ) -> StoreResult<i64>;
+    /// A chat by id.
+    async fn chat(&self, id: i64) -> StoreResult<Option<ChatRecord>>;
+    /// The chats `user` is a member of with their role, newest first (`created_at` descending,
+    /// then id descending): one page and the total.
+    async fn chats_of(
+        &self,
+        user: UserId,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(Vec<(ChatRecord, ChatRole)>, u64)>;
+    /// The membership of `user` in `chat`.
+    async fn member(&self, chat: i64, user: UserId) -> StoreResult<Option<ChatMember>>;
+    /// Members of `chat` ordered by `joined_at`, then uid: one page and the total.
+    async fn members(
+        &self,
+        chat: i64,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<(Vec<ChatMember>, u64)>;
+    /// Every member of `chat` in any order (fan-out; one indexed lookup).
+    async fn member_ids(&self, chat: i64) -> StoreResult<Vec<UserId>>;
+    /// Adds a membership; false (and no change) when `user` already is a member. `NotFound`
+    /// when the chat does not exist.
+    async fn add_member(
+        &self,
+        chat: i64,
+        user: UserId,
+        role: ChatRole,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Deletes a membership; false when there was none.
+    async fn remove_member(&self, chat: i64, user: UserId) -> StoreResult<bool>;
+    /// Sets a member's role; false when `user` is not a member.
+    async fn set_role(&self, chat: i64, user: UserId, role: ChatRole) -> StoreResult<bool>;
+    /// Sets `is_public`. When the chat has no permanent code yet and `new_code` is
+    /// `Some((sealed, blind_index))`, stores it (atomically: only if there is still none);
+    /// an existing code is kept forever. Returns the chat's sealed permanent code after the call.
+    /// `NotFound` when the chat does not exist; `Conflict("invite")` when another chat's code has
+    /// the same blind index.
+    async fn set_public(
+        &self,
+        chat: i64,
+        public: bool,
+        new_code: Option<(&[u8], &[u8])>,
+    ) -> StoreResult<Option<Vec<u8>>>;
+    /// The chat whose permanent code has this blind index, public or not (the service checks
+    /// `is_public`).
+    async fn chat_by_code_index(&self, index: &[u8]) -> StoreResult<Option<ChatRecord>>;
+    /// Sets the slow-mode interval; false when the chat does not exist.
+    async fn set_slow_mode(&self, chat: i64, secs: u32) -> StoreResult<bool>;
+    /// Stores a temporary invite under its code's blind index; `Conflict("invite")` when the
+    /// index is taken.
+    async fn create_invite(&self, index: &[u8], invite: &InviteRecord) -> StoreResult<()>;
+    /// An invite by its code's blind index. Expired ones may be returned: the service checks
+    /// `expires_at`.
+    async fn invite(&self, index: &[u8]) -> StoreResult<Option<InviteRecord>>;
+    /// Deletes the invites with `expires_at <= now`; returns how many.
+    async fn purge_invites(&self, now: Timestamp) -> StoreResult<u64>;
+    /// Whether some chat has both `a` and `b` as members (avatar visibility).
+    async fn share_chat(&self, a: UserId, b: UserId) -> StoreResult<bool>;
 }
 
 /// Backend health.
@@ -295,6 +372,7 @@ pub trait Store:
     + QueueStore
     + PushStore
     + AvatarStore
+    + ChatStore
     + StoreHealth
     + 'static
 {
@@ -308,6 +386,7 @@ impl<T> Store for T where
         + QueueStore
         + PushStore
         + AvatarStore
+        + ChatStore
         + StoreHealth
         + 'static
 {

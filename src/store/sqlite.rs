@@ -503,6 +503,8 @@ impl StoreHealth for SqliteStore {
 
 #[path = "sqlite_avatars.rs"]
 mod avatars;
+#[path = "sqlite_chats.rs"]
+mod chats;
 #[path = "sqlite_contacts.rs"]
 mod contacts;
 #[path = "sqlite_messages.rs"]
