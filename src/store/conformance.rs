@@ -25,7 +25,9 @@ macro_rules! store_conformance {
                 purge_messages_keeps_queued_and_forgets_client_ids,
                 push_set_replace_list, push_refused_for_foreign_or_revoked_session,
                 push_delete_is_conditional, push_revocation_removes_registrations,
-                push_listing_excludes_other_users);
+                push_listing_excludes_other_users,
+                manage_edit, manage_delete, manage_pin, manage_reactions,
+                manage_state_in_queue_replay, chat_history_paging, purge_removes_reactions);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -376,8 +378,10 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
 }
 
 mod expiry;
+mod manage;
 mod messages;
 mod push;
 pub(crate) use expiry::*;
+pub(crate) use manage::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;

@@ -503,6 +503,8 @@ impl StoreHealth for SqliteStore {
 
 #[path = "sqlite_contacts.rs"]
 mod contacts;
+#[path = "sqlite_manage.rs"]
+mod manage;
 #[path = "sqlite_messages.rs"]
 mod messages;
 #[path = "sqlite_push.rs"]
