@@ -1,3 +1,4 @@
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -82,6 +83,16 @@ pub struct Message {
     pub delivered: bool,
     /// Whether a recipient read it.
     pub read: bool,
+    /// When the payload was last replaced (`None`: never edited).
+    pub edited_at: Option<Timestamp>,
+    /// Deleted by its author: the payload is `""` and the signature gone, the message keeps its
+    /// place in history.
+    pub deleted: bool,
+    /// Pinned in its conversation.
+    pub pinned: bool,
+    /// Reactions: emoji → the users who reacted with it, in the order they did. A user has at
+    /// most one reaction per message; an emoji without users is absent.
+    pub reactions: BTreeMap<String, Vec<UserId>>,
 }
 
 /// A message to store, with the sending device's idempotency key.

@@ -1,5 +1,6 @@
 //! Direct messages: send, history, acknowledgements and receipts (PROTOCOL §4.6, §5.3).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -88,8 +89,8 @@ pub struct HistoryItem {
     pub deleted: bool,
     /// Pinned.
     pub pinned: bool,
-    /// Reactions by emoji.
-    pub reactions: serde_json::Map<String, serde_json::Value>,
+    /// Reactions: emoji → users, in the order they reacted.
+    pub reactions: BTreeMap<String, Vec<UserId>>,
     /// `queued` | `delivered` | `read`, only on DMs sent by the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
@@ -217,6 +218,10 @@ impl MessagesService {
                 created_at: Timestamp::now(),
                 delivered: false,
                 read: false,
+                edited_at: None,
+                deleted: false,
+                pinned: false,
+                reactions: Default::default(),
             };
             let new = NewMessage {
                 message,
@@ -367,28 +372,31 @@ impl MessagesService {
         } else {
             None
         };
-        let items = msgs
-            .iter()
-            .map(|m| HistoryItem {
-                message_id: m.id,
-                from: m.from,
-                to: m.to,
-                chat_id: m.chat_id,
-                ts: m.created_at,
-                edited_at: None,
-                deleted: false,
-                pinned: false,
-                reactions: serde_json::Map::new(),
-                status: (m.from == auth.user).then_some(if m.read {
+        let (messages, items) = msgs
+            .into_iter()
+            .map(|m| {
+                let status = (m.from == auth.user).then_some(if m.read {
                     "read"
                 } else if m.delivered {
                     "delivered"
                 } else {
                     "queued"
-                }),
+                });
+                let item = HistoryItem {
+                    message_id: m.id,
+                    from: m.from,
+                    to: m.to,
+                    chat_id: m.chat_id,
+                    ts: m.created_at,
+                    edited_at: m.edited_at,
+                    deleted: m.deleted,
+                    pinned: m.pinned,
+                    reactions: m.reactions,
+                    status,
+                };
+                (m.payload, item)
             })
-            .collect();
-        let messages = msgs.into_iter().map(|m| m.payload).collect();
+            .unzip();
         Ok(HistoryPage {
             messages,
             items,

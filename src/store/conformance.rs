@@ -29,7 +29,9 @@ macro_rules! store_conformance {
                 avatars_put_replace_get, avatars_delete, avatars_need_a_user,
                 chats_create, chats_of_order_paging_role, chat_members_paging_and_order,
                 chat_membership_changes, chat_member_ids_after_removals,
-                chat_set_public_keeps_first_code, chat_slow_mode, chat_invites, chat_share);
+                chat_set_public_keeps_first_code, chat_slow_mode, chat_invites, chat_share,
+                manage_edit, manage_delete, manage_pin, manage_reactions,
+                manage_state_in_queue_replay, chat_history_paging, purge_removes_reactions);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -382,10 +384,12 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
 mod avatars;
 mod chats;
 mod expiry;
+mod manage;
 mod messages;
 mod push;
 pub(crate) use avatars::*;
 pub(crate) use chats::*;
 pub(crate) use expiry::*;
+pub(crate) use manage::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;

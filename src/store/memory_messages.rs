@@ -81,8 +81,10 @@ impl DeviceQueue {
 /// Message and queue state of [`super::MemoryStore`].
 #[derive(Debug, Default)]
 pub(super) struct MessageMaps {
-    messages: DashMap<MessageId, Message>,
+    pub(super) messages: DashMap<MessageId, Message>,
     dm_index: DashMap<(UserId, UserId), BTreeSet<MessageId>>,
+    /// Message ids per chat (`chat_history`).
+    pub(super) chat_index: DashMap<i64, BTreeSet<MessageId>>,
     client_ids: DashMap<(SessionId, String), MessageId>,
     queues: DashMap<SessionId, DeviceQueue>,
 }
@@ -117,7 +119,12 @@ impl MessageStore for super::MemoryStore {
         let id = msg.message.id;
         // The message exists before its client_id is claimed, so a concurrent duplicate always
         // finds the original message.
-        m.messages.insert(id, msg.message.clone());
+        let mut message = msg.message.clone();
+        message.edited_at = None;
+        message.deleted = false;
+        message.pinned = false;
+        message.reactions.clear();
+        m.messages.insert(id, message);
         if let Some(cid) = &msg.client_id {
             match m.client_ids.entry((msg.sender_session, cid.clone())) {
                 Entry::Occupied(e) => {
@@ -136,6 +143,9 @@ impl MessageStore for super::MemoryStore {
                 .entry(pair(msg.message.from, to))
                 .or_default()
                 .insert(id);
+        }
+        if let Some(chat) = msg.message.chat_id {
+            m.chat_index.entry(chat).or_default().insert(id);
         }
         let seqs = targets
             .iter()
@@ -215,6 +225,45 @@ impl MessageStore for super::MemoryStore {
             }
             None => (false, false),
         })
+    }
+
+    async fn chat_history(
+        &self,
+        chat_id: i64,
+        before: Option<MessageId>,
+        skip: u64,
+        take: u64,
+    ) -> StoreResult<Vec<Message>> {
+        Ok(self.messages.chat_history(chat_id, before, skip, take))
+    }
+
+    async fn chat_count(&self, chat_id: i64) -> StoreResult<u64> {
+        Ok(self
+            .messages
+            .chat_index
+            .get(&chat_id)
+            .map_or(0, |s| s.len() as u64))
+    }
+
+    async fn edit_message(&self, id: MessageId, payload: &str, at: Timestamp) -> StoreResult<bool> {
+        Ok(self.messages.edit(id, payload, at))
+    }
+
+    async fn delete_message(&self, id: MessageId) -> StoreResult<bool> {
+        Ok(self.messages.delete(id))
+    }
+
+    async fn set_pinned(&self, id: MessageId, pinned: bool) -> StoreResult<bool> {
+        Ok(self.messages.pin(id, pinned))
+    }
+
+    async fn set_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        reaction: Option<&str>,
+    ) -> StoreResult<bool> {
+        Ok(self.messages.react(id, user, reaction))
     }
 }
 
@@ -361,6 +410,11 @@ impl QueueStore for super::MemoryStore {
             m.messages.remove(&msg.id);
             if let Some(to) = msg.to {
                 if let Some(mut set) = m.dm_index.get_mut(&pair(msg.from, to)) {
+                    set.remove(&msg.id);
+                }
+            }
+            if let Some(chat) = msg.chat_id {
+                if let Some(mut set) = m.chat_index.get_mut(&chat) {
                     set.remove(&msg.id);
                 }
             }

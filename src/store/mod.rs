@@ -23,6 +23,7 @@ use crate::model::{
 pub(crate) mod conformance;
 mod memory;
 mod memory_chats;
+mod memory_manage;
 mod memory_messages;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -169,7 +170,8 @@ pub trait ContactStore: Send + Sync + fmt::Debug {
 pub trait MessageStore: Send + Sync + fmt::Debug {
     /// In one durable write: checks the sender device's `client_id` (a repeat returns
     /// `Duplicate` and stores nothing), stores the message, and appends one queue entry per
-    /// target with that device's next `seq`.
+    /// target with that device's next `seq`. The message is stored as sent: its management state
+    /// (`edited_at`, `deleted`, `pinned`, `reactions`) is taken to be the default and ignored.
     async fn store_message(
         &self,
         msg: &NewMessage,
@@ -193,6 +195,36 @@ pub trait MessageStore: Send + Sync + fmt::Debug {
     async fn mark_delivered(&self, ids: &[MessageId]) -> StoreResult<Vec<MessageId>>;
     /// Marks a message read (and delivered); returns (newly delivered, newly read).
     async fn mark_read(&self, id: MessageId) -> StoreResult<(bool, bool)>;
+    /// Chat history, newest first, with the paging rules of [`Self::dm_history`]: skips `skip`
+    /// messages of the chat older than `before` (or the newest when `None`) and returns at most
+    /// `take`. Only messages stored with this `chat_id`; DMs never appear.
+    async fn chat_history(
+        &self,
+        chat_id: i64,
+        before: Option<MessageId>,
+        skip: u64,
+        take: u64,
+    ) -> StoreResult<Vec<Message>>;
+    /// Number of messages in the chat's history.
+    async fn chat_count(&self, chat_id: i64) -> StoreResult<u64>;
+    /// Replaces the payload and sets `edited_at` (the signature is kept); false when the message
+    /// does not exist or is deleted.
+    async fn edit_message(&self, id: MessageId, payload: &str, at: Timestamp) -> StoreResult<bool>;
+    /// Marks deleted and erases the payload to `""` and the signature; the message keeps its
+    /// place in history (and its pin and reactions). False when absent; true again when already
+    /// deleted.
+    async fn delete_message(&self, id: MessageId) -> StoreResult<bool>;
+    /// Sets or clears the pinned flag; false when the message is absent.
+    async fn set_pinned(&self, id: MessageId, pinned: bool) -> StoreResult<bool>;
+    /// Sets (`Some`) or removes (`None`) `user`'s reaction; false when the message is absent. A
+    /// changed reaction moves the user to the end of the new emoji's list; setting the same one
+    /// again changes nothing.
+    async fn set_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        reaction: Option<&str>,
+    ) -> StoreResult<bool>;
 }
 
 /// Per-device queues of durable frames.
@@ -226,8 +258,8 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
         max_len: u64,
         expire_before: Timestamp,
     ) -> StoreResult<Vec<(SessionId, i64)>>;
-    /// Deletes messages created before `history_before` that no queue entry references, and
-    /// forgets the `client_id`s of messages created before `dedupe_before`. Returns the number of
+    /// Deletes messages created before `history_before` that no queue entry references (with
+    /// their reactions), and forgets the `client_id`s of messages created before `dedupe_before`. Returns the number of
     /// messages deleted.
     async fn purge_messages(
         &self,

@@ -507,6 +507,8 @@ mod avatars;
 mod chats;
 #[path = "sqlite_contacts.rs"]
 mod contacts;
+#[path = "sqlite_manage.rs"]
+mod manage;
 #[path = "sqlite_messages.rs"]
 mod messages;
 #[path = "sqlite_push.rs"]

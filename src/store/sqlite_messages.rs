@@ -22,8 +22,8 @@ use crate::model::{
 };
 use crate::store::{MessageStore, QueueStore, StoreError, StoreResult};
 
-const MSG_COLS: &str = "m.id, m.from_uid, m.to_uid, m.chat_id, m.payload, m.signature, \
-     m.created_at, m.delivered, m.read";
+pub(super) const MSG_COLS: &str = "m.id, m.from_uid, m.to_uid, m.chat_id, m.payload, \
+     m.signature, m.created_at, m.delivered, m.read, m.edited_at, m.deleted, m.pinned";
 
 pub(super) fn id_blob(id: MessageId) -> Vec<u8> {
     id.as_u128().to_be_bytes().to_vec()
@@ -41,9 +41,13 @@ fn opt_uid_of(row: &SqliteRow, col: &str) -> StoreResult<Option<UserId>> {
     n.map(|_| uid_of(row, col)).transpose()
 }
 
-fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
+/// A message from the columns of [`MSG_COLS`], without its reactions (see `load_reactions`).
+pub(super) fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
     let delivered: i64 = row.try_get("delivered").map_err(be)?;
     let read: i64 = row.try_get("read").map_err(be)?;
+    let edited_at: Option<i64> = row.try_get("edited_at").map_err(be)?;
+    let deleted: i64 = row.try_get("deleted").map_err(be)?;
+    let pinned: i64 = row.try_get("pinned").map_err(be)?;
     Ok(Message {
         id: id_of(row, "id")?,
         from: uid_of(row, "from_uid")?,
@@ -54,6 +58,10 @@ fn message_from_row(row: &SqliteRow) -> StoreResult<Message> {
         created_at: Timestamp::from_millis(row.try_get("created_at").map_err(be)?),
         delivered: delivered != 0,
         read: read != 0,
+        edited_at: edited_at.map(Timestamp::from_millis),
+        deleted: deleted != 0,
+        pinned: pinned != 0,
+        reactions: Default::default(),
     })
 }
 
@@ -82,7 +90,7 @@ pub(super) fn hex(b: &[u8]) -> String {
     s
 }
 
-fn clamp(n: u64) -> i64 {
+pub(super) fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
@@ -109,7 +117,13 @@ impl MessageStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await
             .map_err(be)?;
-        row.as_ref().map(message_from_row).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut msg = [message_from_row(&row)?];
+        self.load_reactions(&mut msg).await?;
+        let [msg] = msg;
+        Ok(Some(msg))
     }
 
     async fn dm_history(
@@ -141,7 +155,12 @@ impl MessageStore for SqliteStore {
             query = query.bind(id_blob(before));
         }
         let rows = query.fetch_all(&self.pool).await.map_err(be)?;
-        rows.iter().map(message_from_row).collect()
+        let mut msgs = rows
+            .iter()
+            .map(message_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
+        self.load_reactions(&mut msgs).await?;
+        Ok(msgs)
     }
 
     async fn dm_count(&self, a: UserId, b: UserId) -> StoreResult<u64> {
@@ -186,6 +205,41 @@ impl MessageStore for SqliteStore {
             .map_err(be)?;
         tx.commit().await.map_err(be)?;
         Ok((delivered.rows_affected() == 1, read.rows_affected() == 1))
+    }
+
+    async fn chat_history(
+        &self,
+        chat_id: i64,
+        before: Option<MessageId>,
+        skip: u64,
+        take: u64,
+    ) -> StoreResult<Vec<Message>> {
+        self.chat_history_page(chat_id, before, skip, take).await
+    }
+
+    async fn chat_count(&self, chat_id: i64) -> StoreResult<u64> {
+        self.chat_total(chat_id).await
+    }
+
+    async fn edit_message(&self, id: MessageId, payload: &str, at: Timestamp) -> StoreResult<bool> {
+        self.edit(id, payload, at).await
+    }
+
+    async fn delete_message(&self, id: MessageId) -> StoreResult<bool> {
+        self.delete(id).await
+    }
+
+    async fn set_pinned(&self, id: MessageId, pinned: bool) -> StoreResult<bool> {
+        self.pin(id, pinned).await
+    }
+
+    async fn set_reaction(
+        &self,
+        id: MessageId,
+        user: UserId,
+        reaction: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.react(id, user, reaction).await
     }
 }
 
@@ -336,6 +390,7 @@ impl QueueStore for SqliteStore {
             };
             out.push(QueuedEntry { seq, item });
         }
+        self.queue_reactions(&mut out).await?;
         Ok(out)
     }
 
@@ -397,6 +452,7 @@ impl QueueStore for SqliteStore {
         dedupe_before: Timestamp,
     ) -> StoreResult<u64> {
         // In batches, each its own short write, so the sweep never holds the write lock long.
+        // The `messages_delete_reactions` trigger deletes the reactions of each purged message.
         let mut deleted = 0;
         loop {
             let n = sqlx::query(
