@@ -95,7 +95,7 @@ impl ChatStore for super::MemoryStore {
                 Some((chat.clone(), role))
             })
             .collect();
-        all.sort_by(|(a, _), (b, _)| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+        all.sort_by_key(|(c, _)| std::cmp::Reverse((c.created_at, c.id)));
         let total = all.len() as u64;
         Ok((page(all, offset, limit), total))
     }
