@@ -319,6 +319,13 @@ async fn sweep(core: &crate::service::Core) {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "history sweep failed"),
     }
+    if let Err(e) = core
+        .store
+        .purge_invites(crate::model::Timestamp::from_millis(now))
+        .await
+    {
+        tracing::warn!(error = %e, "invite sweep failed");
+    }
 }
 
 /// The cloneable hyper service of a [`Melo`]. See [`Melo::service`].

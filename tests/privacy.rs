@@ -93,6 +93,31 @@ async fn sqlite_file_has_no_plaintext_pii() {
         )
         .await;
     assert_eq!(r.body, json!({"status": "ok"}));
+    // Chat names and invite codes are sealed; codes are found by blind index.
+    let r = c
+        .post(
+            "/chats/create",
+            Some(&token),
+            &json!({"name": "Zanzibar Plotters", "type": "channel"}),
+        )
+        .await;
+    let chat_id = r.body["chat_id"].as_i64().expect("chat id");
+    let r = c
+        .post(
+            "/chats/set_public",
+            Some(&token),
+            &json!({"chat_id": chat_id, "is_public": true}),
+        )
+        .await;
+    let public_code = r.body["invite"].as_str().expect("code").to_owned();
+    let r = c
+        .post(
+            "/invites/create",
+            Some(&token),
+            &json!({"chat_id": chat_id, "ttl_minutes": 5}),
+        )
+        .await;
+    let temp_code = r.body["code"].as_str().expect("code").to_owned();
     // The values are readable through the API...
     let p = c.get("/profile", Some(&token)).await;
     assert_eq!(p.body["phone"], phone);
@@ -120,6 +145,9 @@ async fn sqlite_file_has_no_plaintext_pii() {
         "P256DHPROBEKEYVALUE",
         "AUTHPROBESECRET",
         "FCMPROBETOKEN",
+        "Zanzibar Plotters",
+        &public_code,
+        &temp_code,
     ];
     assert!(scan(dir.path(), &needles) > 0);
     s.stop().await;

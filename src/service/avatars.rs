@@ -200,8 +200,8 @@ impl AvatarsService {
         if self.core.are_contacts(viewer, owner).await? {
             return Ok(true);
         }
-        // TODO(chats): also users sharing a chat (no chat store exists yet).
-        Ok(false)
+        // Users sharing a chat.
+        Ok(self.core.store.share_chat(viewer, owner).await?)
     }
 }
 

@@ -100,10 +100,7 @@ impl ChatsService {
     }
 
     fn open_name(&self, chat: &ChatRecord) -> Result<String> {
-        Ok(self
-            .core
-            .pii
-            .open_string("chats", "name", "", &chat.name)?)
+        Ok(self.core.pii.open_string("chats", "name", "", &chat.name)?)
     }
 
     fn open_code(&self, sealed: &[u8]) -> Result<String> {
@@ -208,7 +205,12 @@ impl ChatsService {
     }
 
     /// `POST /chats/set_slow_mode`: owner or admin.
-    pub async fn set_slow_mode(&self, auth: &Authenticated, chat_id: i64, secs: u64) -> Result<u32> {
+    pub async fn set_slow_mode(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        secs: u64,
+    ) -> Result<u32> {
         let (_, me) = self.membership(auth.user, chat_id).await?;
         if me.role == ChatRole::Member {
             return Err(Error::Forbidden);
@@ -265,11 +267,7 @@ impl ChatsService {
                 .pii
                 .open_string("users", "nickname", &row, &u.nickname)?;
             let public_e2e_key = match &u.public_key {
-                Some(k) => Some(
-                    self.core
-                        .pii
-                        .open_string("users", "public_key", &row, k)?,
-                ),
+                Some(k) => Some(self.core.pii.open_string("users", "public_key", &row, k)?),
                 None => None,
             };
             out.push(MemberView {
@@ -433,7 +431,9 @@ impl ChatsService {
                 chat_id,
                 code: self.core.pii.seal_str("invites", "code", "", &code)?,
                 created_by: auth.user,
-                expires_at: Timestamp::from_millis(Timestamp::now().millis() + ttl.as_millis() as i64),
+                expires_at: Timestamp::from_millis(
+                    Timestamp::now().millis() + ttl.as_millis() as i64,
+                ),
             };
             match self
                 .core

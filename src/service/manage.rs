@@ -118,7 +118,16 @@ impl ManageService {
         let targets: Vec<_> = l
             .participants
             .iter()
-            .map(|u| (*u, if *u == auth.user { own.clone() } else { base.clone() }))
+            .map(|u| {
+                (
+                    *u,
+                    if *u == auth.user {
+                        own.clone()
+                    } else {
+                        base.clone()
+                    },
+                )
+            })
             .collect();
         self.core.emit(&targets, Some(auth.session)).await
     }

@@ -13,7 +13,7 @@ use super::{Authenticated, Core, Error, Result};
 use crate::model::{
     AckedEntry, Message, MessageId, NewMessage, QueueTarget, StoreOutcome, Timestamp, UserId,
 };
-use crate::model::{ChatKind, ChatRole};
+use crate::model::{ChatKind, ChatRole, SessionId};
 use crate::store::ContactState;
 
 /// Largest payload, bytes.
@@ -188,13 +188,17 @@ impl MessagesService {
             };
             let mut targets: Vec<QueueTarget> = Vec::new();
             for user in &recipients {
-                targets.extend(self.core.session_ids(*user).await?.iter().map(|s| {
-                    QueueTarget {
-                        session: *s,
-                        user: *user,
-                        self_copy: false,
-                    }
-                }));
+                targets.extend(
+                    self.core
+                        .session_ids(*user)
+                        .await?
+                        .iter()
+                        .map(|s| QueueTarget {
+                            session: *s,
+                            user: *user,
+                            self_copy: false,
+                        }),
+                );
             }
             targets.extend(
                 self.core
@@ -342,12 +346,48 @@ impl MessagesService {
     ) -> Result<HistoryPage> {
         let store = &self.core.store;
         let total = store.dm_count(auth.user, peer).await?;
+        self.history_page(auth, q, total, |before, skip, take| async move {
+            Ok(store
+                .dm_history(auth.user, peer, before, skip, take)
+                .await?)
+        })
+        .await
+    }
+
+    /// Chat history: members only (`not_a_member`, also for unknown chats).
+    pub async fn chat_history(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        q: HistoryQuery,
+    ) -> Result<HistoryPage> {
+        let store = &self.core.store;
+        if store.member(chat_id, auth.user).await?.is_none() {
+            return Err(Error::NotAMember);
+        }
+        let total = store.chat_count(chat_id).await?;
+        self.history_page(auth, q, total, |before, skip, take| async move {
+            Ok(store.chat_history(chat_id, before, skip, take).await?)
+        })
+        .await
+    }
+
+    /// One page of a conversation; `fetch(before, skip, take)` reads newest first.
+    async fn history_page<F, Fut>(
+        &self,
+        auth: &Authenticated,
+        q: HistoryQuery,
+        total: u64,
+        fetch: F,
+    ) -> Result<HistoryPage>
+    where
+        F: Fn(Option<MessageId>, u64, u64) -> Fut,
+        Fut: Future<Output = Result<Vec<Message>>>,
+    {
         let (mut msgs, page, per_page, pages, has_more) = match q {
             HistoryQuery::Page { page, per_page } => {
                 let skip = (page - 1).saturating_mul(per_page);
-                let msgs = store
-                    .dm_history(auth.user, peer, None, skip, per_page)
-                    .await?;
+                let msgs = fetch(None, skip, per_page).await?;
                 let pages = total.div_ceil(per_page);
                 (
                     msgs,
@@ -358,9 +398,7 @@ impl MessagesService {
                 )
             }
             HistoryQuery::Cursor { before, limit } => {
-                let mut msgs = store
-                    .dm_history(auth.user, peer, before, 0, limit + 1)
-                    .await?;
+                let mut msgs = fetch(before, 0, limit + 1).await?;
                 let more = msgs.len() as u64 > limit;
                 msgs.truncate(limit as usize);
                 (msgs, None, limit, None, more)
@@ -375,7 +413,8 @@ impl MessagesService {
         let (messages, items) = msgs
             .into_iter()
             .map(|m| {
-                let status = (m.from == auth.user).then_some(if m.read {
+                // Delivery status only on DMs the caller sent.
+                let status = (m.from == auth.user && m.chat_id.is_none()).then_some(if m.read {
                     "read"
                 } else if m.delivered {
                     "delivered"

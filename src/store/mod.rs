@@ -311,6 +311,8 @@ pub trait AvatarStore: Send + Sync + fmt::Debug {
     async fn avatar(&self, user: UserId) -> StoreResult<Option<StoredAvatar>>;
     /// Deletes `user`'s avatar; true when there was one.
     async fn delete_avatar(&self, user: UserId) -> StoreResult<bool>;
+}
+
 /// Group chats, channels, their members and invites (PROTOCOL §4.7).
 ///
 /// Persists and queries only: role rules are the service's job. Names and codes arrive sealed,

@@ -34,9 +34,7 @@ async fn chat_relay(ws: &mut WsClient, chat: i64, payload: &str, cid: &str) -> V
         .await;
     ws.recv_where(
         &format!("the reply to {cid}"),
-        |f| {
-            (is(f, "msg_status") && f["client_id"] == cid) || (is(f, "error") && f["ref"] == cid)
-        },
+        |f| (is(f, "msg_status") && f["client_id"] == cid) || (is(f, "error") && f["ref"] == cid),
         WAIT,
     )
     .await
@@ -53,7 +51,8 @@ async fn delivery_in(ws: &mut WsClient, chat: i64, id: &str) -> Value {
     assert_eq!(f["chat_id"], chat, "{f}");
     assert!(f.get("to").is_none(), "no `to` in a chat delivery: {f}");
     if let Some(seq) = f["seq"].as_i64() {
-        ws.send_json(&json!({"type": "ack_received", "seq": seq})).await;
+        ws.send_json(&json!({"type": "ack_received", "seq": seq}))
+            .await;
     }
     f
 }
@@ -74,7 +73,10 @@ pub async fn s12(t: &Target) {
     assert_ok(&r);
     assert_eq!(r.body["type"], "chat");
     let k = r.body["chat_id"].as_i64().expect("chat_id");
-    for bad in [json!({"name": "T"}), json!({"name": "Team", "type": "room"})] {
+    for bad in [
+        json!({"name": "T"}),
+        json!({"name": "Team", "type": "room"}),
+    ] {
         let r = post(t, &a, "/chats/create", bad).await;
         assert_eq!(r.status, 422, "{}", r.body);
     }
@@ -134,7 +136,11 @@ pub async fn s12(t: &Target) {
         let f = wa
             .recv_where(
                 "delivered",
-                |f| is(f, "msg_status") && f["status"] == "delivered" && f["message_id"] == m1.as_str(),
+                |f| {
+                    is(f, "msg_status")
+                        && f["status"] == "delivered"
+                        && f["message_id"] == m1.as_str()
+                },
                 WAIT,
             )
             .await;
@@ -154,26 +160,50 @@ pub async fn s12(t: &Target) {
         .assert_error(422, "validation_failed");
     let r = post(t, &a, "/chats/set_slow_mode", slow(30)).await;
     assert_eq!(r.body, json!({"ok": true, "slow_mode": 30}));
-    assert_eq!(chat_relay(&mut wc, k, "QzE=", "c1").await["status"], "queued");
+    assert_eq!(
+        chat_relay(&mut wc, k, "QzE=", "c1").await["status"],
+        "queued"
+    );
     let limited = chat_relay(&mut wc, k, "QzI=", "c2").await;
     assert_eq!(limited["status"], "rate_limited", "{limited}");
     let retry = limited["retry_after"].as_u64().expect("retry_after");
     assert!((1..=30).contains(&retry), "{limited}");
-    let r = post(t, &c, "/messages/send", json!({"chat_id": k, "data": "QzM="})).await;
+    let r = post(
+        t,
+        &c,
+        "/messages/send",
+        json!({"chat_id": k, "data": "QzM="}),
+    )
+    .await;
     r.assert_error(429, "slow_mode");
     for cid in ["a1", "a2"] {
-        assert_eq!(chat_relay(&mut wa, k, "QTE=", cid).await["status"], "queued");
+        assert_eq!(
+            chat_relay(&mut wa, k, "QTE=", cid).await["status"],
+            "queued"
+        );
     }
     // 7) A public channel.
-    let r = post(t, &a, "/chats/create", json!({"name": "News", "type": "channel"})).await;
+    let r = post(
+        t,
+        &a,
+        "/chats/create",
+        json!({"name": "News", "type": "channel"}),
+    )
+    .await;
     assert_ok(&r);
     let n = r.body["chat_id"].as_i64().expect("chat_id");
     let public = |p: bool| json!({"chat_id": n, "is_public": p});
     let r = post(t, &a, "/chats/set_public", public(true)).await;
     let code = r.body["invite"].as_str().expect("invite").to_owned();
     assert_eq!(code.len(), 14);
-    let r = t.client.get(&format!("/chats/by_invite/{code}"), None).await;
-    assert_eq!(r.body, json!({"chat_id": n, "name": "News", "type": "channel"}));
+    let r = t
+        .client
+        .get(&format!("/chats/by_invite/{code}"), None)
+        .await;
+    assert_eq!(
+        r.body,
+        json!({"chat_id": n, "name": "News", "type": "channel"})
+    );
     let r = post(t, &a, "/chats/set_public", public(false)).await;
     assert_eq!(r.body, json!({"ok": true, "invite": null}));
     t.client
@@ -181,12 +211,19 @@ pub async fn s12(t: &Target) {
         .await
         .assert_error(404, "invite_invalid");
     let r = post(t, &a, "/chats/set_public", public(true)).await;
-    assert_eq!(r.body["invite"], code.as_str(), "the permanent code is kept");
+    assert_eq!(
+        r.body["invite"],
+        code.as_str(),
+        "the permanent code is kept"
+    );
     // 8) B joins by the code; members cannot post in a channel; A's post reaches B.
     let r = post(t, &b, "/invites/join", json!({"code": code})).await;
     assert_eq!(r.body, json!({"ok": true, "chat_id": n}));
     let e = chat_relay(&mut wb, n, "Qg==", "b1").await;
-    assert_eq!((e["type"].as_str(), e["reason"].as_str()), (Some("error"), Some("forbidden")));
+    assert_eq!(
+        (e["type"].as_str(), e["reason"].as_str()),
+        (Some("error"), Some("forbidden"))
+    );
     let q = chat_relay(&mut wa, n, "TmV3cw==", "n1").await;
     let news = hex32(&q["message_id"]);
     delivery_in(&mut wb, n, &news).await;
@@ -197,13 +234,24 @@ pub async fn s12(t: &Target) {
     )
     .await;
     // 9) Temporary invites.
-    let r = post(t, &a, "/invites/create", json!({"chat_id": k, "ttl_minutes": 5})).await;
+    let r = post(
+        t,
+        &a,
+        "/invites/create",
+        json!({"chat_id": k, "ttl_minutes": 5}),
+    )
+    .await;
     assert_ok(&r);
     assert_eq!(r.body["expires_in"], 300);
     assert_eq!(r.body["code"].as_str().map(str::len), Some(14));
-    post(t, &c, "/invites/create", json!({"chat_id": k, "ttl_minutes": 5}))
-        .await
-        .assert_error(403, "forbidden");
+    post(
+        t,
+        &c,
+        "/invites/create",
+        json!({"chat_id": k, "ttl_minutes": 5}),
+    )
+    .await
+    .assert_error(403, "forbidden");
     post(t, &c, "/invites/join", json!({"code": "AAAAAAAAAAAAAA"}))
         .await
         .assert_error(404, "invite_invalid");
@@ -263,10 +311,19 @@ pub async fn s13(t: &Target) {
         v
     };
     // 1) A edits M5: B gets `edit`, A2 with `self`.
-    let r = post(t, &a, "/messages/edit", body(&m5, json!({"new_data": "TkVX"}))).await;
+    let r = post(
+        t,
+        &a,
+        "/messages/edit",
+        body(&m5, json!({"new_data": "TkVX"})),
+    )
+    .await;
     assert_eq!(r.body, json!({"ok": true}));
     let e = event(&mut wb, "edit", &m5).await;
-    assert_eq!((e["payload"].as_str(), e["from"].as_str()), (Some("TkVX"), Some(a.uid.as_str())));
+    assert_eq!(
+        (e["payload"].as_str(), e["from"].as_str()),
+        (Some("TkVX"), Some(a.uid.as_str()))
+    );
     let e = event(&mut wa2, "edit", &m5).await;
     assert_eq!(e["self"], true);
     let h = t
@@ -274,18 +331,39 @@ pub async fn s13(t: &Target) {
         .get(&format!("/messages/history/dm/{}", b.uid), Some(&a.token))
         .await;
     let items = h.body["items"].as_array().expect("items");
-    let i5 = items.iter().position(|i| i["message_id"] == m5.as_str()).expect("M5");
+    let i5 = items
+        .iter()
+        .position(|i| i["message_id"] == m5.as_str())
+        .expect("M5");
     assert_eq!(h.body["messages"][i5], "TkVX");
     assert!(items[i5]["edited_at"].is_string(), "{}", items[i5]);
     // 2) B cannot edit A's message; C (not in the conversation) gets 404.
-    post(t, &b, "/messages/edit", body(&m5, json!({"new_data": "eA=="})))
-        .await
-        .assert_error(403, "forbidden");
-    post(t, &c, "/messages/edit", body(&m5, json!({"new_data": "eA=="})))
-        .await
-        .assert_error(404, "message_not_found");
+    post(
+        t,
+        &b,
+        "/messages/edit",
+        body(&m5, json!({"new_data": "eA=="})),
+    )
+    .await
+    .assert_error(403, "forbidden");
+    post(
+        t,
+        &c,
+        "/messages/edit",
+        body(&m5, json!({"new_data": "eA=="})),
+    )
+    .await
+    .assert_error(404, "message_not_found");
     // 3) Reactions.
-    assert_ok(&post(t, &b, "/messages/react", body(&m5, json!({"reaction": "👍"}))).await);
+    assert_ok(
+        &post(
+            t,
+            &b,
+            "/messages/react",
+            body(&m5, json!({"reaction": "👍"})),
+        )
+        .await,
+    );
     let e = event(&mut wa, "react", &m5).await;
     assert_eq!(e["reaction"], "👍");
     let h = t
@@ -310,15 +388,26 @@ pub async fn s13(t: &Target) {
     event(&mut wb, "delete", &m3).await;
     let h = t
         .client
-        .get(&format!("/messages/history/dm/{}", b.uid), Some(&b.token))
+        .get(&format!("/messages/history/dm/{}", a.uid), Some(&b.token))
         .await;
     let items = h.body["items"].as_array().expect("items");
-    let i3 = items.iter().position(|i| i["message_id"] == m3.as_str()).expect("M3 keeps its place");
+    let i3 = items
+        .iter()
+        .position(|i| i["message_id"] == m3.as_str())
+        .expect("M3 keeps its place");
     assert_eq!(h.body["messages"][i3], "");
     assert_eq!(items[i3]["deleted"], true);
     // 6) B offline; A edits M4; B's backlog has the edit.
     wb.ack_and_close().await;
-    assert_ok(&post(t, &a, "/messages/edit", body(&m4, json!({"new_data": "TTQy"}))).await);
+    assert_ok(
+        &post(
+            t,
+            &a,
+            "/messages/edit",
+            body(&m4, json!({"new_data": "TTQy"})),
+        )
+        .await,
+    );
     let mut wb = WsClient::open(t.http, &b.token).await;
     let sync = wb.sync().await;
     let edit = sync

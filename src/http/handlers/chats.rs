@@ -16,21 +16,96 @@ type Res = Result<http::Response<Body>, ApiError>;
 
 pub(super) fn routes() -> Vec<Route> {
     use Access::{Public, Token};
-    let r = |m, p, a, s, h: fn(Ctx) -> crate::http::router::HandlerFuture| Route::new(m, p, a, s, h);
+    let r =
+        |m, p, a, s, h: fn(Ctx) -> crate::http::router::HandlerFuture| Route::new(m, p, a, s, h);
     vec![
-        r(Method::POST, "/chats/create", Token, "Create a group chat or channel", |c| Box::pin(create(c))),
-        r(Method::GET, "/chats/list", Token, "The caller's chats", |c| Box::pin(list(c))),
-        r(Method::POST, "/chats/set_public", Token, "Make a chat public or private", |c| Box::pin(set_public(c))),
-        r(Method::POST, "/chats/set_slow_mode", Token, "Set a chat's slow mode", |c| Box::pin(set_slow_mode(c))),
-        r(Method::GET, "/chats/by_invite/{code}", Public, "A public chat by its permanent code", |c| Box::pin(by_invite(c))),
-        r(Method::GET, "/chats/members", Token, "Members of a chat", |c| Box::pin(members(c))),
-        r(Method::POST, "/chats/leave", Token, "Leave a chat", |c| Box::pin(leave(c))),
-        r(Method::POST, "/chats/members/add", Token, "Add a contact to a chat", |c| Box::pin(add(c))),
-        r(Method::POST, "/chats/members/remove", Token, "Remove a member", |c| Box::pin(remove(c))),
-        r(Method::POST, "/chats/members/role", Token, "Change a member's role", |c| Box::pin(role(c))),
-        r(Method::POST, "/invites/create", Token, "Create a temporary invite", |c| Box::pin(invite_create(c))),
-        r(Method::POST, "/invites/join", Token, "Join by invite or public code", |c| Box::pin(invite_join(c))),
-        r(Method::GET, "/messages/history/chat/{chat_id}", Token, "Chat history (members only)", |c| Box::pin(history(c))),
+        r(
+            Method::POST,
+            "/chats/create",
+            Token,
+            "Create a group chat or channel",
+            |c| Box::pin(create(c)),
+        ),
+        r(
+            Method::GET,
+            "/chats/list",
+            Token,
+            "The caller's chats",
+            |c| Box::pin(list(c)),
+        ),
+        r(
+            Method::POST,
+            "/chats/set_public",
+            Token,
+            "Make a chat public or private",
+            |c| Box::pin(set_public(c)),
+        ),
+        r(
+            Method::POST,
+            "/chats/set_slow_mode",
+            Token,
+            "Set a chat's slow mode",
+            |c| Box::pin(set_slow_mode(c)),
+        ),
+        r(
+            Method::GET,
+            "/chats/by_invite/{code}",
+            Public,
+            "A public chat by its permanent code",
+            |c| Box::pin(by_invite(c)),
+        ),
+        r(
+            Method::GET,
+            "/chats/members",
+            Token,
+            "Members of a chat",
+            |c| Box::pin(members(c)),
+        ),
+        r(Method::POST, "/chats/leave", Token, "Leave a chat", |c| {
+            Box::pin(leave(c))
+        }),
+        r(
+            Method::POST,
+            "/chats/members/add",
+            Token,
+            "Add a contact to a chat",
+            |c| Box::pin(add(c)),
+        ),
+        r(
+            Method::POST,
+            "/chats/members/remove",
+            Token,
+            "Remove a member",
+            |c| Box::pin(remove(c)),
+        ),
+        r(
+            Method::POST,
+            "/chats/members/role",
+            Token,
+            "Change a member's role",
+            |c| Box::pin(role(c)),
+        ),
+        r(
+            Method::POST,
+            "/invites/create",
+            Token,
+            "Create a temporary invite",
+            |c| Box::pin(invite_create(c)),
+        ),
+        r(
+            Method::POST,
+            "/invites/join",
+            Token,
+            "Join by invite or public code",
+            |c| Box::pin(invite_join(c)),
+        ),
+        r(
+            Method::GET,
+            "/messages/history/chat/{chat_id}",
+            Token,
+            "Chat history (members only)",
+            |c| Box::pin(history(c)),
+        ),
     ]
 }
 
@@ -77,8 +152,10 @@ async fn list(c: Ctx) -> Res {
     let auth = c.auth()?;
     let (offset, limit, page) = paging::page(&c, 20)?;
     let (chats, total) = c.app.services.chats.list(&auth, offset, limit).await?;
-    Ok(ok(&json!({"chats": chats, "page": page, "per_page": limit, "total": total,
-        "pages": total.div_ceil(limit)})))
+    Ok(ok(
+        &json!({"chats": chats, "page": page, "per_page": limit, "total": total,
+        "pages": total.div_ceil(limit)}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -99,7 +176,12 @@ async fn set_public(mut c: Ctx) -> Res {
     let auth = c.auth()?;
     let b: PublicBody = c.json().await?;
     let id = chat_id(b.chat_id, "chat_id")?;
-    let code = c.app.services.chats.set_public(&auth, id, b.is_public).await?;
+    let code = c
+        .app
+        .services
+        .chats
+        .set_public(&auth, id, b.is_public)
+        .await?;
     Ok(ok(&json!({"ok": true, "invite": code})))
 }
 
@@ -115,7 +197,12 @@ async fn set_slow_mode(mut c: Ctx) -> Res {
     let auth = c.auth()?;
     let b: SlowBody = c.json().await?;
     let id = chat_id(b.chat_id, "chat_id")?;
-    let secs = c.app.services.chats.set_slow_mode(&auth, id, b.seconds).await?;
+    let secs = c
+        .app
+        .services
+        .chats
+        .set_slow_mode(&auth, id, b.seconds)
+        .await?;
     Ok(ok(&json!({"ok": true, "slow_mode": secs})))
 }
 
@@ -131,9 +218,16 @@ async fn members(c: Ctx) -> Res {
     let auth = c.auth()?;
     let id = query_chat_id(&c)?;
     let (offset, limit, page) = paging::page(&c, 100)?;
-    let (members, total) = c.app.services.chats.members(&auth, id, offset, limit).await?;
-    Ok(ok(&json!({"members": members, "page": page, "per_page": limit, "total": total,
-        "pages": total.div_ceil(limit)})))
+    let (members, total) = c
+        .app
+        .services
+        .chats
+        .members(&auth, id, offset, limit)
+        .await?;
+    Ok(ok(
+        &json!({"members": members, "page": page, "per_page": limit, "total": total,
+        "pages": total.div_ceil(limit)}),
+    ))
 }
 
 /// # POST /chats/leave
@@ -156,7 +250,8 @@ struct MemberBody {
 
 fn member_args(b: &mut MemberBody) -> Result<(i64, UserId), ApiError> {
     let id = chat_id(b.chat_id.take(), "chat_id")?;
-    let user = validate::uid(&b.user_unique_id).map_err(|p| ApiError::field("user_unique_id", p))?;
+    let user =
+        validate::uid(&b.user_unique_id).map_err(|p| ApiError::field("user_unique_id", p))?;
     Ok((id, user))
 }
 
@@ -184,7 +279,11 @@ async fn role(mut c: Ctx) -> Res {
     let mut b: MemberBody = c.json().await?;
     let (id, user) = member_args(&mut b)?;
     let role = b.role.unwrap_or_default();
-    c.app.services.chats.set_role(&auth, id, user, &role).await?;
+    c.app
+        .services
+        .chats
+        .set_role(&auth, id, user, &role)
+        .await?;
     Ok(ok(&json!({"ok": true})))
 }
 
@@ -203,7 +302,9 @@ async fn invite_create(mut c: Ctx) -> Res {
     let id = chat_id(b.chat_id, "chat_id")?;
     let ttl = b.ttl_minutes.unwrap_or(60);
     let (code, expires_in) = c.app.services.chats.create_invite(&auth, id, ttl).await?;
-    Ok(ok(&json!({"ok": true, "code": code, "expires_in": expires_in})))
+    Ok(ok(
+        &json!({"ok": true, "code": code, "expires_in": expires_in}),
+    ))
 }
 
 #[derive(Deserialize)]

@@ -16,18 +16,34 @@ type Res = Result<http::Response<Body>, ApiError>;
 pub(super) fn routes() -> Vec<Route> {
     use Access::Token;
     vec![
-        Route::new(Method::POST, "/messages/edit", Token, "Edit an own message", |c| {
-            Box::pin(edit(c))
-        }),
-        Route::new(Method::POST, "/messages/delete", Token, "Delete an own message", |c| {
-            Box::pin(delete(c))
-        }),
-        Route::new(Method::POST, "/messages/pin", Token, "Pin or unpin a message", |c| {
-            Box::pin(pin(c))
-        }),
-        Route::new(Method::POST, "/messages/react", Token, "React to a message", |c| {
-            Box::pin(react(c))
-        }),
+        Route::new(
+            Method::POST,
+            "/messages/edit",
+            Token,
+            "Edit an own message",
+            |c| Box::pin(edit(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/messages/delete",
+            Token,
+            "Delete an own message",
+            |c| Box::pin(delete(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/messages/pin",
+            Token,
+            "Pin or unpin a message",
+            |c| Box::pin(pin(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/messages/react",
+            Token,
+            "React to a message",
+            |c| Box::pin(react(c)),
+        ),
     ]
 }
 
@@ -67,7 +83,11 @@ async fn edit(mut c: Ctx) -> Res {
     let Some(new_data) = b.new_data.as_deref() else {
         return Err(ApiError::field("new_data", "is required"));
     };
-    c.app.services.manage.edit(&auth, b.target()?, new_data).await?;
+    c.app
+        .services
+        .manage
+        .edit(&auth, b.target()?, new_data)
+        .await?;
     Ok(ok(&json!({"ok": true})))
 }
 
@@ -84,7 +104,11 @@ async fn pin(mut c: Ctx) -> Res {
     let auth = c.auth()?;
     let b: ManageBody = c.json().await?;
     let pinned = b.pinned.unwrap_or(true);
-    c.app.services.manage.pin(&auth, b.target()?, pinned).await?;
+    c.app
+        .services
+        .manage
+        .pin(&auth, b.target()?, pinned)
+        .await?;
     Ok(ok(&json!({"ok": true})))
 }
 
@@ -95,6 +119,10 @@ async fn react(mut c: Ctx) -> Res {
     let Some(reaction) = b.reaction.as_deref() else {
         return Err(ApiError::field("reaction", "is required"));
     };
-    c.app.services.manage.react(&auth, b.target()?, reaction).await?;
+    c.app
+        .services
+        .manage
+        .react(&auth, b.target()?, reaction)
+        .await?;
     Ok(ok(&json!({"ok": true})))
 }

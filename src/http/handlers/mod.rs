@@ -4,12 +4,12 @@
 use super::router::Route;
 
 mod account;
-mod chats;
 mod avatars;
+mod chats;
 mod contacts;
 mod devices;
-mod messages;
 mod manage;
+mod messages;
 mod meta;
 mod paging;
 mod presence;
