@@ -18,8 +18,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::call_frames::{forwarded, media_of, state_frame, CallError, CallResult, Signal};
 use super::{Authenticated, Core};
-use crate::model::{SessionId, Timestamp, UserId};
+use crate::model::{SessionId, UserId};
 use crate::push::PushEvent;
 
 /// Lifetime of every call key: a call longer than this ends when its keys expire.
@@ -28,58 +29,6 @@ const CALL_KEY_TTL: Duration = Duration::from_secs(12 * 3600);
 const HELD_MAX_FRAMES: usize = 64;
 /// Bytes held per call, at most.
 const HELD_MAX_BYTES: usize = 256 * 1024;
-
-/// Why a call frame was refused (the `error` reason on the socket).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallError {
-    /// No active call of the sender, or the sender's device is not engaged in it.
-    NotFound,
-    /// The caller is already in a call.
-    InProgress,
-    /// Calls connect accepted contacts only.
-    NotAContact,
-    /// The target is the caller.
-    InvalidTarget,
-    /// The frame is malformed; the text says how.
-    Invalid(&'static str),
-    /// A backend failed.
-    Unavailable,
-}
-
-impl CallError {
-    /// The PROTOCOL reason code.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::NotFound => "call_not_found",
-            Self::InProgress => "call_in_progress",
-            Self::NotAContact => "not_a_contact",
-            Self::InvalidTarget => "invalid_target",
-            Self::Invalid(_) => "invalid_frame",
-            Self::Unavailable => "internal_error",
-        }
-    }
-
-    /// Human-readable message.
-    pub fn message(self) -> &'static str {
-        match self {
-            Self::NotFound => "no active call of this device with that peer",
-            Self::InProgress => "you are already in a call",
-            Self::NotAContact => "calls connect accepted contacts only",
-            Self::InvalidTarget => "the target is yourself",
-            Self::Invalid(why) => why,
-            Self::Unavailable => "internal error",
-        }
-    }
-}
-
-impl From<crate::ephemeral::EphemeralError> for CallError {
-    fn from(e: crate::ephemeral::EphemeralError) -> Self {
-        tracing::warn!(error = %e, "call state unavailable");
-        Self::Unavailable
-    }
-}
-
-type CallResult<T> = Result<T, CallError>;
 
 /// One call, as stored. Never changes after creation; the decision and the connected flag are
 /// separate keys so that no write can resurrect an ended call.
@@ -90,52 +39,6 @@ struct CallRecord {
     caller_session: SessionId,
     callee: UserId,
     media: String,
-}
-
-/// The role of a signal in the state machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Signal {
-    Start,
-    Offer,
-    Answer,
-    Candidate,
-    Ringing,
-    Accept,
-    Reject,
-    Hangup,
-    Connected,
-    EndState,
-}
-
-impl Signal {
-    fn of_type(kind: &str) -> Option<Self> {
-        Some(match kind {
-            "call_start" => Self::Start,
-            "offer" => Self::Offer,
-            "answer" => Self::Answer,
-            "candidate" | "ice" => Self::Candidate,
-            "ringing" => Self::Ringing,
-            "call_accept" | "accept" => Self::Accept,
-            "call_reject" | "reject" => Self::Reject,
-            "hangup" | "call_end" => Self::Hangup,
-            "call_connected" => Self::Connected,
-            "call_end_state" => Self::EndState,
-            _ => return None,
-        })
-    }
-
-    fn of_call_signal(signal: &str) -> Option<Self> {
-        match signal {
-            "offer" | "answer" | "candidate" | "ice" | "ringing" | "accept" | "reject"
-            | "hangup" => Self::of_type(signal),
-            _ => None,
-        }
-    }
-}
-
-/// The frame types this service handles.
-pub fn is_call_frame(kind: &str) -> bool {
-    kind == "call_signal" || Signal::of_type(kind).is_some()
 }
 
 /// How a ringing call ended.
@@ -151,19 +54,6 @@ enum RingEnd {
 pub struct CallsService {
     core: Arc<Core>,
     notify: super::push::PushService,
-}
-
-#[derive(Serialize)]
-struct CallState<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    call_id: &'a str,
-    state: &'static str,
-    from: UserId,
-    to: UserId,
-    ts: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
 }
 
 fn key(kind: &str, id: &str) -> String {
@@ -650,55 +540,4 @@ impl CallsService {
     fn to_session(&self, user: UserId, session: SessionId, frame: &Bytes) {
         self.core.hub.send_to_session(user, session, frame);
     }
-}
-
-fn media_of(frame: &Map<String, Value>) -> CallResult<String> {
-    let media = frame
-        .get("media")
-        .or_else(|| frame.get("payload").and_then(|p| p.get("media")));
-    match media {
-        None | Some(Value::Null) => Ok("audio".into()),
-        Some(Value::String(m)) if m == "audio" || m == "video" => Ok(m.clone()),
-        Some(_) => Err(CallError::Invalid("media must be audio or video")),
-    }
-}
-
-/// The sender's object with `call_id`, `from` and `ts` added (and `media` for `call_start`).
-fn forwarded(
-    mut frame: Map<String, Value>,
-    call_id: &str,
-    from: UserId,
-    media: Option<&str>,
-) -> Bytes {
-    frame.insert("call_id".into(), call_id.into());
-    frame.insert(
-        "from".into(),
-        serde_json::to_value(from).unwrap_or_default(),
-    );
-    if let Some(m) = media {
-        frame.insert("media".into(), m.into());
-    }
-    frame.insert(
-        "ts".into(),
-        serde_json::to_value(Timestamp::now()).unwrap_or_default(),
-    );
-    super::frames::to_bytes(&frame)
-}
-
-fn state_frame(
-    call_id: &str,
-    state: &'static str,
-    from: UserId,
-    to: UserId,
-    reason: Option<&'static str>,
-) -> Bytes {
-    super::frames::to_bytes(&CallState {
-        kind: "call_state",
-        call_id,
-        state,
-        from,
-        to,
-        ts: Timestamp::now(),
-        reason,
-    })
 }

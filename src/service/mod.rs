@@ -22,6 +22,7 @@ use crate::store::Store;
 mod auth;
 mod avatars;
 mod cache;
+mod call_frames;
 mod calls;
 mod chats;
 mod contacts;
@@ -45,7 +46,8 @@ pub use auth::{
 };
 pub use avatars::{AvatarUploaded, AvatarsService, ImageType, VisibleAvatar};
 pub use cache::ReadCache;
-pub use calls::{is_call_frame, CallError, CallsService};
+pub use call_frames::{is_call_frame, CallError};
+pub use calls::CallsService;
 pub use chats::{ChatView, ChatsService, MemberView};
 pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
 pub use devices::AuthorizeRequest;
