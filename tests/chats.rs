@@ -18,3 +18,120 @@ async fn s13_message_management() {
     chats::s13(&Target::of(&s)).await;
     s.stop().await;
 }
+
+/// A group of four: every member device gets each message once; an offline member gets it from
+/// its backlog on reconnect; a removed member stops receiving and cannot read history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_delivery_offline_members_and_removal() {
+    use common::realtime::{make_contacts, online, second_device};
+    use common::ws::{is, WsClient, WAIT};
+    use serde_json::json;
+    let s = TestServer::start().await;
+    let t = Target::of(&s);
+    let owner = common::new_user(&t.client, "go").await;
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let m = common::new_user(&t.client, &format!("gm{i}")).await;
+        make_contacts(&t, &owner, &m).await;
+        members.push(m);
+    }
+    let r = t
+        .client
+        .post(
+            "/chats/create",
+            Some(&owner.token),
+            &json!({"name": "Group"}),
+        )
+        .await;
+    let k = r.body["chat_id"].as_i64().expect("chat id");
+    for m in &members {
+        let r = t
+            .client
+            .post(
+                "/chats/members/add",
+                Some(&owner.token),
+                &json!({"chat_id": k, "user_unique_id": m.uid}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // Member 0 on two devices, member 1 online, member 2 offline.
+    let m0b = second_device(&t, &members[0]).await;
+    let mut sockets = vec![
+        online(&t, &members[0]).await,
+        online(&t, &m0b).await,
+        online(&t, &members[1]).await,
+    ];
+    let r = t
+        .client
+        .post(
+            "/messages/send",
+            Some(&owner.token),
+            &json!({"chat_id": k, "data": "R1JPVVA="}),
+        )
+        .await;
+    assert_eq!(r.body["recipients"], 3, "{}", r.body);
+    let id = r.body["message_id"].as_str().expect("id").to_owned();
+    for ws in &mut sockets {
+        let f = ws
+            .recv_where(
+                "the group message",
+                |f| is(f, "relay_delivery") && f["message_id"] == id.as_str(),
+                WAIT,
+            )
+            .await;
+        assert_eq!(f["chat_id"], k);
+        ws.expect_no(
+            "a second copy",
+            |f| is(f, "relay_delivery") && f["message_id"] == id.as_str(),
+            t.quiet,
+        )
+        .await;
+    }
+    let mut late = WsClient::open(t.http, &members[2].token).await;
+    let sync = late.sync().await;
+    let copies = sync
+        .backlog
+        .iter()
+        .filter(|f| is(f, "relay_delivery") && f["message_id"] == id.as_str())
+        .count();
+    assert_eq!(
+        copies, 1,
+        "the offline member gets it once from its backlog"
+    );
+    // Removal: member 1 stops receiving and loses history access.
+    let r = t
+        .client
+        .post(
+            "/chats/members/remove",
+            Some(&owner.token),
+            &json!({"chat_id": k, "user_unique_id": members[1].uid}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = t
+        .client
+        .post(
+            "/messages/send",
+            Some(&owner.token),
+            &json!({"chat_id": k, "data": "QUZURVI="}),
+        )
+        .await;
+    assert_eq!(r.body["recipients"], 2, "{}", r.body);
+    let after = r.body["message_id"].as_str().expect("id").to_owned();
+    sockets[2]
+        .expect_no(
+            "a message after removal",
+            |f| is(f, "relay_delivery") && f["message_id"] == after.as_str(),
+            t.quiet,
+        )
+        .await;
+    t.client
+        .get(
+            &format!("/messages/history/chat/{k}"),
+            Some(&members[1].token),
+        )
+        .await
+        .assert_error(403, "not_a_member");
+    s.stop().await;
+}
