@@ -12,10 +12,17 @@ pub(super) struct Args {
     pub(super) payload: usize,
     pub(super) idle: usize,
     pub(super) pid: Option<u32>,
+    /// Group mode: members of one chat (0 = DM pairs mode).
+    pub(super) group: usize,
+    /// Group mode: members with an open socket (default half).
+    pub(super) online: Option<usize>,
+    /// Group mode: messages per second from the owner.
+    pub(super) rate: usize,
 }
 
 const USAGE: &str = "usage: loadgen [--url http://127.0.0.1:8088] [--pairs 100] [--duration 10] \
-[--window 32] [--payload 64] [--idle 0] [--pid <server pid>] [--group <N>: not supported yet]";
+[--window 32] [--payload 64] [--idle 0] [--pid <server pid>] \
+[--group <members> [--online <members with a socket>] [--rate <messages/s>]]";
 
 pub(super) fn parse_args() -> Result<Args> {
     let mut a = Args {
@@ -26,6 +33,9 @@ pub(super) fn parse_args() -> Result<Args> {
         payload: 64,
         idle: 0,
         pid: None,
+        group: 0,
+        online: None,
+        rate: 10,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,7 +58,9 @@ pub(super) fn parse_args() -> Result<Args> {
             "--payload" => a.payload = num(&value)?,
             "--idle" => a.idle = num(&value)?,
             "--pid" => a.pid = Some(num(&value)? as u32),
-            "--group" => bail!("--group {value}: group-chat load is not supported yet"),
+            "--group" => a.group = num(&value)?,
+            "--online" => a.online = Some(num(&value)?),
+            "--rate" => a.rate = num(&value)?,
             other => bail!("unknown flag {other}\n{USAGE}"),
         }
     }

@@ -73,6 +73,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 const STAMP: usize = 20;
 
 mod args;
+mod group;
 
 use args::parse_args;
 
@@ -490,6 +491,9 @@ async fn main() -> Result<()> {
             .map_err(|e| anyhow!("encoding the E2E key: {e}"))?
     });
 
+    if args.group > 0 {
+        return group::run(&args, api, addr, pem).await;
+    }
     // Users: senders are 0..pairs, receivers pairs..2·pairs.
     let users = bounded(2 * args.pairs, SETUP_CONCURRENCY, |i| {
         register(api.clone(), pem.clone(), i)

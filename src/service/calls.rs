@@ -65,7 +65,7 @@ impl CallsService {
         Self { core, notify }
     }
 
-    /// Handles one call frame (its `type` satisfies [`is_call_frame`]) from `auth`'s socket.
+    /// Handles one call frame (its `type` satisfies [`is_call_frame`](super::is_call_frame)) from `auth`'s socket.
     pub async fn handle(&self, auth: &Authenticated, frame: Map<String, Value>) -> CallResult<()> {
         let kind = frame.get("type").and_then(Value::as_str).unwrap_or("");
         let signal = if kind == "call_signal" {
