@@ -42,11 +42,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
@@ -74,119 +71,10 @@ const STAMP: usize = 20;
 
 mod args;
 mod group;
+mod setup;
 
 use args::parse_args;
-
-// ---- HTTP ----------------------------------------------------------------------------------
-
-#[derive(Clone)]
-struct Api {
-    base: String,
-    http: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Api {
-    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Result<(u16, Value)> {
-        let mut req = http::Request::post(format!("{}{path}", self.base))
-            .header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let req = req.body(Full::new(Bytes::from(serde_json::to_vec(body)?)))?;
-        let resp = timeout(STEP_TIMEOUT, self.http.request(req))
-            .await
-            .with_context(|| format!("POST {path} timed out"))?
-            .with_context(|| format!("POST {path}"))?;
-        let status = resp.status().as_u16();
-        let raw = resp.into_body().collect().await?.to_bytes();
-        Ok((status, serde_json::from_slice(&raw).unwrap_or(Value::Null)))
-    }
-}
-
-#[derive(Clone)]
-struct User {
-    uid: String,
-    phone: String,
-    token: String,
-    csrf: String,
-}
-
-const PASSWORD: &str = "Loadgen-Passw0rd";
-
-fn random_device() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
-async fn login(api: &Api, phone: &str) -> Result<(String, String)> {
-    let (status, body) = api
-        .post(
-            "/login",
-            None,
-            &json!({"identifier": phone, "password": PASSWORD, "device_id": random_device()}),
-        )
-        .await?;
-    if status != 200 {
-        bail!("login: {status} {body}");
-    }
-    let field = |k: &str| {
-        body[k]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("login answer without {k}: {body}"))
-    };
-    Ok((field("access_token")?, field("csrf_token")?))
-}
-
-async fn register(api: Api, pem: Arc<String>, n: usize) -> Result<User> {
-    for _ in 0..10 {
-        let phone = format!("+7999{:07}", rand::random::<u32>() % 10_000_000);
-        let (status, body) = api
-            .post(
-                "/register",
-                None,
-                &json!({"phone": phone, "name": format!("Load {n}"), "nickname": format!("load{n}"),
-                        "password": PASSWORD, "device_id": random_device(), "public_e2e_key": *pem}),
-            )
-            .await?;
-        match status {
-            200 => {
-                let uid = body["unique_id"]
-                    .as_str()
-                    .ok_or_else(|| anyhow!("register answer without unique_id: {body}"))?
-                    .to_owned();
-                let (token, csrf) = login(&api, &phone).await?;
-                return Ok(User {
-                    uid,
-                    phone,
-                    token,
-                    csrf,
-                });
-            }
-            409 => continue, // phone taken: draw another
-            _ => bail!("register: {status} {body} (is RATE_LIMIT_CALLS raised?)"),
-        }
-    }
-    bail!("no free phone number after 10 tries")
-}
-
-async fn make_contacts(api: Api, a: User, b: User) -> Result<()> {
-    for (path, from, to, want) in [
-        ("/subscribe", &a, &b, "subscription_requested"),
-        ("/confirm_subscribe", &b, &a, "confirmed"),
-    ] {
-        let (status, body) = api
-            .post(
-                path,
-                Some(&from.token),
-                &json!({"target_id": to.uid, "csrf_token": from.csrf}),
-            )
-            .await?;
-        if status != 200 || body["status"] != want {
-            bail!("{path}: {status} {body}");
-        }
-    }
-    Ok(())
-}
+use setup::{login, make_contacts, register, Api};
 
 /// Runs `f(0..count)` with at most `limit` in flight; results in index order.
 async fn bounded<T, F, Fut>(count: usize, limit: usize, f: F) -> Result<Vec<T>>
