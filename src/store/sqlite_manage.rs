@@ -77,20 +77,38 @@ impl SqliteStore {
         skip: u64,
         take: u64,
     ) -> StoreResult<Vec<Message>> {
-        // Two statement shapes, as in `dm_history`, so the cursor stays an index range.
+        self.history_rows("m.chat_id = ?1", &[chat_id], before, skip, take)
+            .await
+    }
+
+    /// One page of a conversation, newest first: `filter` selects it over `m` with `?1..?k`
+    /// bound to `keys`. Two statement shapes rather than `(? IS NULL OR id < ?)`, which would
+    /// hide the cursor range from the index.
+    pub(super) async fn history_rows(
+        &self,
+        filter: &str,
+        keys: &[i64],
+        before: Option<MessageId>,
+        skip: u64,
+        take: u64,
+    ) -> StoreResult<Vec<Message>> {
+        let k = keys.len();
         let cursor = if before.is_some() {
-            "AND m.id < ?4"
+            format!("AND m.id < ?{}", k + 3)
         } else {
-            ""
+            String::new()
         };
         let sql = format!(
-            "SELECT {MSG_COLS} FROM messages m WHERE m.chat_id = ?1 {cursor} \
-             ORDER BY m.id DESC LIMIT ?2 OFFSET ?3"
+            "SELECT {MSG_COLS} FROM messages m WHERE {filter} {cursor} \
+             ORDER BY m.id DESC LIMIT ?{} OFFSET ?{}",
+            k + 1,
+            k + 2
         );
-        let mut query = sqlx::query(&sql)
-            .bind(chat_id)
-            .bind(clamp(take))
-            .bind(clamp(skip));
+        let mut query = sqlx::query(&sql);
+        for key in keys {
+            query = query.bind(*key);
+        }
+        query = query.bind(clamp(take)).bind(clamp(skip));
         if let Some(before) = before {
             query = query.bind(id_blob(before));
         }

@@ -135,32 +135,14 @@ impl MessageStore for SqliteStore {
         take: u64,
     ) -> StoreResult<Vec<Message>> {
         let (lo, hi) = pair(a, b);
-        // Two statement shapes rather than `(?5 IS NULL OR id < ?5)`, which would hide the
-        // range from the index.
-        let cursor = if before.is_some() {
-            "AND m.id < ?5"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT {MSG_COLS} FROM messages m WHERE m.dm_lo = ?1 AND m.dm_hi = ?2 {cursor} \
-             ORDER BY m.id DESC LIMIT ?3 OFFSET ?4"
-        );
-        let mut query = sqlx::query(&sql)
-            .bind(lo)
-            .bind(hi)
-            .bind(clamp(take))
-            .bind(clamp(skip));
-        if let Some(before) = before {
-            query = query.bind(id_blob(before));
-        }
-        let rows = query.fetch_all(&self.pool).await.map_err(be)?;
-        let mut msgs = rows
-            .iter()
-            .map(message_from_row)
-            .collect::<StoreResult<Vec<_>>>()?;
-        self.load_reactions(&mut msgs).await?;
-        Ok(msgs)
+        self.history_rows(
+            "m.dm_lo = ?1 AND m.dm_hi = ?2",
+            &[lo, hi],
+            before,
+            skip,
+            take,
+        )
+        .await
     }
 
     async fn dm_count(&self, a: UserId, b: UserId) -> StoreResult<u64> {
