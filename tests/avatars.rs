@@ -5,78 +5,14 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use common::avatars::{
+    assert_uploaded, fetch, jpeg, multipart, png, post_raw, upload, webp, BOUNDARY,
+};
 use common::realtime::{make_contacts, Target};
-use common::{new_user, test_config, Client, Resp, TestServer, User};
+use common::{new_user, test_config, TestServer};
 use http::Method;
 use http_body_util::Full;
 use melo::{MemoryStore, SqliteStore};
-
-const PNG_MAGIC: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-
-/// A "PNG": the signature and then `body`.
-fn png(body: &[u8]) -> Vec<u8> {
-    let mut v = PNG_MAGIC.to_vec();
-    v.extend_from_slice(body);
-    v
-}
-
-fn jpeg() -> Vec<u8> {
-    vec![
-        0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0, 1,
-    ]
-}
-
-fn webp() -> Vec<u8> {
-    b"RIFF\x1a\0\0\0WEBPVP8L\x0d\0\0\0\x2f\0\0\0\x10\x07\x10\x11\x11\x88\x88\xfe\x07\0".to_vec()
-}
-
-const BOUNDARY: &str = "----melo-test-boundary-7MA4YWxkTrZu0gW";
-
-/// A multipart body with one part named `name`; the declared type is deliberately wrong.
-fn multipart(name: &str, bytes: &[u8]) -> Vec<u8> {
-    let mut b = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"me.bin\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    b.extend_from_slice(bytes);
-    b.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    b
-}
-
-async fn post_raw(c: &Client, token: &str, content_type: &str, body: Vec<u8>) -> Resp {
-    let req = c
-        .request(Method::POST, "/avatar/upload", Some(token))
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .expect("request");
-    c.send(req).await
-}
-
-async fn upload(c: &Client, u: &User, bytes: &[u8]) -> Resp {
-    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
-    post_raw(c, &u.token, &ct, multipart("file", bytes)).await
-}
-
-async fn fetch(c: &Client, viewer: &User, owner: &User, if_none_match: Option<&str>) -> Resp {
-    let mut req = c.request(
-        Method::GET,
-        &format!("/avatar/{}", owner.uid),
-        Some(&viewer.token),
-    );
-    if let Some(tag) = if_none_match {
-        req = req.header("if-none-match", tag);
-    }
-    c.send(req.body(Full::new(Bytes::new())).expect("request"))
-        .await
-}
-
-fn assert_uploaded(r: &Resp, mime: &str, size: usize) {
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["ok"], true);
-    assert_eq!(r.body["mime"], mime);
-    assert_eq!(r.body["size"], size);
-}
 
 #[tokio::test]
 async fn upload_sniffs_the_type() {
@@ -270,4 +206,11 @@ async fn sqlite_file_never_holds_the_image() {
     assert!(scan(dir.path()) > 0);
     s.stop().await;
     assert!(scan(dir.path()) > 0);
+}
+
+#[tokio::test]
+async fn s5_avatar_scenario() {
+    let s = TestServer::start().await;
+    common::avatars::s5_avatar(&Target::of(&s)).await;
+    s.stop().await;
 }

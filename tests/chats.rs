@@ -135,3 +135,88 @@ async fn group_delivery_offline_members_and_removal() {
         .assert_error(403, "not_a_member");
     s.stop().await;
 }
+
+/// Temporary invites stop admitting at `expires_at`, and the sweep's purge removes them. The
+/// API's shortest TTL is a minute, so the expired invite is written through the store with the
+/// server's own keys (same blind index and sealing as `/invites/create`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_expire() {
+    use melo::crypto::Pii;
+    use melo::model::InviteRecord;
+    use melo::model::{Timestamp, UserId};
+    use serde_json::json;
+    let s = TestServer::start().await;
+    let c = &s.client;
+    let a = common::new_user(c, "ia").await;
+    let b = common::new_user(c, "ib").await;
+    let late = common::new_user(c, "ic").await;
+    let r = c
+        .post("/chats/create", Some(&a.token), &json!({"name": "Club"}))
+        .await;
+    let k = r.body["chat_id"].as_i64().expect("chat id");
+    // A live invite from the API admits B.
+    let r = c
+        .post(
+            "/invites/create",
+            Some(&a.token),
+            &json!({"chat_id": k, "ttl_minutes": 1}),
+        )
+        .await;
+    assert_eq!(r.body["expires_in"], 60, "{}", r.body);
+    let live = r.body["code"].as_str().expect("code").to_owned();
+    let r = c
+        .post("/invites/join", Some(&b.token), &json!({"code": live}))
+        .await;
+    assert_eq!(r.body, json!({"ok": true, "chat_id": k}));
+
+    let pii = Pii::new(common::keys());
+    let owner: UserId = a.uid.parse().expect("uid");
+    let invite = |code: &str, expires_at: Timestamp| InviteRecord {
+        chat_id: k,
+        code: pii.seal_str("invites", "code", "", code).expect("seal"),
+        created_by: owner,
+        expires_at,
+    };
+    let now = Timestamp::now().millis();
+    let expired = "Expired_Code-1";
+    let fresh = "Fresh_Code-001";
+    for (code, at) in [(expired, now - 1), (fresh, now + 600_000)] {
+        s.store
+            .create_invite(
+                &pii.blind_index("invite", code.as_bytes()),
+                &invite(code, Timestamp::from_millis(at)),
+            )
+            .await
+            .expect("invite");
+    }
+    // The expired code admits nobody and says only `invite_invalid`.
+    c.post(
+        "/invites/join",
+        Some(&late.token),
+        &json!({"code": expired}),
+    )
+    .await
+    .assert_error(404, "invite_invalid");
+    c.get(&format!("/messages/history/chat/{k}"), Some(&late.token))
+        .await
+        .assert_error(403, "not_a_member");
+    // The purge drops exactly the expired one; the fresh one (same path) still admits.
+    assert_eq!(
+        s.store
+            .purge_invites(Timestamp::now())
+            .await
+            .expect("purge"),
+        1
+    );
+    assert!(s
+        .store
+        .invite(&pii.blind_index("invite", expired.as_bytes()))
+        .await
+        .expect("read")
+        .is_none());
+    let r = c
+        .post("/invites/join", Some(&late.token), &json!({"code": fresh}))
+        .await;
+    assert_eq!(r.body, json!({"ok": true, "chat_id": k}));
+    s.stop().await;
+}

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::realtime::{self, Target};
-use common::{calls, chats, session_scenarios};
+use common::{avatars, calls, chats, session_scenarios};
 use common::{scenarios, Client};
 
 fn example_binary() -> PathBuf {
@@ -176,6 +176,7 @@ async fn realtime_scenarios_against_the_example_binary() {
     realtime::all(&target).await;
     session_scenarios::all(&target).await;
     calls::s14(&target).await;
+    avatars::s5_avatar(&target).await;
     chats::s12(&target).await;
     chats::s13(&target).await;
     stop(server);

@@ -383,7 +383,13 @@ pub async fn s13(t: &Target) {
     assert_ok(&post(t, &b, "/messages/pin", body(&m4, json!({}))).await);
     assert_eq!(event(&mut wa, "pin", &m4).await["pinned"], true);
     assert_ok(&post(t, &b, "/messages/pin", body(&m4, json!({"pinned": false}))).await);
-    // 5) Delete.
+    // 5) Delete: not by B (not the author), nor by C (outside the conversation); then by A.
+    post(t, &b, "/messages/delete", body(&m3, json!({})))
+        .await
+        .assert_error(403, "forbidden");
+    post(t, &c, "/messages/delete", body(&m3, json!({})))
+        .await
+        .assert_error(404, "message_not_found");
     assert_ok(&post(t, &a, "/messages/delete", body(&m3, json!({}))).await);
     event(&mut wb, "delete", &m3).await;
     let h = t

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod avatars;
 pub mod calls;
 pub mod chats;
 pub mod push_service;
