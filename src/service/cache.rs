@@ -1,5 +1,6 @@
 //! Read caches for the per-message lookups (active sessions of a user, accepted contact pairs,
-//! members of a chat).
+//! members of a chat) and for facts that never change once written (a chat's kind; the author
+//! and chat of a recently sent chat message), so a group's acknowledgements cost no store read.
 //!
 //! Every change to sessions and contacts goes through the services of this node, which
 //! invalidate the entries they touch, so the caches never serve a stale answer on one node.
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use super::{Core, Result};
-use crate::model::{SessionId, UserId};
+use crate::model::{ChatKind, MessageId, SessionId, UserId};
 use crate::store::ContactState;
 
 /// Entries kept before a cache is cleared wholesale (a crude but bounded policy).
@@ -31,6 +32,21 @@ pub struct ReadCache {
     contacts_gen: AtomicU64,
     chat_members: DashMap<i64, Arc<[UserId]>>,
     chat_members_gen: AtomicU64,
+    /// Immutable: a chat's kind never changes.
+    chat_kinds: DashMap<i64, ChatKind>,
+    /// Immutable: author, chat and kind of chat messages sent through this node.
+    chat_messages: DashMap<MessageId, ChatMessageMeta>,
+}
+
+/// What an acknowledgement of a chat message needs to know about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChatMessageMeta {
+    /// The author.
+    pub from: UserId,
+    /// The chat.
+    pub chat_id: i64,
+    /// The chat's kind (channels send no `delivered`).
+    pub kind: ChatKind,
 }
 
 fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
@@ -111,6 +127,42 @@ impl Core {
             c.chat_members.remove(&chat);
         }
         Ok(ids)
+    }
+
+    /// A chat's kind; `None` for an unknown chat. Kinds never change, so entries are never
+    /// invalidated.
+    pub(crate) async fn chat_kind(&self, chat: i64) -> Result<Option<ChatKind>> {
+        if let Some(kind) = self.cache.chat_kinds.get(&chat) {
+            return Ok(Some(*kind));
+        }
+        let Some(record) = self.store.chat(chat).await? else {
+            return Ok(None);
+        };
+        self.remember_chat_kind(chat, record.kind);
+        Ok(Some(record.kind))
+    }
+
+    /// Records a chat's kind read elsewhere (it never changes).
+    pub(crate) fn remember_chat_kind(&self, chat: i64, kind: ChatKind) {
+        let kinds = &self.cache.chat_kinds;
+        if kinds.len() >= MAX_ENTRIES {
+            kinds.clear();
+        }
+        kinds.insert(chat, kind);
+    }
+
+    /// Records a chat message just stored, for the acknowledgements that follow.
+    pub(crate) fn remember_chat_message(&self, id: MessageId, meta: ChatMessageMeta) {
+        let recent = &self.cache.chat_messages;
+        if recent.len() >= MAX_ENTRIES {
+            recent.clear();
+        }
+        recent.insert(id, meta);
+    }
+
+    /// A recently sent chat message's author, chat and kind, when this node still knows them.
+    pub(crate) fn recent_chat_message(&self, id: MessageId) -> Option<ChatMessageMeta> {
+        self.cache.chat_messages.get(&id).map(|m| *m)
     }
 
     /// Forget a chat's member list (after any membership change).

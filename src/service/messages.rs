@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::cache::ChatMessageMeta;
 use super::frames::{self, MsgStatus, RelayDelivery};
 use super::hub::with_seq;
 use super::presence::PresenceService;
@@ -164,6 +165,7 @@ impl MessagesService {
             if req.payload.is_empty() || req.payload.len() > MAX_PAYLOAD {
                 return Err(Error::field("payload", "must be 1 byte to 1 MiB"));
             }
+            let mut chat_kind = None;
             let (to, chat_id, recipients) = match (req.target, req.chat_id) {
                 (Some(target), None) => {
                     if target == auth.user {
@@ -175,7 +177,8 @@ impl MessagesService {
                     (Some(target), None, vec![target])
                 }
                 (None, Some(chat)) => {
-                    let members = self.authorize_chat_post(auth, chat).await?;
+                    let (members, kind) = self.authorize_chat_post(auth, chat).await?;
+                    chat_kind = Some(kind);
                     let others = members.iter().copied().filter(|u| *u != auth.user);
                     (None, Some(chat), others.collect())
                 }
@@ -252,6 +255,14 @@ impl MessagesService {
                 StoreOutcome::Stored(seqs) => seqs,
             };
             let m = &new.message;
+            if let (Some(chat_id), Some(kind)) = (chat_id, chat_kind) {
+                let meta = ChatMessageMeta {
+                    from: m.from,
+                    chat_id,
+                    kind,
+                };
+                self.core.remember_chat_message(m.id, meta);
+            }
             let base = frames::to_bytes(&RelayDelivery::of(m, false));
             let self_base = targets
                 .iter()
@@ -297,12 +308,12 @@ impl MessagesService {
     }
 
     /// A chat post by `auth` is allowed: membership, the channel rule (owner and admins post),
-    /// slow mode for plain members (counted from this post). Returns every member.
+    /// slow mode for plain members (counted from this post). Returns every member and the kind.
     async fn authorize_chat_post(
         &self,
         auth: &Authenticated,
         chat_id: i64,
-    ) -> Result<std::sync::Arc<[UserId]>> {
+    ) -> Result<(std::sync::Arc<[UserId]>, ChatKind)> {
         let store = &self.core.store;
         let Some(me) = store.member(chat_id, auth.user).await? else {
             return Err(Error::NotAMember);
@@ -310,6 +321,7 @@ impl MessagesService {
         let Some(chat) = store.chat(chat_id).await? else {
             return Err(Error::NotAMember);
         };
+        self.core.remember_chat_kind(chat_id, chat.kind);
         if me.role == ChatRole::Member {
             if chat.kind == ChatKind::Channel {
                 return Err(Error::Forbidden);
@@ -334,7 +346,7 @@ impl MessagesService {
                 }
             }
         }
-        self.core.chat_member_ids(chat_id).await
+        Ok((self.core.chat_member_ids(chat_id).await?, chat.kind))
     }
 
     /// DM history of the caller with `peer` (no contact required; unknown uids are empty).
@@ -464,7 +476,7 @@ impl MessagesService {
 
     async fn status(
         &self,
-        m: &Message,
+        m: StatusOf,
         status: &'static str,
         reader: &Authenticated,
     ) -> Result<()> {
@@ -514,12 +526,18 @@ impl MessagesService {
         // others.
         let mut first_error = None;
         for id in ids {
-            let result = match self.core.store.message(id).await {
-                Ok(Some(m)) if m.chat_id.is_some() && m.from != auth.user => {
-                    self.chat_delivered(&m, auth).await
+            // Chat messages sent through this node need no store read.
+            if let Some(meta) = self.core.recent_chat_message(id) {
+                if let Err(e) = self.chat_delivered(id, meta, auth).await {
+                    tracing::warn!(error = %e, message_id = %id, "delivered receipt not stored");
+                    first_error.get_or_insert(e);
                 }
+                continue;
+            }
+            let result = match self.core.store.message(id).await {
+                Ok(Some(m)) if m.chat_id.is_some() => self.stored_chat_delivered(&m, auth).await,
                 Ok(Some(m)) if !m.delivered && m.from != auth.user && m.to.is_some() => {
-                    match self.status(&m, "delivered", auth).await {
+                    match self.status(StatusOf::of(&m), "delivered", auth).await {
                         Ok(()) => self
                             .core
                             .store
@@ -541,20 +559,43 @@ impl MessagesService {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// A group member's first device acknowledged a chat message: one `delivered` per member
-    /// for the author (none in channels). De-duplicated in ephemeral state for `QUEUE_TTL`.
-    async fn chat_delivered(&self, m: &Message, auth: &Authenticated) -> Result<()> {
+    /// [`Self::chat_delivered`] for a message read from the store (its kind from the cache).
+    async fn stored_chat_delivered(&self, m: &Message, auth: &Authenticated) -> Result<()> {
         let Some(chat_id) = m.chat_id else {
             return Ok(());
         };
-        match self.core.store.chat(chat_id).await? {
-            Some(c) if c.kind == ChatKind::Chat => {}
-            _ => return Ok(()),
+        let Some(kind) = self.core.chat_kind(chat_id).await? else {
+            return Ok(());
+        };
+        let meta = ChatMessageMeta {
+            from: m.from,
+            chat_id,
+            kind,
+        };
+        self.chat_delivered(m.id, meta, auth).await
+    }
+
+    /// A group member's first device acknowledged a chat message: one `delivered` per member
+    /// for the author (none in channels, none for the author's own devices). De-duplicated in
+    /// ephemeral state for `QUEUE_TTL`.
+    async fn chat_delivered(
+        &self,
+        id: MessageId,
+        meta: ChatMessageMeta,
+        auth: &Authenticated,
+    ) -> Result<()> {
+        if meta.kind != ChatKind::Chat || meta.from == auth.user {
+            return Ok(());
         }
-        let key = format!("dlv:{}:{}", m.id, auth.user);
+        let key = format!("dlv:{id}:{}", auth.user);
         let ttl = std::time::Duration::from_secs(self.core.config.messages.queue_ttl.max(1));
         if self.core.ephemeral.set_if_absent(&key, b"1", ttl).await? {
-            self.status(m, "delivered", auth).await?;
+            let of = StatusOf {
+                id,
+                from: meta.from,
+                chat_id: Some(meta.chat_id),
+            };
+            self.status(of, "delivered", auth).await?;
         }
         Ok(())
     }
@@ -573,10 +614,10 @@ impl MessagesService {
         };
         // Receipts first, flags after (see `acked`).
         if !m.delivered {
-            self.status(&m, "delivered", auth).await?;
+            self.status(StatusOf::of(&m), "delivered", auth).await?;
         }
         if !m.read {
-            self.status(&m, "read", auth).await?;
+            self.status(StatusOf::of(&m), "read", auth).await?;
         }
         self.core.store.mark_read(id).await?;
         Ok(())
@@ -585,5 +626,23 @@ impl MessagesService {
     /// The `relay_delivery` frame of a stored message (replay from the queue).
     pub(crate) fn delivery_frame(m: &Message, self_copy: bool) -> bytes::Bytes {
         frames::to_bytes(&RelayDelivery::of(m, self_copy))
+    }
+}
+
+/// The message a `msg_status` is about.
+#[derive(Clone, Copy, Debug)]
+struct StatusOf {
+    id: MessageId,
+    from: UserId,
+    chat_id: Option<i64>,
+}
+
+impl StatusOf {
+    fn of(m: &Message) -> Self {
+        Self {
+            id: m.id,
+            from: m.from,
+            chat_id: m.chat_id,
+        }
     }
 }
