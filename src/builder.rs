@@ -8,6 +8,7 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::{KeyProvider, Pii};
 use crate::ephemeral::{Ephemeral, MemoryEphemeral};
 use crate::error::BuildError;
+use crate::metrics::{MeteredEphemeral, MeteredStore, Metrics};
 #[cfg(not(feature = "web-push"))]
 use crate::push::NoopPush;
 use crate::push::{PushProvider, VapidKey};
@@ -26,6 +27,7 @@ pub struct MeloBuilder {
     ephemeral: Option<Arc<dyn Ephemeral>>,
     push: Option<Arc<dyn PushProvider>>,
     vapid: Option<Arc<VapidKey>>,
+    metrics: Option<Arc<Metrics>>,
     config: Config,
 }
 
@@ -37,6 +39,7 @@ impl MeloBuilder {
             ephemeral: None,
             push: None,
             vapid: None,
+            metrics: None,
             config: Config::default(),
         }
     }
@@ -76,6 +79,15 @@ impl MeloBuilder {
     /// without one gets a pair generated at build time, which does not survive a restart.
     pub fn vapid(mut self, key: VapidKey) -> Self {
         self.vapid = Some(Arc::new(key));
+        self
+    }
+
+    /// The metric families to count into (default: new ones in their own registry). Pass
+    /// [`Metrics::with_registry`] to expose Melo's families beside your own. With
+    /// `metrics_enabled` the store and ephemeral state are wrapped in [`MeteredStore`] and
+    /// [`MeteredEphemeral`] (per-operation latency and errors).
+    pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -121,11 +133,22 @@ impl MeloBuilder {
             Some(p) => p,
             None => default_push(&vapid, &self.config)?,
         };
+        let metrics = match self.metrics {
+            Some(m) => m,
+            None => Arc::new(Metrics::new()?),
+        };
+        let mut store = self.store;
+        let mut ephemeral = self
+            .ephemeral
+            .unwrap_or_else(|| Arc::new(MemoryEphemeral::new()));
+        if self.config.metrics_enabled {
+            store = Arc::new(MeteredStore::new(store, &metrics));
+            ephemeral = Arc::new(MeteredEphemeral::new(ephemeral, &metrics));
+        }
         let core = Core {
-            store: self.store,
-            ephemeral: self
-                .ephemeral
-                .unwrap_or_else(|| Arc::new(MemoryEphemeral::new())),
+            store,
+            ephemeral,
+            metrics,
             pii: Pii::new(self.keys.clone()),
             keys: self.keys,
             push,

@@ -10,6 +10,9 @@ pub enum BuildError {
     /// `build` must run inside a Tokio runtime (it starts background tasks).
     #[error("Melo::builder(..).build() must be called within a Tokio runtime")]
     NoRuntime,
+    /// The metric families could not be registered (a name clash in a shared registry).
+    #[error("{0}")]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// The route table is inconsistent (a bug; reported rather than panicking).
     #[error("route table: {0}")]
     Routes(String),

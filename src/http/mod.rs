@@ -68,6 +68,17 @@ impl App {
         let started = Instant::now();
         let origin = req.headers().get(header::ORIGIN).cloned();
         let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        // The route template labels the metrics (never the raw path: it may hold ids).
+        let route = if ws_only {
+            "/ws"
+        } else {
+            match self.router.find(&method, &path) {
+                Found::Route(r, _) => r.path,
+                Found::MethodNotAllowed(_) => "method_not_allowed",
+                Found::NoRoute => "unmatched",
+            }
+        };
         let mut resp = match self
             .clone()
             .dispatch(req, peer, ws_only)
@@ -78,6 +89,13 @@ impl App {
             Err(e) => e.into_response(&path),
         };
         self.finish_headers(&mut resp, origin.as_ref(), id);
+        let metrics = &self.services.core().metrics;
+        metrics.http(
+            &method,
+            route,
+            resp.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
         span.in_scope(|| {
             tracing::debug!(
                 status = resp.status().as_u16(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{Core, Error, Result};
 use crate::ephemeral::RateDecision;
+use crate::metrics::Limit;
 use crate::model::{Timestamp, UserId};
 
 /// Rate limiting and lockout over the ephemeral backend.
@@ -50,7 +51,10 @@ impl LimitsService {
             .await?;
         match decision {
             RateDecision::Allowed => Ok(()),
-            RateDecision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
+            RateDecision::Limited { retry_after } => {
+                self.core.metrics.limited(Limit::Http);
+                Err(Error::RateLimited { retry_after })
+            }
         }
     }
 
@@ -87,7 +91,10 @@ impl LimitsService {
             .lock_remaining(&format!("ip:{}", self.ip_tag(ip)))
             .await?;
         match a.max(i) {
-            Some(retry_after) => Err(Error::LoginLocked { retry_after }),
+            Some(retry_after) => {
+                self.core.metrics.limited(Limit::Login);
+                Err(Error::LoginLocked { retry_after })
+            }
             None => Ok(()),
         }
     }
@@ -130,6 +137,7 @@ impl LimitsService {
             // Failures plus attempts still in flight exceed the limit. Refuse without locking:
             // only real failures lock (in `login_failed`), so a burst of correct logins of one
             // account (many devices at once) is refused briefly, never locked out.
+            self.core.metrics.limited(Limit::Login);
             return Err(Error::LoginLocked { retry_after: 1 });
         }
         Ok(n)

@@ -255,6 +255,7 @@ impl MessagesService {
                 StoreOutcome::Stored(seqs) => seqs,
             };
             let m = &new.message;
+            self.core.metrics.message_stored(chat_id.is_some());
             if let (Some(chat_id), Some(kind)) = (chat_id, chat_kind) {
                 let meta = ChatMessageMeta {
                     from: m.from,
@@ -342,6 +343,7 @@ impl MessagesService {
                         None => 1000,
                     };
                     let retry_after = (left_ms.max(1) as u64).div_ceil(1000).max(1);
+                    self.core.metrics.limited(crate::metrics::Limit::SlowMode);
                     return Err(Error::SlowMode { retry_after });
                 }
             }
@@ -495,6 +497,7 @@ impl MessagesService {
         self.core
             .emit(&[(m.from, frames::to_bytes(&frame))], None)
             .await?;
+        self.core.metrics.receipt(status == "read");
         if status == "read" {
             let own = MsgStatus {
                 self_copy: true,

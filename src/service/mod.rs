@@ -87,6 +87,8 @@ pub struct Core {
     pub hub: Arc<hub::Hub>,
     /// Read caches of per-message lookups.
     pub cache: cache::ReadCache,
+    /// This node's metric families (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// One service per domain.

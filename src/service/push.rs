@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::{Authenticated, Core, Error, FieldError, Result};
+use crate::metrics::PushResult;
 use crate::model::{SessionId, UserId};
 use crate::push::{Notification, PushError, PushEvent, PushSubscription};
 
@@ -192,6 +193,7 @@ impl PushService {
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.core.metrics.push(PushResult::Dropped);
             tracing::warn!("push dispatch saturated; notification dropped");
             return;
         };
@@ -258,14 +260,21 @@ impl PushService {
                 }
             };
             match self.core.push.send(&sub, &n).await {
-                Ok(()) => tracing::debug!(session_id = %session, kind = ?n.event.kind(), "pushed"),
+                Ok(()) => {
+                    self.core.metrics.push(PushResult::Sent);
+                    tracing::debug!(session_id = %session, kind = ?n.event.kind(), "pushed");
+                }
                 Err(PushError::Gone) => {
+                    self.core.metrics.push(PushResult::Gone);
                     tracing::info!(session_id = %session, "push subscription gone; removed");
                     if let Err(e) = self.core.store.delete_push(*session, sealed).await {
                         tracing::warn!(error = %e, "expired push registration not removed");
                     }
                 }
-                Err(e) => tracing::warn!(session_id = %session, error = %e, "push failed"),
+                Err(e) => {
+                    self.core.metrics.push(PushResult::Failed);
+                    tracing::warn!(session_id = %session, error = %e, "push failed");
+                }
             }
         }
     }

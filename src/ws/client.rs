@@ -145,6 +145,7 @@ impl Conn {
                 .error("invalid_frame", "missing string field `type`", reference)
                 .await;
         };
+        self.app.services.core().metrics.frame(true, &kind);
         let is_ack = kind == "ack_received" || kind == "ack_read";
         if !is_ack && !self.admit_frame(reference).await? {
             return Ok(());

@@ -8,7 +8,6 @@
 //! the store.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +61,8 @@ pub(super) struct Conn {
     unflushed: bool,
     /// `in_flight` was checked against the store since the last ack.
     reconciled: bool,
+    /// This socket's share of `melo_ws_unacked_frames`.
+    reported_unacked: i64,
     // Presence.
     pub(super) state: Arc<SocketState>,
     last_active: Instant,
@@ -73,7 +74,6 @@ pub(super) async fn run(
     app: Arc<App>,
     ws: Socket,
     auth: Authenticated,
-    ip: IpAddr,
     shutdown: CancellationToken,
 ) {
     let core = app.services.core().clone();
@@ -112,7 +112,8 @@ pub(super) async fn run(
         let _ = ws.close(Some(close_frame(1008, "token_revoked"))).await;
         return;
     }
-    tracing::debug!(user_id = %auth.user, session_id = %auth.session, %ip, "socket open");
+    tracing::debug!(user_id = %auth.user, session_id = %auth.session, "socket open");
+    core.metrics.ws_connections.inc();
     app.services.presence.refresh(auth.user).await;
     let mut conn = Conn {
         app: app.clone(),
@@ -131,6 +132,7 @@ pub(super) async fn run(
         refused: 0,
         unflushed: false,
         reconciled: false,
+        reported_unacked: 0,
         state,
         last_active: Instant::now(),
         declared_away: false,
@@ -144,6 +146,8 @@ pub(super) async fn run(
         )
         .await;
     }
+    core.metrics.ws_connections.dec();
+    core.metrics.ws_unacked.sub(conn.reported_unacked);
     let last = core.hub.unregister(conn.auth.user, id);
     if !core.hub.has_session(conn.auth.user, conn.auth.session) {
         app.services.calls.on_disconnect(&conn.auth).await;
@@ -157,6 +161,21 @@ pub(super) async fn run(
     }
     app.services.presence.refresh(conn.auth.user).await;
     tracing::debug!(user_id = %conn.auth.user, "socket closed");
+}
+
+/// The `type` of a serialized frame, for metrics: typed frames start with it; `json!` frames
+/// (sorted keys) have it near the end, so the first 512 bytes are searched.
+fn frame_type(frame: &[u8]) -> &str {
+    const KEY: &[u8] = b"\"type\":\"";
+    let head = &frame[..frame.len().min(512)];
+    head.windows(KEY.len())
+        .position(|w| w == KEY)
+        .and_then(|at| {
+            let rest = &head[at + KEY.len()..];
+            let end = rest.iter().position(|c| *c == b'"')?;
+            std::str::from_utf8(&rest[..end]).ok()
+        })
+        .unwrap_or("other")
 }
 
 /// The `gap` frame of a gap entry (without `seq`).
@@ -237,6 +256,17 @@ impl Conn {
             if let Err(end) = self.flush().await {
                 return end;
             }
+            self.report_unacked();
+        }
+    }
+
+    /// Brings `melo_ws_unacked_frames` up to date with this socket's window.
+    fn report_unacked(&mut self) {
+        let now = self.in_flight.len() as i64;
+        if now != self.reported_unacked {
+            let gauge = &self.app.services.core().metrics.ws_unacked;
+            gauge.add(now - self.reported_unacked);
+            self.reported_unacked = now;
         }
     }
 
@@ -277,6 +307,11 @@ impl Conn {
         if self.refused >= ws.rate_limit_grace.max(1) {
             return Err(End::Close(1008, "rate_limited"));
         }
+        self.app
+            .services
+            .core()
+            .metrics
+            .limited(crate::metrics::Limit::Ws);
         self.error("rate_limited", "too many frames; slow down", reference)
             .await?;
         Ok(false)
@@ -320,6 +355,11 @@ impl Conn {
     }
 
     pub(super) async fn send_bytes(&mut self, frame: Bytes) -> Result<(), End> {
+        self.app
+            .services
+            .core()
+            .metrics
+            .frame(false, frame_type(&frame));
         match tungstenite::Utf8Bytes::try_from(frame) {
             Ok(text) => self.send(Message::Text(text)).await,
             Err(_) => Ok(()),
@@ -409,6 +449,7 @@ impl Conn {
                     if !self.synced {
                         self.backlog_count += 1;
                     }
+                    core.metrics.delivered(false, 1);
                     self.send_durable(entry.seq, with_seq(&base, entry.seq))
                         .await?;
                 }
@@ -443,12 +484,15 @@ impl Conn {
             }
             if let Some(frame) = self.buffered.remove(&seq) {
                 self.known_upto = seq;
+                core.metrics.delivered(true, 1);
                 self.send_durable(seq, frame).await?;
             }
         }
     }
 
     async fn send_sync_done(&mut self) -> Result<(), End> {
+        let metrics = &self.app.services.core().metrics;
+        metrics.ws_backlog.observe(self.backlog_count as f64);
         let frame = serde_json::json!({
             "type": "sync_done",
             "count": self.backlog_count,

@@ -164,7 +164,7 @@ pub(crate) async fn upgrade(
                     tokio::time::timeout(std::time::Duration::from_secs(2), drain(&mut ws)).await;
             }
             Admission::Accepted(auth) => {
-                conn::run(app.clone(), ws, auth, ip, shutdown).await;
+                conn::run(app.clone(), ws, auth, shutdown).await;
                 app.services.core().hub.release_ip(ip);
             }
         }

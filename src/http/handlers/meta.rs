@@ -60,6 +60,13 @@ pub(super) fn routes() -> Vec<Route> {
             "This API as OpenAPI 3.1",
             |c| Box::pin(openapi(c)),
         ),
+        Route::new(
+            Method::GET,
+            "/metrics",
+            Public,
+            "Prometheus metrics of this node",
+            |c| Box::pin(metrics(c)),
+        ),
         Route::new(Method::GET, "/docs", Public, "HTML route list", docs),
         Route::new(Method::GET, "/redoc", Public, "HTML route list", docs),
     ]
@@ -151,6 +158,29 @@ async fn openapi(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> 
         StatusCode::OK,
         "application/json; charset=utf-8",
         c.app.openapi.clone(),
+    ))
+}
+
+/// # GET /metrics
+///
+/// The Prometheus text exposition, or 404 `feature_disabled` with `METRICS_ENABLED=false`.
+async fn metrics(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    let core = c.app.services.core();
+    if !core.config.metrics_enabled {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "feature_disabled",
+            "metrics are disabled on this server (METRICS_ENABLED=false)",
+        ));
+    }
+    let text = core.metrics.render().map_err(|e| {
+        tracing::warn!(error = %e, "metrics not rendered");
+        ApiError::internal()
+    })?;
+    Ok(raw(
+        StatusCode::OK,
+        crate::metrics::CONTENT_TYPE,
+        Bytes::from(text),
     ))
 }
 

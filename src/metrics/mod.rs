@@ -1,0 +1,433 @@
+//! Prometheus metrics of one node, served by `GET /metrics` (PROTOCOL §4.1).
+//!
+//! One [`Metrics`] per server, held by [`Core`](crate::service::Core). Counters are plain
+//! atomics; the hot paths resolve their label sets once (per route, per store operation) and
+//! never take a lock to count. Labels never carry uids, ids, IPs or tokens: routes are the route
+//! table's templates, frame types come from a fixed list, and everything else is a fixed word.
+//!
+//! Families (all prefixed `melo_`):
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `http_requests_total` | counter | `method`, `route`, `status` |
+//! | `http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `ws_connections` | gauge | |
+//! | `ws_frames_total` | counter | `direction` (`in`/`out`), `type` |
+//! | `ws_unacked_frames` | gauge | durable frames sent and not yet acknowledged |
+//! | `ws_backlog_entries` | histogram | queue depth of a device when its socket connects |
+//! | `messages_stored_total` | counter | `kind` (`dm`/`chat`) |
+//! | `deliveries_total` | counter | `path` (`live`: written to a socket as it happened; `replay`: read back from the queue) |
+//! | `receipts_total` | counter | `status` (`delivered`/`read`) |
+//! | `rate_limited_total` | counter | `kind` (`http`, `ws`, `login`, `slow_mode`) |
+//! | `push_total` | counter | `result` (`sent`, `gone`, `failed`, `dropped`) |
+//! | `store_operation_duration_seconds` | histogram | `op` (trait method) |
+//! | `store_errors_total` | counter | `op` |
+//! | `ephemeral_operation_duration_seconds` | histogram | `op` |
+//! | `ephemeral_errors_total` | counter | `op` |
+
+mod ephemeral;
+mod store;
+
+pub use ephemeral::MeteredEphemeral;
+pub use store::MeteredStore;
+
+use std::fmt;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// The `Content-Type` of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Latency buckets in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 15] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
+];
+
+/// WebSocket frame types counted by name; anything else counts as `other`.
+const FRAME_TYPES: [&str; 30] = [
+    "relay",
+    "relay_message",
+    "relay_delivery",
+    "chat_message",
+    "ack",
+    "ack_received",
+    "ack_read",
+    "msg_status",
+    "typing",
+    "typing_start",
+    "typing_stop",
+    "presence",
+    "status_change",
+    "ping",
+    "pong",
+    "history",
+    "sync_done",
+    "gap",
+    "error",
+    "call_start",
+    "call_offer",
+    "offer",
+    "call_answer",
+    "answer",
+    "ice_candidate",
+    "call_ice",
+    "hangup",
+    "call_end",
+    "call_state",
+    "set_status",
+];
+
+/// A metrics error (registration of a duplicate family, or encoding).
+#[derive(Debug, thiserror::Error)]
+#[error("metrics: {0}")]
+pub struct MetricsError(String);
+
+impl From<prometheus::Error> for MetricsError {
+    fn from(e: prometheus::Error) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// The node's metric families.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    pub(crate) ws_connections: IntGauge,
+    /// `[in, out]` × (`FRAME_TYPES`, then `other`), resolved once.
+    frames: [Vec<IntCounter>; 2],
+    pub(crate) ws_unacked: IntGauge,
+    pub(crate) ws_backlog: Histogram,
+    messages_stored: [IntCounter; 2],
+    deliveries: [IntCounter; 2],
+    receipts: [IntCounter; 2],
+    rate_limited: [IntCounter; 4],
+    push: [IntCounter; 4],
+    pub(crate) store_duration: HistogramVec,
+    pub(crate) store_errors: IntCounterVec,
+    pub(crate) ephemeral_duration: HistogramVec,
+    pub(crate) ephemeral_errors: IntCounterVec,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+fn counter(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, MetricsError> {
+    let c = IntCounterVec::new(Opts::new(name, help).namespace("melo"), labels)?;
+    r.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn histogram(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<HistogramVec, MetricsError> {
+    let opts = HistogramOpts::new(name, help)
+        .namespace("melo")
+        .buckets(LATENCY_BUCKETS.to_vec());
+    let h = HistogramVec::new(opts, labels)?;
+    r.register(Box::new(h.clone()))?;
+    Ok(h)
+}
+
+/// Resolves `values` of a one-label family once.
+fn fixed<const N: usize>(family: &IntCounterVec, values: [&str; N]) -> [IntCounter; N] {
+    values.map(|v| family.with_label_values(&[v]))
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> Result<IntGauge, MetricsError> {
+    let g = IntGauge::with_opts(Opts::new(name, help).namespace("melo"))?;
+    r.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+impl Metrics {
+    /// Fresh families in a new registry.
+    pub fn new() -> Result<Self, MetricsError> {
+        Self::with_registry(Registry::new())
+    }
+
+    /// Fresh families registered in `registry` (to expose them beside an embedder's own).
+    pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
+        let r = &registry;
+        let backlog = Histogram::with_opts(
+            HistogramOpts::new(
+                "ws_backlog_entries",
+                "Queued entries of a device when its socket connected (its queue depth)",
+            )
+            .namespace("melo")
+            .buckets(vec![0.0, 1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0]),
+        )?;
+        r.register(Box::new(backlog.clone()))?;
+        let frames = counter(
+            r,
+            "ws_frames_total",
+            "WebSocket text frames by direction and type",
+            &["direction", "type"],
+        )?;
+        let of = |direction: &str| -> Vec<IntCounter> {
+            FRAME_TYPES
+                .iter()
+                .chain(std::iter::once(&"other"))
+                .map(|t| frames.with_label_values(&[direction, t]))
+                .collect()
+        };
+        let frames = [of("in"), of("out")];
+        let stored = counter(
+            r,
+            "messages_stored_total",
+            "Messages stored, by kind",
+            &["kind"],
+        )?;
+        let deliveries = counter(
+            r,
+            "deliveries_total",
+            "Durable entries written to sockets: live, or replayed from the queue",
+            &["path"],
+        )?;
+        let receipts = counter(
+            r,
+            "receipts_total",
+            "Delivery and read receipts queued for authors",
+            &["status"],
+        )?;
+        let limited = counter(
+            r,
+            "rate_limited_total",
+            "Requests and frames refused by a limit, by kind",
+            &["kind"],
+        )?;
+        let push = counter(r, "push_total", "Push deliveries by result", &["result"])?;
+        Ok(Self {
+            http_requests: counter(
+                r,
+                "http_requests_total",
+                "HTTP requests by method, route template and status",
+                &["method", "route", "status"],
+            )?,
+            http_duration: histogram(
+                r,
+                "http_request_duration_seconds",
+                "HTTP request latency by method and route template",
+                &["method", "route"],
+            )?,
+            ws_connections: gauge(r, "ws_connections", "Open authenticated sockets")?,
+            frames,
+            ws_unacked: gauge(
+                r,
+                "ws_unacked_frames",
+                "Durable frames sent to sockets and not yet acknowledged",
+            )?,
+            ws_backlog: backlog,
+            messages_stored: fixed(&stored, ["dm", "chat"]),
+            deliveries: fixed(&deliveries, ["live", "replay"]),
+            receipts: fixed(&receipts, ["delivered", "read"]),
+            rate_limited: fixed(&limited, ["http", "ws", "login", "slow_mode"]),
+            push: fixed(&push, ["sent", "gone", "failed", "dropped"]),
+            store_duration: histogram(
+                r,
+                "store_operation_duration_seconds",
+                "Store operation latency by operation",
+                &["op"],
+            )?,
+            store_errors: counter(
+                r,
+                "store_errors_total",
+                "Store errors by operation",
+                &["op"],
+            )?,
+            ephemeral_duration: histogram(
+                r,
+                "ephemeral_operation_duration_seconds",
+                "Ephemeral-state operation latency by operation",
+                &["op"],
+            )?,
+            ephemeral_errors: counter(
+                r,
+                "ephemeral_errors_total",
+                "Ephemeral-state errors by operation",
+                &["op"],
+            )?,
+            registry,
+        })
+    }
+
+    /// The registry (add an embedder's own families to it).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> Result<Vec<u8>, MetricsError> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        Ok(out)
+    }
+
+    /// Counts one HTTP request of `route` (a template, or `unmatched`).
+    pub(crate) fn http(&self, method: &http::Method, route: &str, status: u16, secs: f64) {
+        let method = method_label(method);
+        let status = status_label(status);
+        self.http_requests
+            .with_label_values(&[method, route, status])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, route])
+            .observe(secs);
+    }
+
+    /// Counts one WebSocket text frame of `kind` (unknown kinds count as `other`).
+    pub(crate) fn frame(&self, incoming: bool, kind: &str) {
+        let i = FRAME_TYPES
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(FRAME_TYPES.len());
+        if let Some(c) = self.frames[usize::from(!incoming)].get(i) {
+            c.inc();
+        }
+    }
+
+    /// Counts a stored message (`dm` or `chat`).
+    pub(crate) fn message_stored(&self, chat: bool) {
+        self.messages_stored[usize::from(chat)].inc();
+    }
+
+    /// Counts `n` durable entries written to a socket, live or replayed from the queue.
+    pub(crate) fn delivered(&self, live: bool, n: u64) {
+        self.deliveries[usize::from(!live)].inc_by(n);
+    }
+
+    /// Counts a queued receipt.
+    pub(crate) fn receipt(&self, read: bool) {
+        self.receipts[usize::from(read)].inc();
+    }
+
+    /// Counts a refusal by a limit.
+    pub(crate) fn limited(&self, kind: Limit) {
+        self.rate_limited[kind as usize].inc();
+    }
+
+    /// Counts a push outcome.
+    pub(crate) fn push(&self, result: PushResult) {
+        self.push[result as usize].inc();
+    }
+}
+
+/// Which limit refused (`melo_rate_limited_total{kind}`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Limit {
+    /// The HTTP request budget.
+    Http = 0,
+    /// The per-socket frame budget.
+    Ws = 1,
+    /// Failed-login lockout.
+    Login = 2,
+    /// A chat's slow mode.
+    SlowMode = 3,
+}
+
+/// A push delivery's outcome (`melo_push_total{result}`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PushResult {
+    /// Accepted by the push service.
+    Sent = 0,
+    /// The subscription is gone (404/410); it was deleted.
+    Gone = 1,
+    /// Any other failure.
+    Failed = 2,
+    /// Not attempted: too many deliveries in flight.
+    Dropped = 3,
+}
+
+fn method_label(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET => "GET",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::DELETE => "DELETE",
+        http::Method::HEAD => "HEAD",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Status codes as static labels (the set the server answers with; others are `other`).
+fn status_label(status: u16) -> &'static str {
+    const KNOWN: [(u16, &str); 22] = [
+        (101, "101"),
+        (200, "200"),
+        (201, "201"),
+        (204, "204"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (410, "410"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (423, "423"),
+        (429, "429"),
+        (500, "500"),
+        (501, "501"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or("other", |(_, l)| *l)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_families_with_bounded_labels() {
+        let m = Metrics::new().expect("metrics");
+        m.http(&http::Method::GET, "/status", 200, 0.001);
+        m.frame(true, "relay");
+        m.frame(true, "attacker-chosen-type-123");
+        m.message_stored(false);
+        m.limited(Limit::Http);
+        let text = String::from_utf8(m.render().expect("render")).expect("utf8");
+        assert!(text.contains(
+            "melo_http_requests_total{method=\"GET\",route=\"/status\",status=\"200\"} 1"
+        ));
+        assert!(text.contains("melo_http_request_duration_seconds_bucket"));
+        assert!(text.contains("melo_ws_frames_total{direction=\"in\",type=\"relay\"} 1"));
+        assert!(text.contains("melo_ws_frames_total{direction=\"in\",type=\"other\"} 1"));
+        assert!(!text.contains("attacker"));
+        assert!(text.contains("melo_messages_stored_total{kind=\"dm\"} 1"));
+        assert!(text.contains("melo_rate_limited_total{kind=\"http\"} 1"));
+        assert!(text.contains("# TYPE melo_ws_connections gauge"));
+    }
+
+    #[test]
+    fn unknown_status_and_method_are_bucketed() {
+        assert_eq!(status_label(418), "other");
+        assert_eq!(status_label(429), "429");
+        let m = http::Method::from_bytes(b"BREW").expect("method");
+        assert_eq!(method_label(&m), "other");
+    }
+}

@@ -1,0 +1,182 @@
+//! `GET /metrics` over real sockets (PROTOCOL §4.1): families move with traffic, labels carry
+//! route templates and fixed words only, and the route answers `feature_disabled` when off.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::realtime::{make_contacts, online, relay, Target};
+use common::ws::WAIT;
+use common::{new_user, test_config, Client, TestServer};
+use melo::MemoryStore;
+use serde_json::json;
+
+/// The value of the sample `name{labels}` (exact label text), or 0 when absent.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn scrape(c: &Client) -> String {
+    let r = c.get("/metrics", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    String::from_utf8(r.raw.to_vec()).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_move_with_traffic() {
+    let s = TestServer::start().await;
+    let t = Target::of(&s);
+    let c = &s.client;
+    let before = scrape(c).await;
+    let status = "melo_http_requests_total{method=\"GET\",route=\"/status\",status=\"200\"}";
+    for _ in 0..3 {
+        assert_eq!(c.get("/status", None).await.status, 200);
+    }
+    let a = new_user(c, "ma").await;
+    let b = new_user(c, "mb").await;
+    make_contacts(&t, &a, &b).await;
+    // A path parameter is labelled by its template, never by the id in the path.
+    let r = c.get(&format!("/avatar/{}", b.uid), Some(&a.token)).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(c.get("/no/such/route", None).await.status, 404);
+
+    let mut wa = online(&t, &a).await;
+    let mut wb = online(&t, &b).await;
+    let mid = relay(&mut wa, &a, &b, "Q1QtMQ==", "m-1").await;
+    let d = wb.recv_type("relay_delivery", WAIT).await;
+    assert_eq!(d["message_id"], mid.as_str());
+    let during = scrape(c).await;
+    assert_eq!(sample(&during, "melo_ws_connections"), 2.0, "{during}");
+    wb.send_json(&json!({"type": "ack_received", "message_id": mid}))
+        .await;
+    wa.recv_type("msg_status", WAIT).await;
+
+    let after = scrape(c).await;
+    assert_eq!(sample(&after, status) - sample(&before, status), 3.0);
+    assert!(
+        sample(
+            &after,
+            "melo_http_requests_total{method=\"GET\",route=\"/avatar/{user_unique_id}\",status=\"404\"}"
+        ) >= 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(
+            &after,
+            "melo_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"
+        ) >= 1.0
+    );
+    assert!(
+        sample(
+            &after,
+            "melo_http_request_duration_seconds_count{method=\"GET\",route=\"/status\"}"
+        ) >= 3.0
+    );
+    assert_eq!(
+        sample(&after, "melo_messages_stored_total{kind=\"dm\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &after,
+            "melo_ws_frames_total{direction=\"in\",type=\"relay\"}"
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            &after,
+            "melo_ws_frames_total{direction=\"out\",type=\"relay_delivery\"}"
+        ) >= 1.0
+    );
+    assert!(
+        sample(
+            &after,
+            "melo_ws_frames_total{direction=\"out\",type=\"sync_done\"}"
+        ) >= 2.0
+    );
+    assert!(sample(&after, "melo_deliveries_total{path=\"live\"}") >= 1.0);
+    assert_eq!(
+        sample(&after, "melo_receipts_total{status=\"delivered\"}"),
+        1.0
+    );
+    assert!(sample(&after, "melo_ws_backlog_entries_count") >= 2.0);
+    assert!(
+        sample(
+            &after,
+            "melo_store_operation_duration_seconds_count{op=\"store_message\"}"
+        ) >= 1.0
+    );
+    assert!(
+        sample(
+            &after,
+            "melo_ephemeral_operation_duration_seconds_count{op=\"rate_limit\"}"
+        ) >= 1.0
+    );
+    assert_eq!(
+        sample(&after, "melo_store_errors_total{op=\"store_message\"}"),
+        0.0
+    );
+    // No uid, phone or token in any label.
+    for secret in [&a.uid, &b.uid, &a.phone, &a.token] {
+        assert!(!after.contains(secret.as_str()), "{secret} in metrics");
+    }
+
+    wa.ack_and_close().await;
+    wb.ack_and_close().await;
+    // Closed sockets leave the gauges (the server notices the close asynchronously).
+    let mut open = -1.0;
+    for _ in 0..100 {
+        let text = scrape(c).await;
+        open = sample(&text, "melo_ws_connections");
+        if open == 0.0 && sample(&text, "melo_ws_unacked_frames") == 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(open, 0.0);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn rate_limit_refusals_are_counted() {
+    let mut config = test_config();
+    config.limits.rate_limit_calls = 2;
+    let s = TestServer::start_with(config, Arc::new(MemoryStore::new())).await;
+    let c = &s.client;
+    for _ in 0..2 {
+        assert_eq!(c.get("/status", None).await.status, 200);
+    }
+    c.get("/status", None)
+        .await
+        .assert_error(429, "rate_limited");
+    // /metrics itself is exempt from the budget.
+    let text = scrape(c).await;
+    assert_eq!(sample(&text, "melo_rate_limited_total{kind=\"http\"}"), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "melo_http_requests_total{method=\"GET\",route=\"/status\",status=\"429\"}"
+        ),
+        1.0
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn disabled_metrics_answer_feature_disabled() {
+    let mut config = test_config();
+    config.metrics_enabled = false;
+    let s = TestServer::start_with(config, Arc::new(MemoryStore::new())).await;
+    s.client
+        .get("/metrics", None)
+        .await
+        .assert_error(404, "feature_disabled");
+    s.stop().await;
+}
