@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A secret string whose `Debug` prints `[redacted]`.
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
@@ -26,6 +26,13 @@ impl Secret {
     }
 }
 
+/// Serializes as `"[redacted]"` (`--check-config` prints the effective settings).
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
@@ -33,7 +40,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Everything that changes observable behaviour. `Config::default()` is the PROTOCOL default set.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
     /// Authentication and token settings.
@@ -73,7 +80,7 @@ impl Default for Config {
 }
 
 /// Tokens, sessions and passwords.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AuthConfig {
     /// JWT `iss` (`JWT_ISSUER`). Default `pixeltoo.ru`.
@@ -117,7 +124,7 @@ impl AuthConfig {
 }
 
 /// HTTP transport settings.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct HttpConfig {
     /// Port reported by `/status` as `http_port` (`HTTP_PORT`). Default 8088.
@@ -154,7 +161,7 @@ impl Default for HttpConfig {
 }
 
 /// HTTP rate limiting and failed-login lockout (PROTOCOL §3.4).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct LimitsConfig {
     /// Requests per window (`RATE_LIMIT_CALLS`). Default 20.
@@ -188,7 +195,7 @@ impl Default for LimitsConfig {
 }
 
 /// WebSocket settings (used by the real-time core).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct WsConfig {
     /// Frames per window per connection (`WS_RATE_LIMIT_MESSAGES`). Default 100.
@@ -216,7 +223,7 @@ impl Default for WsConfig {
 }
 
 /// Message retention and delivery queues.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct MessagesConfig {
     /// Seconds a message stays in history (`HISTORY_TTL`). Default 1 209 600.
@@ -242,7 +249,7 @@ impl Default for MessagesConfig {
 }
 
 /// Presence, typing, calls and ICE servers.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RealtimeConfig {
     /// Idle seconds before `away` (`PRESENCE_AWAY_AFTER`). Default 300.
@@ -279,7 +286,7 @@ impl Default for RealtimeConfig {
 }
 
 /// Web Push and avatars.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct PushConfig {
     /// VAPID `sub` claim (`VAPID_SUBJECT`). Default `mailto:admin@localhost`.
@@ -308,20 +315,108 @@ impl Default for PushConfig {
     }
 }
 
+/// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
+const VARS: [(&str, &str); 44] = [
+    ("auth.jwt_issuer", "JWT_ISSUER"),
+    ("auth.jwt_audience", "JWT_AUDIENCE"),
+    (
+        "auth.access_token_expire_minutes",
+        "ACCESS_TOKEN_EXPIRE_MINUTES",
+    ),
+    ("auth.jwt_key_rotation_days", "JWT_KEY_ROTATION_DAYS"),
+    ("auth.csrf_ttl", "CSRF_TTL"),
+    ("auth.device_token_ttl", "DEVICE_TOKEN_TTL"),
+    ("auth.link_code_ttl", "LINK_CODE_TTL"),
+    ("auth.bcrypt_cost", "BCRYPT_COST"),
+    ("http.http_port", "HTTP_PORT"),
+    ("http.ws_port", "WS_PORT"),
+    ("http.max_body_bytes", "MAX_BODY_BYTES"),
+    ("http.cors_origins", "CORS_ORIGINS"),
+    ("http.trusted_proxies", "TRUSTED_PROXIES"),
+    ("http.max_connections", "MAX_CONNECTIONS"),
+    ("http.shutdown_grace_secs", "SHUTDOWN_GRACE_SECONDS"),
+    ("limits.rate_limit_calls", "RATE_LIMIT_CALLS"),
+    ("limits.rate_limit_period", "RATE_LIMIT_PERIOD"),
+    ("limits.block_period", "BLOCK_PERIOD"),
+    ("limits.failed_login_limit", "FAILED_LOGIN_LIMIT"),
+    ("limits.failed_login_ip_limit", "FAILED_LOGIN_IP_LIMIT"),
+    ("limits.failed_login_window", "FAILED_LOGIN_WINDOW"),
+    (
+        "limits.failed_login_block_period",
+        "FAILED_LOGIN_BLOCK_PERIOD",
+    ),
+    ("ws.rate_limit_messages", "WS_RATE_LIMIT_MESSAGES"),
+    ("ws.rate_limit_period", "WS_RATE_LIMIT_PERIOD"),
+    ("ws.rate_limit_grace", "WS_RATE_LIMIT_GRACE"),
+    ("ws.max_connections_per_ip", "WS_MAX_CONNECTIONS_PER_IP"),
+    ("ws.ping_interval", "WS_PING_INTERVAL"),
+    ("messages.history_ttl", "HISTORY_TTL"),
+    ("messages.queue_ttl", "QUEUE_TTL"),
+    ("messages.queue_max", "QUEUE_MAX"),
+    ("messages.sweep_interval_secs", "QUEUE_SWEEP_SECONDS"),
+    ("realtime.presence_away_after", "PRESENCE_AWAY_AFTER"),
+    ("realtime.typing_ttl", "TYPING_TTL"),
+    ("realtime.call_ring_timeout", "CALL_RING_TIMEOUT"),
+    ("realtime.call_reconnect_grace", "CALL_RECONNECT_GRACE"),
+    ("realtime.stun_urls", "STUN_URLS"),
+    ("realtime.turn_urls", "TURN_URLS"),
+    ("realtime.turn_ttl", "TURN_TTL"),
+    ("push.vapid_subject", "VAPID_SUBJECT"),
+    ("push.coalesce_seconds", "PUSH_COALESCE_SECONDS"),
+    ("push.ttl_secs", "PUSH_TTL"),
+    ("push.avatar_max_bytes", "AVATAR_MAX_BYTES"),
+    ("metrics_enabled", "METRICS_ENABLED"),
+    ("server_version", "SERVER_VERSION"),
+];
+
+/// The environment variable of a setting (`"auth.bcrypt_cost"` → `BCRYPT_COST`).
+pub fn env_var(field: &str) -> Option<&'static str> {
+    VARS.iter().find(|(f, _)| *f == field).map(|(_, v)| *v)
+}
+
+/// "`VAR` (`field`) `problem`": the message of a bad setting.
+fn bad(field: &'static str, problem: impl fmt::Display) -> String {
+    match env_var(field) {
+        Some(var) => format!("{var} ({field}) {problem}"),
+        None => format!("{field} {problem}"),
+    }
+}
+
 impl Config {
-    /// Checks ranges; the builder calls this.
+    /// Checks ranges; the builder calls this. The error names the environment variable and
+    /// the field of the first bad setting, e.g. `BCRYPT_COST (auth.bcrypt_cost) must be 4..=31`.
     pub fn validate(&self) -> Result<(), String> {
-        let a = &self.auth;
-        if !(4..=31).contains(&a.bcrypt_cost) {
-            return Err("auth.bcrypt_cost must be 4..=31".into());
-        }
-        if a.access_token_expire_minutes == 0 || a.access_token_expire_minutes > 525_600 {
-            return Err("auth.access_token_expire_minutes must be 1..=525600 (one year)".into());
-        }
         // Durations are added to clocks; keep every one far from overflow (10 years).
         const MAX_SECS: u64 = 315_360_000;
+        let a = &self.auth;
         let l = &self.limits;
-        let secs = [
+        let w = &self.ws;
+        let m = &self.messages;
+        let r = &self.realtime;
+        let p = &self.push;
+        if !(4..=31).contains(&a.bcrypt_cost) {
+            return Err(bad("auth.bcrypt_cost", "must be 4..=31"));
+        }
+        if !(1..=525_600).contains(&a.access_token_expire_minutes) {
+            return Err(bad(
+                "auth.access_token_expire_minutes",
+                "must be 1..=525600 (one year)",
+            ));
+        }
+        if !(1..=3650).contains(&a.jwt_key_rotation_days) {
+            return Err(bad("auth.jwt_key_rotation_days", "must be 1..=3650"));
+        }
+        for (field, v) in [
+            ("auth.jwt_issuer", &a.jwt_issuer),
+            ("auth.jwt_audience", &a.jwt_audience),
+        ] {
+            if v.is_empty() {
+                return Err(bad(field, "must not be empty"));
+            }
+        }
+        // Seconds that must be at least 1 (a zero window or TTL would disable the feature
+        // silently) and at most ten years.
+        let positive_secs = [
             ("auth.csrf_ttl", a.csrf_ttl),
             ("auth.device_token_ttl", a.device_token_ttl),
             ("auth.link_code_ttl", a.link_code_ttl),
@@ -332,31 +427,64 @@ impl Config {
                 "limits.failed_login_block_period",
                 l.failed_login_block_period,
             ),
-            ("ws.rate_limit_period", self.ws.rate_limit_period),
-            ("messages.queue_ttl", self.messages.queue_ttl),
-            ("messages.history_ttl", self.messages.history_ttl),
+            ("ws.rate_limit_period", w.rate_limit_period),
+            ("ws.ping_interval", w.ping_interval),
+            ("messages.queue_ttl", m.queue_ttl),
+            ("messages.history_ttl", m.history_ttl),
+            ("realtime.presence_away_after", r.presence_away_after),
+            ("realtime.typing_ttl", r.typing_ttl),
+            ("realtime.call_ring_timeout", r.call_ring_timeout),
+            ("realtime.turn_ttl", r.turn_ttl),
+            ("push.ttl_secs", p.ttl_secs),
         ];
-        if let Some((name, _)) = secs.iter().find(|(_, v)| *v > MAX_SECS) {
-            return Err(format!("{name} must be at most {MAX_SECS} seconds"));
+        for (field, v) in positive_secs {
+            if !(1..=MAX_SECS).contains(&v) {
+                return Err(bad(field, format_args!("must be 1..={MAX_SECS} seconds")));
+            }
         }
-        if a.jwt_key_rotation_days > 3650 {
-            return Err("auth.jwt_key_rotation_days must be at most 3650".into());
+        // Seconds where 0 is meaningful (no grace, no coalescing, a sweep every second).
+        let any_secs = [
+            ("realtime.call_reconnect_grace", r.call_reconnect_grace),
+            ("push.coalesce_seconds", p.coalesce_seconds),
+            ("messages.sweep_interval_secs", m.sweep_interval_secs),
+        ];
+        if let Some((field, _)) = any_secs.iter().find(|(_, v)| *v > MAX_SECS) {
+            return Err(bad(
+                field,
+                format_args!("must be at most {MAX_SECS} seconds"),
+            ));
         }
-        if a.jwt_key_rotation_days == 0 {
-            return Err("auth.jwt_key_rotation_days must be > 0".into());
+        let positive = [
+            ("limits.rate_limit_calls", l.rate_limit_calls),
+            ("limits.failed_login_limit", l.failed_login_limit),
+            ("limits.failed_login_ip_limit", l.failed_login_ip_limit),
+            ("ws.rate_limit_messages", w.rate_limit_messages),
+            ("ws.rate_limit_grace", w.rate_limit_grace),
+            ("messages.queue_max", m.queue_max),
+            ("http.max_body_bytes", self.http.max_body_bytes as u64),
+            ("http.max_connections", self.http.max_connections as u64),
+            ("ws.max_connections_per_ip", w.max_connections_per_ip as u64),
+            ("push.avatar_max_bytes", p.avatar_max_bytes as u64),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(bad(field, "must be > 0"));
         }
-        if a.jwt_issuer.is_empty() || a.jwt_audience.is_empty() {
-            return Err("auth.jwt_issuer and auth.jwt_audience must not be empty".into());
+        if self.http.shutdown_grace_secs > 3600 {
+            return Err(bad("http.shutdown_grace_secs", "must be at most 3600"));
         }
-        let l = &self.limits;
-        if l.rate_limit_calls == 0 || l.rate_limit_period == 0 {
-            return Err("limits.rate_limit_calls and rate_limit_period must be > 0".into());
-        }
-        if l.failed_login_limit == 0 || l.failed_login_ip_limit == 0 || l.failed_login_window == 0 {
-            return Err("limits.failed_login_* must be > 0".into());
-        }
-        if self.http.max_body_bytes == 0 || self.http.max_connections == 0 {
-            return Err("http.max_body_bytes and http.max_connections must be > 0".into());
+        for (field, urls, schemes) in [
+            ("realtime.stun_urls", &r.stun_urls, &["stun:", "stuns:"][..]),
+            ("realtime.turn_urls", &r.turn_urls, &["turn:", "turns:"][..]),
+        ] {
+            if let Some(u) = urls
+                .iter()
+                .find(|u| !schemes.iter().any(|s| u.starts_with(s)))
+            {
+                return Err(bad(
+                    field,
+                    format_args!("{u:?} must start with {}", schemes.join(" or ")),
+                ));
+            }
         }
         Ok(())
     }
@@ -371,8 +499,31 @@ mod tests {
         let c = Config::default();
         assert!(c.validate().is_ok());
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "[redacted]");
-        let mut bad = Config::default();
-        bad.auth.bcrypt_cost = 3;
-        assert!(bad.validate().is_err());
+        let mut c = Config::default();
+        c.realtime.turn_secret = Some(Secret::new("hunter2"));
+        let json = serde_json::to_string(&c).expect("json");
+        assert!(json.contains("\"turn_secret\":\"[redacted]\""), "{json}");
+        assert!(!json.contains("hunter2"));
+        let mut c = Config::default();
+        c.auth.bcrypt_cost = 3;
+        assert_eq!(
+            c.validate().unwrap_err(),
+            "BCRYPT_COST (auth.bcrypt_cost) must be 4..=31"
+        );
+        let mut c = Config::default();
+        c.realtime.typing_ttl = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("TYPING_TTL (realtime.typing_ttl)"));
+        let mut c = Config::default();
+        c.realtime.turn_urls = vec!["http://turn.example".into()];
+        assert!(c.validate().unwrap_err().starts_with("TURN_URLS"));
+        let mut c = Config::default();
+        c.ws.max_connections_per_ip = 0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .starts_with("WS_MAX_CONNECTIONS_PER_IP"));
     }
 }

@@ -40,6 +40,7 @@ pub mod crypto;
 pub mod ephemeral;
 pub mod error;
 mod http;
+pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod push;

@@ -4,113 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
 
+use common::binary::{start, stop};
 use common::realtime::{self, Target};
-use common::{avatars, calls, chats, session_scenarios};
-use common::{scenarios, Client};
-
-fn example_binary() -> PathBuf {
-    // target/<profile>/deps/example_binary-<hash> → target/<profile>/examples/server
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("examples").join("server");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo test` builds examples; run it with default features",
-        bin.display()
-    );
-    bin
-}
-
-struct Server {
-    child: Child,
-    client: Client,
-    port: u16,
-    /// Later announcements (`melo websocket listening on ws://ADDR`).
-    announced: std::sync::mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn http_addr(&self) -> SocketAddr {
-        let base = self.client.base.strip_prefix("http://").expect("http URL");
-        base.parse().expect("HTTP address")
-    }
-
-    /// The second WebSocket listener, from its start-up line.
-    fn ws_addr(&self) -> SocketAddr {
-        let line = self
-            .announced
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server announced its WebSocket listener");
-        line.strip_prefix("ws://")
-            .unwrap_or_else(|| panic!("ws:// URL: {line}"))
-            .parse()
-            .expect("WebSocket address")
-    }
-}
-
-fn start(workdir: &Path) -> Server {
-    let mut child = Command::new(example_binary())
-        .current_dir(workdir)
-        .env_remove("DB_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("MELO_DATA_DIR")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn example server");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (ws_tx, announced) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("melo listening on ") {
-                let _ = tx.send(url.to_owned());
-            } else if let Some(url) = line.strip_prefix("melo websocket listening on ") {
-                let _ = ws_tx.send(url.to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server announced its address");
-    let port = url
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    Server {
-        child,
-        client: Client::new(url),
-        port,
-        announced,
-    }
-}
-
-fn stop(mut s: Server) {
-    let pid = s.child.id().to_string();
-    let ok = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "SIGTERM delivered");
-    for _ in 0..100 {
-        if let Some(status) = s.child.try_wait().expect("wait") {
-            assert!(status.success(), "graceful exit on SIGTERM: {status}");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = s.child.kill();
-    panic!("server did not stop within 10 s of SIGTERM");
-}
+use common::{avatars, calls, chats, scenarios, session_scenarios};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_against_the_example_binary() {

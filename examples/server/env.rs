@@ -53,7 +53,7 @@ impl Env {
             .filter(|v| !v.is_empty())
     }
 
-    fn parse<T: FromStr>(&self, key: &str, into: &mut T) -> Result<(), String> {
+    pub(crate) fn parse<T: FromStr>(&self, key: &str, into: &mut T) -> Result<(), String> {
         if let Some(v) = self.str(key) {
             *into = v
                 .parse()

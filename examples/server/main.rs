@@ -3,14 +3,18 @@
 //!
 //! ```text
 //! cargo run --release --example server
+//! cargo run --release --example server -- --check-config   # print the effective settings
 //! curl 127.0.0.1:8088/status
 //! ```
 //!
-//! Every variable is documented in `.env.example`.
+//! Every variable is documented in `.env.example` and the README. Every setting is validated
+//! before anything starts; an error names the variable.
 
-#![allow(clippy::print_stdout)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod env;
+mod logging;
+mod settings;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,75 +25,89 @@ use anyhow::{bail, Context};
 use melo::crypto::KeyPolicy;
 use melo::{FileKeyProvider, Melo, SqliteStore, Store};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
+const USAGE: &str = "usage: server [--check-config]\n\n  --check-config  validate the settings \
+                     (environment and ./.env), print them with secrets redacted, and exit";
+
+fn main() -> std::process::ExitCode {
+    match start() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming what to fix (no backtrace: this is an operator's error message).
+            eprintln!("melo: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let check = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => false,
+        ["--check-config"] => true,
+        ["--help" | "-h"] => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        _ => bail!("{USAGE}"),
+    };
     // `.env` is applied before any thread exists (setting variables later is racy).
     env::load_dotenv(std::path::Path::new(".env")).context("reading .env")?;
+    let env = env::Env::from_process();
+    let settings = settings::Settings::from_env(&env)?;
+    if check {
+        println!("{}", serde_json::to_string_pretty(&settings.redacted())?);
+        return Ok(());
+    }
+    // Dropped at the end of `main`: flushes the log files.
+    let _log_guards = settings.log.init()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run())
+        .block_on(run(settings))
 }
 
-async fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    let env = env::Env::from_process();
-    let mut config = env.config().map_err(anyhow::Error::msg)?;
-
-    let data_dir = PathBuf::from(
-        env.str("MELO_DATA_DIR")
-            .unwrap_or_else(|| "./melo-data".into()),
-    );
+async fn run(settings: settings::Settings) -> anyhow::Result<()> {
+    let mut config = settings.config.clone();
+    let data_dir = PathBuf::from(&settings.data_dir);
     private_dir(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let policy = KeyPolicy {
         rotation: Duration::from_secs(config.auth.jwt_key_rotation_days * 86_400),
         token_ttl: config.auth.token_ttl(),
     };
-    let secret = env.str("ENCRYPTION_KEY_STR");
+    let secret = settings
+        .encryption_key
+        .as_ref()
+        .map(|s| s.expose().to_owned());
     let keys = FileKeyProvider::open(data_dir.join("keys"), policy, secret.as_deref())
         .await
         .context("opening keys")?;
 
-    let store: Arc<dyn Store> = match env.str("DB_URL") {
+    let store: Arc<dyn Store> = match settings.db_url.as_deref() {
         None => Arc::new(
             SqliteStore::open(data_dir.join("melo.db"))
                 .await
                 .context("opening SQLite")?,
         ),
-        Some(url) if url == "memory:" => {
+        Some("memory:") => {
             tracing::warn!("DB_URL=memory: nothing is persisted; for tests and measurements only");
             Arc::new(melo::MemoryStore::new())
         }
-        Some(url) if url.starts_with("sqlite:") => {
-            Arc::new(SqliteStore::connect(&url).await.context("opening SQLite")?)
-        }
-        Some(url) if url.starts_with("mysql:") || url.starts_with("mariadb:") => {
-            bail!("DB_URL is a MySQL URL, but this Melo release has no MySQL store yet; unset DB_URL to use SQLite")
-        }
-        Some(_) => bail!("DB_URL must start with sqlite: or be memory: (or be unset)"),
+        Some(url) => Arc::new(SqliteStore::connect(url).await.context("opening SQLite")?),
     };
-    if env.str("REDIS_URL").is_some() {
-        bail!("REDIS_URL is set, but this Melo release has no Redis backend yet; unset it to run one node");
-    }
-
-    let host = env.str("HOST").unwrap_or_else(|| "127.0.0.1".into());
-    let ip: std::net::IpAddr = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .with_context(|| format!("HOST={host:?} is not an IP address"))?;
+    let ip = settings.host;
     let addr = SocketAddr::new(ip, config.http.http_port);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     config.http.http_port = local.port();
-    let tls = tls_config(&env)?;
+    let tls = tls_config(&settings)?;
     config.http.hsts = tls.is_some();
     log_fd_limit();
 
@@ -110,14 +128,8 @@ async fn run() -> anyhow::Result<()> {
     }
 
     let mut builder = Melo::builder(store, Arc::new(keys)).config(config);
-    match (env.str("VAPID_PUBLIC_KEY"), env.str("VAPID_PRIVATE_KEY")) {
-        (Some(public), Some(private)) => {
-            let key = melo::push::VapidKey::from_pair(&public, &private)
-                .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))?;
-            builder = builder.vapid(key);
-        }
-        (None, None) => {}
-        _ => anyhow::bail!("set both VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY, or neither"),
+    if let Some(key) = settings.vapid_key()? {
+        builder = builder.vapid(key);
     }
     let melo = builder.build()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -174,18 +186,22 @@ fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// `TLS_CERT_FILE` + `TLS_KEY_FILE` (PEM) turn TLS on.
-fn tls_config(env: &env::Env) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
-    let (cert, key) = match (env.str("TLS_CERT_FILE"), env.str("TLS_KEY_FILE")) {
-        (Some(c), Some(k)) => (c, k),
-        (None, None) => return Ok(None),
-        _ => bail!("set both TLS_CERT_FILE and TLS_KEY_FILE, or neither"),
+fn tls_config(
+    settings: &settings::Settings,
+) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
+    let Some((cert, key)) = &settings.tls else {
+        return Ok(None);
     };
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(std::fs::File::open(&cert)?))
-        .collect::<Result<Vec<_>, _>>()
-        .context("reading TLS_CERT_FILE")?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(std::fs::File::open(&key)?))
-        .context("reading TLS_KEY_FILE")?
-        .context("TLS_KEY_FILE has no private key")?;
+    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
+        std::fs::File::open(cert).with_context(|| format!("TLS_CERT_FILE={cert:?}"))?,
+    ))
+    .collect::<Result<Vec<_>, _>>()
+    .context("reading TLS_CERT_FILE")?;
+    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
+        std::fs::File::open(key).with_context(|| format!("TLS_KEY_FILE={key:?}"))?,
+    ))
+    .context("reading TLS_KEY_FILE")?
+    .context("TLS_KEY_FILE has no private key")?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

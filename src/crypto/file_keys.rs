@@ -123,7 +123,7 @@ impl KeyProvider for FileKeyProvider {
         let rotation = self.policy.rotation.as_secs() as i64;
         if now.saturating_sub(newest) >= rotation {
             let key = generate_and_store(&jwt_dir).await?;
-            tracing::info!(kid = key.kid(), "rotated JWT signing key");
+            tracing::info!(target: "melo::audit", event = "key_rotated", kid = key.kid(), "rotated JWT signing key");
             keys.push(key);
         }
         // A key retires when its successor starts signing; it verifies for ttl + 10 min more.
@@ -137,7 +137,7 @@ impl KeyProvider for FileKeyProvider {
                     if let Err(e) = tokio::fs::remove_file(&path).await {
                         tracing::warn!(error = %e, "could not delete retired JWT key file");
                     }
-                    tracing::info!(kid = key.kid(), "retired JWT key");
+                    tracing::info!(target: "melo::audit", event = "key_retired", kid = key.kid(), "retired JWT key");
                 }
                 _ => kept.push(key.clone()),
             }
@@ -213,7 +213,7 @@ async fn load_or_create_data_keys(path: &Path) -> Result<DataKeys, CryptoError> 
                 serde_json::to_vec_pretty(&file).map_err(|e| CryptoError::Keys(e.to_string()))?,
             );
             write_private(path, &json).await?;
-            tracing::info!("generated data keys");
+            tracing::info!(target: "melo::audit", event = "data_keys_generated", "generated data keys");
             Ok(keys)
         }
         Err(e) => Err(e.into()),

@@ -243,7 +243,7 @@ impl AuthService {
                 };
                 match core.store.create_user(&record).await {
                     Ok(()) => {
-                        tracing::info!(user_id = %id, "registered");
+                        tracing::info!(target: "melo::audit", event = "register", user_id = %id, "registered");
                         return Ok(RegisterResponse {
                             unique_id: id,
                             public_e2e_key: key,
@@ -407,7 +407,7 @@ impl AuthService {
                 .await?;
         }
         let opened = open_user(core, &user)?;
-        tracing::info!(user_id = %user.id, session_id = %session.id, "login");
+        tracing::info!(target: "melo::audit", event = "login", user_id = %user.id, session_id = %session.id, "login");
         Ok(LoginResponse {
             access_token,
             token_type: "bearer",

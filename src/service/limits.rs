@@ -107,12 +107,6 @@ impl LimitsService {
             .ephemeral
             .set(&format!("lock:{key}"), until.to_string().as_bytes(), ttl)
             .await?;
-        let kind = if key.starts_with("ip:") {
-            "ip"
-        } else {
-            "account"
-        };
-        tracing::info!(kind, "login lockout");
         Ok(())
     }
 
@@ -152,15 +146,23 @@ impl LimitsService {
         attempt: u64,
     ) -> Result<()> {
         let l = &self.core.config.limits;
+        // Ids only: an unknown account is not named (its blind tag would link attempts).
+        let user = match account {
+            AccountKey::User(u) => Some(*u),
+            AccountKey::Unknown(_) => None,
+        };
+        tracing::info!(target: "melo::audit", event = "login_failed", user_id = user.map(tracing::field::display), attempt, "failed login");
         if attempt >= l.failed_login_limit {
             let key = format!("acct:{}", self.account_key(account));
             self.lock(&key).await?;
+            tracing::warn!(target: "melo::audit", event = "lockout", scope = "account", user_id = user.map(tracing::field::display), "account locked");
             // The lock now carries the penalty; counting starts afresh after it.
             self.core.ephemeral.delete(&format!("fail:{key}")).await?;
         }
         let ip_key = format!("ip:{}", self.ip_tag(ip));
         if self.count(&ip_key).await? >= l.failed_login_ip_limit {
             self.lock(&ip_key).await?;
+            tracing::warn!(target: "melo::audit", event = "lockout", scope = "ip", "client address locked");
             self.core
                 .ephemeral
                 .delete(&format!("fail:{ip_key}"))

@@ -71,6 +71,7 @@ impl SessionsService {
 
     /// Everything revocation means beyond the store flag: the queue goes, open sockets close.
     async fn revoked(&self, auth: &Authenticated, id: SessionId) {
+        tracing::info!(target: "melo::audit", event = "session_revoked", user_id = %auth.user, session_id = %id, by_session = %auth.session, "session revoked");
         self.core.sessions_changed(auth.user);
         if let Err(e) = self.core.store.drop_queue(id).await {
             tracing::warn!(error = %e, session_id = %id, "queue of a revoked session not dropped");

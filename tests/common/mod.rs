@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 pub mod avatars;
+pub mod binary;
 pub mod calls;
 pub mod chats;
 pub mod push_service;

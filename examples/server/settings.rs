@@ -1,0 +1,157 @@
+//! Every setting of the example server, read and validated before anything starts: the library
+//! [`Config`] plus what only the binary uses (listeners, storage, keys, TLS, VAPID, logging).
+//! `--check-config` prints [`Settings::redacted`].
+
+use std::net::IpAddr;
+
+use anyhow::{bail, Context};
+use melo::config::{Config, Secret};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::env::Env;
+use crate::logging::LogSettings;
+
+/// The validated settings.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// The library settings (PROTOCOL §3.5 variables).
+    pub(crate) config: Config,
+    /// `HOST`.
+    pub(crate) host: IpAddr,
+    /// `MELO_DATA_DIR`.
+    pub(crate) data_dir: String,
+    /// `DB_URL`: unset (SQLite in the data directory), `memory:` or a `sqlite:` URL.
+    pub(crate) db_url: Option<String>,
+    /// `ENCRYPTION_KEY_STR`.
+    pub(crate) encryption_key: Option<Secret>,
+    /// `TLS_CERT_FILE`, `TLS_KEY_FILE`.
+    pub(crate) tls: Option<(String, String)>,
+    /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY`.
+    vapid: Option<(String, Secret)>,
+    /// Logging.
+    pub(crate) log: LogSettings,
+}
+
+/// Both or neither of a pair of variables.
+fn pair(env: &Env, a: &str, b: &str) -> anyhow::Result<Option<(String, String)>> {
+    match (env.str(a), env.str(b)) {
+        (Some(x), Some(y)) => Ok(Some((x, y))),
+        (None, None) => Ok(None),
+        _ => bail!("set both {a} and {b}, or neither"),
+    }
+}
+
+/// A URL with any password replaced (`mysql://u:[redacted]@h/db`).
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((creds, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match creds.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl Settings {
+    pub(crate) fn from_env(env: &Env) -> anyhow::Result<Self> {
+        let config = env.config().map_err(anyhow::Error::msg)?;
+        let host = env.str("HOST").unwrap_or_else(|| "127.0.0.1".into());
+        let host: IpAddr = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .with_context(|| format!("HOST={host:?} is not an IP address"))?;
+        let db_url = env.str("DB_URL");
+        match db_url.as_deref() {
+            None | Some("memory:") => {}
+            Some(u) if u.starts_with("sqlite:") => {}
+            Some(u) if u.starts_with("mysql:") || u.starts_with("mariadb:") => bail!(
+                "DB_URL is a MySQL URL, but this Melo release has no MySQL store yet; unset \
+                 DB_URL to use SQLite"
+            ),
+            Some(_) => bail!("DB_URL must start with sqlite: or be memory: (or be unset)"),
+        }
+        if env.str("REDIS_URL").is_some() {
+            bail!(
+                "REDIS_URL is set, but this Melo release has no Redis backend yet; unset it to \
+                 run one node"
+            );
+        }
+        let vapid = pair(env, "VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY")?
+            .map(|(public, private)| (public, Secret::new(private)));
+        if let Some((public, private)) = &vapid {
+            melo::push::VapidKey::from_pair(public, private.expose())
+                .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))?;
+        }
+        Ok(Self {
+            config,
+            host,
+            data_dir: env
+                .str("MELO_DATA_DIR")
+                .unwrap_or_else(|| "./melo-data".into()),
+            db_url,
+            encryption_key: env.str("ENCRYPTION_KEY_STR").map(Secret::new),
+            tls: pair(env, "TLS_CERT_FILE", "TLS_KEY_FILE")?,
+            vapid,
+            log: LogSettings::from_env(env)?,
+        })
+    }
+
+    /// The VAPID pair from the environment, if set (validated in [`Self::from_env`]).
+    pub(crate) fn vapid_key(&self) -> anyhow::Result<Option<melo::push::VapidKey>> {
+        self.vapid
+            .as_ref()
+            .map(|(public, private)| {
+                melo::push::VapidKey::from_pair(public, private.expose())
+                    .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))
+            })
+            .transpose()
+    }
+
+    /// Everything, with secrets (keys, passwords in URLs, TURN secret) redacted.
+    pub(crate) fn redacted(&self) -> Value {
+        #[derive(Serialize)]
+        struct Server<'a> {
+            host: String,
+            data_dir: &'a str,
+            db_url: Option<String>,
+            encryption_key_str: Option<&'a str>,
+            tls_cert_file: Option<&'a str>,
+            tls_key_file: Option<&'a str>,
+            vapid_public_key: Option<&'a str>,
+            vapid_private_key: Option<&'a str>,
+        }
+        let server = Server {
+            host: self.host.to_string(),
+            data_dir: &self.data_dir,
+            db_url: self.db_url.as_deref().map(redact_url),
+            encryption_key_str: self.encryption_key.as_ref().map(|_| "[redacted]"),
+            tls_cert_file: self.tls.as_ref().map(|(c, _)| c.as_str()),
+            tls_key_file: self.tls.as_ref().map(|(_, k)| k.as_str()),
+            vapid_public_key: self.vapid.as_ref().map(|(p, _)| p.as_str()),
+            vapid_private_key: self.vapid.as_ref().map(|_| "[redacted]"),
+        };
+        json!({"server": server, "logging": self.log, "config": self.config})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("mysql://root:hunter2@127.0.0.1:3306/melo"),
+            "mysql://root:[redacted]@127.0.0.1:3306/melo"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/melo.db"),
+            "sqlite:///var/lib/melo.db"
+        );
+    }
+}
