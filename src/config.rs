@@ -507,23 +507,23 @@ mod tests {
         let mut c = Config::default();
         c.auth.bcrypt_cost = 3;
         assert_eq!(
-            c.validate().unwrap_err(),
+            c.validate().expect_err("invalid"),
             "BCRYPT_COST (auth.bcrypt_cost) must be 4..=31"
         );
         let mut c = Config::default();
         c.realtime.typing_ttl = 0;
         assert!(c
             .validate()
-            .unwrap_err()
+            .expect_err("invalid")
             .starts_with("TYPING_TTL (realtime.typing_ttl)"));
         let mut c = Config::default();
         c.realtime.turn_urls = vec!["http://turn.example".into()];
-        assert!(c.validate().unwrap_err().starts_with("TURN_URLS"));
+        assert!(c.validate().expect_err("invalid").starts_with("TURN_URLS"));
         let mut c = Config::default();
         c.ws.max_connections_per_ip = 0;
         assert!(c
             .validate()
-            .unwrap_err()
+            .expect_err("invalid")
             .starts_with("WS_MAX_CONNECTIONS_PER_IP"));
     }
 }

@@ -97,6 +97,7 @@ impl Env {
         self.parse("HTTP_PORT", &mut h.http_port)?;
         self.parse("WS_PORT", &mut h.ws_port)?;
         self.parse("MAX_CONNECTIONS", &mut h.max_connections)?;
+        self.parse("MAX_BODY_BYTES", &mut h.max_body_bytes)?;
         self.parse("SHUTDOWN_GRACE_SECONDS", &mut h.shutdown_grace_secs)?;
         self.list("CORS_ORIGINS", &mut h.cors_origins);
         let mut proxies = Vec::new();
