@@ -221,9 +221,9 @@ pub(crate) fn docs_html(doc: &Value) -> String {
         .into_iter()
         .flatten()
     {
-        let _ = write!(
+        let _ = writeln!(
             schemas,
-            "<div id=\"schema-{n}\"><h3><code>{n}</code></h3>{}</div>\n",
+            "<div id=\"schema-{n}\"><h3><code>{n}</code></h3>{}</div>",
             schema(s, 0),
             n = esc(name)
         );
