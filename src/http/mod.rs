@@ -15,6 +15,10 @@ pub(crate) mod error;
 pub(crate) mod extract;
 mod handlers;
 pub(crate) mod multipart;
+pub(crate) mod openapi;
+mod openapi_components;
+mod openapi_html;
+mod openapi_schemas;
 pub(crate) mod response;
 pub(crate) mod router;
 
@@ -43,8 +47,9 @@ impl App {
     pub(crate) fn new(services: Services) -> Result<Self, String> {
         let router = Router::new(handlers::routes())?;
         let version = services.core().config.server_version.clone();
-        let openapi = serde_json::to_vec(&router.openapi(&version)).map_err(|e| e.to_string())?;
-        let docs_html = router.docs_html();
+        let doc = openapi::document(router.routes(), &version)?;
+        let openapi = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
+        let docs_html = openapi::docs_html(&doc);
         Ok(Self {
             services,
             router,

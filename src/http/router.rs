@@ -1,10 +1,10 @@
-//! The route table: one list that both serves requests and generates `/openapi.json`.
+//! The route table: one list that both serves requests and (with `openapi.rs`) generates
+//! `/openapi.json`.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use http::{Method, Response};
-use serde_json::{json, Map, Value};
 
 use super::error::ApiError;
 use super::extract::Ctx;
@@ -162,119 +162,10 @@ impl Router {
         }
     }
 
-    /// OpenAPI 3.1 document of the table.
-    pub(crate) fn openapi(&self, version: &str) -> Value {
-        let mut paths = Map::new();
-        for (path, indices) in &self.paths {
-            let mut item = Map::new();
-            for r in indices.iter().map(|i| &self.routes[*i]) {
-                let mut op = Map::new();
-                op.insert("summary".into(), json!(r.summary));
-                op.insert("operationId".into(), json!(operation_id(&r.method, r.path)));
-                if r.access == Access::Token {
-                    op.insert("security".into(), json!([{"bearer": []}]));
-                }
-                let params: Vec<Value> = path_params(r.path)
-                    .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
-                    .collect();
-                if !params.is_empty() {
-                    op.insert("parameters".into(), Value::Array(params));
-                }
-                if r.body_kind == BodyKind::Multipart {
-                    op.insert(
-                        "requestBody".into(),
-                        json!({"content": {"multipart/form-data": {"schema": {
-                            "type": "object", "required": ["file"],
-                            "properties": {"file": {"type": "string", "format": "binary"}}}}}}),
-                    );
-                } else if r.method == Method::POST || r.method == Method::PUT {
-                    op.insert(
-                        "requestBody".into(),
-                        json!({"content": {"application/json": {"schema": {"type": "object"}}}}),
-                    );
-                }
-                op.insert(
-                    "responses".into(),
-                    json!({
-                        "200": {"description": "Success", "content": {"application/json": {"schema": {"type": "object"}}}},
-                        "default": {"description": "Error envelope (PROTOCOL §2)",
-                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-                    }),
-                );
-                item.insert(r.method.as_str().to_ascii_lowercase(), Value::Object(op));
-            }
-            paths.insert((*path).to_owned(), Value::Object(item));
-        }
-        json!({
-            "openapi": "3.1.0",
-            "info": {"title": "Melo", "version": version,
-                     "description": "Privacy-first messenger server. Wire contract: PROTOCOL.md."},
-            "paths": paths,
-            "components": {
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-                "schemas": {"Error": {
-                    "type": "object", "required": ["ok", "error"],
-                    "properties": {
-                        "ok": {"const": false},
-                        "error": {"type": "object", "required": ["code", "message", "path", "reason"],
-                            "properties": {
-                                "code": {"type": "integer"}, "message": {"type": "string"},
-                                "path": {"type": "string"}, "reason": {"type": "string"},
-                                "fields": {"type": "array", "items": {"type": "object",
-                                    "properties": {"field": {"type": "string"}, "problem": {"type": "string"}}}},
-                                "retry_after": {"type": "integer"}}}}}}
-            }
-        })
+    /// Every route, grouped by path in table order.
+    pub(crate) fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.paths
+            .iter()
+            .flat_map(|(_, indices)| indices.iter().map(|i| &self.routes[*i]))
     }
-
-    /// A self-contained HTML page listing the routes (for `/docs` and `/redoc`).
-    pub(crate) fn docs_html(&self) -> String {
-        let mut rows = String::new();
-        for r in &self.routes {
-            rows.push_str(&format!(
-                "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>\n",
-                r.method,
-                html_escape(r.path),
-                if r.access == Access::Token {
-                    "token"
-                } else {
-                    "none"
-                },
-                html_escape(r.summary)
-            ));
-        }
-        format!(
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Melo API</title>\
-             <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:4px 10px;text-align:left}}\
-             tr:nth-child(even){{background:#f4f4f4}}</style></head><body><h1>Melo API</h1>\
-             <p>Machine-readable: <a href=\"/openapi.json\">/openapi.json</a></p>\
-             <table><tr><th>Method</th><th>Path</th><th>Auth</th><th>Summary</th></tr>\n{rows}</table></body></html>"
-        )
-    }
-}
-
-fn path_params(path: &str) -> impl Iterator<Item = &str> {
-    path.split('/')
-        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-}
-
-fn operation_id(method: &Method, path: &str) -> String {
-    let mut id = method.as_str().to_ascii_lowercase();
-    for seg in path.split('/').filter(|s| !s.is_empty()) {
-        id.push('_');
-        id.extend(
-            seg.chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_'),
-        );
-    }
-    if path == "/" {
-        id.push_str("_root");
-    }
-    id
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -67,8 +67,20 @@ pub(super) fn routes() -> Vec<Route> {
             "Prometheus metrics of this node",
             |c| Box::pin(metrics(c)),
         ),
-        Route::new(Method::GET, "/docs", Public, "HTML route list", docs),
-        Route::new(Method::GET, "/redoc", Public, "HTML route list", docs),
+        Route::new(
+            Method::GET,
+            "/docs",
+            Public,
+            "This API rendered as HTML",
+            docs,
+        ),
+        Route::new(
+            Method::GET,
+            "/redoc",
+            Public,
+            "This API rendered as HTML",
+            docs,
+        ),
     ]
 }
 
