@@ -35,7 +35,7 @@ async fn counters_move_with_traffic() {
     let c = &s.client;
     let before = scrape(c).await;
     let status = "melo_http_requests_total{method=\"GET\",route=\"/status\",status=\"200\"}";
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(c.get("/status", None).await.status, 200);
     }
     let a = new_user(c, "ma").await;
@@ -53,6 +53,10 @@ async fn counters_move_with_traffic() {
     assert_eq!(d["message_id"], mid.as_str());
     let during = scrape(c).await;
     assert_eq!(sample(&during, "melo_ws_connections"), 2.0, "{during}");
+    // `/status` counts users with a socket on this node.
+    let st = c.get("/status", None).await;
+    assert_eq!(st.body["services"]["websocket"], true);
+    assert_eq!(st.body["websocket"]["connections"], 2, "{}", st.body);
     wb.send_json(&json!({"type": "ack_received", "message_id": mid}))
         .await;
     wa.recv_type("msg_status", WAIT).await;

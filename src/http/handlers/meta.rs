@@ -103,12 +103,14 @@ async fn root(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
 /// # GET /status
 async fn status(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
     let (db, eph) = check_backends(c.app.services.core()).await;
-    let cfg = &c.app.services.core().config;
+    let core = c.app.services.core();
+    let cfg = &core.config;
     Ok(ok(&json!({
         "status": if db && eph { "ok" } else { "degraded" },
         "version": cfg.server_version,
-        "services": {"redis": eph, "database": db, "websocket": false},
-        "websocket": {"connections": 0, "port": cfg.http.ws_port},
+        "services": {"redis": eph, "database": db, "websocket": true},
+        // Users with at least one socket on this node (PROTOCOL §4.1).
+        "websocket": {"connections": core.hub.online_users(), "port": cfg.http.ws_port},
         "http_port": cfg.http.http_port,
         "ws_port": cfg.http.ws_port,
     })))
