@@ -149,6 +149,7 @@ impl MeloBuilder {
             store,
             ephemeral,
             metrics,
+            background: tokio_util::task::TaskTracker::new(),
             pii: Pii::new(self.keys.clone()),
             keys: self.keys,
             push,

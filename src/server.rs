@@ -290,10 +290,21 @@ impl Melo {
         Ok(())
     }
 
-    /// Stops background tasks and any `serve` loops, and waits for the tasks to end.
+    /// Stops background tasks and any `serve` loops, waits for the tasks to end, then waits (at
+    /// most `http.shutdown_grace_secs`) for push deliveries still running.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
         self.tasks.wait().await;
+        // Flush work still running for finished requests (push deliveries), bounded.
+        let core = self.app.services.core();
+        core.background.close();
+        let grace = Duration::from_secs(core.config.http.shutdown_grace_secs);
+        if tokio::time::timeout(grace, core.background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace elapsed with push deliveries running");
+        }
     }
 }
 

@@ -89,6 +89,9 @@ pub struct Core {
     pub cache: cache::ReadCache,
     /// This node's metric families (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Work that outlives its request (push deliveries); [`crate::Melo::shutdown`] waits for
+    /// it, bounded by `http.shutdown_grace_secs`.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 /// One service per domain.

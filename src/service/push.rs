@@ -198,7 +198,7 @@ impl PushService {
             return;
         };
         let this = self.clone();
-        tokio::spawn(async move {
+        self.core.background.spawn(async move {
             this.deliver(user, &sessions, event, urgent).await;
             drop(permit);
         });
