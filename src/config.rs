@@ -59,8 +59,12 @@ pub struct Config {
     pub push: PushConfig,
     /// `version` / `server_version` reported by `/` and `/status`. Default: the crate version.
     pub server_version: String,
-    /// Serve `GET /metrics`. Default: true.
+    /// Serve `GET /metrics` on the API listener (`METRICS_ENABLED`). Default: true.
     pub metrics_enabled: bool,
+    /// The metrics have a listener of their own ([`crate::Melo::serve_metrics`], the example's
+    /// `METRICS_ADDR`): the API listener's `/metrics` answers 404 `feature_disabled`. Default:
+    /// false.
+    pub metrics_separate_listener: bool,
 }
 
 impl Default for Config {
@@ -75,6 +79,7 @@ impl Default for Config {
             push: PushConfig::default(),
             server_version: env!("CARGO_PKG_VERSION").to_owned(),
             metrics_enabled: true,
+            metrics_separate_listener: false,
         }
     }
 }
@@ -316,7 +321,7 @@ impl Default for PushConfig {
 }
 
 /// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
-const VARS: [(&str, &str); 44] = [
+const VARS: [(&str, &str); 45] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),
     (
@@ -366,6 +371,7 @@ const VARS: [(&str, &str); 44] = [
     ("push.ttl_secs", "PUSH_TTL"),
     ("push.avatar_max_bytes", "AVATAR_MAX_BYTES"),
     ("metrics_enabled", "METRICS_ENABLED"),
+    ("metrics_separate_listener", "METRICS_ADDR"),
     ("server_version", "SERVER_VERSION"),
 ];
 

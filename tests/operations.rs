@@ -169,3 +169,33 @@ async fn sigterm_closes_sockets_keeps_acknowledged_messages_and_audits() {
         assert!(!text.contains("Alice") && !text.contains("wrong-password"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = start_with(dir.path(), &[("METRICS_ADDR", addr.as_str())]);
+    assert_eq!(server.client.get("/status", None).await.status, 200);
+    server
+        .client
+        .get("/metrics", None)
+        .await
+        .assert_error(404, "feature_disabled");
+    let scraper = common::Client::new(format!("http://{addr}"));
+    let r = scraper.get("/metrics", None).await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.raw.to_vec()).expect("utf-8");
+    assert!(
+        text.contains(
+            "melo_http_requests_total{method=\"GET\",route=\"/status\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert_eq!(scraper.get("/status", None).await.status, 404);
+    stop(server);
+}

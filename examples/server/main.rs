@@ -127,6 +127,15 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
         config.http.ws_port = l.local_addr()?.port();
     }
 
+    let metrics_listener = match settings.metrics_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding METRICS_ADDR {addr}"))?,
+        ),
+        None => None,
+    };
+
     let mut builder = Melo::builder(store, Arc::new(keys)).config(config);
     if let Some(key) = settings.vapid_key()? {
         builder = builder.vapid(key);
@@ -138,6 +147,12 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
         let ws_scheme = if tls.is_some() { "wss" } else { "ws" };
         println!(
             "melo websocket listening on {ws_scheme}://{}",
+            l.local_addr()?
+        );
+    }
+    if let Some(l) = &metrics_listener {
+        println!(
+            "melo metrics listening on http://{}/metrics",
             l.local_addr()?
         );
     }
@@ -166,9 +181,16 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
             (Some(l), None) => melo.serve_ws(l, stop.clone().cancelled_owned()).await,
         }
     };
-    let (a, b) = tokio::join!(http, ws);
+    let metrics = async {
+        match metrics_listener {
+            None => Ok(()),
+            Some(l) => melo.serve_metrics(l, stop.clone().cancelled_owned()).await,
+        }
+    };
+    let (a, b, m) = tokio::join!(http, ws, metrics);
     a?;
     b?;
+    m?;
     melo.shutdown().await;
     tracing::info!("stopped");
     Ok(())

@@ -2,7 +2,7 @@
 //! [`Config`] plus what only the binary uses (listeners, storage, keys, TLS, VAPID, logging).
 //! `--check-config` prints [`Settings::redacted`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{bail, Context};
 use melo::config::{Config, Secret};
@@ -27,6 +27,8 @@ pub(crate) struct Settings {
     pub(crate) encryption_key: Option<Secret>,
     /// `TLS_CERT_FILE`, `TLS_KEY_FILE`.
     pub(crate) tls: Option<(String, String)>,
+    /// `METRICS_ADDR`: a listener of its own for `GET /metrics`.
+    pub(crate) metrics_addr: Option<SocketAddr>,
     /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY`.
     vapid: Option<(String, Secret)>,
     /// Logging.
@@ -58,7 +60,17 @@ fn redact_url(url: &str) -> String {
 
 impl Settings {
     pub(crate) fn from_env(env: &Env) -> anyhow::Result<Self> {
-        let config = env.config().map_err(anyhow::Error::msg)?;
+        let mut config = env.config().map_err(anyhow::Error::msg)?;
+        let metrics_addr = match env.str("METRICS_ADDR") {
+            None => None,
+            Some(a) => Some(a.parse::<SocketAddr>().with_context(|| {
+                format!("METRICS_ADDR={a:?} is not an address like 127.0.0.1:9090")
+            })?),
+        };
+        if metrics_addr.is_some() && !config.metrics_enabled {
+            bail!("METRICS_ADDR is set but METRICS_ENABLED=false; unset one of them");
+        }
+        config.metrics_separate_listener = metrics_addr.is_some();
         let host = env.str("HOST").unwrap_or_else(|| "127.0.0.1".into());
         let host: IpAddr = host
             .trim_start_matches('[')
@@ -96,6 +108,7 @@ impl Settings {
             db_url,
             encryption_key: env.str("ENCRYPTION_KEY_STR").map(Secret::new),
             tls: pair(env, "TLS_CERT_FILE", "TLS_KEY_FILE")?,
+            metrics_addr,
             vapid,
             log: LogSettings::from_env(env)?,
         })
@@ -122,6 +135,7 @@ impl Settings {
             encryption_key_str: Option<&'a str>,
             tls_cert_file: Option<&'a str>,
             tls_key_file: Option<&'a str>,
+            metrics_addr: Option<String>,
             vapid_public_key: Option<&'a str>,
             vapid_private_key: Option<&'a str>,
         }
@@ -132,6 +146,7 @@ impl Settings {
             encryption_key_str: self.encryption_key.as_ref().map(|_| "[redacted]"),
             tls_cert_file: self.tls.as_ref().map(|(c, _)| c.as_str()),
             tls_key_file: self.tls.as_ref().map(|(_, k)| k.as_str()),
+            metrics_addr: self.metrics_addr.map(|a| a.to_string()),
             vapid_public_key: self.vapid.as_ref().map(|(p, _)| p.as_str()),
             vapid_private_key: self.vapid.as_ref().map(|_| "[redacted]"),
         };

@@ -26,6 +26,7 @@
 //! | `ephemeral_errors_total` | counter | `op` |
 
 mod ephemeral;
+mod listener;
 mod store;
 
 pub use ephemeral::MeteredEphemeral;

@@ -180,11 +180,11 @@ async fn openapi(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> 
 /// The Prometheus text exposition, or 404 `feature_disabled` with `METRICS_ENABLED=false`.
 async fn metrics(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
     let core = c.app.services.core();
-    if !core.config.metrics_enabled {
+    if !core.config.metrics_enabled || core.config.metrics_separate_listener {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "feature_disabled",
-            "metrics are disabled on this server (METRICS_ENABLED=false)",
+            "metrics are not served on this listener",
         ));
     }
     let text = core.metrics.render().map_err(|e| {
