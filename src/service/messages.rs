@@ -1,4 +1,4 @@
-//! Direct messages: send, history, acknowledgements and receipts (PROTOCOL §4.6, §5.3).
+//! Messages: send and history (PROTOCOL §4.6, §5.3); receipts live in `receipts.rs`.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -7,14 +7,12 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::cache::ChatMessageMeta;
-use super::frames::{self, MsgStatus, RelayDelivery};
+use super::frames::{self, RelayDelivery};
 use super::hub::with_seq;
 use super::presence::PresenceService;
 use super::{Authenticated, Core, Error, Result};
-use crate::model::{
-    AckedEntry, Message, MessageId, NewMessage, QueueTarget, StoreOutcome, Timestamp, UserId,
-};
 use crate::model::{ChatKind, ChatRole, SessionId};
+use crate::model::{Message, MessageId, NewMessage, QueueTarget, StoreOutcome, Timestamp, UserId};
 use crate::store::ContactState;
 
 /// Largest payload, bytes.
@@ -121,7 +119,7 @@ pub struct HistoryPage {
 /// DMs and their delivery state.
 #[derive(Clone, Debug)]
 pub struct MessagesService {
-    core: Arc<Core>,
+    pub(super) core: Arc<Core>,
     presence: PresenceService,
     push: super::push::PushService,
 }
@@ -476,176 +474,8 @@ impl MessagesService {
         self.dm_history(auth, peer, q).await
     }
 
-    async fn status(
-        &self,
-        m: StatusOf,
-        status: &'static str,
-        reader: &Authenticated,
-    ) -> Result<()> {
-        let frame = MsgStatus {
-            kind: "msg_status",
-            message_id: m.id,
-            status,
-            from: reader.user,
-            to: Some(m.from),
-            chat_id: m.chat_id,
-            client_id: None,
-            ts: Timestamp::now(),
-            duplicate: false,
-            self_copy: false,
-        };
-        self.core
-            .emit(&[(m.from, frames::to_bytes(&frame))], None)
-            .await?;
-        self.core.metrics.receipt(status == "read");
-        if status == "read" {
-            let own = MsgStatus {
-                self_copy: true,
-                ..frame
-            };
-            self.core
-                .emit(
-                    &[(reader.user, frames::to_bytes(&own))],
-                    Some(reader.session),
-                )
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// After a device acknowledged entries: the first recipient device to ack a message makes
-    /// `delivered` for every device of its author.
-    pub(crate) async fn acked(&self, auth: &Authenticated, acked: &[AckedEntry]) -> Result<()> {
-        let ids: Vec<MessageId> = acked
-            .iter()
-            .filter(|a| !a.self_copy)
-            .filter_map(|a| a.message_id)
-            .collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        // The receipt is queued before the flag is set: a crash in between can at worst repeat
-        // a `delivered` (clients dedupe), never lose it. One failed receipt does not cost the
-        // others.
-        let mut first_error = None;
-        for id in ids {
-            // Chat messages sent through this node need no store read.
-            if let Some(meta) = self.core.recent_chat_message(id) {
-                if let Err(e) = self.chat_delivered(id, meta, auth).await {
-                    tracing::warn!(error = %e, message_id = %id, "delivered receipt not stored");
-                    first_error.get_or_insert(e);
-                }
-                continue;
-            }
-            let result = match self.core.store.message(id).await {
-                Ok(Some(m)) if m.chat_id.is_some() => self.stored_chat_delivered(&m, auth).await,
-                Ok(Some(m)) if !m.delivered && m.from != auth.user && m.to.is_some() => {
-                    match self.status(StatusOf::of(&m), "delivered", auth).await {
-                        Ok(()) => self
-                            .core
-                            .store
-                            .mark_delivered(&[id])
-                            .await
-                            .map(|_| ())
-                            .map_err(Into::into),
-                        Err(e) => Err(e),
-                    }
-                }
-                Ok(_) => Ok(()),
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, message_id = %id, "delivered receipt not stored");
-                first_error.get_or_insert(e);
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// [`Self::chat_delivered`] for a message read from the store (its kind from the cache).
-    async fn stored_chat_delivered(&self, m: &Message, auth: &Authenticated) -> Result<()> {
-        let Some(chat_id) = m.chat_id else {
-            return Ok(());
-        };
-        let Some(kind) = self.core.chat_kind(chat_id).await? else {
-            return Ok(());
-        };
-        let meta = ChatMessageMeta {
-            from: m.from,
-            chat_id,
-            kind,
-        };
-        self.chat_delivered(m.id, meta, auth).await
-    }
-
-    /// A group member's first device acknowledged a chat message: one `delivered` per member
-    /// for the author (none in channels, none for the author's own devices). De-duplicated in
-    /// ephemeral state for `QUEUE_TTL`.
-    async fn chat_delivered(
-        &self,
-        id: MessageId,
-        meta: ChatMessageMeta,
-        auth: &Authenticated,
-    ) -> Result<()> {
-        if meta.kind != ChatKind::Chat || meta.from == auth.user {
-            return Ok(());
-        }
-        let key = format!("dlv:{id}:{}", auth.user);
-        let ttl = std::time::Duration::from_secs(self.core.config.messages.queue_ttl.max(1));
-        if self.core.ephemeral.set_if_absent(&key, b"1", ttl).await? {
-            let of = StatusOf {
-                id,
-                from: meta.from,
-                chat_id: Some(meta.chat_id),
-            };
-            self.status(of, "delivered", auth).await?;
-        }
-        Ok(())
-    }
-
-    /// `ack_read`: the caller must be the DM's recipient. Marks read (and delivered), emits the
-    /// statuses, and returns the message so the caller's device can drop its queue entry.
-    pub(crate) async fn read(&self, auth: &Authenticated, id: MessageId) -> Result<()> {
-        let m = self
-            .core
-            .store
-            .message(id)
-            .await?
-            .filter(|m| m.to == Some(auth.user));
-        let Some(m) = m else {
-            return Err(Error::MessageNotFound);
-        };
-        // Receipts first, flags after (see `acked`).
-        if !m.delivered {
-            self.status(StatusOf::of(&m), "delivered", auth).await?;
-        }
-        if !m.read {
-            self.status(StatusOf::of(&m), "read", auth).await?;
-        }
-        self.core.store.mark_read(id).await?;
-        Ok(())
-    }
-
     /// The `relay_delivery` frame of a stored message (replay from the queue).
     pub(crate) fn delivery_frame(m: &Message, self_copy: bool) -> bytes::Bytes {
         frames::to_bytes(&RelayDelivery::of(m, self_copy))
-    }
-}
-
-/// The message a `msg_status` is about.
-#[derive(Clone, Copy, Debug)]
-struct StatusOf {
-    id: MessageId,
-    from: UserId,
-    chat_id: Option<i64>,
-}
-
-impl StatusOf {
-    fn of(m: &Message) -> Self {
-        Self {
-            id: m.id,
-            from: m.from,
-            chat_id: m.chat_id,
-        }
     }
 }

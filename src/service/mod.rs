@@ -37,6 +37,7 @@ mod manage;
 mod messages;
 mod presence;
 mod push;
+mod receipts;
 mod sessions;
 mod users;
 pub(crate) mod validate;
