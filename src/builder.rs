@@ -28,6 +28,7 @@ pub struct MeloBuilder {
     push: Option<Arc<dyn PushProvider>>,
     vapid: Option<Arc<VapidKey>>,
     metrics: Option<Arc<Metrics>>,
+    cluster: bool,
     config: Config,
 }
 
@@ -40,6 +41,7 @@ impl MeloBuilder {
             push: None,
             vapid: None,
             metrics: None,
+            cluster: false,
             config: Config::default(),
         }
     }
@@ -88,6 +90,15 @@ impl MeloBuilder {
     /// [`MeteredEphemeral`] (per-operation latency and errors).
     pub fn metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Runs this node as one of several that share the store and the ephemeral state (default:
+    /// false). Deliveries, socket closes, cache invalidations and presence then also travel on
+    /// the ephemeral bus, so every node must use the same shared [`Ephemeral`] (Redis) and store.
+    /// With a single node leave it off: it costs one bus publish per delivery.
+    pub fn cluster(mut self, on: bool) -> Self {
+        self.cluster = on;
         self
     }
 
@@ -150,6 +161,7 @@ impl MeloBuilder {
             ephemeral,
             metrics,
             background: tokio_util::task::TaskTracker::new(),
+            cluster: self.cluster.then(crate::service::cluster::Cluster::new),
             pii: Pii::new(self.keys.clone()),
             keys: self.keys,
             push,

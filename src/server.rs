@@ -100,6 +100,9 @@ impl Melo {
             },
             rt,
         );
+        if core_has_cluster(&app) {
+            spawn_cluster(&app, &tasks, &cancel, rt);
+        }
         tasks.close();
         Ok(Self {
             app,
@@ -380,4 +383,95 @@ where
         let ws_only = self.ws_only;
         Box::pin(async move { Ok(app.handle(req, peer, ws_only).await) })
     }
+}
+
+fn core_has_cluster(app: &App) -> bool {
+    app.services.core().cluster.is_some()
+}
+
+/// The cluster's three tasks: publish queued notes, apply notes from other nodes (resubscribing
+/// with backoff while the bus is down), and a heartbeat.
+fn spawn_cluster(
+    app: &Arc<App>,
+    tasks: &TaskTracker,
+    cancel: &CancellationToken,
+    rt: &tokio::runtime::Handle,
+) {
+    use crate::service::cluster::{Note, HEARTBEAT, TOPIC};
+    let core = app.services.core().clone();
+    let Some(outbox) = core.cluster.as_ref().and_then(|c| c.take_outbox()) else {
+        return;
+    };
+    let (c, pcore) = (cancel.clone(), core.clone());
+    tasks.spawn_on(
+        async move {
+            let mut outbox = outbox;
+            loop {
+                let note = tokio::select! {
+                    _ = c.cancelled() => break,
+                    n = outbox.recv() => match n { Some(n) => n, None => break },
+                };
+                if let Err(e) = pcore.ephemeral.publish(TOPIC, note).await {
+                    tracing::debug!(error = %e, "cluster note not published");
+                }
+            }
+        },
+        rt,
+    );
+    let (c, rcore) = (cancel.clone(), core.clone());
+    tasks.spawn_on(
+        async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                let sub = tokio::select! {
+                    _ = c.cancelled() => break,
+                    s = rcore.ephemeral.subscribe(TOPIC) => s,
+                };
+                let mut sub = match sub {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cluster bus unavailable; retrying");
+                        tokio::select! {
+                            _ = c.cancelled() => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                backoff = Duration::from_millis(100);
+                loop {
+                    let msg = tokio::select! {
+                        _ = c.cancelled() => return,
+                        m = sub.recv() => m,
+                    };
+                    let Some(raw) = msg else { break };
+                    let Some(cluster) = rcore.cluster.as_ref() else {
+                        return;
+                    };
+                    match Note::decode(raw) {
+                        Some((origin, note)) if origin != cluster.node() => {
+                            rcore.apply_note(cluster, origin, note);
+                        }
+                        Some(_) => {}
+                        None => tracing::debug!("malformed cluster note ignored"),
+                    }
+                }
+            }
+        },
+        rt,
+    );
+    let c = cancel.clone();
+    tasks.spawn_on(
+        async move {
+            let mut tick = tokio::time::interval(HEARTBEAT);
+            loop {
+                tokio::select! {
+                    _ = c.cancelled() => break,
+                    _ = tick.tick() => core.tell_cluster(|| Note::Heartbeat),
+                }
+            }
+        },
+        rt,
+    );
 }

@@ -4,7 +4,8 @@
 //!
 //! Every change to sessions and contacts goes through the services of this node, which
 //! invalidate the entries they touch, so the caches never serve a stale answer on one node.
-//! With several nodes (not supported yet) the invalidations must travel on the bus.
+//! With several nodes the invalidations also travel on the bus (`cluster.rs`); a note lost
+//! there leaves another node's entry stale until the next change or the wholesale clear.
 //!
 //! A fill races with an invalidation: the filler notes a generation before reading the store,
 //! inserts, then re-checks the generation and removes its entry if an invalidation happened in
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use super::cluster::{Invalidate, Note};
 use super::{Core, Result};
 use crate::model::{ChatKind, MessageId, SessionId, UserId};
 use crate::store::ContactState;
@@ -84,6 +86,12 @@ impl Core {
 
     /// Forget `user`'s sessions (after a login, revocation or logout).
     pub(crate) fn sessions_changed(&self, user: UserId) {
+        self.forget_sessions(user);
+        self.tell_cluster(|| Note::Invalidate(Invalidate::Sessions(user)));
+    }
+
+    /// [`Self::sessions_changed`] on this node only (a note from another node).
+    pub(crate) fn forget_sessions(&self, user: UserId) {
         self.cache.sessions_gen.fetch_add(1, Ordering::SeqCst);
         self.cache.sessions.remove(&user);
     }
@@ -167,12 +175,24 @@ impl Core {
 
     /// Forget a chat's member list (after any membership change).
     pub(crate) fn chat_members_changed(&self, chat: i64) {
+        self.forget_chat_members(chat);
+        self.tell_cluster(|| Note::Invalidate(Invalidate::ChatMembers(chat)));
+    }
+
+    /// [`Self::chat_members_changed`] on this node only.
+    pub(crate) fn forget_chat_members(&self, chat: i64) {
         self.cache.chat_members_gen.fetch_add(1, Ordering::SeqCst);
         self.cache.chat_members.remove(&chat);
     }
 
     /// Forget the pair's relationship (after any contact change).
     pub(crate) fn contacts_changed(&self, a: UserId, b: UserId) {
+        self.forget_contacts(a, b);
+        self.tell_cluster(|| Note::Invalidate(Invalidate::Contacts(a, b)));
+    }
+
+    /// [`Self::contacts_changed`] on this node only.
+    pub(crate) fn forget_contacts(&self, a: UserId, b: UserId) {
         self.cache.contacts_gen.fetch_add(1, Ordering::SeqCst);
         self.cache.contacts.remove(&pair(a, b));
     }

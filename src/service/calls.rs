@@ -181,7 +181,7 @@ impl CallsService {
             let busy = state_frame(&id, "busy", callee, auth.user, None);
             self.to_session(auth.user, auth.session, &busy);
             let missed = state_frame(&id, "missed", callee, auth.user, None);
-            self.core.hub.send_ephemeral(callee, &missed, None);
+            self.core.send_ephemeral(callee, &missed, None);
             return Ok(());
         }
         let rec = CallRecord {
@@ -231,7 +231,7 @@ impl CallsService {
 
     /// Sends a caller frame to every callee device while ringing and holds it for late devices.
     async fn ring(&self, rec: &CallRecord, frame: Bytes) -> CallResult<()> {
-        self.core.hub.send_ephemeral(rec.callee, &frame, None);
+        self.core.send_ephemeral(rec.callee, &frame, None);
         let k = key("held", &rec.id);
         let eph = &self.core.ephemeral;
         let mut held: Vec<String> = match eph.get(&k).await? {
@@ -274,7 +274,7 @@ impl CallsService {
             // Ringing.
             (None, true, Signal::Hangup | Signal::EndState) => {
                 if signal != Signal::EndState {
-                    self.core.hub.send_ephemeral(rec.callee, &fwd(frame), None);
+                    self.core.send_ephemeral(rec.callee, &fwd(frame), None);
                 }
                 self.end_ringing(&rec, RingEnd::Cancelled).await
             }
@@ -301,7 +301,6 @@ impl CallsService {
                 let elsewhere =
                     state_frame(&rec.id, "answered_elsewhere", rec.callee, rec.caller, None);
                 self.core
-                    .hub
                     .send_ephemeral(rec.callee, &elsewhere, Some(auth.session));
                 let _ = self.core.ephemeral.delete(&key("held", &rec.id)).await;
                 Ok(())
@@ -382,7 +381,7 @@ impl CallsService {
         };
         let f = state_frame(&rec.id, state, from, to, None);
         self.to_session(rec.caller, rec.caller_session, &f);
-        self.core.hub.send_ephemeral(rec.callee, &f, None);
+        self.core.send_ephemeral(rec.callee, &f, None);
         Ok(())
     }
 
@@ -538,6 +537,6 @@ impl CallsService {
     }
 
     fn to_session(&self, user: UserId, session: SessionId, frame: &Bytes) {
-        self.core.hub.send_to_session(user, session, frame);
+        self.core.send_to_session(user, session, frame);
     }
 }

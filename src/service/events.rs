@@ -2,7 +2,6 @@
 
 use bytes::Bytes;
 
-use super::hub::with_seq;
 use super::{Core, Result};
 use crate::model::{SessionId, UserId};
 
@@ -31,9 +30,20 @@ impl Core {
             return Ok(());
         }
         let seqs = self.store.enqueue_events(&entries).await?;
+        // One delivery (and one cluster note) per frame body.
+        let mut batch: Vec<(UserId, SessionId, i64)> = Vec::new();
+        let mut body: Option<&Bytes> = None;
         for (((session, _), (user, frame)), seq) in entries.iter().zip(live).zip(seqs) {
-            self.hub
-                .send_durable(user, *session, seq, with_seq(frame, seq));
+            if body.is_some_and(|b| !std::ptr::eq(b, frame)) {
+                if let Some(b) = body {
+                    self.send_durable_many(b, std::mem::take(&mut batch));
+                }
+            }
+            body = Some(frame);
+            batch.push((user, *session, seq));
+        }
+        if let Some(b) = body {
+            self.send_durable_many(b, batch);
         }
         Ok(())
     }

@@ -8,7 +8,6 @@ use serde::Serialize;
 
 use super::cache::ChatMessageMeta;
 use super::frames::{self, RelayDelivery};
-use super::hub::with_seq;
 use super::presence::PresenceService;
 use super::{Authenticated, Core, Error, Result};
 use crate::model::{ChatKind, ChatRole, SessionId};
@@ -269,19 +268,25 @@ impl MessagesService {
                 .then(|| frames::to_bytes(&RelayDelivery::of(m, true)));
             // Offline devices, grouped by user (targets are in user order).
             let mut offline: Vec<(UserId, Vec<SessionId>)> = Vec::new();
+            let mut to_others = Vec::with_capacity(targets.len());
+            let mut to_self = Vec::new();
             for (t, seq) in targets.iter().zip(seqs) {
-                let b = match (&self_base, t.self_copy) {
-                    (Some(sb), true) => sb,
-                    _ => &base,
-                };
-                let hub = &self.core.hub;
-                if !t.self_copy && !hub.has_session(t.user, t.session) {
+                if !t.self_copy && !self.core.hub.has_session(t.user, t.session) {
                     match offline.last_mut() {
                         Some((u, list)) if *u == t.user => list.push(t.session),
                         _ => offline.push((t.user, vec![t.session])),
                     }
                 }
-                hub.send_durable(t.user, t.session, seq, with_seq(b, seq));
+                let list = if t.self_copy && self_base.is_some() {
+                    &mut to_self
+                } else {
+                    &mut to_others
+                };
+                list.push((t.user, t.session, seq));
+            }
+            self.core.send_durable_many(&base, to_others);
+            if let Some(sb) = &self_base {
+                self.core.send_durable_many(sb, to_self);
             }
             for (user, sessions) in offline {
                 let event = crate::push::PushEvent::Message {

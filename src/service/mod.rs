@@ -25,6 +25,7 @@ mod cache;
 mod call_frames;
 mod calls;
 mod chats;
+pub mod cluster;
 mod contacts;
 mod devices;
 mod error;
@@ -93,6 +94,8 @@ pub struct Core {
     /// Work that outlives its request (push deliveries); [`crate::Melo::shutdown`] waits for
     /// it, bounded by `http.shutdown_grace_secs`.
     pub background: tokio_util::task::TaskTracker,
+    /// Membership of a cluster of nodes (`None`: this node is the whole server).
+    pub cluster: Option<cluster::Cluster>,
 }
 
 /// One service per domain.

@@ -51,7 +51,7 @@ impl PresenceService {
 
     /// `online` | `away` | `offline` as others see it.
     pub async fn status_of(&self, user: UserId) -> &'static str {
-        match self.core.hub.all_away(user) {
+        match self.core.all_away(user) {
             None => "offline",
             Some(_) if self.invisible(user).await => "offline",
             Some(true) => "away",
@@ -66,6 +66,7 @@ impl PresenceService {
     /// Recomputes `user`'s presence and tells the online devices of its accepted contacts when
     /// it changed.
     pub(crate) async fn refresh(&self, user: UserId) {
+        self.core.announce_local_presence(user);
         let now = self.status_of(user).await;
         let before = self.announced.insert(user, now).unwrap_or("offline");
         if now == "offline" {
@@ -84,7 +85,7 @@ impl PresenceService {
         match self.contacts(user).await {
             Ok(contacts) => {
                 for c in contacts {
-                    self.core.hub.send_ephemeral(c, &frame, None);
+                    self.core.send_ephemeral(c, &frame, None);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "presence fan-out skipped"),
@@ -186,7 +187,6 @@ impl PresenceService {
             .await?;
         if n == 1 {
             self.core
-                .hub
                 .send_ephemeral(to, &Self::typing_frame("typing_start", auth.user), None);
         }
         Ok(())
@@ -223,7 +223,7 @@ impl PresenceService {
         });
         for member in self.core.chat_member_ids(chat_id).await?.iter() {
             if *member != auth.user {
-                self.core.hub.send_ephemeral(*member, &frame, None);
+                self.core.send_ephemeral(*member, &frame, None);
             }
         }
         Ok(())
@@ -248,7 +248,6 @@ impl PresenceService {
             .delete(&format!("typingfwd:{from}:{to}"))
             .await;
         self.core
-            .hub
             .send_ephemeral(to, &Self::typing_frame("typing_stop", from), None);
     }
 

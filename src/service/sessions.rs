@@ -78,7 +78,6 @@ impl SessionsService {
         }
         let _ = self.core.ephemeral.delete(&format!("csrf:{id}")).await;
         self.core
-            .hub
             .close_session(auth.user, id, 1008, "token_revoked");
         self.calls.session_revoked(auth.user, id).await;
     }

@@ -207,8 +207,7 @@ impl UsersService {
                 core.sessions_changed(auth.user);
                 for id in &revoked {
                     let _ = core.store.drop_queue(*id).await;
-                    core.hub
-                        .close_session(auth.user, *id, 1008, "token_revoked");
+                    core.close_session(auth.user, *id, 1008, "token_revoked");
                 }
                 tracing::info!(user_id = %auth.user, revoked = revoked.len(), "password changed");
             }

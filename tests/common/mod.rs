@@ -6,6 +6,7 @@ pub mod avatars;
 pub mod binary;
 pub mod calls;
 pub mod chats;
+pub mod cluster;
 pub mod push_service;
 pub mod realtime;
 pub mod scenarios;
@@ -77,6 +78,25 @@ impl TestServer {
             .config(config)
             .build()
             .expect("build");
+        Self::serve(melo, store).await
+    }
+
+    /// One node of a cluster: the shared `store` and `ephemeral`, clustering on.
+    pub async fn start_node(
+        config: Config,
+        store: Arc<dyn Store>,
+        ephemeral: Arc<dyn melo::Ephemeral>,
+    ) -> Self {
+        let melo = Melo::builder(store.clone(), keys())
+            .config(config)
+            .ephemeral(ephemeral)
+            .cluster(true)
+            .build()
+            .expect("build");
+        Self::serve(melo, store).await
+    }
+
+    async fn serve(melo: Melo, store: Arc<dyn Store>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let ws_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ws");

@@ -1,0 +1,554 @@
+//! Several nodes acting as one server (DESIGN "Several nodes").
+//!
+//! Every node keeps its own sockets in its [`Hub`](super::hub::Hub). With clustering on
+//! ([`MeloBuilder::cluster`](crate::MeloBuilder::cluster)), each delivery this node makes to
+//! its own sockets is also published once on the ephemeral bus (topic `hub`), and every other
+//! node hands it to the sockets it holds:
+//!
+//! - durable frames (one note per serialized body, listing `(user, session, seq)`; the
+//!   receiving node splices each `seq` itself), ephemeral frames (presence, typing, calls),
+//!   frames for one session (call signalling) and socket closes (revocation);
+//! - cache invalidations (sessions of a user, a contact pair, a chat's members);
+//! - presence: each node announces its local state of a user (`online`/`away`/none) and a
+//!   heartbeat every [`HEARTBEAT`]; a user's status merges the local hub with the states of nodes
+//!   heard from within [`NODE_TIMEOUT`].
+//!
+//! The bus is a best-effort path and the store stays the truth: a durable frame lost on the bus
+//! is a seq gap for the receiving socket, which reads the entry back from its queue (or gets it
+//! on reconnect). Publishing never blocks a request: notes go through a bounded queue to one
+//! publisher task; when it is full, notes are dropped and counted
+//! ([`Cluster::dropped`]). Every note reaches every node, so the bus carries O(nodes) copies:
+//! fine for a handful of nodes behind a load balancer.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use dashmap::DashMap;
+use tokio::sync::mpsc;
+
+use super::hub::with_seq;
+use super::Core;
+use crate::model::{SessionId, UserId};
+
+/// The bus topic of hub notes.
+pub(crate) const TOPIC: &str = "hub";
+/// How often a node says it is alive.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5);
+/// A node not heard from for this long no longer counts for presence.
+pub(crate) const NODE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Notes waiting for the publisher before new ones are dropped.
+const PUBLISH_QUEUE: usize = 65_536;
+/// Encoding version of a note.
+const VERSION: u8 = 1;
+
+/// Close reasons a note can carry (reasons are `&'static str` in the hub).
+const REASONS: [&str; 6] = [
+    "token_revoked",
+    "replaced",
+    "going_away",
+    "slow_consumer",
+    "internal_error",
+    "closed",
+];
+
+/// A user's presence on one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NodePresence {
+    /// No socket there.
+    Offline = 0,
+    /// A socket that is not away.
+    Online = 1,
+    /// Every socket there is away.
+    Away = 2,
+}
+
+/// What a cache must forget on every node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Invalidate {
+    /// A user's sessions.
+    Sessions(UserId),
+    /// A contact pair.
+    Contacts(UserId, UserId),
+    /// A chat's member list.
+    ChatMembers(i64),
+}
+
+/// One note on the bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Note {
+    /// A durable frame body (without `seq`) for these devices.
+    Durable {
+        base: Bytes,
+        to: Vec<(UserId, SessionId, i64)>,
+    },
+    /// An ephemeral frame to every socket of `user` except `skip`.
+    Ephemeral {
+        user: UserId,
+        skip: Option<SessionId>,
+        frame: Bytes,
+    },
+    /// An ephemeral frame to the sockets of one session.
+    ToSession {
+        user: UserId,
+        session: SessionId,
+        frame: Bytes,
+    },
+    /// Close the sockets of a session.
+    Close {
+        user: UserId,
+        session: SessionId,
+        code: u16,
+        reason: &'static str,
+    },
+    /// Forget a cache entry.
+    Invalidate(Invalidate),
+    /// The sender's local presence of `user`.
+    Presence { user: UserId, state: NodePresence },
+    /// The sender is alive.
+    Heartbeat,
+}
+
+fn put_user(b: &mut BytesMut, u: UserId) {
+    b.put_u32(u.get());
+}
+
+fn get_user(b: &mut Bytes) -> Option<UserId> {
+    (b.remaining() >= 4)
+        .then(|| b.get_u32())
+        .and_then(UserId::new)
+}
+
+fn get_i64(b: &mut Bytes) -> Option<i64> {
+    (b.remaining() >= 8).then(|| b.get_i64())
+}
+
+impl Note {
+    /// `[version][origin u64][kind][fields…]`.
+    pub(crate) fn encode(&self, origin: u64) -> Bytes {
+        let mut b = BytesMut::with_capacity(64);
+        b.put_u8(VERSION);
+        b.put_u64(origin);
+        match self {
+            Note::Durable { base, to } => {
+                b.put_u8(1);
+                b.put_u32(to.len() as u32);
+                for (u, s, seq) in to {
+                    put_user(&mut b, *u);
+                    b.put_i64(s.0);
+                    b.put_i64(*seq);
+                }
+                b.put_slice(base);
+            }
+            Note::Ephemeral { user, skip, frame } => {
+                b.put_u8(2);
+                put_user(&mut b, *user);
+                b.put_i64(skip.map_or(-1, |s| s.0));
+                b.put_slice(frame);
+            }
+            Note::ToSession {
+                user,
+                session,
+                frame,
+            } => {
+                b.put_u8(3);
+                put_user(&mut b, *user);
+                b.put_i64(session.0);
+                b.put_slice(frame);
+            }
+            Note::Close {
+                user,
+                session,
+                code,
+                reason,
+            } => {
+                b.put_u8(4);
+                put_user(&mut b, *user);
+                b.put_i64(session.0);
+                b.put_u16(*code);
+                let i = REASONS.iter().position(|r| r == reason).unwrap_or(5);
+                b.put_u8(i as u8);
+            }
+            Note::Invalidate(inv) => {
+                b.put_u8(5);
+                match inv {
+                    Invalidate::Sessions(u) => {
+                        b.put_u8(1);
+                        put_user(&mut b, *u);
+                    }
+                    Invalidate::Contacts(x, y) => {
+                        b.put_u8(2);
+                        put_user(&mut b, *x);
+                        put_user(&mut b, *y);
+                    }
+                    Invalidate::ChatMembers(c) => {
+                        b.put_u8(3);
+                        b.put_i64(*c);
+                    }
+                }
+            }
+            Note::Presence { user, state } => {
+                b.put_u8(6);
+                put_user(&mut b, *user);
+                b.put_u8(*state as u8);
+            }
+            Note::Heartbeat => b.put_u8(7),
+        }
+        b.freeze()
+    }
+
+    /// The origin node and the note; `None` for anything malformed (it is ignored).
+    pub(crate) fn decode(mut b: Bytes) -> Option<(u64, Note)> {
+        if b.remaining() < 10 || b.get_u8() != VERSION {
+            return None;
+        }
+        let origin = b.get_u64();
+        let note = match b.get_u8() {
+            1 => {
+                let n = (b.remaining() >= 4).then(|| b.get_u32())? as usize;
+                if n > b.remaining() / 20 {
+                    return None;
+                }
+                let mut to = Vec::with_capacity(n);
+                for _ in 0..n {
+                    to.push((
+                        get_user(&mut b)?,
+                        SessionId(get_i64(&mut b)?),
+                        get_i64(&mut b)?,
+                    ));
+                }
+                Note::Durable { base: b, to }
+            }
+            2 => {
+                let user = get_user(&mut b)?;
+                let skip = get_i64(&mut b)?;
+                Note::Ephemeral {
+                    user,
+                    skip: (skip >= 0).then_some(SessionId(skip)),
+                    frame: b,
+                }
+            }
+            3 => Note::ToSession {
+                user: get_user(&mut b)?,
+                session: SessionId(get_i64(&mut b)?),
+                frame: b,
+            },
+            4 => {
+                let user = get_user(&mut b)?;
+                let session = SessionId(get_i64(&mut b)?);
+                let code = (b.remaining() >= 3).then(|| b.get_u16())?;
+                let reason = REASONS.get(usize::from(b.get_u8())).copied()?;
+                Note::Close {
+                    user,
+                    session,
+                    code,
+                    reason,
+                }
+            }
+            5 => Note::Invalidate(match (b.remaining() >= 1).then(|| b.get_u8())? {
+                1 => Invalidate::Sessions(get_user(&mut b)?),
+                2 => Invalidate::Contacts(get_user(&mut b)?, get_user(&mut b)?),
+                3 => Invalidate::ChatMembers(get_i64(&mut b)?),
+                _ => return None,
+            }),
+            6 => {
+                let user = get_user(&mut b)?;
+                let state = match (b.remaining() >= 1).then(|| b.get_u8())? {
+                    0 => NodePresence::Offline,
+                    1 => NodePresence::Online,
+                    2 => NodePresence::Away,
+                    _ => return None,
+                };
+                Note::Presence { user, state }
+            }
+            7 => Note::Heartbeat,
+            _ => return None,
+        };
+        Some((origin, note))
+    }
+}
+
+/// This node's membership of the cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    node: u64,
+    tx: mpsc::Sender<Bytes>,
+    rx: std::sync::Mutex<Option<mpsc::Receiver<Bytes>>>,
+    /// Other nodes' presence of users: user → (node, state).
+    remote: DashMap<UserId, Vec<(u64, NodePresence)>>,
+    /// When each other node was last heard from.
+    heard: DashMap<u64, Instant>,
+    dropped: AtomicU64,
+}
+
+impl Cluster {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
+        Self {
+            node: rand::random::<u64>() | 1,
+            tx,
+            rx: std::sync::Mutex::new(Some(rx)),
+            remote: DashMap::new(),
+            heard: DashMap::new(),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// This node's id (random per process).
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    /// Notes dropped because the publisher could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues `note` for the publisher (never blocks).
+    pub(crate) fn publish(&self, note: &Note) {
+        if self.tx.try_send(note.encode(self.node)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The publisher's queue; taken once by the task that drains it.
+    pub(crate) fn take_outbox(&self) -> Option<mpsc::Receiver<Bytes>> {
+        self.rx.lock().ok().and_then(|mut r| r.take())
+    }
+
+    /// Merged presence of `user` on the other live nodes: `None` when no node has a socket.
+    pub(crate) fn remote_away(&self, user: UserId) -> Option<bool> {
+        let list = self.remote.get(&user)?;
+        let mut any = None;
+        for (node, state) in list.iter() {
+            let alive = self
+                .heard
+                .get(node)
+                .is_some_and(|t| t.elapsed() < NODE_TIMEOUT);
+            match (alive, state) {
+                (true, NodePresence::Online) => return Some(false),
+                (true, NodePresence::Away) => any = Some(true),
+                _ => {}
+            }
+        }
+        any
+    }
+
+    fn set_remote(&self, node: u64, user: UserId, state: NodePresence) {
+        let mut list = self.remote.entry(user).or_default();
+        list.retain(|(n, _)| *n != node);
+        if state != NodePresence::Offline {
+            list.push((node, state));
+        }
+        let empty = list.is_empty();
+        drop(list);
+        if empty {
+            self.remote.remove_if(&user, |_, l| l.is_empty());
+        }
+    }
+}
+
+impl Core {
+    /// Applies a note from another node to this node's sockets and caches.
+    pub(crate) fn apply_note(&self, cluster: &Cluster, origin: u64, note: Note) {
+        cluster.heard.insert(origin, Instant::now());
+        match note {
+            Note::Durable { base, to } => {
+                for (user, session, seq) in to {
+                    if self.hub.has_session(user, session) {
+                        self.hub
+                            .send_durable(user, session, seq, with_seq(&base, seq));
+                    }
+                }
+            }
+            Note::Ephemeral { user, skip, frame } => self.hub.send_ephemeral(user, &frame, skip),
+            Note::ToSession {
+                user,
+                session,
+                frame,
+            } => self.hub.send_to_session(user, session, &frame),
+            Note::Close {
+                user,
+                session,
+                code,
+                reason,
+            } => self.hub.close_session(user, session, code, reason),
+            Note::Invalidate(Invalidate::Sessions(u)) => self.forget_sessions(u),
+            Note::Invalidate(Invalidate::Contacts(a, b)) => self.forget_contacts(a, b),
+            Note::Invalidate(Invalidate::ChatMembers(c)) => self.forget_chat_members(c),
+            Note::Presence { user, state } => cluster.set_remote(origin, user, state),
+            Note::Heartbeat => {}
+        }
+    }
+
+    /// Publishes `note` when clustering is on.
+    pub(crate) fn tell_cluster(&self, note: impl FnOnce() -> Note) {
+        if let Some(c) = &self.cluster {
+            c.publish(&note());
+        }
+    }
+
+    /// Durable frame body to many devices: local sockets now, other nodes in one note.
+    pub(crate) fn send_durable_many(&self, base: &Bytes, to: Vec<(UserId, SessionId, i64)>) {
+        for (user, session, seq) in &to {
+            self.hub
+                .send_durable(*user, *session, *seq, with_seq(base, *seq));
+        }
+        if !to.is_empty() {
+            self.tell_cluster(|| Note::Durable {
+                base: base.clone(),
+                to,
+            });
+        }
+    }
+
+    /// Ephemeral frame to every socket of `user` (except `skip`) on every node.
+    pub(crate) fn send_ephemeral(&self, user: UserId, frame: &Bytes, skip: Option<SessionId>) {
+        self.hub.send_ephemeral(user, frame, skip);
+        self.tell_cluster(|| Note::Ephemeral {
+            user,
+            skip,
+            frame: frame.clone(),
+        });
+    }
+
+    /// Ephemeral frame to the sockets of one session, wherever they are.
+    pub(crate) fn send_to_session(&self, user: UserId, session: SessionId, frame: &Bytes) {
+        self.hub.send_to_session(user, session, frame);
+        self.tell_cluster(|| Note::ToSession {
+            user,
+            session,
+            frame: frame.clone(),
+        });
+    }
+
+    /// Closes the sockets of a session on every node.
+    pub(crate) fn close_session(
+        &self,
+        user: UserId,
+        session: SessionId,
+        code: u16,
+        reason: &'static str,
+    ) {
+        self.hub.close_session(user, session, code, reason);
+        self.tell_cluster(|| Note::Close {
+            user,
+            session,
+            code,
+            reason,
+        });
+    }
+
+    /// `Some(true)` when every socket of `user` on every live node is away, `Some(false)` when
+    /// one is active, `None` when the user has no socket anywhere.
+    pub(crate) fn all_away(&self, user: UserId) -> Option<bool> {
+        let local = self.hub.all_away(user);
+        let remote = self.cluster.as_ref().and_then(|c| c.remote_away(user));
+        match (local, remote) {
+            (Some(false), _) | (_, Some(false)) => Some(false),
+            (None, None) => None,
+            _ => Some(true),
+        }
+    }
+
+    /// Tells the other nodes this node's presence of `user` (after a socket change).
+    pub(crate) fn announce_local_presence(&self, user: UserId) {
+        self.tell_cluster(|| Note::Presence {
+            user,
+            state: match self.hub.all_away(user) {
+                None => NodePresence::Offline,
+                Some(true) => NodePresence::Away,
+                Some(false) => NodePresence::Online,
+            },
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid(n: u32) -> UserId {
+        UserId::new(n).expect("uid")
+    }
+
+    #[test]
+    fn notes_round_trip() {
+        let notes = [
+            Note::Durable {
+                base: Bytes::from_static(br#"{"type":"x"}"#),
+                to: vec![
+                    (uid(10_000_001), SessionId(7), 3),
+                    (uid(10_000_002), SessionId(9), 4),
+                ],
+            },
+            Note::Ephemeral {
+                user: uid(10_000_003),
+                skip: Some(SessionId(2)),
+                frame: Bytes::from_static(b"{}"),
+            },
+            Note::Ephemeral {
+                user: uid(10_000_003),
+                skip: None,
+                frame: Bytes::from_static(b"{}"),
+            },
+            Note::ToSession {
+                user: uid(10_000_004),
+                session: SessionId(5),
+                frame: Bytes::from_static(b"{\"a\":1}"),
+            },
+            Note::Close {
+                user: uid(10_000_005),
+                session: SessionId(6),
+                code: 1008,
+                reason: "token_revoked",
+            },
+            Note::Invalidate(Invalidate::Sessions(uid(10_000_006))),
+            Note::Invalidate(Invalidate::Contacts(uid(10_000_006), uid(10_000_007))),
+            Note::Invalidate(Invalidate::ChatMembers(42)),
+            Note::Presence {
+                user: uid(10_000_008),
+                state: NodePresence::Away,
+            },
+            Note::Heartbeat,
+        ];
+        for n in notes {
+            let (origin, back) = Note::decode(n.encode(99)).expect("decodes");
+            assert_eq!((origin, back), (99, n));
+        }
+    }
+
+    #[test]
+    fn garbage_is_ignored() {
+        for raw in [
+            &b""[..],
+            b"\x01",
+            b"\x02\0\0\0\0\0\0\0\x01\x07",
+            b"\x01\0\0\0\0\0\0\0\x01\x01\xff\xff\xff\xff",
+            b"\x01\0\0\0\0\0\0\0\x01\x09",
+        ] {
+            assert!(
+                Note::decode(Bytes::copy_from_slice(raw)).is_none(),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn remote_presence_merges_live_nodes_only() {
+        let c = Cluster::new();
+        let u = uid(10_000_009);
+        assert_eq!(c.remote_away(u), None);
+        c.set_remote(5, u, NodePresence::Away);
+        assert_eq!(c.remote_away(u), None, "node 5 never heard from");
+        c.heard.insert(5, Instant::now());
+        assert_eq!(c.remote_away(u), Some(true));
+        c.set_remote(6, u, NodePresence::Online);
+        c.heard.insert(6, Instant::now());
+        assert_eq!(c.remote_away(u), Some(false));
+        c.set_remote(6, u, NodePresence::Offline);
+        c.set_remote(5, u, NodePresence::Offline);
+        assert_eq!(c.remote_away(u), None);
+        assert!(c.remote.is_empty());
+    }
+}
