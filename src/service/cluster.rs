@@ -103,8 +103,12 @@ pub(crate) enum Note {
     },
     /// Forget a cache entry.
     Invalidate(Invalidate),
-    /// The sender's local presence of `user`.
-    Presence { user: UserId, state: NodePresence },
+    /// The sender's local presence of `user` and the sessions it holds sockets of.
+    Presence {
+        user: UserId,
+        state: NodePresence,
+        sessions: Vec<SessionId>,
+    },
     /// The sender is alive.
     Heartbeat,
 }
@@ -187,10 +191,18 @@ impl Note {
                     }
                 }
             }
-            Note::Presence { user, state } => {
+            Note::Presence {
+                user,
+                state,
+                sessions,
+            } => {
                 b.put_u8(6);
                 put_user(&mut b, *user);
                 b.put_u8(*state as u8);
+                b.put_u32(sessions.len() as u32);
+                for s in sessions {
+                    b.put_i64(s.0);
+                }
             }
             Note::Heartbeat => b.put_u8(7),
         }
@@ -259,7 +271,19 @@ impl Note {
                     2 => NodePresence::Away,
                     _ => return None,
                 };
-                Note::Presence { user, state }
+                let n = (b.remaining() >= 4).then(|| b.get_u32())? as usize;
+                if n > b.remaining() / 8 {
+                    return None;
+                }
+                let mut sessions = Vec::with_capacity(n);
+                for _ in 0..n {
+                    sessions.push(SessionId(get_i64(&mut b)?));
+                }
+                Note::Presence {
+                    user,
+                    state,
+                    sessions,
+                }
             }
             7 => Note::Heartbeat,
             _ => return None,
@@ -274,8 +298,8 @@ pub struct Cluster {
     node: u64,
     tx: mpsc::Sender<Bytes>,
     rx: std::sync::Mutex<Option<mpsc::Receiver<Bytes>>>,
-    /// Other nodes' presence of users: user → (node, state).
-    remote: DashMap<UserId, Vec<(u64, NodePresence)>>,
+    /// Other nodes' presence of users: user → (node, state, sessions with a socket there).
+    remote: DashMap<UserId, Vec<(u64, NodePresence, Vec<SessionId>)>>,
     /// When each other node was last heard from.
     heard: DashMap<u64, Instant>,
     dropped: AtomicU64,
@@ -320,12 +344,8 @@ impl Cluster {
     pub(crate) fn remote_away(&self, user: UserId) -> Option<bool> {
         let list = self.remote.get(&user)?;
         let mut any = None;
-        for (node, state) in list.iter() {
-            let alive = self
-                .heard
-                .get(node)
-                .is_some_and(|t| t.elapsed() < NODE_TIMEOUT);
-            match (alive, state) {
+        for (node, state, _) in list.iter() {
+            match (self.alive(*node), state) {
                 (true, NodePresence::Online) => return Some(false),
                 (true, NodePresence::Away) => any = Some(true),
                 _ => {}
@@ -334,11 +354,25 @@ impl Cluster {
         any
     }
 
-    fn set_remote(&self, node: u64, user: UserId, state: NodePresence) {
+    fn alive(&self, node: u64) -> bool {
+        self.heard
+            .get(&node)
+            .is_some_and(|t| t.elapsed() < NODE_TIMEOUT)
+    }
+
+    /// True when a live other node holds a socket of (`user`, `session`).
+    pub(crate) fn remote_has_session(&self, user: UserId, session: SessionId) -> bool {
+        self.remote.get(&user).is_some_and(|list| {
+            list.iter()
+                .any(|(node, _, sessions)| sessions.contains(&session) && self.alive(*node))
+        })
+    }
+
+    fn set_remote(&self, node: u64, user: UserId, state: NodePresence, sessions: Vec<SessionId>) {
         let mut list = self.remote.entry(user).or_default();
-        list.retain(|(n, _)| *n != node);
+        list.retain(|(n, _, _)| *n != node);
         if state != NodePresence::Offline {
-            list.push((node, state));
+            list.push((node, state, sessions));
         }
         let empty = list.is_empty();
         drop(list);
@@ -351,7 +385,12 @@ impl Cluster {
 impl Core {
     /// Applies a note from another node to this node's sockets and caches.
     pub(crate) fn apply_note(&self, cluster: &Cluster, origin: u64, note: Note) {
-        cluster.heard.insert(origin, Instant::now());
+        if cluster.heard.insert(origin, Instant::now()).is_none() {
+            // A node we had not heard from (new, or back): it learns our sockets' presence.
+            for user in self.hub.users() {
+                self.announce_local_presence(user);
+            }
+        }
         match note {
             Note::Durable { base, to } => {
                 for (user, session, seq) in to {
@@ -376,7 +415,11 @@ impl Core {
             Note::Invalidate(Invalidate::Sessions(u)) => self.forget_sessions(u),
             Note::Invalidate(Invalidate::Contacts(a, b)) => self.forget_contacts(a, b),
             Note::Invalidate(Invalidate::ChatMembers(c)) => self.forget_chat_members(c),
-            Note::Presence { user, state } => cluster.set_remote(origin, user, state),
+            Note::Presence {
+                user,
+                state,
+                sessions,
+            } => cluster.set_remote(origin, user, state, sessions),
             Note::Heartbeat => {}
         }
     }
@@ -460,7 +503,17 @@ impl Core {
                 Some(true) => NodePresence::Away,
                 Some(false) => NodePresence::Online,
             },
+            sessions: self.hub.sessions_of(user),
         });
+    }
+
+    /// True when (`user`, `session`) has a socket on this node or another live one.
+    pub(crate) fn has_socket(&self, user: UserId, session: SessionId) -> bool {
+        self.hub.has_session(user, session)
+            || self
+                .cluster
+                .as_ref()
+                .is_some_and(|c| c.remote_has_session(user, session))
     }
 }
 
@@ -509,6 +562,7 @@ mod tests {
             Note::Presence {
                 user: uid(10_000_008),
                 state: NodePresence::Away,
+                sessions: vec![SessionId(3), SessionId(4)],
             },
             Note::Heartbeat,
         ];
@@ -539,15 +593,18 @@ mod tests {
         let c = Cluster::new();
         let u = uid(10_000_009);
         assert_eq!(c.remote_away(u), None);
-        c.set_remote(5, u, NodePresence::Away);
+        c.set_remote(5, u, NodePresence::Away, vec![SessionId(1)]);
         assert_eq!(c.remote_away(u), None, "node 5 never heard from");
+        assert!(!c.remote_has_session(u, SessionId(1)));
         c.heard.insert(5, Instant::now());
         assert_eq!(c.remote_away(u), Some(true));
-        c.set_remote(6, u, NodePresence::Online);
+        assert!(c.remote_has_session(u, SessionId(1)));
+        assert!(!c.remote_has_session(u, SessionId(2)));
+        c.set_remote(6, u, NodePresence::Online, vec![SessionId(2)]);
         c.heard.insert(6, Instant::now());
         assert_eq!(c.remote_away(u), Some(false));
-        c.set_remote(6, u, NodePresence::Offline);
-        c.set_remote(5, u, NodePresence::Offline);
+        c.set_remote(6, u, NodePresence::Offline, Vec::new());
+        c.set_remote(5, u, NodePresence::Offline, Vec::new());
         assert_eq!(c.remote_away(u), None);
         assert!(c.remote.is_empty());
     }

@@ -214,6 +214,19 @@ impl Hub {
         Some(list.iter().all(|s| s.state.away.load(Ordering::Relaxed)))
     }
 
+    /// The users with a socket here.
+    pub(crate) fn users(&self) -> Vec<UserId> {
+        self.users.iter().map(|e| *e.key()).collect()
+    }
+
+    /// The sessions of `user` with a socket here.
+    pub(crate) fn sessions_of(&self, user: UserId) -> Vec<SessionId> {
+        self.users
+            .get(&user)
+            .map(|l| l.iter().map(|s| s.session).collect())
+            .unwrap_or_default()
+    }
+
     /// Users with at least one socket here.
     pub fn online_users(&self) -> usize {
         self.users.len()

@@ -271,7 +271,7 @@ impl MessagesService {
             let mut to_others = Vec::with_capacity(targets.len());
             let mut to_self = Vec::new();
             for (t, seq) in targets.iter().zip(seqs) {
-                if !t.self_copy && !self.core.hub.has_session(t.user, t.session) {
+                if !t.self_copy && !self.core.has_socket(t.user, t.session) {
                     match offline.last_mut() {
                         Some((u, list)) if *u == t.user => list.push(t.session),
                         _ => offline.push((t.user, vec![t.session])),

@@ -285,7 +285,7 @@ impl PushService {
             Ok(ids) => ids
                 .iter()
                 .copied()
-                .filter(|s| !self.core.hub.has_session(user, *s))
+                .filter(|s| !self.core.has_socket(user, *s))
                 .collect(),
             Err(_) => Vec::new(),
         }
