@@ -6,6 +6,8 @@ use super::STAMP;
 
 pub(super) struct Args {
     pub(super) url: String,
+    /// DM mode: a second node; receivers' sockets connect there (two-node measurement).
+    pub(super) url2: Option<String>,
     pub(super) pairs: usize,
     pub(super) duration: u64,
     pub(super) window: usize,
@@ -20,13 +22,14 @@ pub(super) struct Args {
     pub(super) rate: usize,
 }
 
-const USAGE: &str = "usage: loadgen [--url http://127.0.0.1:8088] [--pairs 100] [--duration 10] \
+const USAGE: &str = "usage: loadgen [--url http://127.0.0.1:8088] [--url2 <second node>] [--pairs 100] [--duration 10] \
 [--window 32] [--payload 64] [--idle 0] [--pid <server pid>] \
 [--group <members> [--online <members with a socket>] [--rate <messages/s>]]";
 
 pub(super) fn parse_args() -> Result<Args> {
     let mut a = Args {
         url: "http://127.0.0.1:8088".into(),
+        url2: None,
         pairs: 100,
         duration: 10,
         window: 32,
@@ -52,6 +55,7 @@ pub(super) fn parse_args() -> Result<Args> {
         };
         match flag.as_str() {
             "--url" => a.url = value.trim_end_matches('/').to_owned(),
+            "--url2" => a.url2 = Some(value.trim_end_matches('/').to_owned()),
             "--pairs" => a.pairs = num(&value)?,
             "--duration" => a.duration = num(&value)? as u64,
             "--window" => a.window = num(&value)?,

@@ -365,6 +365,19 @@ async fn main() -> Result<()> {
         .await?
         .next()
         .ok_or_else(|| anyhow!("{authority}: no address"))?;
+    // Receivers on a second node when asked (senders and setup stay on the first).
+    let addr2 = match &args.url2 {
+        None => addr,
+        Some(u) => {
+            let authority = u
+                .strip_prefix("http://")
+                .ok_or_else(|| anyhow!("--url2 must start with http://"))?;
+            tokio::net::lookup_host(authority)
+                .await?
+                .next()
+                .ok_or_else(|| anyhow!("{authority}: no address"))?
+        }
+    };
     let connections = 2 * args.pairs + args.idle;
     if let Some(limit) = open_file_limit() {
         if limit < connections + 64 {
@@ -412,11 +425,16 @@ async fn main() -> Result<()> {
     let tokens = Arc::new(tokens);
     let mut sockets = bounded(connections, SETUP_CONCURRENCY * 4, |i| {
         let tokens = tokens.clone();
+        let node = if (args.pairs..2 * args.pairs).contains(&i) {
+            addr2
+        } else {
+            addr
+        };
         async move {
             ws_open(
-                addr,
+                node,
                 tokens[i].clone(),
-                source_for(i, addr.ip(), connections),
+                source_for(i, node.ip(), connections),
             )
             .await
         }
