@@ -33,6 +33,11 @@ impl LimitsService {
     }
 
     /// Counts one HTTP request for `user` (authenticated) or `ip`; `RateLimited` when over.
+    ///
+    /// Fails open: while the ephemeral backend is unreachable (a Redis restart) requests are
+    /// served uncounted, so an outage of the limiter is not an outage of the API. The error is
+    /// counted in `melo_ephemeral_errors_total{op="rate_limit"}`. Login lockout, by contrast,
+    /// fails closed (see [`Self::check_login`]).
     pub async fn http_request(&self, user: Option<UserId>, ip: IpAddr) -> Result<()> {
         let l = &self.core.config.limits;
         let key = match user {
@@ -48,7 +53,14 @@ impl LimitsService {
                 Duration::from_secs(l.rate_limit_period),
                 Duration::from_secs(l.block_period),
             )
-            .await?;
+            .await;
+        let decision = match decision {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::debug!(error = %e, "rate limiter unavailable; request not counted");
+                return Ok(());
+            }
+        };
         match decision {
             RateDecision::Allowed => Ok(()),
             RateDecision::Limited { retry_after } => {
