@@ -27,7 +27,7 @@
 //! - `http` — router, extractors, the one error mapping, handlers (private)
 //! - [`service`] — every business rule (users, auth, sessions)
 //! - [`store`] — durable state: [`Store`] traits, [`MemoryStore`], `SqliteStore`
-//! - [`ephemeral`] — fast lossy state: [`Ephemeral`], [`MemoryEphemeral`]
+//! - [`ephemeral`] — fast lossy state: [`Ephemeral`], [`MemoryEphemeral`], `RedisEphemeral`
 //! - [`crypto`] — [`KeyProvider`], PII sealing, blind indexes, JWT, passwords
 //! - [`push`] — [`PushProvider`], [`NoopPush`], [`RecordingPush`]
 //! - [`model`] — ids and domain types
@@ -53,6 +53,9 @@ pub use async_trait::async_trait;
 pub use builder::MeloBuilder;
 pub use config::Config;
 pub use crypto::{FileKeyProvider, KeyProvider, StaticKeys};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use ephemeral::RedisEphemeral;
 pub use ephemeral::{Ephemeral, MemoryEphemeral};
 pub use error::BuildError;
 /// Body type of every response of [`MeloService`].

@@ -100,6 +100,12 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
         }
         Some(url) => Arc::new(SqliteStore::connect(url).await.context("opening SQLite")?),
     };
+    let ephemeral: Option<Arc<dyn melo::Ephemeral>> = match settings.redis_url.as_deref() {
+        Some(url) => Some(Arc::new(melo::RedisEphemeral::connect(url).await.context(
+            "REDIS_URL: cannot reach Redis (check the URL and that the server is up)",
+        )?)),
+        None => None,
+    };
     let ip = settings.host;
     let addr = SocketAddr::new(ip, config.http.http_port);
     let listener = TcpListener::bind(addr)
@@ -139,6 +145,9 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
     let mut builder = Melo::builder(store, Arc::new(keys)).config(config);
     if let Some(key) = settings.vapid_key()? {
         builder = builder.vapid(key);
+    }
+    if let Some(e) = ephemeral {
+        builder = builder.ephemeral(e);
     }
     let melo = builder.build()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

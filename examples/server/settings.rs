@@ -23,6 +23,8 @@ pub(crate) struct Settings {
     pub(crate) data_dir: String,
     /// `DB_URL`: unset (SQLite in the data directory), `memory:` or a `sqlite:` URL.
     pub(crate) db_url: Option<String>,
+    /// `REDIS_URL`: shared ephemeral state and node bus (`RedisEphemeral`); unset: in memory.
+    pub(crate) redis_url: Option<String>,
     /// `ENCRYPTION_KEY_STR`.
     pub(crate) encryption_key: Option<Secret>,
     /// `TLS_CERT_FILE`, `TLS_KEY_FILE`.
@@ -87,11 +89,11 @@ impl Settings {
             ),
             Some(_) => bail!("DB_URL must start with sqlite: or be memory: (or be unset)"),
         }
-        if env.str("REDIS_URL").is_some() {
-            bail!(
-                "REDIS_URL is set, but this Melo release has no Redis backend yet; unset it to \
-                 run one node"
-            );
+        let redis_url = env.str("REDIS_URL");
+        if let Some(u) = &redis_url {
+            if !(u.starts_with("redis://") || u.starts_with("redis+unix://")) {
+                bail!("REDIS_URL must start with redis:// or redis+unix:// (or be unset)");
+            }
         }
         let vapid = pair(env, "VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY")?
             .map(|(public, private)| (public, Secret::new(private)));
@@ -106,6 +108,7 @@ impl Settings {
                 .str("MELO_DATA_DIR")
                 .unwrap_or_else(|| "./melo-data".into()),
             db_url,
+            redis_url,
             encryption_key: env.str("ENCRYPTION_KEY_STR").map(Secret::new),
             tls: pair(env, "TLS_CERT_FILE", "TLS_KEY_FILE")?,
             metrics_addr,
@@ -132,6 +135,7 @@ impl Settings {
             host: String,
             data_dir: &'a str,
             db_url: Option<String>,
+            redis_url: Option<String>,
             encryption_key_str: Option<&'a str>,
             tls_cert_file: Option<&'a str>,
             tls_key_file: Option<&'a str>,
@@ -143,6 +147,7 @@ impl Settings {
             host: self.host.to_string(),
             data_dir: &self.data_dir,
             db_url: self.db_url.as_deref().map(redact_url),
+            redis_url: self.redis_url.as_deref().map(redact_url),
             encryption_key_str: self.encryption_key.as_ref().map(|_| "[redacted]"),
             tls_cert_file: self.tls.as_ref().map(|(c, _)| c.as_str()),
             tls_key_file: self.tls.as_ref().map(|(_, k)| k.as_str()),
@@ -163,6 +168,10 @@ mod tests {
         assert_eq!(
             redact_url("mysql://root:hunter2@127.0.0.1:3306/melo"),
             "mysql://root:[redacted]@127.0.0.1:3306/melo"
+        );
+        assert_eq!(
+            redact_url("redis://:hunter2@127.0.0.1:6379/0"),
+            "redis://:[redacted]@127.0.0.1:6379/0"
         );
         assert_eq!(
             redact_url("sqlite:///var/lib/melo.db"),

@@ -8,19 +8,27 @@ use bytes::Bytes;
 
 use super::{Ephemeral, RateDecision};
 
-/// Expands to a test module running every case against a fresh backend from `make`.
+/// Expands to a test module running every case against a fresh backend from `make`. With
+/// `optional`, `make` yields an `Option`, and `None` (backend not configured) skips the case.
 macro_rules! ephemeral_conformance {
-    ($name:ident, $make:expr) => {
+    ($name:ident, optional $make:expr) => {
         mod $name {
             $crate::ephemeral::conformance::ephemeral_conformance!(@cases $make;
                 set_get_take_delete, conditional, values_expire, counters, rate_limit_window_and_block, bus, ping);
         }
     };
+    ($name:ident, $make:expr) => {
+        $crate::ephemeral::conformance::ephemeral_conformance!($name, optional async {
+            let e: std::sync::Arc<dyn $crate::ephemeral::Ephemeral> = $make.await;
+            Some(e)
+        });
+    };
     (@cases $make:expr; $($case:ident),*) => {
         $(
             #[tokio::test]
             async fn $case() {
-                let e: std::sync::Arc<dyn $crate::ephemeral::Ephemeral> = $make.await;
+                let e: Option<std::sync::Arc<dyn $crate::ephemeral::Ephemeral>> = $make.await;
+                let Some(e) = e else { return };
                 $crate::ephemeral::conformance::$case(e).await;
             }
         )*

@@ -5,8 +5,8 @@
 //! Values that carry PII are sealed by the service layer before they get here, and keys never
 //! contain PII in plaintext (IP addresses appear only as keyed blind tags).
 //!
-//! Backends: [`MemoryEphemeral`] (one node, always compiled); Redis arrives with the
-//! production-backends work.
+//! Backends: [`MemoryEphemeral`] (one node, always compiled) and `RedisEphemeral` (feature
+//! `redis`: shared by every node of a deployment).
 
 use std::fmt;
 use std::time::Duration;
@@ -15,7 +15,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{RedisEphemeral, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX};
 pub use memory::MemoryEphemeral;
 
 #[cfg(test)]
