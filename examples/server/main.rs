@@ -147,7 +147,8 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
         builder = builder.vapid(key);
     }
     if let Some(e) = ephemeral {
-        builder = builder.ephemeral(e);
+        // Shared ephemeral state means this node may be one of several: join the cluster.
+        builder = builder.ephemeral(e).cluster(true);
     }
     let melo = builder.build()?;
     let scheme = if tls.is_some() { "https" } else { "http" };

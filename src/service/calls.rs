@@ -8,7 +8,7 @@
 //! * `call:dec:{id}` → the first decision while ringing (`accept:{session}`, `reject`, `cancel`,
 //!   `timeout`), `set_if_absent`, so the first accept wins and a late accept loses to a timeout;
 //! * `call:conn:{id}` → `connected` is announced once;
-//! * `call:held:{id}` → caller frames held for callee devices that connect while it rings;
+//! * `call:held:{id}` → caller frames held (sealed) for callee devices that connect while it rings;
 //! * `call:lost:{id}:{session}` → an engaged device without a socket, ended after the grace period.
 
 use std::sync::Arc;
@@ -235,16 +235,32 @@ impl CallsService {
         let k = key("held", &rec.id);
         let eph = &self.core.ephemeral;
         let mut held: Vec<String> = match eph.get(&k).await? {
-            Some(raw) => serde_json::from_slice(&raw).unwrap_or_default(),
+            Some(sealed) => self.open_held(&rec.id, &sealed),
             None => Vec::new(),
         };
         let size: usize = held.iter().map(String::len).sum();
         if held.len() < HELD_MAX_FRAMES && size + frame.len() <= HELD_MAX_BYTES {
             held.push(String::from_utf8_lossy(&frame).into_owned());
             let raw = serde_json::to_vec(&held).map_err(|_| CallError::Unavailable)?;
-            eph.set(&k, &raw, CALL_KEY_TTL).await?;
+            // SDP and ICE carry addresses: sealed like every other PII in shared state.
+            let sealed = self
+                .core
+                .pii
+                .seal("ephemeral", "call_held", &rec.id, &raw)
+                .map_err(|_| CallError::Unavailable)?;
+            eph.set(&k, &sealed, CALL_KEY_TTL).await?;
         }
         Ok(())
+    }
+
+    /// The held caller frames of call `id` (empty when unreadable).
+    fn open_held(&self, id: &str, sealed: &[u8]) -> Vec<String> {
+        self.core
+            .pii
+            .open("ephemeral", "call_held", id, sealed)
+            .ok()
+            .and_then(|raw| serde_json::from_slice(&raw).ok())
+            .unwrap_or_default()
     }
 
     async fn in_call(
@@ -452,8 +468,8 @@ impl CallsService {
             return Vec::new();
         }
         match eph.get(&key("held", &rec.id)).await {
-            Ok(Some(raw)) => serde_json::from_slice::<Vec<String>>(&raw)
-                .unwrap_or_default()
+            Ok(Some(sealed)) => self
+                .open_held(&rec.id, &sealed)
                 .into_iter()
                 .map(Bytes::from)
                 .collect(),
