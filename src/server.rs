@@ -397,7 +397,7 @@ fn spawn_cluster(
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
 ) {
-    use crate::service::cluster::{Note, HEARTBEAT, TOPIC};
+    use crate::service::cluster::{bundle, unbundle, Note, HEARTBEAT, MAX_BUNDLE, TOPIC};
     let core = app.services.core().clone();
     let Some(outbox) = core.cluster.as_ref().and_then(|c| c.take_outbox()) else {
         return;
@@ -406,12 +406,22 @@ fn spawn_cluster(
     tasks.spawn_on(
         async move {
             let mut outbox = outbox;
+            let mut notes = Vec::with_capacity(MAX_BUNDLE);
             loop {
-                let note = tokio::select! {
+                notes.clear();
+                let got = tokio::select! {
                     _ = c.cancelled() => break,
-                    n = outbox.recv() => match n { Some(n) => n, None => break },
+                    n = outbox.recv_many(&mut notes, MAX_BUNDLE) => n,
                 };
-                if let Err(e) = pcore.ephemeral.publish(TOPIC, note).await {
+                if got == 0 {
+                    break;
+                }
+                // Whatever queued up while the last publish ran goes out as one bus message.
+                let msg = match notes.as_slice() {
+                    [one] => one.clone(),
+                    many => bundle(many),
+                };
+                if let Err(e) = pcore.ephemeral.publish(TOPIC, msg).await {
                     tracing::debug!(error = %e, "cluster note not published");
                 }
             }
@@ -449,12 +459,14 @@ fn spawn_cluster(
                     let Some(cluster) = rcore.cluster.as_ref() else {
                         return;
                     };
-                    match Note::decode(raw) {
-                        Some((origin, note)) if origin != cluster.node() => {
-                            rcore.apply_note(cluster, origin, note);
+                    for raw in unbundle(raw) {
+                        match Note::decode(raw) {
+                            Some((origin, note)) if origin != cluster.node() => {
+                                rcore.apply_note(cluster, origin, note);
+                            }
+                            Some(_) => {}
+                            None => tracing::debug!("malformed cluster note ignored"),
                         }
-                        Some(_) => {}
-                        None => tracing::debug!("malformed cluster note ignored"),
                     }
                 }
             }

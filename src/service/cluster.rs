@@ -41,6 +41,45 @@ pub(crate) const NODE_TIMEOUT: Duration = Duration::from_secs(20);
 const PUBLISH_QUEUE: usize = 65_536;
 /// Encoding version of a note.
 const VERSION: u8 = 1;
+/// Encoding version of a bundle of encoded notes (one bus message for many notes).
+const BUNDLE: u8 = 2;
+/// Most notes the publisher puts in one bus message.
+pub(crate) const MAX_BUNDLE: usize = 256;
+
+/// Packs encoded notes into one bus message: `[2][count u32]([len u32][note])*`.
+pub(crate) fn bundle(notes: &[Bytes]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + notes.iter().map(|n| n.len() + 4).sum::<usize>());
+    b.put_u8(BUNDLE);
+    b.put_u32(notes.len() as u32);
+    for n in notes {
+        b.put_u32(n.len() as u32);
+        b.put_slice(n);
+    }
+    b.freeze()
+}
+
+/// The encoded notes of a bus message (a bundle, or one note); malformed bundles are empty.
+pub(crate) fn unbundle(mut b: Bytes) -> Vec<Bytes> {
+    if b.first() != Some(&BUNDLE) {
+        return vec![b];
+    }
+    b.advance(1);
+    let Some(n) = (b.remaining() >= 4).then(|| b.get_u32() as usize) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(n.min(MAX_BUNDLE));
+    for _ in 0..n {
+        if b.remaining() < 4 {
+            return Vec::new();
+        }
+        let len = b.get_u32() as usize;
+        if b.remaining() < len {
+            return Vec::new();
+        }
+        out.push(b.split_to(len));
+    }
+    out
+}
 
 /// Close reasons a note can carry (reasons are `&'static str` in the hub).
 const REASONS: [&str; 6] = [
@@ -570,6 +609,17 @@ mod tests {
             let (origin, back) = Note::decode(n.encode(99)).expect("decodes");
             assert_eq!((origin, back), (99, n));
         }
+    }
+
+    #[test]
+    fn bundles_round_trip() {
+        let notes: Vec<Bytes> = (0..3)
+            .map(|i| Note::Invalidate(Invalidate::ChatMembers(i)).encode(7))
+            .collect();
+        assert_eq!(unbundle(bundle(&notes)), notes);
+        let single = Note::Heartbeat.encode(7);
+        assert_eq!(unbundle(single.clone()), vec![single]);
+        assert!(unbundle(Bytes::from_static(b"\x02\0\0\0\x05\0\0\0\x09ab")).is_empty());
     }
 
     #[test]
