@@ -32,6 +32,11 @@ pub struct PresenceService {
     core: Arc<Core>,
     /// Last value announced per user, to send `status_change` only on changes.
     announced: Arc<DashMap<UserId, &'static str>>,
+    /// DMs where a `typing_start` passed through this node, with when: a message only checks
+    /// the (shared, possibly remote) typing state when its sender typed here recently, so the
+    /// send path makes no ephemeral round trip in the common case. Typing started on another
+    /// node then simply expires after `TYPING_TTL`.
+    typed_here: Arc<DashMap<(UserId, UserId), std::time::Instant>>,
 }
 
 impl PresenceService {
@@ -39,6 +44,7 @@ impl PresenceService {
         Self {
             core,
             announced: Arc::new(DashMap::new()),
+            typed_here: Arc::new(DashMap::new()),
         }
     }
 
@@ -177,6 +183,11 @@ impl PresenceService {
             .ephemeral
             .set(&Self::typing_key(auth.user, to), b"1", ttl)
             .await?;
+        if self.typed_here.len() >= 100_000 {
+            self.typed_here.retain(|_, at| at.elapsed() <= ttl);
+        }
+        self.typed_here
+            .insert((auth.user, to), std::time::Instant::now());
         let n = self
             .core
             .ephemeral
@@ -253,7 +264,12 @@ impl PresenceService {
 
     /// A message in the conversation ends the sender's typing there.
     pub(crate) async fn stop_typing_on_message(&self, from: UserId, to: UserId) {
-        if self.is_typing(from, to).await {
+        let ttl = std::time::Duration::from_secs(self.core.config.realtime.typing_ttl.max(1));
+        let recent = self
+            .typed_here
+            .remove(&(from, to))
+            .is_some_and(|(_, at)| at.elapsed() <= ttl);
+        if recent && self.is_typing(from, to).await {
             self.stop(from, to).await;
         }
     }
