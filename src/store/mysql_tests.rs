@@ -7,10 +7,15 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection};
 use sqlx::{ConnectOptions, Connection};
 
 use super::MysqlStore;
+use crate::model::{
+    Message, MessageId, NewMessage, QueueTarget, SessionId, StoreOutcome, Timestamp, UserId,
+};
+use crate::store::{MessageStore, QueueStore};
 
 /// Name prefix of test databases.
 const PREFIX: &str = "melo_t_";
@@ -133,3 +138,97 @@ pub(super) async fn fresh_store() -> Option<Arc<MysqlStore>> {
 }
 
 crate::store::conformance::store_conformance!(mysql, async { super::fresh_store().await });
+
+/// Fan-outs over overlapping sessions, listed in different orders, from several threads: every
+/// session's seqs stay gap-free (lock ordering and the deadlock retries under real parallelism).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_fan_outs_stay_gap_free() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let sessions: Vec<SessionId> = (1..=6).map(SessionId).collect();
+    let tasks: Vec<_> = (0..40usize)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let mut targets = sessions.clone();
+            targets.rotate_left(n % 6);
+            if n % 2 == 1 {
+                targets.reverse();
+            }
+            tokio::spawn(async move {
+                let events: Vec<_> = targets
+                    .iter()
+                    .map(|t| (*t, Bytes::from_static(b"event")))
+                    .collect();
+                store.enqueue_events(&events).await.expect("enqueue")
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("task").len(), 6);
+    }
+    for s in sessions {
+        let q = store.queue_after(s, 0, None, 100).await.expect("queue");
+        let seqs: Vec<i64> = q.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "session {s:?}");
+        assert_eq!(store.last_seq(s).await.expect("last"), 40);
+    }
+}
+
+/// The same `client_id` sent from several threads at once: one message is stored, every other
+/// send is its duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_duplicate_client_ids() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let tasks: Vec<_> = (1..=12u8)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let msg = NewMessage {
+                    message: Message {
+                        id: MessageId::from_u128(u128::from(n)),
+                        from: UserId::new(11_000_001).expect("uid"),
+                        to: UserId::new(11_000_002),
+                        chat_id: None,
+                        payload: format!("ciphertext-{n}"),
+                        signature: None,
+                        created_at: Timestamp::now(),
+                        delivered: false,
+                        read: false,
+                        edited_at: None,
+                        deleted: false,
+                        pinned: false,
+                        reactions: Default::default(),
+                    },
+                    sender_session: SessionId(7),
+                    client_id: Some("same-client-id".into()),
+                };
+                let target = QueueTarget {
+                    session: SessionId(8),
+                    user: msg.message.to.expect("to"),
+                    self_copy: false,
+                };
+                (
+                    n,
+                    store.store_message(&msg, &[target]).await.expect("store"),
+                )
+            })
+        })
+        .collect();
+    let mut stored = Vec::new();
+    let mut duplicates = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            (n, StoreOutcome::Stored(seqs)) => stored.push((n, seqs)),
+            (_, StoreOutcome::Duplicate(first)) => duplicates.push(first),
+        }
+    }
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let (winner, seqs) = &stored[0];
+    assert_eq!(seqs, &vec![1]);
+    let first = MessageId::from_u128(u128::from(*winner));
+    assert_eq!(duplicates, vec![first; 11]);
+    assert_eq!(store.last_seq(SessionId(8)).await.expect("last"), 1);
+}
