@@ -20,9 +20,10 @@ const ATTEMPTS: u32 = 5;
 /// The MySQL / MariaDB store (feature `mysql`): InnoDB tables, embedded migrations applied by
 /// [`MysqlStore::connect`] and [`MysqlStore::connect_with`].
 ///
-/// Every operation is one statement or one transaction at the server's isolation level (the
-/// default `REPEATABLE READ` is assumed; `READ COMMITTED` works too): rows a transaction
-/// decides on are read with `SELECT … FOR UPDATE`, and a transaction that meets a deadlock
+/// Every operation is one statement or one transaction at the server's default isolation level,
+/// `REPEATABLE READ`, which is assumed (under it, `set_push`'s `INSERT … SELECT` share-locks the
+/// session row it copies): rows a transaction decides on are read with `SELECT … FOR UPDATE`,
+/// and a transaction that meets a deadlock
 /// (error 1213) or a lock wait timeout (1205) is run again from the start, a few times, before
 /// the error surfaces as [`StoreError::Unavailable`].
 ///
