@@ -26,7 +26,7 @@
 //! - [`config`] — [`Config`]: plain data, documented defaults
 //! - `http` — router, extractors, the one error mapping, handlers (private)
 //! - [`service`] — every business rule (users, auth, sessions)
-//! - [`store`] — durable state: [`Store`] traits, [`MemoryStore`], `SqliteStore`
+//! - [`store`] — durable state: [`Store`] traits, [`MemoryStore`], `SqliteStore`, `MysqlStore`
 //! - [`ephemeral`] — fast lossy state: [`Ephemeral`], [`MemoryEphemeral`], `RedisEphemeral`
 //! - [`crypto`] — [`KeyProvider`], PII sealing, blind indexes, JWT, passwords
 //! - [`push`] — [`PushProvider`], [`NoopPush`], [`RecordingPush`]
@@ -62,6 +62,9 @@ pub use error::BuildError;
 pub use http::response::Body as ResponseBody;
 pub use push::{NoopPush, PushProvider, RecordingPush};
 pub use server::{Melo, MeloService};
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub use store::MysqlStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::SqliteStore;

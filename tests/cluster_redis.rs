@@ -3,8 +3,9 @@
 //! delivery across nodes resumes once Redis is back.
 //!
 //! Needs `MELO_TEST_REDIS_URL` (CI sets it; unset skips with a note, set but unreachable
-//! fails). The restart test runs its own `redis-server` on a free port, so the shared server
-//! is never disturbed.
+//! fails). With `MELO_TEST_MYSQL_URL` set too (CI), both nodes share that MySQL database as
+//! their store; otherwise one in-memory store. The restart test runs its own `redis-server` on
+//! a free port, so the shared server is never disturbed.
 
 mod common;
 
@@ -37,7 +38,13 @@ async fn redis(url: &str, prefix: &str) -> Arc<dyn Ephemeral> {
 
 async fn nodes(url: &str) -> (TestServer, TestServer) {
     let prefix = format!("melo-cluster-{}:", uuid::Uuid::now_v7().simple());
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> = match std::env::var("MELO_TEST_MYSQL_URL") {
+        Ok(u) if !u.is_empty() => match melo::MysqlStore::connect(&u).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => panic!("MELO_TEST_MYSQL_URL is set but MySQL is unusable: {e}"),
+        },
+        _ => Arc::new(MemoryStore::new()),
+    };
     let n1 = TestServer::start_node(test_config(), store.clone(), redis(url, &prefix).await).await;
     let n2 = TestServer::start_node(test_config(), store, redis(url, &prefix).await).await;
     (n1, n2)

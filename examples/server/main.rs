@@ -98,6 +98,16 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
             tracing::warn!("DB_URL=memory: nothing is persisted; for tests and measurements only");
             Arc::new(melo::MemoryStore::new())
         }
+        #[cfg(feature = "mysql")]
+        Some(url) if url.starts_with("mysql:") => Arc::new(
+            melo::MysqlStore::connect(url)
+                .await
+                .context("connecting to MySQL")?,
+        ),
+        #[cfg(not(feature = "mysql"))]
+        Some(url) if url.starts_with("mysql:") => {
+            bail!("DB_URL is a MySQL URL, but this build lacks the `mysql` feature")
+        }
         Some(url) => Arc::new(SqliteStore::connect(url).await.context("opening SQLite")?),
     };
     let ephemeral: Option<Arc<dyn melo::Ephemeral>> = match settings.redis_url.as_deref() {

@@ -21,7 +21,8 @@ pub(crate) struct Settings {
     pub(crate) host: IpAddr,
     /// `MELO_DATA_DIR`.
     pub(crate) data_dir: String,
-    /// `DB_URL`: unset (SQLite in the data directory), `memory:` or a `sqlite:` URL.
+    /// `DB_URL`: unset (SQLite in the data directory), `memory:`, a `sqlite:` URL or a `mysql:`
+    /// URL (`mariadb:` is normalized to it).
     pub(crate) db_url: Option<String>,
     /// `REDIS_URL`: shared ephemeral state and node bus (`RedisEphemeral`); unset: in memory.
     pub(crate) redis_url: Option<String>,
@@ -79,15 +80,17 @@ impl Settings {
             .trim_end_matches(']')
             .parse()
             .with_context(|| format!("HOST={host:?} is not an IP address"))?;
-        let db_url = env.str("DB_URL");
+        // sqlx knows `mysql:` only; MariaDB speaks the same protocol.
+        let db_url = env.str("DB_URL").map(|u| match u.strip_prefix("mariadb:") {
+            Some(rest) => format!("mysql:{rest}"),
+            None => u,
+        });
         match db_url.as_deref() {
             None | Some("memory:") => {}
-            Some(u) if u.starts_with("sqlite:") => {}
-            Some(u) if u.starts_with("mysql:") || u.starts_with("mariadb:") => bail!(
-                "DB_URL is a MySQL URL, but this Melo release has no MySQL store yet; unset \
-                 DB_URL to use SQLite"
+            Some(u) if u.starts_with("sqlite:") || u.starts_with("mysql:") => {}
+            Some(_) => bail!(
+                "DB_URL must start with sqlite:, mysql: or mariadb:, or be memory: (or be unset)"
             ),
-            Some(_) => bail!("DB_URL must start with sqlite: or be memory: (or be unset)"),
         }
         let redis_url = env.str("REDIS_URL");
         if let Some(u) = &redis_url {

@@ -5,8 +5,8 @@
 //! [`Store`] is their union with a blanket impl, so an embedder implements the parts and passes
 //! one `Arc<dyn Store>`.
 //!
-//! Backends: [`MemoryStore`] (always compiled), `SqliteStore` (feature `sqlite`). The MySQL store
-//! arrives with the production-backends work. Every backend runs the same conformance suite
+//! Backends: [`MemoryStore`] (always compiled), `SqliteStore` (feature `sqlite`), `MysqlStore`
+//! (feature `mysql`: MySQL 8 / MariaDB 10.11). Every backend runs the same conformance suite
 //! (`store::conformance`, crate tests).
 
 use std::fmt;
@@ -25,10 +25,15 @@ mod memory;
 mod memory_chats;
 mod memory_manage;
 mod memory_messages;
+#[cfg(feature = "mysql")]
+mod mysql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "mysql")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
+pub use mysql::MysqlStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
