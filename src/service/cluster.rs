@@ -1,6 +1,6 @@
 //! Several nodes acting as one server (DESIGN "Several nodes").
 //!
-//! Every node keeps its own sockets in its [`Hub`](super::hub::Hub). With clustering on
+//! Every node keeps its own sockets in its hub. With clustering on
 //! ([`MeloBuilder::cluster`](crate::MeloBuilder::cluster)), each delivery this node makes to
 //! its own sockets is also published once on the ephemeral bus (topic `hub`), and every other
 //! node hands it to the sockets it holds:
