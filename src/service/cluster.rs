@@ -10,8 +10,8 @@
 //!   frames for one session (call signalling) and socket closes (revocation);
 //! - cache invalidations (sessions of a user, a contact pair, a chat's members);
 //! - presence: each node announces its local state of a user (`online`/`away`/none) and a
-//!   heartbeat every [`HEARTBEAT`]; a user's status merges the local hub with the states of nodes
-//!   heard from within [`NODE_TIMEOUT`].
+//!   heartbeat every 5 s; a user's status merges the local hub with the states of nodes
+//!   heard from within 20 s.
 //!
 //! The bus is a best-effort path and the store stays the truth: a durable frame lost on the bus
 //! is a seq gap for the receiving socket, which reads the entry back from its queue (or gets it
