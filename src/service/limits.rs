@@ -37,7 +37,7 @@ impl LimitsService {
     /// Fails open: while the ephemeral backend is unreachable (a Redis restart) requests are
     /// served uncounted, so an outage of the limiter is not an outage of the API. The error is
     /// counted in `melo_ephemeral_errors_total{op="rate_limit"}`. Login lockout, by contrast,
-    /// fails closed (see [`Self::check_login`]).
+    /// fails closed (`check_login`).
     pub async fn http_request(&self, user: Option<UserId>, ip: IpAddr) -> Result<()> {
         let l = &self.core.config.limits;
         let key = match user {
