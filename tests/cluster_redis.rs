@@ -37,6 +37,10 @@ async fn redis(url: &str, prefix: &str) -> Arc<dyn Ephemeral> {
 }
 
 async fn nodes(url: &str) -> (TestServer, TestServer) {
+    nodes_with(url, test_config()).await
+}
+
+async fn nodes_with(url: &str, config: melo::Config) -> (TestServer, TestServer) {
     let prefix = format!("melo-cluster-{}:", uuid::Uuid::now_v7().simple());
     let store: Arc<dyn Store> = match std::env::var("MELO_TEST_MYSQL_URL") {
         Ok(u) if !u.is_empty() => match melo::MysqlStore::connect(&u).await {
@@ -45,8 +49,8 @@ async fn nodes(url: &str) -> (TestServer, TestServer) {
         },
         _ => Arc::new(MemoryStore::new()),
     };
-    let n1 = TestServer::start_node(test_config(), store.clone(), redis(url, &prefix).await).await;
-    let n2 = TestServer::start_node(test_config(), store, redis(url, &prefix).await).await;
+    let n1 = TestServer::start_node(config.clone(), store.clone(), redis(url, &prefix).await).await;
+    let n2 = TestServer::start_node(config, store, redis(url, &prefix).await).await;
     (n1, n2)
 }
 
@@ -55,6 +59,23 @@ async fn two_nodes_over_redis() {
     let Some(url) = redis_url() else { return };
     let (n1, n2) = nodes(&url).await;
     common::cluster::two_nodes(&Target::of(&n1), &Target::of(&n2)).await;
+    n1.stop().await;
+    n2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_budget_is_shared_over_redis() {
+    let Some(url) = redis_url() else { return };
+    let mut config = test_config();
+    config.limits.rate_limit_calls = 3;
+    let (n1, n2) = nodes_with(&url, config).await;
+    for c in [&n1.client, &n2.client, &n1.client] {
+        assert_eq!(c.get("/status", None).await.status, 200);
+    }
+    n2.client
+        .get("/status", None)
+        .await
+        .assert_error(429, "rate_limited");
     n1.stop().await;
     n2.stop().await;
 }
