@@ -1,0 +1,101 @@
+//! Unit tests of the cluster notes and presence merge.
+use super::*;
+
+fn uid(n: u32) -> UserId {
+    UserId::new(n).expect("uid")
+}
+
+#[test]
+fn notes_round_trip() {
+    let notes = [
+        Note::Durable {
+            base: Bytes::from_static(br#"{"type":"x"}"#),
+            to: vec![
+                (uid(10_000_001), SessionId(7), 3),
+                (uid(10_000_002), SessionId(9), 4),
+            ],
+        },
+        Note::Ephemeral {
+            user: uid(10_000_003),
+            skip: Some(SessionId(2)),
+            frame: Bytes::from_static(b"{}"),
+        },
+        Note::Ephemeral {
+            user: uid(10_000_003),
+            skip: None,
+            frame: Bytes::from_static(b"{}"),
+        },
+        Note::ToSession {
+            user: uid(10_000_004),
+            session: SessionId(5),
+            frame: Bytes::from_static(b"{\"a\":1}"),
+        },
+        Note::Close {
+            user: uid(10_000_005),
+            session: SessionId(6),
+            code: 1008,
+            reason: "token_revoked",
+        },
+        Note::Invalidate(Invalidate::Sessions(uid(10_000_006))),
+        Note::Invalidate(Invalidate::Contacts(uid(10_000_006), uid(10_000_007))),
+        Note::Invalidate(Invalidate::ChatMembers(42)),
+        Note::Presence {
+            user: uid(10_000_008),
+            state: NodePresence::Away,
+            sessions: vec![SessionId(3), SessionId(4)],
+        },
+        Note::Heartbeat,
+    ];
+    for n in notes {
+        let (origin, back) = Note::decode(n.encode(99)).expect("decodes");
+        assert_eq!((origin, back), (99, n));
+    }
+}
+
+#[test]
+fn bundles_round_trip() {
+    let notes: Vec<Bytes> = (0..3)
+        .map(|i| Note::Invalidate(Invalidate::ChatMembers(i)).encode(7))
+        .collect();
+    assert_eq!(unbundle(bundle(&notes)), notes);
+    let single = Note::Heartbeat.encode(7);
+    assert_eq!(unbundle(single.clone()), vec![single]);
+    assert!(unbundle(Bytes::from_static(b"\x02\0\0\0\x05\0\0\0\x09ab")).is_empty());
+}
+
+#[test]
+fn garbage_is_ignored() {
+    for raw in [
+        &b""[..],
+        b"\x01",
+        b"\x02\0\0\0\0\0\0\0\x01\x07",
+        b"\x01\0\0\0\0\0\0\0\x01\x01\xff\xff\xff\xff",
+        b"\x01\0\0\0\0\0\0\0\x01\x09",
+    ] {
+        assert!(
+            Note::decode(Bytes::copy_from_slice(raw)).is_none(),
+            "{raw:?}"
+        );
+    }
+}
+
+#[test]
+fn remote_presence_merges_live_nodes_only() {
+    let c = Cluster::new();
+    let u = uid(10_000_009);
+    assert_eq!(c.remote_away(u), None);
+    c.set_remote(5, u, NodePresence::Away, vec![SessionId(1)]);
+    assert_eq!(c.remote_away(u), None, "node 5 never heard from");
+    assert!(!c.remote_has_session(u, SessionId(1)));
+    c.heard.insert(5, Instant::now());
+    assert_eq!(c.remote_away(u), Some(true));
+    assert!(c.remote_has_session(u, SessionId(1)));
+    assert!(!c.remote_has_session(u, SessionId(2)));
+    c.set_remote(6, u, NodePresence::Online, vec![SessionId(2)]);
+    c.heard.insert(6, Instant::now());
+    assert_eq!(c.remote_away(u), Some(false));
+    c.set_remote(6, u, NodePresence::Offline, Vec::new());
+    c.set_remote(5, u, NodePresence::Offline, Vec::new());
+    assert_eq!(c.remote_away(u), None);
+    assert!(c.remote.is_empty());
+}
