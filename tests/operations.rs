@@ -199,3 +199,60 @@ async fn metrics_on_their_own_address() {
     assert_eq!(scraper.get("/status", None).await.status, 404);
     stop(server);
 }
+
+/// Two example-binary processes on the same MySQL and Redis (CI sets both URLs; otherwise
+/// skipped with a note): a DM from a user on process 1 reaches a user on process 2 live, and a
+/// revocation on process 1 closes the socket on process 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_mysql_and_redis() {
+    let (Ok(mysql), Ok(redis)) = (
+        std::env::var("MELO_TEST_MYSQL_URL"),
+        std::env::var("MELO_TEST_REDIS_URL"),
+    ) else {
+        eprintln!("MELO_TEST_MYSQL_URL / MELO_TEST_REDIS_URL unset: skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
+    // One key directory for both (the first process creates the keys).
+    let data = dir.path().join("shared-data");
+    let data_s = data.display().to_string();
+    let env = [
+        ("DB_URL", mysql.as_str()),
+        ("REDIS_URL", redis.as_str()),
+        ("MELO_DATA_DIR", data_s.as_str()),
+    ];
+    let p1 = start_with(dir.path(), &env);
+    let p2 = start_with(dir.path(), &env);
+    let (h1, h2) = (p1.http_addr(), p2.http_addr());
+    let t1 = Target::new(p1.client.clone(), h1, h1);
+    let t2 = Target::new(p2.client.clone(), h2, h2);
+    let a = new_user(&t1.client, "pa").await;
+    let b = new_user(&t2.client, "pb").await;
+    make_contacts(&t1, &a, &b).await;
+    let mut wa = online(&t1, &a).await;
+    let mut wb = online(&t2, &b).await;
+    let id = relay(&mut wa, &a, &b, "VFdPLVBST0M=", "tp-1").await;
+    wb.recv_where(
+        "the DM from the other process",
+        |f| is(f, "relay_delivery") && f["message_id"] == id.as_str(),
+        Duration::from_secs(10),
+    )
+    .await;
+    let b2 = common::realtime::second_device(&t1, &b).await;
+    let r = t1
+        .client
+        .call(
+            http::Method::DELETE,
+            &format!("/sessions/{}", b.session_id),
+            Some(&b2.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    while wb.recv_json(Duration::from_secs(10)).await.is_some() {}
+    assert_eq!(wb.closed, Some((1008, "token_revoked".to_owned())));
+    wa.ack_and_close().await;
+    stop(p1);
+    stop(p2);
+}
