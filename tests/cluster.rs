@@ -41,3 +41,42 @@ async fn the_http_budget_is_shared() {
     n1.stop().await;
     n2.stop().await;
 }
+
+/// B overlaps two nodes while A watches: B on node 1, then also on node 2, closes node 1 first,
+/// then node 2 (A hears `offline`), then comes back on node 1: A must hear `online` again, even
+/// though node 1 last announced `online` itself (its memory of that is stale).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_follows_a_user_across_nodes() {
+    use common::realtime::{make_contacts, online};
+    use common::ws::{is, WsClient, WAIT};
+    let (n1, n2) = pair(test_config()).await;
+    let (t1, t2) = (Target::of(&n1), Target::of(&n2));
+    let a = common::new_user(&t1.client, "pfa").await;
+    let b = common::new_user(&t1.client, "pfb").await;
+    let b2 = common::realtime::second_device(&t1, &b).await;
+    make_contacts(&t1, &a, &b).await;
+    let mut wa = online(&t1, &a).await;
+    let status = |s: &'static str| {
+        let uid = b.uid.clone();
+        move |f: &serde_json::Value| {
+            is(f, "status_change") && f["user_id"] == uid.as_str() && f["status"] == s
+        }
+    };
+    async fn wait(ws: &mut WsClient, what: &str, pred: impl Fn(&serde_json::Value) -> bool) {
+        ws.recv_where(what, pred, WAIT).await;
+    }
+    let wb1 = online(&t1, &b).await;
+    wait(&mut wa, "B online", status("online")).await;
+    let wb2 = online(&t2, &b2).await;
+    // Node 2 had announced nothing for B yet, so it announces `online` too.
+    wait(&mut wa, "B online (node 2)", status("online")).await;
+    wb1.ack_and_close().await;
+    wb2.ack_and_close().await;
+    wait(&mut wa, "B offline", status("offline")).await;
+    let wb1 = online(&t1, &b).await;
+    wait(&mut wa, "B online again", status("online")).await;
+    wb1.ack_and_close().await;
+    wa.ack_and_close().await;
+    n1.stop().await;
+    n2.stop().await;
+}

@@ -79,7 +79,9 @@ impl PresenceService {
             self.announced.remove(&user);
             self.touch_last_seen(user).await;
         }
-        if before == now {
+        // With several nodes each keeps its own `announced`, which another node's announcement
+        // makes stale; announcing every socket change there costs only duplicate frames.
+        if before == now && self.core.cluster.is_none() {
             return;
         }
         let frame = frames::to_bytes(&StatusChange {
