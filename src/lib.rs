@@ -47,6 +47,9 @@ pub mod push;
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
 mod ws;
 
 pub use async_trait::async_trait;

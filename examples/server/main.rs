@@ -227,30 +227,32 @@ fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `TLS_CERT_FILE` + `TLS_KEY_FILE` (PEM) turn TLS on.
+/// `TLS_CERT_FILE` + `TLS_KEY_FILE` (PEM) turn TLS on; the pair is re-read every
+/// `TLS_RELOAD_SECONDS` when the files changed (certificate renewals need no restart).
 fn tls_config(
     settings: &settings::Settings,
 ) -> anyhow::Result<Option<Arc<tokio_rustls::rustls::ServerConfig>>> {
     let Some((cert, key)) = &settings.tls else {
         return Ok(None);
     };
-    let certs = rustls_pemfile::certs(&mut std::io::BufReader::new(
-        std::fs::File::open(cert).with_context(|| format!("TLS_CERT_FILE={cert:?}"))?,
-    ))
-    .collect::<Result<Vec<_>, _>>()
-    .context("reading TLS_CERT_FILE")?;
-    let key = rustls_pemfile::private_key(&mut std::io::BufReader::new(
-        std::fs::File::open(key).with_context(|| format!("TLS_KEY_FILE={key:?}"))?,
-    ))
-    .context("reading TLS_KEY_FILE")?
-    .context("TLS_KEY_FILE has no private key")?;
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let mut cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Some(Arc::new(cfg)))
+    let reloading = melo::tls::ReloadingCert::load(cert, key)
+        .with_context(|| format!("TLS_CERT_FILE={cert:?} / TLS_KEY_FILE={key:?}"))?;
+    let every = Duration::from_secs(settings.tls_reload_secs);
+    let watched = reloading.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tick.tick().await;
+            match watched.reload_if_changed() {
+                Ok(true) => tracing::info!("TLS certificate reloaded"),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "TLS certificate not reloaded; the previous one stays")
+                }
+            }
+        }
+    });
+    Ok(Some(reloading.server_config()?))
 }
 
 /// Reports the open-file limit: each socket needs one descriptor.

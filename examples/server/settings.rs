@@ -30,6 +30,8 @@ pub(crate) struct Settings {
     pub(crate) encryption_key: Option<Secret>,
     /// `TLS_CERT_FILE`, `TLS_KEY_FILE`.
     pub(crate) tls: Option<(String, String)>,
+    /// `TLS_RELOAD_SECONDS`: how often the PEM files are checked for changes.
+    pub(crate) tls_reload_secs: u64,
     /// `METRICS_ADDR`: a listener of its own for `GET /metrics`.
     pub(crate) metrics_addr: Option<SocketAddr>,
     /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY`.
@@ -64,6 +66,12 @@ fn redact_url(url: &str) -> String {
 impl Settings {
     pub(crate) fn from_env(env: &Env) -> anyhow::Result<Self> {
         let mut config = env.config().map_err(anyhow::Error::msg)?;
+        let mut tls_reload_secs: u64 = 60;
+        env.parse("TLS_RELOAD_SECONDS", &mut tls_reload_secs)
+            .map_err(anyhow::Error::msg)?;
+        if !(1..=86_400).contains(&tls_reload_secs) {
+            bail!("TLS_RELOAD_SECONDS={tls_reload_secs} must be 1..=86400");
+        }
         let metrics_addr = match env.str("METRICS_ADDR") {
             None => None,
             Some(a) => Some(a.parse::<SocketAddr>().with_context(|| {
@@ -114,6 +122,7 @@ impl Settings {
             redis_url,
             encryption_key: env.str("ENCRYPTION_KEY_STR").map(Secret::new),
             tls: pair(env, "TLS_CERT_FILE", "TLS_KEY_FILE")?,
+            tls_reload_secs,
             metrics_addr,
             vapid,
             log: LogSettings::from_env(env)?,
