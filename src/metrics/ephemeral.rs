@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use prometheus::{Histogram, IntCounter};
 
-use super::Metrics;
+use super::{Metrics, OpMeters};
 use crate::ephemeral::{BusSubscription, Ephemeral, EphemeralResult, RateDecision};
 
 const OPS: [&str; 11] = [
@@ -29,41 +28,19 @@ const OPS: [&str; 11] = [
 #[derive(Debug)]
 pub struct MeteredEphemeral {
     inner: Arc<dyn Ephemeral>,
-    ops: Vec<(Histogram, IntCounter)>,
+    ops: OpMeters,
 }
 
 impl MeteredEphemeral {
     /// Wraps `inner`, counting into `metrics`.
     pub fn new(inner: Arc<dyn Ephemeral>, metrics: &Metrics) -> Self {
-        let ops = OPS
-            .iter()
-            .map(|op| {
-                (
-                    metrics.ephemeral_duration.with_label_values(&[op]),
-                    metrics.ephemeral_errors.with_label_values(&[op]),
-                )
-            })
-            .collect();
+        let ops = OpMeters::new(&OPS, &metrics.ephemeral_duration, &metrics.ephemeral_errors);
         Self { inner, ops }
     }
 
     fn done<T>(&self, op: usize, started: Instant, r: &EphemeralResult<T>) {
-        if let Some((duration, errors)) = self.ops.get(op) {
-            duration.observe(started.elapsed().as_secs_f64());
-            if r.is_err() {
-                errors.inc();
-            }
-        }
+        self.ops.observe(op, started, r.is_err());
     }
-}
-
-macro_rules! timed {
-    ($self:ident, $op:expr, $call:expr) => {{
-        let started = Instant::now();
-        let r = $call.await;
-        $self.done($op, started, &r);
-        r
-    }};
 }
 
 #[async_trait]

@@ -25,6 +25,17 @@
 //! | `ephemeral_operation_duration_seconds` | histogram | `op` |
 //! | `ephemeral_errors_total` | counter | `op` |
 
+/// Times one call of a wrapped backend: `timed!(self, op_index, self.inner.method(args))`;
+/// the wrapper's `done` classifies the result.
+macro_rules! timed {
+    ($self:ident, $op:expr, $call:expr) => {{
+        let started = std::time::Instant::now();
+        let r = $call.await;
+        $self.done($op, started, &r);
+        r
+    }};
+}
+
 mod ephemeral;
 mod listener;
 mod store;
@@ -90,6 +101,36 @@ pub struct MetricsError(String);
 impl From<prometheus::Error> for MetricsError {
     fn from(e: prometheus::Error) -> Self {
         Self(e.to_string())
+    }
+}
+
+/// Per-operation latency and error handles of a wrapped backend, resolved once (no label
+/// lookup, so no lock, per call).
+#[derive(Debug)]
+pub(crate) struct OpMeters(Vec<(Histogram, IntCounter)>);
+
+impl OpMeters {
+    pub(crate) fn new(ops: &[&str], duration: &HistogramVec, errors: &IntCounterVec) -> Self {
+        Self(
+            ops.iter()
+                .map(|op| {
+                    (
+                        duration.with_label_values(&[op]),
+                        errors.with_label_values(&[op]),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// One call of operation `op` that started at `started`; `failed` counts an error.
+    pub(crate) fn observe(&self, op: usize, started: std::time::Instant, failed: bool) {
+        if let Some((duration, errors)) = self.0.get(op) {
+            duration.observe(started.elapsed().as_secs_f64());
+            if failed {
+                errors.inc();
+            }
+        }
     }
 }
 

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use prometheus::{Histogram, IntCounter};
 
-use super::Metrics;
+use super::{Metrics, OpMeters};
 use crate::model::{
     AckSelector, AckedEntry, ChatKind, ChatMember, ChatRecord, ChatRole, DeviceId, InviteRecord,
     Message, MessageId, NewMessage, ProfileChange, QueueTarget, QueuedEntry, Session, SessionId,
@@ -89,41 +88,23 @@ const OPS: [&str; 63] = [
 #[derive(Debug)]
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
-    ops: Vec<(Histogram, IntCounter)>,
+    ops: OpMeters,
 }
 
 impl MeteredStore {
     /// Wraps `inner`, counting into `metrics`.
     pub fn new(inner: Arc<dyn Store>, metrics: &Metrics) -> Self {
-        let ops = OPS
-            .iter()
-            .map(|op| {
-                (
-                    metrics.store_duration.with_label_values(&[op]),
-                    metrics.store_errors.with_label_values(&[op]),
-                )
-            })
-            .collect();
+        let ops = OpMeters::new(&OPS, &metrics.store_duration, &metrics.store_errors);
         Self { inner, ops }
     }
 
     fn done<T>(&self, op: usize, started: Instant, r: &StoreResult<T>) {
-        if let Some((duration, errors)) = self.ops.get(op) {
-            duration.observe(started.elapsed().as_secs_f64());
-            if matches!(r, Err(StoreError::Unavailable(_) | StoreError::Backend(_))) {
-                errors.inc();
-            }
-        }
+        self.ops.observe(
+            op,
+            started,
+            matches!(r, Err(StoreError::Unavailable(_) | StoreError::Backend(_))),
+        );
     }
-}
-
-macro_rules! timed {
-    ($self:ident, $op:expr, $call:expr) => {{
-        let started = Instant::now();
-        let r = $call.await;
-        $self.done($op, started, &r);
-        r
-    }};
 }
 
 #[async_trait]
