@@ -74,19 +74,12 @@ impl App {
         let origin = req.headers().get(header::ORIGIN).cloned();
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
-        // The route template labels the metrics (never the raw path: it may hold ids).
-        let route = if ws_only {
-            "/ws"
-        } else {
-            match self.router.find(&method, &path) {
-                Found::Route(r, _) => r.path,
-                Found::MethodNotAllowed(_) => "method_not_allowed",
-                Found::NoRoute => "unmatched",
-            }
-        };
+        // The route template labels the metrics (never the raw path: it may hold ids); dispatch
+        // sets it from its one route lookup.
+        let mut route = if ws_only { "/ws" } else { "unmatched" };
         let mut resp = match self
             .clone()
-            .dispatch(req, peer, ws_only)
+            .dispatch(req, peer, ws_only, &mut route)
             .instrument(span.clone())
             .await
         {
@@ -133,6 +126,7 @@ impl App {
         req: Request<ReqBody>,
         peer: Option<SocketAddr>,
         ws_only: bool,
+        route_label: &mut &'static str,
     ) -> Result<Response<Body>, ApiError> {
         let (parts, body) = req.into_parts();
         if ws_only {
@@ -141,6 +135,7 @@ impl App {
             return crate::ws::upgrade(self, parts, ip).await;
         }
         if parts.method == Method::OPTIONS {
+            *route_label = "preflight";
             return Ok(self.preflight(&parts.headers));
         }
         let path = parts.uri.path().to_owned();
@@ -159,6 +154,11 @@ impl App {
             None => None,
         };
         let found = self.router.find(&parts.method, &path);
+        *route_label = match &found {
+            Found::Route(r, _) => r.path,
+            Found::MethodNotAllowed(_) => "method_not_allowed",
+            Found::NoRoute => "unmatched",
+        };
         // Public routes are always budgeted per IP: a token must not multiply the anonymous
         // budget of /register (the only phone-existence oracle) or /login.
         let public = matches!(&found, Found::Route(r, _) if r.access == Access::Public);
