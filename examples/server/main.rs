@@ -153,7 +153,7 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
     };
 
     let mut builder = Melo::builder(store, Arc::new(keys)).config(config);
-    if let Some(key) = settings.vapid_key()? {
+    if let Some(key) = settings.vapid.clone() {
         builder = builder.vapid(key);
     }
     if let Some(e) = ephemeral {

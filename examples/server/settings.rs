@@ -35,7 +35,8 @@ pub(crate) struct Settings {
     /// `METRICS_ADDR`: a listener of its own for `GET /metrics`.
     pub(crate) metrics_addr: Option<SocketAddr>,
     /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY`.
-    vapid: Option<(String, Secret)>,
+    /// The parsed VAPID pair (its `Debug` shows the public half only).
+    pub(crate) vapid: Option<melo::push::VapidKey>,
     /// Logging.
     pub(crate) log: LogSettings,
 }
@@ -107,11 +108,11 @@ impl Settings {
             }
         }
         let vapid = pair(env, "VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY")?
-            .map(|(public, private)| (public, Secret::new(private)));
-        if let Some((public, private)) = &vapid {
-            melo::push::VapidKey::from_pair(public, private.expose())
-                .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))?;
-        }
+            .map(|(public, private)| {
+                melo::push::VapidKey::from_pair(&public, &private)
+                    .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))
+            })
+            .transpose()?;
         Ok(Self {
             config,
             host,
@@ -129,17 +130,6 @@ impl Settings {
         })
     }
 
-    /// The VAPID pair from the environment, if set (validated in [`Self::from_env`]).
-    pub(crate) fn vapid_key(&self) -> anyhow::Result<Option<melo::push::VapidKey>> {
-        self.vapid
-            .as_ref()
-            .map(|(public, private)| {
-                melo::push::VapidKey::from_pair(public, private.expose())
-                    .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))
-            })
-            .transpose()
-    }
-
     /// Everything, with secrets (keys, passwords in URLs, TURN secret) redacted.
     pub(crate) fn redacted(&self) -> Value {
         #[derive(Serialize)]
@@ -152,7 +142,7 @@ impl Settings {
             tls_cert_file: Option<&'a str>,
             tls_key_file: Option<&'a str>,
             metrics_addr: Option<String>,
-            vapid_public_key: Option<&'a str>,
+            vapid_public_key: Option<String>,
             vapid_private_key: Option<&'a str>,
         }
         let server = Server {
@@ -164,7 +154,7 @@ impl Settings {
             tls_cert_file: self.tls.as_ref().map(|(c, _)| c.as_str()),
             tls_key_file: self.tls.as_ref().map(|(_, k)| k.as_str()),
             metrics_addr: self.metrics_addr.map(|a| a.to_string()),
-            vapid_public_key: self.vapid.as_ref().map(|(p, _)| p.as_str()),
+            vapid_public_key: self.vapid.as_ref().map(|k| k.public_base64url()),
             vapid_private_key: self.vapid.as_ref().map(|_| "[redacted]"),
         };
         json!({"server": server, "logging": self.log, "config": self.config})
