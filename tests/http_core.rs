@@ -305,3 +305,55 @@ async fn concurrent_correct_logins_never_lock_and_locks_expire() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn per_route_budget_replaces_the_default_one() {
+    let mut cfg = test_config();
+    cfg.limits.rate_limit_calls = 4;
+    cfg.limits.block_period = 60;
+    cfg.limits.routes = vec![
+        "GET /profile=2/60/30".parse().expect("route limit"),
+        "/csrf_token=6/60".parse().expect("route limit"),
+    ];
+    let s = TestServer::start_with(cfg, Arc::new(MemoryStore::new())).await;
+    let c = &s.client;
+    let (_, phone, password) = register(c, "Alice").await;
+    let r = login(c, &phone, &password, "a1b2c3d4e5f60718").await;
+    let token = r.body["access_token"].as_str().expect("token").to_owned();
+    for _ in 0..2 {
+        assert_eq!(c.get("/profile", Some(&token)).await.status, 200);
+    }
+    let r = c.get("/profile", Some(&token)).await;
+    r.assert_error(429, "rate_limited");
+    let retry: u64 = r
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("int");
+    assert!((1..=30).contains(&retry), "the route's own block: {retry}");
+    // A loosened route goes past the default 4, and neither touches the default budget.
+    for _ in 0..6 {
+        assert_eq!(c.get("/csrf_token", Some(&token)).await.status, 200);
+    }
+    c.get("/csrf_token", Some(&token))
+        .await
+        .assert_error(429, "rate_limited");
+    for _ in 0..4 {
+        assert_eq!(c.get("/contacts", Some(&token)).await.status, 200);
+    }
+    c.get("/contacts", Some(&token))
+        .await
+        .assert_error(429, "rate_limited");
+    s.stop().await;
+
+    // A budget for a path that is not a route is refused at build time.
+    let mut cfg = test_config();
+    cfg.limits.routes = vec!["POST /profil=2/60".parse().expect("syntax is fine")];
+    let err = melo::Melo::builder(Arc::new(MemoryStore::new()), common::keys())
+        .config(cfg)
+        .build()
+        .expect_err("unknown route");
+    assert!(err.to_string().contains("RATE_LIMIT_ROUTES"), "{err}");
+    assert!("GET /x=1".parse::<melo::config::RouteLimit>().is_err());
+    assert!("x=1/2".parse::<melo::config::RouteLimit>().is_err());
+}

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use tracing::Instrument;
 
-use crate::service::{ClientInfo, Error, Services};
+use crate::service::{ClientInfo, Error, RouteBudget, Services};
 
 pub(crate) mod error;
 pub(crate) mod extract;
@@ -33,11 +33,49 @@ pub(crate) struct App {
     pub(crate) router: Router,
     pub(crate) openapi: Bytes,
     pub(crate) docs_html: Bytes,
+    /// Routes with a budget of their own (`limits.routes`).
+    route_budgets: Vec<RouteBudget>,
     next_request_id: AtomicU64,
     /// Socket tasks, awaited (bounded) at shutdown.
     pub(crate) ws_tasks: tokio_util::task::TaskTracker,
     /// Cancelled at shutdown: sockets close with 1001 `going_away`.
     pub(crate) ws_shutdown: tokio_util::sync::CancellationToken,
+}
+
+/// Resolves `limits.routes` against the route table; a budget for a route that does not exist
+/// is a configuration error (a typo would otherwise leave the route on the default budget).
+fn route_budgets(router: &Router, config: &crate::Config) -> Result<Vec<RouteBudget>, String> {
+    let limits = &config.limits;
+    let mut out = Vec::new();
+    for r in &limits.routes {
+        let method = match &r.method {
+            Some(m) => Some(
+                Method::from_bytes(m.as_bytes())
+                    .map_err(|_| format!("RATE_LIMIT_ROUTES (limits.routes): {r}: bad method"))?,
+            ),
+            None => None,
+        };
+        let Some(route) = router
+            .routes()
+            .find(|x| x.path == r.path && method.as_ref().is_none_or(|m| *m == x.method))
+        else {
+            return Err(format!(
+                "RATE_LIMIT_ROUTES (limits.routes): {r}: no such route"
+            ));
+        };
+        out.push(RouteBudget {
+            method,
+            path: route.path,
+            name: match &r.method {
+                Some(m) => format!("{m} {}", route.path),
+                None => route.path.to_owned(),
+            },
+            calls: r.calls,
+            period: std::time::Duration::from_secs(r.period),
+            block: std::time::Duration::from_secs(r.block.unwrap_or(limits.block_period)),
+        });
+    }
+    Ok(out)
 }
 
 /// Paths that neither count against nor are refused by the HTTP budget.
@@ -50,9 +88,11 @@ impl App {
         let doc = openapi::document(router.routes(), &version)?;
         let openapi = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
         let docs_html = openapi::docs_html(&doc);
+        let route_budgets = route_budgets(&router, &services.core().config)?;
         Ok(Self {
             services,
             router,
+            route_budgets,
             openapi: Bytes::from(openapi),
             docs_html: Bytes::from(docs_html),
             next_request_id: AtomicU64::new(1),
@@ -180,7 +220,17 @@ impl App {
         };
         let unmetered = UNMETERED.contains(&trimmed) && (trimmed != "/ws" || is_upgrade);
         if !unmetered {
-            services.limits.http_request(user, client.ip).await?;
+            let budget = match &found {
+                Found::Route(r, _) => self
+                    .route_budgets
+                    .iter()
+                    .find(|b| b.path == r.path && b.method.as_ref().is_none_or(|m| *m == r.method)),
+                _ => None,
+            };
+            services
+                .limits
+                .http_request(user, client.ip, budget)
+                .await?;
         }
         let (route, params) = match found {
             Found::Route(r, p) => (r, p),

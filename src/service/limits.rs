@@ -15,6 +15,20 @@ pub struct LimitsService {
     core: Arc<Core>,
 }
 
+/// A route's own request budget (`limits.routes`), resolved against the route table.
+#[derive(Clone, Debug)]
+pub(crate) struct RouteBudget {
+    /// `None`: every method of the path.
+    pub(crate) method: Option<http::Method>,
+    /// The route template.
+    pub(crate) path: &'static str,
+    /// Ephemeral key part naming the budget (`POST /register`): templates only, never ids.
+    pub(crate) name: String,
+    pub(crate) calls: u64,
+    pub(crate) period: Duration,
+    pub(crate) block: Duration,
+}
+
 /// Whose failed logins are counted: a known account by uid, or an unknown identifier under a
 /// blind tag of its normalized form.
 #[derive(Clone, Debug)]
@@ -38,21 +52,32 @@ impl LimitsService {
     /// served uncounted, so an outage of the limiter is not an outage of the API. The error is
     /// counted in `melo_ephemeral_errors_total{op="rate_limit"}`. Login lockout, by contrast,
     /// fails closed (`check_login`).
-    pub async fn http_request(&self, user: Option<UserId>, ip: IpAddr) -> Result<()> {
+    ///
+    /// A request to a route with its own budget (`route`) counts only against that budget.
+    pub(crate) async fn http_request(
+        &self,
+        user: Option<UserId>,
+        ip: IpAddr,
+        route: Option<&RouteBudget>,
+    ) -> Result<()> {
         let l = &self.core.config.limits;
-        let key = match user {
-            Some(u) => format!("rl:u:{u}"),
-            None => format!("rl:ip:{}", self.ip_tag(ip)),
+        let who = match user {
+            Some(u) => format!("u:{u}"),
+            None => format!("ip:{}", self.ip_tag(ip)),
+        };
+        let (key, calls, period, block) = match route {
+            Some(r) => (format!("rl:r:{}:{who}", r.name), r.calls, r.period, r.block),
+            None => (
+                format!("rl:{who}"),
+                l.rate_limit_calls,
+                Duration::from_secs(l.rate_limit_period),
+                Duration::from_secs(l.block_period),
+            ),
         };
         let decision = self
             .core
             .ephemeral
-            .rate_limit(
-                &key,
-                l.rate_limit_calls,
-                Duration::from_secs(l.rate_limit_period),
-                Duration::from_secs(l.block_period),
-            )
+            .rate_limit(&key, calls, period, block)
             .await;
         let decision = match decision {
             Ok(d) => d,

@@ -55,6 +55,7 @@ pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequest
 pub use devices::AuthorizeRequest;
 pub use error::{Error, FieldError, Result};
 pub use limits::LimitsService;
+pub(crate) use limits::RouteBudget;
 pub use manage::{ManageService, MessageRef};
 pub use messages::{
     HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest, MAX_PAYLOAD,
