@@ -102,6 +102,9 @@ pub struct AuthConfig {
     pub device_token_ttl: u64,
     /// Link-code lifetime in seconds (`LINK_CODE_TTL`). Default 120.
     pub link_code_ttl: u64,
+    /// How often key maintenance runs, in seconds (`KEY_CHECK_SECONDS`): signing-key rotation
+    /// is checked and a data key added by `rotate-keys --new-key` is loaded. Default 60.
+    pub key_check_secs: u64,
     /// bcrypt cost (`BCRYPT_COST`), 4–31. Default 12.
     pub bcrypt_cost: u32,
 }
@@ -116,6 +119,7 @@ impl Default for AuthConfig {
             csrf_ttl: 7200,
             device_token_ttl: 2_592_000,
             link_code_ttl: 120,
+            key_check_secs: 60,
             bcrypt_cost: 12,
         }
     }
@@ -183,6 +187,76 @@ pub struct LimitsConfig {
     pub failed_login_window: u64,
     /// Lock duration in seconds (`FAILED_LOGIN_BLOCK_PERIOD`). Default 300.
     pub failed_login_block_period: u64,
+    /// Per-route budgets (`RATE_LIMIT_ROUTES`). A request to such a route counts against that
+    /// route's own budget, per user (or per IP for public routes), instead of the default one.
+    /// Default none.
+    pub routes: Vec<RouteLimit>,
+}
+
+/// A budget of its own for one route (`RATE_LIMIT_ROUTES="POST /register=5/3600/600"`): `calls`
+/// per `period` seconds, then blocked `block` seconds (default: `BLOCK_PERIOD`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RouteLimit {
+    /// HTTP method, upper case; `None` for every method of the path.
+    pub method: Option<String>,
+    /// The route's path template as PROTOCOL writes it (`/messages/history`,
+    /// `/sessions/{session_id}`).
+    pub path: String,
+    /// Requests per window.
+    pub calls: u64,
+    /// Window in seconds.
+    pub period: u64,
+    /// Block after exceeding, in seconds; `None` means `BLOCK_PERIOD`.
+    pub block: Option<u64>,
+}
+
+impl std::str::FromStr for RouteLimit {
+    type Err = String;
+
+    /// `[METHOD ]PATH=CALLS/PERIOD[/BLOCK]`, e.g. `POST /register=5/3600/600`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let usage = || format!("{s:?} is not [METHOD ]/path=calls/period[/block]");
+        let (route, budget) = s.split_once('=').ok_or_else(usage)?;
+        let route = route.trim();
+        let (method, path) = match route.split_once(' ') {
+            Some((m, p)) => (Some(m.trim().to_ascii_uppercase()), p.trim()),
+            None => (None, route),
+        };
+        if !path.starts_with('/') || method.as_deref().is_some_and(str::is_empty) {
+            return Err(usage());
+        }
+        let nums: Vec<u64> = budget
+            .trim()
+            .split('/')
+            .map(|n| n.trim().parse::<u64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| usage())?;
+        let (calls, period, block) = match nums.as_slice() {
+            [c, p] => (*c, *p, None),
+            [c, p, b] => (*c, *p, Some(*b)),
+            _ => return Err(usage()),
+        };
+        Ok(Self {
+            method,
+            path: path.to_owned(),
+            calls,
+            period,
+            block,
+        })
+    }
+}
+
+impl std::fmt::Display for RouteLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(m) = &self.method {
+            write!(f, "{m} ")?;
+        }
+        write!(f, "{}={}/{}", self.path, self.calls, self.period)?;
+        if let Some(b) = self.block {
+            write!(f, "/{b}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for LimitsConfig {
@@ -195,6 +269,7 @@ impl Default for LimitsConfig {
             failed_login_ip_limit: 20,
             failed_login_window: 3600,
             failed_login_block_period: 300,
+            routes: Vec::new(),
         }
     }
 }
@@ -321,7 +396,7 @@ impl Default for PushConfig {
 }
 
 /// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
-const VARS: [(&str, &str); 45] = [
+const VARS: [(&str, &str); 47] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),
     (
@@ -332,6 +407,7 @@ const VARS: [(&str, &str); 45] = [
     ("auth.csrf_ttl", "CSRF_TTL"),
     ("auth.device_token_ttl", "DEVICE_TOKEN_TTL"),
     ("auth.link_code_ttl", "LINK_CODE_TTL"),
+    ("auth.key_check_secs", "KEY_CHECK_SECONDS"),
     ("auth.bcrypt_cost", "BCRYPT_COST"),
     ("http.http_port", "HTTP_PORT"),
     ("http.ws_port", "WS_PORT"),
@@ -346,6 +422,7 @@ const VARS: [(&str, &str); 45] = [
     ("limits.failed_login_limit", "FAILED_LOGIN_LIMIT"),
     ("limits.failed_login_ip_limit", "FAILED_LOGIN_IP_LIMIT"),
     ("limits.failed_login_window", "FAILED_LOGIN_WINDOW"),
+    ("limits.routes", "RATE_LIMIT_ROUTES"),
     (
         "limits.failed_login_block_period",
         "FAILED_LOGIN_BLOCK_PERIOD",
@@ -426,6 +503,7 @@ impl Config {
             ("auth.csrf_ttl", a.csrf_ttl),
             ("auth.device_token_ttl", a.device_token_ttl),
             ("auth.link_code_ttl", a.link_code_ttl),
+            ("auth.key_check_secs", a.key_check_secs),
             ("limits.rate_limit_period", l.rate_limit_period),
             ("limits.block_period", l.block_period),
             ("limits.failed_login_window", l.failed_login_window),
@@ -443,6 +521,18 @@ impl Config {
             ("realtime.turn_ttl", r.turn_ttl),
             ("push.ttl_secs", p.ttl_secs),
         ];
+        for route in &l.routes {
+            let block = route.block.unwrap_or(l.block_period);
+            if route.calls == 0
+                || !(1..=MAX_SECS).contains(&route.period)
+                || !(1..=MAX_SECS).contains(&block)
+            {
+                return Err(bad(
+                    "limits.routes",
+                    format_args!("{route}: calls must be positive, periods 1..={MAX_SECS} s"),
+                ));
+            }
+        }
         for (field, v) in positive_secs {
             if !(1..=MAX_SECS).contains(&v) {
                 return Err(bad(field, format_args!("must be 1..={MAX_SECS} seconds")));

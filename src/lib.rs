@@ -44,6 +44,7 @@ pub mod logging;
 pub mod metrics;
 pub mod model;
 pub mod push;
+pub mod rekey;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -53,9 +53,12 @@ impl Melo {
         let tasks = TaskTracker::new();
         let core = app.services.core().clone();
         let c = cancel.clone();
+        // Key maintenance (`KeyProvider::maintain`): JWT rotation, and data keys added to the
+        // key file by another process, loaded well before their activation time.
+        let every = Duration::from_secs(core.config.auth.key_check_secs.max(1));
         tasks.spawn_on(
             async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(3600));
+                let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tokio::select! {

@@ -92,7 +92,16 @@ impl Env {
         self.parse("CSRF_TTL", &mut a.csrf_ttl)?;
         self.parse("DEVICE_TOKEN_TTL", &mut a.device_token_ttl)?;
         self.parse("LINK_CODE_TTL", &mut a.link_code_ttl)?;
+        self.parse("KEY_CHECK_SECONDS", &mut a.key_check_secs)?;
         self.parse("BCRYPT_COST", &mut a.bcrypt_cost)?;
+        let mut routes = Vec::new();
+        self.list("RATE_LIMIT_ROUTES", &mut routes);
+        if !routes.is_empty() {
+            c.limits.routes = routes
+                .iter()
+                .map(|r| r.parse().map_err(|e| format!("RATE_LIMIT_ROUTES: {e}")))
+                .collect::<Result<_, String>>()?;
+        }
         let h = &mut c.http;
         self.parse("HTTP_PORT", &mut h.http_port)?;
         self.parse("WS_PORT", &mut h.ws_port)?;

@@ -14,6 +14,7 @@
 
 mod env;
 mod logging;
+mod rekey;
 mod settings;
 
 use std::net::SocketAddr;
@@ -26,8 +27,15 @@ use melo::crypto::KeyPolicy;
 use melo::{FileKeyProvider, Melo, SqliteStore, Store};
 use tokio::net::TcpListener;
 
-const USAGE: &str = "usage: server [--check-config]\n\n  --check-config  validate the settings \
-                     (environment and ./.env), print them with secrets redacted, and exit";
+const USAGE: &str = "usage: server [--check-config]
+       server rotate-keys [--dry-run] [--new-key [--activate-in SECONDS]] [--batch ROWS]
+
+  --check-config  validate the settings (environment and ./.env), print them with secrets
+                  redacted, and exit
+  rotate-keys     data-key rotation (see the README): --new-key adds a data-key version that
+                  becomes current after --activate-in seconds (default 120); without it, every
+                  sealed value and blind index is moved to the current version and a JSON
+                  report is printed; --dry-run only counts";
 
 fn main() -> std::process::ExitCode {
     match start() {
@@ -42,17 +50,18 @@ fn main() -> std::process::ExitCode {
 
 fn start() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let check = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut rotate = None;
+    let check = match args.as_slice() {
         [] => false,
         ["--check-config"] => true,
         ["--help" | "-h"] => {
             println!("{USAGE}");
             return Ok(());
+        }
+        ["rotate-keys", rest @ ..] => {
+            rotate = Some(rekey::Command::parse(rest).with_context(|| USAGE.to_owned())?);
+            false
         }
         _ => bail!("{USAGE}"),
     };
@@ -64,6 +73,12 @@ fn start() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&settings.redacted())?);
         return Ok(());
     }
+    if let Some(command) = rotate {
+        return tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(rekey::run(&settings, command));
+    }
     // Dropped at the end of `main`: flushes the log files.
     let _log_guards = settings.log.init()?;
     tokio::runtime::Builder::new_multi_thread()
@@ -74,42 +89,8 @@ fn start() -> anyhow::Result<()> {
 
 async fn run(settings: settings::Settings) -> anyhow::Result<()> {
     let mut config = settings.config.clone();
-    let data_dir = PathBuf::from(&settings.data_dir);
-    private_dir(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
-    let policy = KeyPolicy {
-        rotation: Duration::from_secs(config.auth.jwt_key_rotation_days * 86_400),
-        token_ttl: config.auth.token_ttl(),
-    };
-    let secret = settings
-        .encryption_key
-        .as_ref()
-        .map(|s| s.expose().to_owned());
-    let keys = FileKeyProvider::open(data_dir.join("keys"), policy, secret.as_deref())
-        .await
-        .context("opening keys")?;
-
-    let store: Arc<dyn Store> = match settings.db_url.as_deref() {
-        None => Arc::new(
-            SqliteStore::open(data_dir.join("melo.db"))
-                .await
-                .context("opening SQLite")?,
-        ),
-        Some("memory:") => {
-            tracing::warn!("DB_URL=memory: nothing is persisted; for tests and measurements only");
-            Arc::new(melo::MemoryStore::new())
-        }
-        #[cfg(feature = "mysql")]
-        Some(url) if url.starts_with("mysql:") => Arc::new(
-            melo::MysqlStore::connect(url)
-                .await
-                .context("connecting to MySQL")?,
-        ),
-        #[cfg(not(feature = "mysql"))]
-        Some(url) if url.starts_with("mysql:") => {
-            bail!("DB_URL is a MySQL URL, but this build lacks the `mysql` feature")
-        }
-        Some(url) => Arc::new(SqliteStore::connect(url).await.context("opening SQLite")?),
-    };
+    let keys = open_keys(&settings).await?;
+    let store = open_store(&settings).await?;
     let ephemeral: Option<Arc<dyn melo::Ephemeral>> = match settings.redis_url.as_deref() {
         Some(url) => Some(Arc::new(melo::RedisEphemeral::connect(url).await.context(
             "REDIS_URL: cannot reach Redis (check the URL and that the server is up)",
@@ -285,4 +266,56 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("shutting down");
+}
+
+/// The data directory (created 0700) and the key provider under `<data dir>/keys`.
+pub(crate) async fn open_keys(settings: &settings::Settings) -> anyhow::Result<FileKeyProvider> {
+    let config = &settings.config;
+    private_dir(&data_dir(settings)).with_context(|| format!("creating {}", settings.data_dir))?;
+    let policy = KeyPolicy {
+        rotation: Duration::from_secs(config.auth.jwt_key_rotation_days * 86_400),
+        token_ttl: config.auth.token_ttl(),
+    };
+    let secret = settings
+        .encryption_key
+        .as_ref()
+        .map(|s| s.expose().to_owned());
+    FileKeyProvider::open(keys_dir(settings), policy, secret.as_deref())
+        .await
+        .context("opening keys")
+}
+
+fn data_dir(settings: &settings::Settings) -> PathBuf {
+    PathBuf::from(&settings.data_dir)
+}
+
+pub(crate) fn keys_dir(settings: &settings::Settings) -> PathBuf {
+    data_dir(settings).join("keys")
+}
+
+/// The store `DB_URL` names (SQLite under the data directory by default).
+pub(crate) async fn open_store(settings: &settings::Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let data_dir = data_dir(settings);
+    Ok(match settings.db_url.as_deref() {
+        None => Arc::new(
+            SqliteStore::open(data_dir.join("melo.db"))
+                .await
+                .context("opening SQLite")?,
+        ),
+        Some("memory:") => {
+            tracing::warn!("DB_URL=memory: nothing is persisted; for tests and measurements only");
+            Arc::new(melo::MemoryStore::new())
+        }
+        #[cfg(feature = "mysql")]
+        Some(url) if url.starts_with("mysql:") => Arc::new(
+            melo::MysqlStore::connect(url)
+                .await
+                .context("connecting to MySQL")?,
+        ),
+        #[cfg(not(feature = "mysql"))]
+        Some(url) if url.starts_with("mysql:") => {
+            bail!("DB_URL is a MySQL URL, but this build lacks the `mysql` feature")
+        }
+        Some(url) => Arc::new(SqliteStore::connect(url).await.context("opening SQLite")?),
+    })
 }

@@ -9,7 +9,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::keys::{DataKeys, JwtKey, KeyPolicy, KeyProvider};
+use super::keys::{random_key, DataKeys, JwtKey, KeyPolicy, KeyProvider};
 use super::CryptoError;
 use crate::model::Timestamp;
 use crate::push::VapidKey;
@@ -20,12 +20,16 @@ use crate::push::VapidKey;
 ///
 /// [`KeyProvider::maintain`] generates a new signing key when the current one is older than
 /// [`KeyPolicy::rotation`] and deletes retired keys once every token they signed has expired
-/// (token lifetime + 10 minutes after they stopped signing).
+/// (token lifetime + 10 minutes after they stopped signing). It also re-reads `data-keys.json`,
+/// so a data key added by [`FileKeyProvider::add_data_key`] (the example's `rotate-keys
+/// --new-key`) reaches a running server before its activation time.
 pub struct FileKeyProvider {
     dir: PathBuf,
     policy: KeyPolicy,
     jwt: ArcSwap<Vec<Arc<JwtKey>>>,
-    data: Arc<DataKeys>,
+    data: ArcSwap<DataKeys>,
+    /// Data keys come from `ENCRYPTION_KEY_STR`, not from `data-keys.json`.
+    derived: bool,
     vapid: Arc<VapidKey>,
     rotating: Mutex<()>,
 }
@@ -45,11 +49,33 @@ struct VapidFile {
     private: String,
 }
 
+/// `data-keys.json`. `blind` is the blind-index key of every version without its own entry in
+/// `blind_keys` (files written before rotation existed have only `blind`).
 #[derive(Serialize, Deserialize)]
 struct DataKeysFile {
     current: u8,
     keys: BTreeMap<u8, String>,
     blind: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    blind_keys: BTreeMap<u8, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next: Option<NextKey>,
+}
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct NextKey {
+    version: u8,
+    /// Unix seconds.
+    activates_at: i64,
+}
+
+/// A data key added by [`FileKeyProvider::add_data_key`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddedDataKey {
+    /// The new version.
+    pub version: u8,
+    /// Unix second from which new values are sealed with it.
+    pub activates_at: i64,
 }
 
 impl FileKeyProvider {
@@ -66,7 +92,7 @@ impl FileKeyProvider {
         create_private_dir(&jwt_dir).await?;
         let data = match data_secret {
             Some(s) => DataKeys::derive_from_secret(s),
-            None => load_or_create_data_keys(&dir.join("data-keys.json")).await?,
+            None => load_or_create_data_keys(&dir.join(DATA_KEYS_FILE)).await?,
         };
         let vapid = load_or_create_vapid(&dir.join("vapid.json")).await?;
         let mut keys = load_jwt_keys(&jwt_dir).await?;
@@ -77,7 +103,8 @@ impl FileKeyProvider {
             dir,
             policy,
             jwt: ArcSwap::from_pointee(keys),
-            data: Arc::new(data),
+            data: ArcSwap::from_pointee(data),
+            derived: data_secret.is_some(),
             vapid: Arc::new(vapid),
             rotating: Mutex::new(()),
         };
@@ -89,7 +116,85 @@ impl FileKeyProvider {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Adds a new data-key version (fresh AES-256-GCM and blind-index keys) to
+    /// `<dir>/data-keys.json`, to become current at `activates_at` (Unix seconds).
+    ///
+    /// Running servers load it at their next key maintenance (every minute), so the activation
+    /// time should leave them that long: until then they only gain the ability to read it. A
+    /// pending activation that is already due is folded in first; one still in the future is an
+    /// error (one rotation at a time).
+    pub async fn add_data_key(dir: &Path, activates_at: i64) -> Result<AddedDataKey, CryptoError> {
+        let path = dir.join(DATA_KEYS_FILE);
+        let mut file = read_data_keys_file(&path)
+            .await?
+            .ok_or_else(|| CryptoError::Keys(format!("{} does not exist yet", path.display())))?;
+        let now = Timestamp::now().secs();
+        if let Some(next) = file.next {
+            if next.activates_at > now {
+                return Err(CryptoError::Keys(format!(
+                    "data key version {} is still pending (activates in {} s)",
+                    next.version,
+                    next.activates_at - now
+                )));
+            }
+            file.current = next.version;
+            file.next = None;
+        }
+        let version = file
+            .keys
+            .keys()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| CryptoError::Keys("no data key version left (255 used)".into()))?;
+        file.keys.insert(version, STANDARD.encode(random_key()));
+        file.blind_keys
+            .insert(version, STANDARD.encode(random_key()));
+        file.next = Some(NextKey {
+            version,
+            activates_at,
+        });
+        // Refuse to write a file this provider could not read back.
+        data_keys_from_file(&file, &path)?;
+        write_data_keys_file(&path, &file).await?;
+        tracing::info!(target: "melo::audit", event = "data_key_added", version, activates_at, "added a data key version");
+        Ok(AddedDataKey {
+            version,
+            activates_at,
+        })
+    }
+
+    /// Re-reads `data-keys.json` when it changed (a key added by another process).
+    async fn reload_data_keys(&self) -> Result<(), CryptoError> {
+        if self.derived {
+            return Ok(());
+        }
+        let path = self.dir.join(DATA_KEYS_FILE);
+        let Some(file) = read_data_keys_file(&path).await? else {
+            return Ok(());
+        };
+        let fresh = data_keys_from_file(&file, &path)?;
+        let old = self.data.load();
+        let known: Vec<u8> = old.versions().map(|(v, ..)| v).collect();
+        let added: Vec<u8> = fresh.versions().map(|(v, ..)| v).collect();
+        if known != added || old.next_version() != fresh.next_version() {
+            // Never forget a version this process may have written with.
+            if let Some(v) = known.iter().find(|v| !added.contains(v)) {
+                return Err(CryptoError::Keys(format!(
+                    "{} no longer holds data key version {v}; keeping the loaded keys",
+                    path.display()
+                )));
+            }
+            tracing::info!(target: "melo::audit", event = "data_keys_reloaded", versions = ?added, "reloaded data keys");
+            self.data.store(Arc::new(fresh));
+        }
+        Ok(())
+    }
 }
+
+const DATA_KEYS_FILE: &str = "data-keys.json";
 
 #[async_trait::async_trait]
 impl KeyProvider for FileKeyProvider {
@@ -107,7 +212,7 @@ impl KeyProvider for FileKeyProvider {
     }
 
     fn data_keys(&self) -> Arc<DataKeys> {
-        self.data.clone()
+        self.data.load_full()
     }
 
     fn vapid_key(&self) -> Option<Arc<VapidKey>> {
@@ -116,6 +221,7 @@ impl KeyProvider for FileKeyProvider {
 
     async fn maintain(&self) -> Result<(), CryptoError> {
         let _guard = self.rotating.lock().await;
+        self.reload_data_keys().await?;
         let now = Timestamp::now().secs();
         let jwt_dir = self.dir.join("jwt");
         let mut keys = self.jwt.load().as_ref().clone();
@@ -180,44 +286,68 @@ async fn write_private(path: &Path, contents: &[u8]) -> Result<(), CryptoError> 
     Ok(())
 }
 
-async fn load_or_create_data_keys(path: &Path) -> Result<DataKeys, CryptoError> {
+async fn read_data_keys_file(path: &Path) -> Result<Option<DataKeysFile>, CryptoError> {
     match tokio::fs::read(path).await {
         Ok(bytes) => {
-            let file: DataKeysFile = serde_json::from_slice(&bytes).map_err(|_| {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            serde_json::from_slice(&bytes).map(Some).map_err(|_| {
                 CryptoError::Keys(format!("{} is not a data-key file", path.display()))
-            })?;
-            let decode = |s: &str| -> Result<[u8; 32], CryptoError> {
-                STANDARD
-                    .decode(s)
-                    .ok()
-                    .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
-                    .ok_or_else(|| CryptoError::Keys("data key is not 32 base64 bytes".into()))
-            };
-            let mut keys = BTreeMap::new();
-            for (v, k) in &file.keys {
-                keys.insert(*v, decode(k)?);
-            }
-            DataKeys::new(file.current, keys, decode(&file.blind)?)
+            })
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let keys = DataKeys::generate();
-            let file = DataKeysFile {
-                current: keys.current_version(),
-                keys: keys
-                    .versions()
-                    .map(|(v, k)| (v, STANDARD.encode(k)))
-                    .collect(),
-                blind: STANDARD.encode(keys.blind_key()),
-            };
-            let json = zeroize::Zeroizing::new(
-                serde_json::to_vec_pretty(&file).map_err(|e| CryptoError::Keys(e.to_string()))?,
-            );
-            write_private(path, &json).await?;
-            tracing::info!(target: "melo::audit", event = "data_keys_generated", "generated data keys");
-            Ok(keys)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+fn data_keys_from_file(file: &DataKeysFile, path: &Path) -> Result<DataKeys, CryptoError> {
+    let decode = |s: &str| -> Result<[u8; 32], CryptoError> {
+        STANDARD
+            .decode(s)
+            .ok()
+            .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+            .ok_or_else(|| {
+                CryptoError::Keys(format!("{}: a key is not 32 base64 bytes", path.display()))
+            })
+    };
+    let mut keys = BTreeMap::new();
+    for (v, k) in &file.keys {
+        keys.insert(*v, decode(k)?);
+    }
+    let mut data = DataKeys::new(file.current, keys, decode(&file.blind)?)?;
+    for (v, k) in &file.blind_keys {
+        data = data.with_blind_key(*v, decode(k)?)?;
+    }
+    if let Some(next) = file.next {
+        data = data.with_next(next.version, next.activates_at)?;
+    }
+    Ok(data)
+}
+
+async fn write_data_keys_file(path: &Path, file: &DataKeysFile) -> Result<(), CryptoError> {
+    let json = zeroize::Zeroizing::new(
+        serde_json::to_vec_pretty(file).map_err(|e| CryptoError::Keys(e.to_string()))?,
+    );
+    write_private(path, &json).await
+}
+
+async fn load_or_create_data_keys(path: &Path) -> Result<DataKeys, CryptoError> {
+    if let Some(file) = read_data_keys_file(path).await? {
+        return data_keys_from_file(&file, path);
+    }
+    let keys = DataKeys::generate();
+    let file = DataKeysFile {
+        current: keys.stored_current(),
+        keys: keys
+            .versions()
+            .map(|(v, k, _)| (v, STANDARD.encode(k)))
+            .collect(),
+        blind: STANDARD.encode(keys.blind_key()),
+        blind_keys: BTreeMap::new(),
+        next: None,
+    };
+    write_data_keys_file(path, &file).await?;
+    tracing::info!(target: "melo::audit", event = "data_keys_generated", "generated data keys");
+    Ok(keys)
 }
 
 async fn load_or_create_vapid(path: &Path) -> Result<VapidKey, CryptoError> {
@@ -355,5 +485,53 @@ mod tests {
             "the retired key still verifies within ttl + 10 min"
         );
         assert_eq!(kids.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn added_data_key_is_loaded_then_activates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = FileKeyProvider::open(dir.path(), KeyPolicy::default(), None)
+            .await
+            .expect("open");
+        let v1_blind = *p.data_keys().blind_key();
+        let later = Timestamp::now().secs() + 3600;
+        let added = FileKeyProvider::add_data_key(dir.path(), later)
+            .await
+            .expect("add");
+        assert_eq!(added.version, 2);
+        assert!(
+            FileKeyProvider::add_data_key(dir.path(), later)
+                .await
+                .is_err(),
+            "one pending rotation at a time"
+        );
+        assert!(
+            p.data_keys().key(2).is_none(),
+            "not loaded before maintenance"
+        );
+        p.maintain().await.expect("maintain");
+        let keys = p.data_keys();
+        assert!(keys.key(2).is_some(), "loaded by maintenance");
+        assert_eq!(keys.current_version(), 1, "still pending");
+        assert_eq!(keys.blind_keys(), vec![&v1_blind, keys.blind_keys()[1]]);
+        // Due now: the next add folds it in and stages version 3.
+        let file = std::fs::read(dir.path().join(DATA_KEYS_FILE)).expect("read");
+        let mut json: serde_json::Value = serde_json::from_slice(&file).expect("json");
+        json["next"]["activates_at"] = serde_json::json!(0);
+        std::fs::write(dir.path().join(DATA_KEYS_FILE), json.to_string()).expect("write");
+        p.maintain().await.expect("maintain");
+        let keys = p.data_keys();
+        assert_eq!(keys.current_version(), 2, "active once due");
+        assert_ne!(
+            keys.blind_key(),
+            &v1_blind,
+            "version 2 has its own blind key"
+        );
+        assert_eq!(keys.blind_keys().len(), 2, "lookups try both");
+        let reopened = FileKeyProvider::open(dir.path(), KeyPolicy::default(), None)
+            .await
+            .expect("reopen");
+        assert_eq!(reopened.data_keys().current_version(), 2);
+        assert_eq!(reopened.data_keys().blind_key(), keys.blind_key());
     }
 }

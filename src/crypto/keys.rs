@@ -117,24 +117,34 @@ impl JwtKey {
     }
 }
 
-/// AES-256-GCM data keys by version, plus the blind-index key.
+/// AES-256-GCM data keys and HMAC blind-index keys, by version.
+///
+/// New values are sealed (and new blind indexes computed) with the *current* version; values of
+/// every version this set holds stay readable. A rotation adds a version that becomes current at
+/// an activation time ([`with_next`](Self::with_next)), so every node of a cluster can load the
+/// new key before any node writes with it. `rotate-keys` in the example server then moves old
+/// values to the current version.
 pub struct DataKeys {
     current: u8,
+    /// A version that becomes current at this Unix second.
+    next: Option<(u8, i64)>,
     keys: BTreeMap<u8, Zeroizing<[u8; 32]>>,
-    blind: Zeroizing<[u8; 32]>,
+    blind: BTreeMap<u8, Zeroizing<[u8; 32]>>,
 }
 
 impl fmt::Debug for DataKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DataKeys")
             .field("current", &self.current)
+            .field("next", &self.next)
             .field("versions", &self.keys.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
 impl DataKeys {
-    /// Builds a key set. `current` must be one of `keys`.
+    /// Builds a key set whose versions all share one blind-index key. `current` must be one of
+    /// `keys`.
     pub fn new(
         current: u8,
         keys: BTreeMap<u8, [u8; 32]>,
@@ -145,25 +155,45 @@ impl DataKeys {
         }
         Ok(Self {
             current,
+            next: None,
+            blind: keys.keys().map(|v| (*v, Zeroizing::new(blind))).collect(),
             keys: keys
                 .into_iter()
                 .map(|(v, k)| (v, Zeroizing::new(k)))
                 .collect(),
-            blind: Zeroizing::new(blind),
         })
+    }
+
+    /// Gives `version` its own blind-index key (versions added by a rotation have one).
+    pub fn with_blind_key(mut self, version: u8, blind: [u8; 32]) -> Result<Self, CryptoError> {
+        if !self.keys.contains_key(&version) {
+            return Err(CryptoError::Keys(format!(
+                "blind key for unknown data key version {version}"
+            )));
+        }
+        self.blind.insert(version, Zeroizing::new(blind));
+        Ok(self)
+    }
+
+    /// Makes `version` current from Unix second `at` on (before that, it only reads).
+    pub fn with_next(mut self, version: u8, at: i64) -> Result<Self, CryptoError> {
+        if !self.keys.contains_key(&version) {
+            return Err(CryptoError::Keys(format!(
+                "activation of unknown data key version {version}"
+            )));
+        }
+        self.next = Some((version, at));
+        Ok(self)
     }
 
     /// Random keys, version 1.
     pub fn generate() -> Self {
-        use rand::RngCore;
-        let mut k = [0u8; 32];
-        let mut b = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut k);
-        rand::thread_rng().fill_bytes(&mut b);
+        let (k, b) = (random_key(), random_key());
         Self {
             current: 1,
+            next: None,
             keys: BTreeMap::from([(1, Zeroizing::new(k))]),
-            blind: Zeroizing::new(b),
+            blind: BTreeMap::from([(1, Zeroizing::new(b))]),
         }
     }
 
@@ -179,14 +209,23 @@ impl DataKeys {
         };
         Self {
             current: 1,
+            next: None,
             keys: BTreeMap::from([(1, Zeroizing::new(derive(b"melo/data-key/v1")))]),
-            blind: Zeroizing::new(derive(b"melo/blind-index/v1")),
+            blind: BTreeMap::from([(1, Zeroizing::new(derive(b"melo/blind-index/v1")))]),
         }
     }
 
-    /// Version new data is sealed with.
+    /// Version new data is sealed with: the pending version once its activation time has come.
     pub fn current_version(&self) -> u8 {
-        self.current
+        match self.next {
+            Some((v, at)) if crate::model::Timestamp::now().secs() >= at => v,
+            _ => self.current,
+        }
+    }
+
+    /// The pending version and its activation time (Unix seconds), if one is set.
+    pub fn next_version(&self) -> Option<(u8, i64)> {
+        self.next
     }
 
     /// Key of a version.
@@ -194,14 +233,53 @@ impl DataKeys {
         self.keys.get(&version).map(|k| &**k)
     }
 
-    /// Blind-index (HMAC) key.
+    /// Blind-index (HMAC) key of the current version.
     pub fn blind_key(&self) -> &[u8; 32] {
-        &self.blind
+        self.blind_key_of(self.current_version())
     }
 
-    pub(crate) fn versions(&self) -> impl Iterator<Item = (u8, &[u8; 32])> {
-        self.keys.iter().map(|(v, k)| (*v, &**k))
+    /// Every distinct blind-index key, current first: a lookup tries each, so rows not yet moved
+    /// to the current version are still found.
+    pub fn blind_keys(&self) -> Vec<&[u8; 32]> {
+        let current = self.blind_key();
+        let mut out = vec![current];
+        for k in self.blind.values().rev() {
+            if !out.iter().any(|o| *o == &**k) {
+                out.push(k);
+            }
+        }
+        out
     }
+
+    fn blind_key_of(&self, version: u8) -> &[u8; 32] {
+        // Every version has a blind key (the constructors guarantee it); fall back to the
+        // newest one below it defensively.
+        self.blind
+            .range(..=version)
+            .next_back()
+            .or_else(|| self.blind.iter().next())
+            .map(|(_, k)| &**k)
+            .expect("a key set holds at least one blind key")
+    }
+
+    /// Every version with its data key and blind key, oldest first.
+    pub(crate) fn versions(&self) -> impl Iterator<Item = (u8, &[u8; 32], &[u8; 32])> {
+        self.keys
+            .iter()
+            .map(|(v, k)| (*v, &**k, self.blind_key_of(*v)))
+    }
+
+    /// The stored current version (ignoring a pending activation).
+    pub(crate) fn stored_current(&self) -> u8 {
+        self.current
+    }
+}
+
+pub(crate) fn random_key() -> [u8; 32] {
+    use rand::RngCore;
+    let mut k = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut k);
+    k
 }
 
 /// When signing keys rotate and how long retired keys keep verifying.

@@ -13,7 +13,7 @@ mod keys;
 pub mod password;
 mod pii;
 
-pub use file_keys::FileKeyProvider;
+pub use file_keys::{AddedDataKey, FileKeyProvider};
 pub use keys::{DataKeys, JwtKey, KeyPolicy, KeyProvider, StaticKeys};
 pub use pii::Pii;
 

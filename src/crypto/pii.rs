@@ -121,14 +121,21 @@ impl Pii {
     }
 
     /// Keyed HMAC-SHA256 blind index of `value` in a `domain` (e.g. `"phone"`), for equality lookups.
+    ///
+    /// Computed with the current version's blind key: new rows store this one.
     pub fn blind_index(&self, domain: &str, value: &[u8]) -> Vec<u8> {
-        let data = self.keys.data_keys();
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(data.blind_key())
-            .expect("HMAC accepts 32-byte keys");
-        mac.update(domain.as_bytes());
-        mac.update(&[0]);
-        mac.update(value);
-        mac.finalize().into_bytes().to_vec()
+        hmac_index(self.keys.data_keys().blind_key(), domain, value)
+    }
+
+    /// The blind index of `value` under every blind key the key set holds, current first. A
+    /// lookup tries each, so rows that a key rotation has not moved yet are still found.
+    pub fn blind_indexes(&self, domain: &str, value: &[u8]) -> Vec<Vec<u8>> {
+        self.keys
+            .data_keys()
+            .blind_keys()
+            .into_iter()
+            .map(|k| hmac_index(k, domain, value))
+            .collect()
     }
 
     /// Short hex blind index, for keys in ephemeral state (e.g. IP-based rate limits).
@@ -138,6 +145,14 @@ impl Pii {
             .map(|b| format!("{b:02x}"))
             .collect()
     }
+}
+
+fn hmac_index(key: &[u8; 32], domain: &str, value: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC accepts 32-byte keys");
+    mac.update(domain.as_bytes());
+    mac.update(&[0]);
+    mac.update(value);
+    mac.finalize().into_bytes().to_vec()
 }
 
 fn aad(table: &str, column: &str, row: &str) -> String {

@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::store::*;
 
-const OPS: [&str; 63] = [
+const OPS: [&str; 65] = [
     "create_user",
     "user",
     "users",
@@ -82,6 +82,8 @@ const OPS: [&str; 63] = [
     "purge_invites",
     "share_chat",
     "ping",
+    "sealed_rows",
+    "replace_sealed",
 ];
 
 /// A [`Store`] that measures every call of the store it wraps.
@@ -442,5 +444,24 @@ impl ChatStore for MeteredStore {
 impl StoreHealth for MeteredStore {
     async fn ping(&self) -> StoreResult<()> {
         timed!(self, 62, self.inner.ping())
+    }
+}
+
+#[async_trait]
+impl SealedStore for MeteredStore {
+    async fn sealed_rows(
+        &self,
+        table: SealedTable,
+        after: Option<&RowKey>,
+        limit: u32,
+    ) -> StoreResult<Vec<SealedRow>> {
+        timed!(self, 63, self.inner.sealed_rows(table, after, limit))
+    }
+    async fn replace_sealed(
+        &self,
+        table: SealedTable,
+        updates: &[SealedUpdate],
+    ) -> StoreResult<u64> {
+        timed!(self, 64, self.inner.replace_sealed(table, updates))
     }
 }

@@ -215,15 +215,10 @@ impl AuthService {
                 return Err(Error::Internal("validated fields missing".into()));
             };
             let core = &self.core;
-            let phone_index = core.pii.blind_index("phone", phone.as_bytes());
-            if core
-                .store
-                .user_by_phone_index(&phone_index)
-                .await?
-                .is_some()
-            {
+            if self.user_by_phone(&phone).await?.is_some() {
                 return Err(Error::PhoneTaken);
             }
+            let phone_index = core.pii.blind_index("phone", phone.as_bytes());
             let password_hash = core.passwords.hash(&req.password).await?;
             for _ in 0..16 {
                 let id = UserId::random();
@@ -273,11 +268,21 @@ impl AuthService {
             return Ok((AccountKey::User(uid), store.user(uid).await?));
         }
         let normalized = validate::phone(id).unwrap_or_else(|_| id.to_owned());
-        let idx = self.core.pii.blind_index("phone", normalized.as_bytes());
-        Ok(match store.user_by_phone_index(&idx).await? {
+        Ok(match self.user_by_phone(&normalized).await? {
             Some(u) => (AccountKey::User(u.id), Some(u)),
             None => (AccountKey::Unknown(normalized), None),
         })
+    }
+
+    /// The user with this (normalized) phone, under the blind index of any data-key version: a
+    /// row that a key rotation has not moved yet is still found.
+    async fn user_by_phone(&self, phone: &str) -> Result<Option<UserRecord>> {
+        for index in self.core.pii.blind_indexes("phone", phone.as_bytes()) {
+            if let Some(user) = self.core.store.user_by_phone_index(&index).await? {
+                return Ok(Some(user));
+            }
+        }
+        Ok(None)
     }
 
     /// True when `token` is the current, unexpired device token of (user, device).

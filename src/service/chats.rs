@@ -114,6 +114,26 @@ impl ChatsService {
         self.core.pii.blind_index("invite", code.as_bytes())
     }
 
+    /// The chat whose permanent code is `code`, under the blind index of any data-key version.
+    async fn chat_by_code(&self, code: &str) -> Result<Option<ChatRecord>> {
+        for index in self.core.pii.blind_indexes("invite", code.as_bytes()) {
+            if let Some(chat) = self.core.store.chat_by_code_index(&index).await? {
+                return Ok(Some(chat));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The temporary invite `code`, under the blind index of any data-key version.
+    async fn invite_by_code(&self, code: &str) -> Result<Option<InviteRecord>> {
+        for index in self.core.pii.blind_indexes("invite", code.as_bytes()) {
+            if let Some(invite) = self.core.store.invite(&index).await? {
+                return Ok(Some(invite));
+            }
+        }
+        Ok(None)
+    }
+
     /// The chat and the caller's membership; `not_a_member` for unknown chats too.
     pub(crate) async fn membership(
         &self,
@@ -228,12 +248,7 @@ impl ChatsService {
         if !valid_code(code) {
             return Err(Error::InviteInvalid);
         }
-        match self
-            .core
-            .store
-            .chat_by_code_index(&self.code_index(code))
-            .await?
-        {
+        match self.chat_by_code(code).await? {
             Some(chat) if chat.is_public => {
                 Ok((chat.id, self.open_name(&chat)?, chat.kind.as_str()))
             }
@@ -454,11 +469,9 @@ impl ChatsService {
         if !valid_code(code) {
             return Err(Error::InviteInvalid);
         }
-        let index = self.code_index(code);
-        let store = &self.core.store;
-        let chat_id = match store.invite(&index).await? {
+        let chat_id = match self.invite_by_code(code).await? {
             Some(inv) if inv.expires_at > Timestamp::now() => inv.chat_id,
-            _ => match store.chat_by_code_index(&index).await? {
+            _ => match self.chat_by_code(code).await? {
                 Some(chat) if chat.is_public => chat.id,
                 _ => return Err(Error::InviteInvalid),
             },

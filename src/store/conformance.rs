@@ -32,7 +32,8 @@ macro_rules! store_conformance {
                 chat_membership_changes, chat_member_ids_after_removals,
                 chat_set_public_keeps_first_code, chat_slow_mode, chat_invites, chat_share,
                 manage_edit, manage_delete, manage_pin, manage_reactions,
-                manage_state_in_queue_replay, chat_history_paging, purge_removes_reactions);
+                manage_state_in_queue_replay, chat_history_paging, purge_removes_reactions,
+                sealed_rows_page_in_key_order, sealed_replace_is_compare_and_set);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -410,9 +411,11 @@ mod expiry;
 mod manage;
 mod messages;
 mod push;
+mod sealed;
 pub(crate) use avatars::*;
 pub(crate) use chats::*;
 pub(crate) use expiry::*;
 pub(crate) use manage::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;
+pub(crate) use sealed::*;

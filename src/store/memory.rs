@@ -17,31 +17,31 @@ use crate::model::{
 /// for short non-async sections.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    users: Mutex<Users>,
-    sessions: Mutex<Sessions>,
+    pub(super) users: Mutex<Users>,
+    pub(super) sessions: Mutex<Sessions>,
     contacts: Mutex<BTreeMap<(UserId, UserId), Contact>>,
     pub(super) messages: super::memory_messages::MessageMaps,
     pub(super) chats: Mutex<super::memory_chats::Chats>,
 }
 
 #[derive(Debug, Default)]
-struct Users {
-    by_id: HashMap<UserId, UserRecord>,
-    by_phone: HashMap<Vec<u8>, UserId>,
-    secret_keys: HashMap<UserId, (Vec<u8>, Timestamp)>,
-    avatars: HashMap<UserId, StoredAvatar>,
+pub(super) struct Users {
+    pub(super) by_id: HashMap<UserId, UserRecord>,
+    pub(super) by_phone: HashMap<Vec<u8>, UserId>,
+    pub(super) secret_keys: HashMap<UserId, (Vec<u8>, Timestamp)>,
+    pub(super) avatars: HashMap<UserId, StoredAvatar>,
 }
 
 #[derive(Debug, Default)]
-struct Sessions {
+pub(super) struct Sessions {
     next_id: i64,
-    by_id: HashMap<SessionId, Session>,
+    pub(super) by_id: HashMap<SessionId, Session>,
     active: HashMap<(UserId, DeviceId), SessionId>,
     /// Active sessions per user (index for `sessions_of`, a per-message lookup).
     by_user: HashMap<UserId, Vec<SessionId>>,
     /// Sealed push registrations of active sessions (under the sessions lock, so revocation
     /// and registration cannot interleave).
-    push: HashMap<SessionId, Vec<u8>>,
+    pub(super) push: HashMap<SessionId, Vec<u8>>,
 }
 
 impl MemoryStore {

@@ -12,15 +12,15 @@ use crate::model::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord, Tim
 #[derive(Debug, Default)]
 pub(super) struct Chats {
     next_id: i64,
-    by_id: HashMap<i64, ChatRecord>,
+    pub(super) by_id: HashMap<i64, ChatRecord>,
     /// Members per chat.
     members: HashMap<i64, BTreeMap<UserId, ChatMember>>,
     /// Chats per member (index for `chats_of` and `share_chat`).
     by_user: HashMap<UserId, BTreeSet<i64>>,
     /// Permanent codes: blind index → chat.
-    by_code: HashMap<Vec<u8>, i64>,
+    pub(super) by_code: HashMap<Vec<u8>, i64>,
     /// Temporary invites by blind index.
-    invites: HashMap<Vec<u8>, InviteRecord>,
+    pub(super) invites: HashMap<Vec<u8>, InviteRecord>,
 }
 
 impl Chats {

@@ -14,16 +14,16 @@ use crate::model::{
 };
 
 #[derive(Debug, Clone)]
-enum Slot {
+pub(super) enum Slot {
     Message { id: MessageId, self_copy: bool },
     Event(Bytes),
     Gap(Gap),
 }
 
 #[derive(Debug, Default)]
-struct DeviceQueue {
+pub(super) struct DeviceQueue {
     last_seq: i64,
-    entries: BTreeMap<i64, Slot>,
+    pub(super) entries: BTreeMap<i64, Slot>,
     /// Queue time of each entry.
     queued_at: BTreeMap<i64, Timestamp>,
 }
@@ -86,7 +86,7 @@ pub(super) struct MessageMaps {
     /// Message ids per chat (`chat_history`).
     pub(super) chat_index: DashMap<i64, BTreeSet<MessageId>>,
     client_ids: DashMap<(SessionId, String), MessageId>,
-    queues: DashMap<SessionId, DeviceQueue>,
+    pub(super) queues: DashMap<SessionId, DeviceQueue>,
 }
 
 fn pair(a: UserId, b: UserId) -> (UserId, UserId) {

@@ -25,8 +25,10 @@ mod memory;
 mod memory_chats;
 mod memory_manage;
 mod memory_messages;
+mod memory_sealed;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod sealed;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -34,6 +36,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MysqlStore;
+pub use sealed::{KeyShape, RowKey, SealedRow, SealedStore, SealedTable, SealedUpdate};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
@@ -412,6 +415,7 @@ pub trait Store:
     + PushStore
     + AvatarStore
     + ChatStore
+    + SealedStore
     + StoreHealth
     + 'static
 {
@@ -426,6 +430,7 @@ impl<T> Store for T where
         + PushStore
         + AvatarStore
         + ChatStore
+        + SealedStore
         + StoreHealth
         + 'static
 {

@@ -404,6 +404,8 @@ impl StoreHealth for MysqlStore {
     }
 }
 
+super::sealed::sql_sealed_store!(MysqlStore, pool, be);
+
 #[path = "mysql_avatars.rs"]
 mod avatars;
 #[path = "mysql_chats.rs"]

@@ -501,6 +501,8 @@ impl StoreHealth for SqliteStore {
     }
 }
 
+super::sealed::sql_sealed_store!(SqliteStore, writer, be);
+
 #[path = "sqlite_avatars.rs"]
 mod avatars;
 #[path = "sqlite_chats.rs"]
