@@ -357,3 +357,55 @@ async fn per_route_budget_replaces_the_default_one() {
     assert!("GET /x=1".parse::<melo::config::RouteLimit>().is_err());
     assert!("x=1/2".parse::<melo::config::RouteLimit>().is_err());
 }
+
+#[tokio::test]
+async fn lockout_holds_when_the_user_agent_and_phone_format_change() {
+    let mut cfg = test_config();
+    cfg.limits.failed_login_limit = 5;
+    let s = TestServer::start_with(cfg, Arc::new(MemoryStore::new())).await;
+    let c = &s.client;
+    let (_, phone, password) = register(c, "Ursula").await;
+    // The same account written five ways, from five user agents and devices.
+    let national = format!("8{}", &phone[2..]);
+    let spaced = format!("{} {} {}", &phone[..2], &phone[2..5], &phone[5..]);
+    let forms = [
+        phone.as_str(),
+        &phone[1..],
+        &national,
+        &spaced,
+        phone.as_str(),
+    ];
+    let attempt = |identifier: &str, password: &str, ua: String, device: String| {
+        let req = c
+            .request(Method::POST, "/login", None)
+            .header("user-agent", ua)
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                serde_json::to_vec(
+                    &json!({"identifier": identifier, "password": password, "device_id": device}),
+                )
+                .expect("json"),
+            )))
+            .expect("req");
+        c.send(req)
+    };
+    for (i, form) in forms.iter().enumerate() {
+        attempt(
+            form,
+            "Wrong-passw0rd",
+            format!("Agent-{i}/1.0"),
+            common::random_device(),
+        )
+        .await
+        .assert_error(401, "invalid_credentials");
+    }
+    attempt(
+        &phone,
+        &password,
+        "Fresh-Agent/2.0".into(),
+        common::random_device(),
+    )
+    .await
+    .assert_error(429, "login_locked");
+    s.stop().await;
+}

@@ -534,4 +534,44 @@ mod tests {
         assert_eq!(reopened.data_keys().current_version(), 2);
         assert_eq!(reopened.data_keys().blind_key(), keys.blind_key());
     }
+
+    #[tokio::test]
+    async fn retired_key_leaves_the_set_after_ttl_plus_ten_minutes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let jwt_dir = dir.path().join("jwt");
+        create_private_dir(dir.path()).await.expect("dir");
+        create_private_dir(&jwt_dir).await.expect("jwt dir");
+        let now = Timestamp::now().secs();
+        // The first key signed until its successor started 2000 s ago; tokens live 60 s, so
+        // the first key stopped verifying 2000 - 660 s ago.
+        let mut kids = Vec::new();
+        for age in [5000, 2000] {
+            let fresh = generate_and_store(&jwt_dir).await.expect("key");
+            kids.push(fresh.kid().to_owned());
+            let created = fresh.created_at();
+            std::fs::rename(
+                jwt_dir.join(format!("{created}.pem")),
+                jwt_dir.join(format!("{}.pem", now - age)),
+            )
+            .expect("age");
+        }
+        let policy = KeyPolicy {
+            rotation: Duration::from_secs(3600),
+            token_ttl: Duration::from_secs(60),
+        };
+        let p = FileKeyProvider::open(dir.path(), policy, None)
+            .await
+            .expect("open");
+        let live: Vec<_> = p
+            .verifying_keys()
+            .iter()
+            .map(|k| k.kid().to_owned())
+            .collect();
+        assert_eq!(live, vec![kids[1].clone()], "only the successor is live");
+        assert_eq!(p.signing_key().kid(), kids[1]);
+        assert!(
+            !jwt_dir.join(format!("{}.pem", now - 5000)).exists(),
+            "file deleted"
+        );
+    }
 }

@@ -96,7 +96,8 @@ impl TestServer {
         Self::serve(melo, store).await
     }
 
-    async fn serve(melo: Melo, store: Arc<dyn Store>) -> Self {
+    /// Serves an already built `melo` (own key provider, say) on two fresh ports.
+    pub async fn serve(melo: Melo, store: Arc<dyn Store>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let ws_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ws");
