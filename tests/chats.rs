@@ -220,3 +220,70 @@ async fn invites_expire() {
     assert_eq!(r.body, json!({"ok": true, "chat_id": k}));
     s.stop().await;
 }
+
+/// §5.4 `ack_read` of a chat message by a member (not its author): in a group chat the author
+/// gets one `read` per member, after that member's `delivered`; in a channel nothing. The
+/// author's own `ack_read` stays `unknown_message`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_ack_read_by_members() {
+    use common::realtime::{make_contacts, online};
+    use common::ws::{is, WAIT};
+    use serde_json::json;
+    let s = TestServer::start().await;
+    let t = Target::of(&s);
+    let c = &t.client;
+    let owner = common::new_user(c, "ro").await;
+    let member = common::new_user(c, "rm").await;
+    make_contacts(&t, &owner, &member).await;
+    let mut ids = Vec::new();
+    for kind in ["chat", "channel"] {
+        let r = c
+            .post(
+                "/chats/create",
+                Some(&owner.token),
+                &json!({"name": "Reads", "type": kind}),
+            )
+            .await;
+        let k = r.body["chat_id"].as_i64().expect("chat id");
+        let add = json!({"chat_id": k, "user_unique_id": member.uid});
+        let r = c.post("/chats/members/add", Some(&owner.token), &add).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let send = json!({"chat_id": k, "data": "UkVBRA=="});
+        let r = c.post("/messages/send", Some(&owner.token), &send).await;
+        ids.push((k, r.body["message_id"].as_str().expect("id").to_owned()));
+    }
+    let mut wo = online(&t, &owner).await;
+    let mut wm = online(&t, &member).await;
+    for (_, id) in &ids {
+        wm.send_json(&json!({"type": "ack_read", "message_id": id, "client_id": "r"}))
+            .await;
+    }
+    wm.send_json(&json!({"type": "ack_read", "message_id": ids[0].1, "client_id": "again"}))
+        .await;
+    wm.ping().await;
+    wm.expect_no_frame("error", t.quiet).await;
+    let (group, id) = &ids[0];
+    for status in ["delivered", "read"] {
+        let f = wo
+            .recv_where(
+                &format!("{status} from the member"),
+                |f| is(f, "msg_status") && f["status"] == status,
+                WAIT,
+            )
+            .await;
+        assert_eq!(f["message_id"], id.as_str(), "{f}");
+        assert_eq!(f["from"], member.uid.as_str(), "{f}");
+        assert_eq!(f["chat_id"], *group, "{f}");
+        assert!(f["seq"].is_i64(), "durable: {f}");
+    }
+    wo.ack_all().await;
+    wo.expect_no_frame("msg_status", t.quiet).await;
+    wo.send_json(&json!({"type": "ack_read", "message_id": id, "client_id": "own"}))
+        .await;
+    let e = wo.recv_type("error", WAIT).await;
+    assert_eq!(
+        (e["reason"].as_str(), e["ref"].as_str()),
+        (Some("unknown_message"), Some("own"))
+    );
+    s.stop().await;
+}

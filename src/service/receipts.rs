@@ -135,18 +135,25 @@ impl MessagesService {
         Ok(())
     }
 
-    /// `ack_read`: the caller must be the DM's recipient. Marks read (and delivered), emits the
-    /// statuses, and returns the message so the caller's device can drop its queue entry.
+    /// `ack_read`: the caller must have received the message: its DM recipient, or a member of
+    /// its chat other than the author. Marks a DM read (and delivered) and emits the statuses;
+    /// see [`Self::chat_read`] for chats.
     pub(crate) async fn read(&self, auth: &Authenticated, id: MessageId) -> Result<()> {
         let m = self
             .core
             .store
             .message(id)
             .await?
-            .filter(|m| m.to == Some(auth.user));
+            .filter(|m| m.from != auth.user);
         let Some(m) = m else {
             return Err(Error::MessageNotFound);
         };
+        if let Some(chat_id) = m.chat_id {
+            return self.chat_read(&m, chat_id, auth).await;
+        }
+        if m.to != Some(auth.user) {
+            return Err(Error::MessageNotFound);
+        }
         // Receipts first, flags after (see `acked`).
         if !m.delivered {
             self.status(StatusOf::of(&m), "delivered", auth).await?;
@@ -155,6 +162,33 @@ impl MessagesService {
             self.status(StatusOf::of(&m), "read", auth).await?;
         }
         self.core.store.mark_read(id).await?;
+        Ok(())
+    }
+
+    /// `ack_read` of a chat message by a member: in a group chat `read` (after `delivered`, if
+    /// this member had not acknowledged it yet) for the author, once per member; in a channel
+    /// no status (PROTOCOL §5.3).
+    async fn chat_read(&self, m: &Message, chat_id: i64, auth: &Authenticated) -> Result<()> {
+        if self.core.store.member(chat_id, auth.user).await?.is_none() {
+            return Err(Error::MessageNotFound);
+        }
+        let Some(kind) = self.core.chat_kind(chat_id).await? else {
+            return Err(Error::MessageNotFound);
+        };
+        if kind != ChatKind::Chat {
+            return Ok(());
+        }
+        let meta = ChatMessageMeta {
+            from: m.from,
+            chat_id,
+            kind,
+        };
+        self.chat_delivered(m.id, meta, auth).await?;
+        let key = format!("rd:{}:{}", m.id, auth.user);
+        let ttl = std::time::Duration::from_secs(self.core.config.messages.queue_ttl.max(1));
+        if self.core.ephemeral.set_if_absent(&key, b"1", ttl).await? {
+            self.status(StatusOf::of(m), "read", auth).await?;
+        }
         Ok(())
     }
 }

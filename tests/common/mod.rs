@@ -2,6 +2,9 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod authz_fixture;
+pub mod authz_frames;
+pub mod authz_routes;
 pub mod avatars;
 pub mod binary;
 pub mod calls;
