@@ -400,7 +400,9 @@ fn spawn_cluster(
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
 ) {
-    use crate::service::cluster::{bundle, unbundle, Note, HEARTBEAT, MAX_BUNDLE, TOPIC};
+    use crate::service::cluster::{
+        bundle, open, seal, unbundle, Note, HEARTBEAT, MAX_BUNDLE, TOPIC,
+    };
     let core = app.services.core().clone();
     let Some(outbox) = core.cluster.as_ref().and_then(|c| c.take_outbox()) else {
         return;
@@ -421,8 +423,12 @@ fn spawn_cluster(
                 }
                 // Whatever queued up while the last publish ran goes out as one bus message.
                 let msg = match notes.as_slice() {
-                    [one] => one.clone(),
-                    many => bundle(many),
+                    [one] => seal(&pcore.pii, one),
+                    many => seal(&pcore.pii, &bundle(many)),
+                };
+                let Some(msg) = msg else {
+                    tracing::warn!("cluster note not sealed; dropped");
+                    continue;
                 };
                 if let Err(e) = pcore.ephemeral.publish(TOPIC, msg).await {
                     tracing::debug!(error = %e, "cluster note not published");
@@ -461,6 +467,10 @@ fn spawn_cluster(
                     let Some(raw) = msg else { break };
                     let Some(cluster) = rcore.cluster.as_ref() else {
                         return;
+                    };
+                    let Some(raw) = open(&rcore.pii, &raw) else {
+                        tracing::debug!("cluster message that does not open ignored");
+                        continue;
                     };
                     for raw in unbundle(raw) {
                         match Note::decode(raw) {

@@ -19,6 +19,12 @@
 //! publisher task; when it is full, notes are dropped and counted
 //! ([`Cluster::dropped`]). Every note reaches every node, so the bus carries O(nodes) copies:
 //! fine for a handful of nodes behind a load balancer.
+//!
+//! Each bus message is sealed with the data key (`seal`): frames carry nicknames, public keys,
+//! SDP and ICE addresses, and whoever can watch the bus server (Redis `MONITOR`, `PSUBSCRIBE`)
+//! must see ciphertext only, as in every value kept there. Nodes of one deployment share the
+//! data keys; a message that does not open (another key set, a node of an older release
+//! during a rolling upgrade) is dropped like a lost one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,6 +35,7 @@ use tokio::sync::mpsc;
 
 use super::hub::with_seq;
 use super::Core;
+use crate::crypto::Pii;
 use crate::model::{SessionId, UserId};
 
 /// The bus topic of hub notes.
@@ -45,6 +52,20 @@ const VERSION: u8 = 1;
 const BUNDLE: u8 = 2;
 /// Most notes the publisher puts in one bus message.
 pub(crate) const MAX_BUNDLE: usize = 256;
+
+/// Seals one bus message (a note or a bundle) for the bus.
+pub(crate) fn seal(pii: &Pii, msg: &[u8]) -> Option<Bytes> {
+    pii.seal("ephemeral", "bus", TOPIC, msg)
+        .ok()
+        .map(Bytes::from)
+}
+
+/// Opens a bus message sealed by [`seal`]; `None` when it does not open.
+pub(crate) fn open(pii: &Pii, msg: &[u8]) -> Option<Bytes> {
+    pii.open("ephemeral", "bus", TOPIC, msg)
+        .ok()
+        .map(Bytes::from)
+}
 
 /// Packs encoded notes into one bus message: `[2][count u32]([len u32][note])*`.
 pub(crate) fn bundle(notes: &[Bytes]) -> Bytes {

@@ -99,3 +99,25 @@ fn remote_presence_merges_live_nodes_only() {
     assert_eq!(c.remote_away(u), None);
     assert!(c.remote.is_empty());
 }
+
+#[test]
+fn bus_messages_are_sealed() {
+    use crate::crypto::{DataKeys, JwtKey, StaticKeys};
+    let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
+    let other = Pii::new(std::sync::Arc::new(
+        keys.with_data_keys(DataKeys::generate()),
+    ));
+    let pii = Pii::new(std::sync::Arc::new(keys));
+    let note = Note::Ephemeral {
+        user: uid(10_000_001),
+        skip: None,
+        frame: Bytes::from_static(br#"{"type":"x","from_nickname":"zebnick"}"#),
+    }
+    .encode(3);
+    let msg = bundle(&[note.clone(), note]);
+    let sealed = seal(&pii, &msg).expect("seal");
+    assert!(!sealed.windows(7).any(|w| w == b"zebnick"), "ciphertext");
+    assert_eq!(open(&pii, &sealed), Some(msg.clone()));
+    assert_eq!(open(&other, &sealed), None, "another deployment's keys");
+    assert_eq!(open(&pii, &msg), None, "an unsealed message");
+}

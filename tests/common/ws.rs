@@ -82,6 +82,37 @@ impl WsClient {
             req.headers_mut()
                 .insert("origin", o.parse().expect("header value"));
         }
+        Self::handshake(addr, req).await
+    }
+
+    /// `GET /ws` on the HTTP port with the token in the header and extra request headers
+    /// (e.g. `User-Agent`, `X-Forwarded-For`).
+    pub async fn open_with_headers(
+        http: SocketAddr,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> Self {
+        let mut req = format!("ws://{http}/ws")
+            .into_client_request()
+            .expect("request");
+        let h = req.headers_mut();
+        h.insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header value"),
+        );
+        for (name, value) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("name");
+            h.insert(name, value.parse().expect("header value"));
+        }
+        Self::handshake(http, req)
+            .await
+            .unwrap_or_else(|e| panic!("WebSocket upgrade at ws://{http}/ws: {e}"))
+    }
+
+    async fn handshake(
+        addr: SocketAddr,
+        req: tungstenite::handshake::client::Request,
+    ) -> Result<Self, tungstenite::Error> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (ws, resp) = tokio_tungstenite::client_async(req, stream).await?;
