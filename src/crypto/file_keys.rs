@@ -221,7 +221,10 @@ impl KeyProvider for FileKeyProvider {
 
     async fn maintain(&self) -> Result<(), CryptoError> {
         let _guard = self.rotating.lock().await;
-        self.reload_data_keys().await?;
+        // A bad key file must not stop JWT rotation: keep the loaded keys and say so.
+        if let Err(e) = self.reload_data_keys().await {
+            tracing::error!(error = %e, "data-key file not reloaded; keeping the loaded keys");
+        }
         let now = Timestamp::now().secs();
         let jwt_dir = self.dir.join("jwt");
         let mut keys = self.jwt.load().as_ref().clone();
