@@ -3,10 +3,14 @@
 //! delivery across nodes resumes once Redis is back.
 //!
 //! Needs `MELO_TEST_REDIS_URL` (CI sets it; unset skips with a note, set but unreachable
-//! fails). With `MELO_TEST_MYSQL_URL` set too (CI), both nodes share that MySQL database as
-//! their store; otherwise one in-memory store. The restart test runs its own `redis-server` on
+//! fails). With `MELO_TEST_MYSQL_URL` set too (CI), both nodes share a fresh database on that
+//! MySQL server as their store; otherwise one in-memory store. The restart test runs its own `redis-server` on
 //! a free port, so the shared server is never disturbed.
 
+// The fresh-database guard of the audit test; this file uses only part of it.
+#[allow(dead_code, unreachable_pub)]
+#[path = "zk_audit/backends.rs"]
+mod backends;
 mod common;
 
 use std::process::{Child, Command, Stdio};
@@ -36,28 +40,34 @@ async fn redis(url: &str, prefix: &str) -> Arc<dyn Ephemeral> {
     }
 }
 
-async fn nodes(url: &str) -> (TestServer, TestServer) {
+/// Two nodes; with `MELO_TEST_MYSQL_URL` they share a fresh MySQL database (the tests of this
+/// file run in parallel, so they must not migrate one shared database at once), dropped with
+/// the returned guard.
+async fn nodes(url: &str) -> (TestServer, TestServer, Option<backends::MysqlDb>) {
     nodes_with(url, test_config()).await
 }
 
-async fn nodes_with(url: &str, config: melo::Config) -> (TestServer, TestServer) {
+async fn nodes_with(
+    url: &str,
+    config: melo::Config,
+) -> (TestServer, TestServer, Option<backends::MysqlDb>) {
     let prefix = format!("melo-cluster-{}:", uuid::Uuid::now_v7().simple());
-    let store: Arc<dyn Store> = match std::env::var("MELO_TEST_MYSQL_URL") {
-        Ok(u) if !u.is_empty() => match melo::MysqlStore::connect(&u).await {
-            Ok(s) => Arc::new(s),
-            Err(e) => panic!("MELO_TEST_MYSQL_URL is set but MySQL is unusable: {e}"),
-        },
-        _ => Arc::new(MemoryStore::new()),
+    let (store, db): (Arc<dyn Store>, _) = match backends::env_url("MELO_TEST_MYSQL_URL") {
+        Some(u) => {
+            let (db, store) = backends::MysqlDb::create(&u).await;
+            (store, Some(db))
+        }
+        None => (Arc::new(MemoryStore::new()), None),
     };
     let n1 = TestServer::start_node(config.clone(), store.clone(), redis(url, &prefix).await).await;
     let n2 = TestServer::start_node(config, store, redis(url, &prefix).await).await;
-    (n1, n2)
+    (n1, n2, db)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_over_redis() {
     let Some(url) = redis_url() else { return };
-    let (n1, n2) = nodes(&url).await;
+    let (n1, n2, _db) = nodes(&url).await;
     common::cluster::two_nodes(&Target::of(&n1), &Target::of(&n2)).await;
     n1.stop().await;
     n2.stop().await;
@@ -68,7 +78,7 @@ async fn the_http_budget_is_shared_over_redis() {
     let Some(url) = redis_url() else { return };
     let mut config = test_config();
     config.limits.rate_limit_calls = 3;
-    let (n1, n2) = nodes_with(&url, config).await;
+    let (n1, n2, _db) = nodes_with(&url, config).await;
     for c in [&n1.client, &n2.client, &n1.client] {
         assert_eq!(c.get("/status", None).await.status, 200);
     }
@@ -140,7 +150,7 @@ async fn redis_restart_loses_nothing_and_live_delivery_resumes() {
     let port = free_port();
     let server = RedisServer::start(port);
     let url = format!("redis://127.0.0.1:{}", server.port);
-    let (n1, n2) = nodes(&url).await;
+    let (n1, n2, _db) = nodes(&url).await;
     let (t1, t2) = (Target::of(&n1), Target::of(&n2));
     let a = new_user(&t1.client, "rra").await;
     let b = new_user(&t1.client, "rrb").await;
