@@ -184,7 +184,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: String) -> Self {
-        let http = HyperClient::builder(TokioExecutor::new()).build_http();
+        // The server closes idle keep-alive connections after 10 s (its header-read timeout);
+        // retiring them sooner here keeps a request from racing that close under load.
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
+            .build_http();
         Self { base, http }
     }
 
