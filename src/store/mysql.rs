@@ -15,7 +15,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 const POOL_SIZE: u32 = 16;
 
 /// Runs of an operation that meets a deadlock or a lock wait timeout, before it fails.
-const ATTEMPTS: u32 = 5;
+pub(super) const ATTEMPTS: u32 = 5;
 
 /// The MySQL / MariaDB store (feature `mysql`): InnoDB tables, embedded migrations applied by
 /// [`MysqlStore::connect`] and [`MysqlStore::connect_with`].
@@ -27,10 +27,17 @@ const ATTEMPTS: u32 = 5;
 /// (error 1213) or a lock wait timeout (1205) is run again from the start, a few times, before
 /// the error surfaces as [`StoreError::Unavailable`].
 ///
+/// The hot writes (`store_message`, `ack`, `mark_delivered`, `enqueue_events`) are
+/// group-committed: a writer task, spawned on the current tokio runtime when the store is
+/// opened, runs every pending one in a single transaction of a few multi-row statements on a
+/// connection of its own (one more than the pool's), and answers after the COMMIT.
+///
 /// Targets MariaDB 10.11 and MySQL 8: no `RETURNING`, no partial indexes.
 #[derive(Debug, Clone)]
 pub struct MysqlStore {
     pool: MySqlPool,
+    /// Group commit of the hot writes (see `mysql_writer.rs`), on a connection of its own.
+    hot: writer::Writer,
     /// Test databases are dropped with their last store.
     #[cfg(test)]
     _test_db: Option<std::sync::Arc<tests::TestDb>>,
@@ -67,8 +74,10 @@ impl MysqlStore {
             sqlx::migrate::MigrateError::Execute(e) => be(e),
             other => StoreError::backend(other),
         })?;
+        let hot = writer::Writer::spawn(pool.clone());
         Ok(Self {
             pool,
+            hot,
             #[cfg(test)]
             _test_db: None,
         })
@@ -81,26 +90,39 @@ impl MysqlStore {
 
     /// Runs `op` (one statement or one whole transaction) and runs it again, after a short
     /// pause, when the server rolled it back for a deadlock or a lock wait timeout.
-    pub(super) async fn retry<T, F, Fut>(&self, mut op: F) -> StoreResult<T>
+    pub(super) async fn retry<T, F, Fut>(&self, op: F) -> StoreResult<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = TxResult<T>>,
     {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match op().await {
-                Ok(v) => return Ok(v),
-                Err(TxError::Store(e)) => return Err(e),
-                Err(TxError::Sql(e)) if attempt < ATTEMPTS && is_transient(&e) => {
-                    let jitter = rand::random::<u64>() % 10;
-                    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter))
-                        .await;
-                }
-                Err(TxError::Sql(e)) => return Err(be(e)),
+        retry(op).await
+    }
+}
+
+/// See [`MysqlStore::retry`].
+pub(super) async fn retry<T, F, Fut>(mut op: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = TxResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(TxError::Store(e)) => return Err(e),
+            Err(TxError::Sql(e)) if attempt < ATTEMPTS && is_transient(&e) => {
+                backoff(attempt).await;
             }
+            Err(TxError::Sql(e)) => return Err(be(e)),
         }
     }
+}
+
+/// The pause before run `attempt + 1` of a transaction that met contention.
+pub(super) async fn backoff(attempt: u32) {
+    let jitter = rand::random::<u64>() % 10;
+    tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt) + jitter)).await;
 }
 
 /// The failure of one run of an operation: a database error (maybe transient, see
@@ -136,7 +158,7 @@ fn error_number(e: &sqlx::Error) -> Option<u16> {
 }
 
 /// Deadlock (1213) or lock wait timeout (1205): the transaction may simply be run again.
-fn is_transient(e: &sqlx::Error) -> bool {
+pub(super) fn is_transient(e: &sqlx::Error) -> bool {
     matches!(error_number(e), Some(1205 | 1213))
 }
 
@@ -412,6 +434,8 @@ mod avatars;
 mod chats;
 #[path = "mysql_contacts.rs"]
 mod contacts;
+#[path = "mysql_hot.rs"]
+mod hot;
 #[path = "mysql_manage.rs"]
 mod manage;
 #[path = "mysql_messages.rs"]
@@ -423,3 +447,5 @@ mod sessions;
 #[cfg(test)]
 #[path = "mysql_tests.rs"]
 mod tests;
+#[path = "mysql_writer.rs"]
+mod writer;
