@@ -21,6 +21,8 @@ use crate::model::{
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+mod hot_writer;
 mod memory;
 mod memory_chats;
 mod memory_manage;

@@ -37,7 +37,7 @@ pub(super) const ATTEMPTS: u32 = 5;
 pub struct MysqlStore {
     pool: MySqlPool,
     /// Group commit of the hot writes (see `mysql_writer.rs`), on a connection of its own.
-    hot: writer::Writer,
+    hot: crate::store::hot_writer::Writer,
     /// Test databases are dropped with their last store.
     #[cfg(test)]
     _test_db: Option<std::sync::Arc<tests::TestDb>>,
@@ -74,7 +74,7 @@ impl MysqlStore {
             sqlx::migrate::MigrateError::Execute(e) => be(e),
             other => StoreError::backend(other),
         })?;
-        let hot = writer::Writer::spawn(pool.clone());
+        let hot = writer::spawn(pool.clone());
         Ok(Self {
             pool,
             hot,

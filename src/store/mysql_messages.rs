@@ -11,7 +11,6 @@ use bytes::Bytes;
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
-use super::writer::{mismatch, Req, Resp};
 use super::{be, clamp, opt_text_of, pair, text_of, uid_of, MysqlStore};
 use crate::model::{
     AckSelector, AckedEntry, Gap, Message, MessageId, NewMessage, QueueItem, QueueTarget,
@@ -75,14 +74,7 @@ impl MessageStore for MysqlStore {
         msg: &NewMessage,
         targets: &[QueueTarget],
     ) -> StoreResult<StoreOutcome> {
-        match self
-            .hot
-            .call(Req::Store(msg.clone(), targets.to_vec()))
-            .await?
-        {
-            Resp::Store(outcome) => Ok(outcome),
-            _ => Err(mismatch()),
-        }
+        self.hot.store_message(msg, targets).await
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -129,10 +121,7 @@ impl MessageStore for MysqlStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        match self.hot.call(Req::Delivered(ids.to_vec())).await? {
-            Resp::Delivered(flipped) => Ok(flipped),
-            _ => Err(mismatch()),
-        }
+        self.hot.mark_delivered(ids).await
     }
 
     async fn mark_read(&self, id: MessageId) -> StoreResult<(bool, bool)> {
@@ -210,10 +199,7 @@ impl QueueStore for MysqlStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        match self.hot.call(Req::Enqueue(events.to_vec())).await? {
-            Resp::Seqs(seqs) => Ok(seqs),
-            _ => Err(mismatch()),
-        }
+        self.hot.enqueue_events(events).await
     }
 
     async fn queue_after(
@@ -259,10 +245,7 @@ impl QueueStore for MysqlStore {
     }
 
     async fn ack(&self, session: SessionId, sel: AckSelector) -> StoreResult<Vec<AckedEntry>> {
-        match self.hot.call(Req::Ack(session, sel)).await? {
-            Resp::Acked(entries) => Ok(entries),
-            _ => Err(mismatch()),
-        }
+        self.hot.ack(session, sel).await
     }
 
     async fn last_seq(&self, session: SessionId) -> StoreResult<i64> {

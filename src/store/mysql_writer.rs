@@ -31,23 +31,15 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use bytes::Bytes;
 use sqlx::{Connection, MySqlConnection, MySqlPool, Row};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::hot::{ack_on, ack_tx, append, delivered_tx, enqueue_tx, store_tx, Slot};
 use super::messages::{id_blob, id_of};
 use super::{backoff, be, is_transient, marks, retry, TxError, TxResult, ATTEMPTS};
-use crate::model::{
-    AckSelector, AckedEntry, MessageId, NewMessage, QueueTarget, SessionId, StoreOutcome, Timestamp,
-};
+use crate::model::{AckSelector, AckedEntry, MessageId, NewMessage, StoreOutcome, Timestamp};
+use crate::store::hot_writer::{mismatch, Op, Req, Resp, Writer, MAX_BATCH};
 use crate::store::{StoreError, StoreResult};
-
-/// Most operations committed together.
-pub(super) const MAX_BATCH: usize = 512;
-
-/// Operations that may wait for the writer before senders wait for room.
-const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
 
 /// Values per `IN (…)` list or `OR` of conditions.
 const IN_CHUNK: usize = 500;
@@ -55,57 +47,12 @@ const IN_CHUNK: usize = 500;
 /// Payload bytes per message INSERT statement (well under the server's `max_allowed_packet`).
 const INSERT_BYTES: usize = 4 << 20;
 
-/// A hot write.
-pub(super) enum Req {
-    Store(NewMessage, Vec<QueueTarget>),
-    Ack(SessionId, AckSelector),
-    Delivered(Vec<MessageId>),
-    Enqueue(Vec<(SessionId, Bytes)>),
-}
-
-/// Its answer.
-pub(super) enum Resp {
-    Store(StoreOutcome),
-    Acked(Vec<AckedEntry>),
-    Delivered(Vec<MessageId>),
-    Seqs(Vec<i64>),
-}
-
-struct Op {
-    req: Req,
-    reply: oneshot::Sender<StoreResult<Resp>>,
-}
-
-/// The handle to the writer task; the task stops when the last handle is dropped.
-#[derive(Clone, Debug)]
-pub(super) struct Writer {
-    tx: mpsc::Sender<Op>,
-}
-
-impl Writer {
-    /// Spawns the writer task on the current tokio runtime.
-    pub(super) fn spawn(pool: MySqlPool) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(pool, rx));
-        Self { tx }
-    }
-
-    /// Runs `req` in the next batch; returns once that batch is committed.
-    pub(super) async fn call(&self, req: Req) -> StoreResult<Resp> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Op { req, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("mysql writer task stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("mysql writer task dropped a write".into()))?
-    }
-}
-
-/// An answer of the wrong kind (cannot happen: each request kind has its answer kind).
-pub(super) fn mismatch() -> StoreError {
-    StoreError::Backend("mysql writer answered with the wrong kind".into())
+/// Spawns the writer task on the current tokio runtime; it stops when the last handle is
+/// dropped.
+pub(super) fn spawn(pool: MySqlPool) -> Writer {
+    let (writer, rx) = Writer::channel("mysql");
+    tokio::spawn(run(pool, rx));
+    writer
 }
 
 /// How a batch ended without being committed.

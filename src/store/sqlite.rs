@@ -27,7 +27,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
     /// Group commit of the hot writes (see `sqlite_writer.rs`); shares `writer`.
-    hot: writer::Writer,
+    hot: crate::store::hot_writer::Writer,
 }
 
 impl SqliteStore {
@@ -77,7 +77,7 @@ impl SqliteStore {
                 .await
                 .map_err(StoreError::backend)?
         };
-        let hot = writer::Writer::spawn(writer.clone());
+        let hot = writer::spawn(writer.clone());
         Ok(Self { pool, writer, hot })
     }
 

@@ -14,7 +14,6 @@ use bytes::Bytes;
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
-use super::writer::{mismatch, Req, Resp};
 use super::{be, pair, uid_of, SqliteStore};
 use crate::model::{
     AckSelector, AckedEntry, Gap, Message, MessageId, NewMessage, QueueItem, QueueTarget,
@@ -101,14 +100,7 @@ impl MessageStore for SqliteStore {
         msg: &NewMessage,
         targets: &[QueueTarget],
     ) -> StoreResult<StoreOutcome> {
-        match self
-            .hot
-            .call(Req::Store(msg.clone(), targets.to_vec()))
-            .await?
-        {
-            Resp::Store(outcome) => Ok(outcome),
-            _ => Err(mismatch()),
-        }
+        self.hot.store_message(msg, targets).await
     }
 
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>> {
@@ -161,10 +153,7 @@ impl MessageStore for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        match self.hot.call(Req::Delivered(ids.to_vec())).await? {
-            Resp::Delivered(flipped) => Ok(flipped),
-            _ => Err(mismatch()),
-        }
+        self.hot.mark_delivered(ids).await
     }
 
     async fn mark_read(&self, id: MessageId) -> StoreResult<(bool, bool)> {
@@ -328,10 +317,7 @@ impl QueueStore for SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        match self.hot.call(Req::Enqueue(events.to_vec())).await? {
-            Resp::Seqs(seqs) => Ok(seqs),
-            _ => Err(mismatch()),
-        }
+        self.hot.enqueue_events(events).await
     }
 
     async fn queue_after(
@@ -377,10 +363,7 @@ impl QueueStore for SqliteStore {
     }
 
     async fn ack(&self, session: SessionId, sel: AckSelector) -> StoreResult<Vec<AckedEntry>> {
-        match self.hot.call(Req::Ack(session, sel)).await? {
-            Resp::Acked(acked) => Ok(acked),
-            _ => Err(mismatch()),
-        }
+        self.hot.ack(session, sel).await
     }
 
     async fn last_seq(&self, session: SessionId) -> StoreResult<i64> {

@@ -23,74 +23,23 @@
 
 use std::collections::{HashMap, HashSet};
 
-use bytes::Bytes;
 use sqlx::{Row, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::be;
 use super::messages::{hex, id_blob, id_of, json};
 use crate::model::{
-    AckSelector, AckedEntry, MessageId, NewMessage, QueueTarget, SessionId, StoreOutcome, Timestamp,
+    AckSelector, AckedEntry, MessageId, NewMessage, SessionId, StoreOutcome, Timestamp,
 };
+use crate::store::hot_writer::{mismatch, Op, Req, Resp, Writer, MAX_BATCH};
 use crate::store::{StoreError, StoreResult};
 
-/// Most operations committed together.
-pub(super) const MAX_BATCH: usize = 512;
-
-/// Operations that may wait for the writer before senders wait for room.
-const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
-
-/// A hot write.
-pub(super) enum Req {
-    Store(NewMessage, Vec<QueueTarget>),
-    Ack(SessionId, AckSelector),
-    Delivered(Vec<MessageId>),
-    Enqueue(Vec<(SessionId, Bytes)>),
-}
-
-/// Its answer.
-pub(super) enum Resp {
-    Store(StoreOutcome),
-    Acked(Vec<AckedEntry>),
-    Delivered(Vec<MessageId>),
-    Seqs(Vec<i64>),
-}
-
-struct Op {
-    req: Req,
-    reply: oneshot::Sender<StoreResult<Resp>>,
-}
-
-/// The handle to the writer task; the task stops when the last handle is dropped.
-#[derive(Clone, Debug)]
-pub(super) struct Writer {
-    tx: mpsc::Sender<Op>,
-}
-
-impl Writer {
-    /// Spawns the writer task on the current tokio runtime.
-    pub(super) fn spawn(pool: SqlitePool) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(pool, rx));
-        Self { tx }
-    }
-
-    /// Runs `req` in the next batch; returns once that batch is committed.
-    pub(super) async fn call(&self, req: Req) -> StoreResult<Resp> {
-        let (reply, answer) = oneshot::channel();
-        self.tx
-            .send(Op { req, reply })
-            .await
-            .map_err(|_| StoreError::Unavailable("sqlite writer task stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("sqlite writer task dropped a write".into()))?
-    }
-}
-
-/// An answer of the wrong kind (cannot happen: each request kind has its answer kind).
-pub(super) fn mismatch() -> StoreError {
-    StoreError::Backend("sqlite writer answered with the wrong kind".into())
+/// Spawns the writer task on the current tokio runtime; it stops when the last handle is
+/// dropped.
+pub(super) fn spawn(pool: SqlitePool) -> Writer {
+    let (writer, rx) = Writer::channel("sqlite");
+    tokio::spawn(run(pool, rx));
+    writer
 }
 
 async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Op>) {
