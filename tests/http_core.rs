@@ -409,3 +409,68 @@ async fn lockout_holds_when_the_user_agent_and_phone_format_change() {
     .assert_error(429, "login_locked");
     s.stop().await;
 }
+
+/// Sends `head` and then `body_len` bytes of body on one raw connection; returns what the server
+/// wrote before closing or going quiet for a second.
+async fn raw_exchange(addr: &str, head: &str, body_len: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("tcp");
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    // The server may answer and close before the body is all sent; that is the point.
+    let _ = tcp.write_all(&vec![b' '; body_len]).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), tcp.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return String::from_utf8_lossy(&out).into_owned() + "<EOF>",
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => return String::from_utf8_lossy(&out).into_owned(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn answers_that_leave_a_body_unread_close_the_connection() {
+    let s = TestServer::start().await;
+    let addr = s.client.base.trim_start_matches("http://").to_owned();
+    let a = new_user(&s.client, "Alice").await;
+    // Over the 2 MiB limit by Content-Length: 413 before reading, the connection's last answer.
+    let big = 2 * 1024 * 1024 + 1;
+    let head = format!("POST /register HTTP/1.1\r\nhost: x\r\ncontent-length: {big}\r\n\r\n");
+    let out = raw_exchange(&addr, &head, 64 * 1024).await;
+    assert!(out.starts_with("HTTP/1.1 413"), "{out}");
+    assert!(out.contains("connection: close"), "{out}");
+    assert!(
+        out.ends_with("<EOF>"),
+        "the server closed the connection: {out}"
+    );
+    // Refused before the handler (no token) with a body on the wire: also closed.
+    let head = "PUT /profile HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                content-length: 100000\r\n\r\n";
+    let out = raw_exchange(&addr, head, 1000).await;
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(out.contains("connection: close"), "{out}");
+    // An error after the whole body was read keeps the connection for the next request.
+    let body = "{\"identifier\": 5}";
+    let head = format!(
+        "POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let out = raw_exchange(&addr, &head, 0).await;
+    assert!(out.starts_with("HTTP/1.1 422"), "{out}");
+    assert!(!out.contains("connection: close"), "{out}");
+    assert!(!out.ends_with("<EOF>"), "kept alive: {out}");
+    // And the pooled client, which just saw its own 413s, goes on working.
+    let huge = vec![b' '; big];
+    let req = s
+        .client
+        .request(Method::PUT, "/profile", Some(&a.token))
+        .body(http_body_util::Full::new(bytes::Bytes::from(huge)))
+        .expect("req");
+    let r = s.client.send(req).await;
+    r.assert_error(413, "payload_too_large");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(s.client.get("/profile", Some(&a.token)).await.status, 200);
+    s.stop().await;
+}

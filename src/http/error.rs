@@ -15,6 +15,9 @@ pub(crate) struct ApiError {
     pub(crate) fields: Vec<FieldError>,
     pub(crate) retry_after: Option<u64>,
     pub(crate) allow: Option<String>,
+    /// The request body may still be on the wire: answer with `Connection: close` so neither
+    /// side reuses a connection whose next bytes are the rest of that body.
+    pub(crate) close: bool,
 }
 
 impl ApiError {
@@ -30,6 +33,7 @@ impl ApiError {
             fields: Vec::new(),
             retry_after: None,
             allow: None,
+            close: false,
         }
     }
 
@@ -57,6 +61,13 @@ impl ApiError {
             "payload_too_large",
             format!("Body exceeds {limit} bytes"),
         )
+        .closing()
+    }
+
+    /// Marks the answer as the connection's last (see [`ApiError::close`]).
+    pub(crate) fn closing(mut self) -> Self {
+        self.close = true;
+        self
     }
 
     pub(crate) fn validation(fields: Vec<FieldError>) -> Self {
@@ -120,6 +131,9 @@ impl ApiError {
         }
         if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             h.insert(header::ALLOW, allow);
+        }
+        if self.close {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

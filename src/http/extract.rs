@@ -89,9 +89,11 @@ impl Ctx {
                     "validation_failed",
                     "Body not received in time",
                 )
+                .closing()
             })?
         {
-            let frame = frame.map_err(|_| ApiError::field("body", "could not be read"))?;
+            let frame =
+                frame.map_err(|_| ApiError::field("body", "could not be read").closing())?;
             if let Ok(data) = frame.into_data() {
                 if buf.len() + data.len() > limit {
                     return Err(ApiError::payload_too_large(limit));

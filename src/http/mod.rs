@@ -169,6 +169,11 @@ impl App {
         route_label: &mut &'static str,
     ) -> Result<Response<Body>, ApiError> {
         let (parts, body) = req.into_parts();
+        // An answer given before the handler reads a body leaves that body on the wire.
+        let unread = {
+            let had_body = !http_body::Body::is_end_stream(&body);
+            move |e: ApiError| if had_body { e.closing() } else { e }
+        };
         if ws_only {
             // The WebSocket listener: every path is the socket endpoint, never rate-limited.
             let ip = self.client_ip(&parts.headers, peer);
@@ -230,22 +235,27 @@ impl App {
             services
                 .limits
                 .http_request(user, client.ip, budget)
-                .await?;
+                .await
+                .map_err(|e| unread(e.into()))?;
         }
         let (route, params) = match found {
             Found::Route(r, p) => (r, p),
             Found::MethodNotAllowed(allow) => {
-                return Err(ApiError::method_not_allowed(&parts.method, &path, allow))
+                return Err(unread(ApiError::method_not_allowed(
+                    &parts.method,
+                    &path,
+                    allow,
+                )))
             }
-            Found::NoRoute => return Err(ApiError::not_found(&parts.method, &path)),
+            Found::NoRoute => return Err(unread(ApiError::not_found(&parts.method, &path))),
         };
         tracing::Span::current().record("route", route.path);
         let auth = match (route.access, auth) {
             (Access::Token, None) => {
                 // A present but malformed Authorization header is also "unauthenticated".
-                return Err(Error::Unauthenticated.into());
+                return Err(unread(Error::Unauthenticated.into()));
             }
-            (Access::Token, Some(Err(e))) => return Err(e.into()),
+            (Access::Token, Some(Err(e))) => return Err(unread(e.into())),
             (_, Some(Ok(a))) => Some(a),
             (Access::Public, _) => None,
         };
