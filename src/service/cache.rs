@@ -36,8 +36,21 @@ pub struct ReadCache {
     chat_members_gen: AtomicU64,
     /// Immutable: a chat's kind never changes.
     chat_kinds: DashMap<i64, ChatKind>,
-    /// Immutable: author, chat and kind of chat messages sent through this node.
-    chat_messages: DashMap<MessageId, ChatMessageMeta>,
+    /// Messages stored through this node, for the acknowledgements that follow: chat messages
+    /// (immutable) and DMs no recipient device has acknowledged yet.
+    recent_messages: DashMap<MessageId, RecentMessage>,
+}
+
+/// What an acknowledgement needs to know about a message this node stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecentMessage {
+    /// A chat message: kept until evicted (every member acknowledges it).
+    Chat(ChatMessageMeta),
+    /// A DM that is not `delivered` yet: its author. The first acknowledgement takes it.
+    Dm {
+        /// The author.
+        from: UserId,
+    },
 }
 
 /// What an acknowledgement of a chat message needs to know about it.
@@ -159,18 +172,35 @@ impl Core {
         kinds.insert(chat, kind);
     }
 
-    /// Records a chat message just stored, for the acknowledgements that follow.
-    pub(crate) fn remember_chat_message(&self, id: MessageId, meta: ChatMessageMeta) {
-        let recent = &self.cache.chat_messages;
-        if recent.len() >= MAX_ENTRIES {
-            recent.clear();
+    /// Records a message just stored, for the acknowledgements that follow.
+    pub(crate) fn remember_message(&self, id: MessageId, recent: RecentMessage) {
+        let map = &self.cache.recent_messages;
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
         }
-        recent.insert(id, meta);
+        map.insert(id, recent);
     }
 
     /// A recently sent chat message's author, chat and kind, when this node still knows them.
     pub(crate) fn recent_chat_message(&self, id: MessageId) -> Option<ChatMessageMeta> {
-        self.cache.chat_messages.get(&id).map(|m| *m)
+        match self.cache.recent_messages.get(&id).as_deref() {
+            Some(RecentMessage::Chat(meta)) => Some(*meta),
+            _ => None,
+        }
+    }
+
+    /// The author of a DM this node stored and nobody has acknowledged yet, claimed: one caller
+    /// gets it, later ones (another device of the recipient, a read) get `None` and fall back
+    /// to the store's `delivered` flag.
+    pub(crate) fn take_undelivered_dm(&self, id: MessageId) -> Option<UserId> {
+        let (_, recent) = self
+            .cache
+            .recent_messages
+            .remove_if(&id, |_, r| matches!(r, RecentMessage::Dm { .. }))?;
+        match recent {
+            RecentMessage::Dm { from } => Some(from),
+            RecentMessage::Chat(_) => None,
+        }
     }
 
     /// Forget a chat's member list (after any membership change).

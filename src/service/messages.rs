@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::cache::ChatMessageMeta;
+use super::cache::{ChatMessageMeta, RecentMessage};
 use super::frames::{self, RelayDelivery};
 use super::presence::PresenceService;
 use super::{Authenticated, Core, Error, Result};
@@ -253,13 +253,17 @@ impl MessagesService {
             };
             let m = &new.message;
             self.core.metrics.message_stored(chat_id.is_some());
-            if let (Some(chat_id), Some(kind)) = (chat_id, chat_kind) {
-                let meta = ChatMessageMeta {
+            let recent = match (chat_id, chat_kind) {
+                (Some(chat_id), Some(kind)) => Some(RecentMessage::Chat(ChatMessageMeta {
                     from: m.from,
                     chat_id,
                     kind,
-                };
-                self.core.remember_chat_message(m.id, meta);
+                })),
+                _ if to.is_some() => Some(RecentMessage::Dm { from: m.from }),
+                _ => None,
+            };
+            if let Some(recent) = recent {
+                self.core.remember_message(m.id, recent);
             }
             let base = frames::to_bytes(&RelayDelivery::of(m, false));
             let self_base = targets

@@ -69,19 +69,18 @@ impl MessagesService {
                 }
                 continue;
             }
+            // So do DMs sent through this node: the first acknowledgement claims the receipt.
+            if let Some(from) = self.core.take_undelivered_dm(id) {
+                if let Err(e) = self.dm_delivered(id, from, auth).await {
+                    tracing::warn!(error = %e, message_id = %id, "delivered receipt not stored");
+                    first_error.get_or_insert(e);
+                }
+                continue;
+            }
             let result = match self.core.store.message(id).await {
                 Ok(Some(m)) if m.chat_id.is_some() => self.stored_chat_delivered(&m, auth).await,
-                Ok(Some(m)) if !m.delivered && m.from != auth.user && m.to.is_some() => {
-                    match self.status(StatusOf::of(&m), "delivered", auth).await {
-                        Ok(()) => self
-                            .core
-                            .store
-                            .mark_delivered(&[id])
-                            .await
-                            .map(|_| ())
-                            .map_err(Into::into),
-                        Err(e) => Err(e),
-                    }
+                Ok(Some(m)) if !m.delivered && m.to.is_some() => {
+                    self.dm_delivered(id, m.from, auth).await
                 }
                 Ok(_) => Ok(()),
                 Err(e) => Err(e.into()),
@@ -92,6 +91,22 @@ impl MessagesService {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The recipient's first device acknowledged DM `id` by `from`: `delivered` for the
+    /// author, then the flag.
+    async fn dm_delivered(&self, id: MessageId, from: UserId, auth: &Authenticated) -> Result<()> {
+        if from == auth.user {
+            return Ok(());
+        }
+        let of = StatusOf {
+            id,
+            from,
+            chat_id: None,
+        };
+        self.status(of, "delivered", auth).await?;
+        self.core.store.mark_delivered(&[id]).await?;
+        Ok(())
     }
 
     /// [`Self::chat_delivered`] for a message read from the store (its kind from the cache).
@@ -154,7 +169,9 @@ impl MessagesService {
         if m.to != Some(auth.user) {
             return Err(Error::MessageNotFound);
         }
-        // Receipts first, flags after (see `acked`).
+        // Receipts first, flags after (see `acked`). An acknowledgement still to come must
+        // not send `delivered` after this `read`.
+        self.core.take_undelivered_dm(id);
         if !m.delivered {
             self.status(StatusOf::of(&m), "delivered", auth).await?;
         }
