@@ -54,6 +54,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Statement journals (multi-row statements inside the writer's transactions) stay
+            // in memory instead of temporary files.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(5));
         let pool_of = |n: u32| {
             SqlitePoolOptions::new()
@@ -62,6 +65,9 @@ impl SqliteStore {
                 .idle_timeout(None)
                 .max_lifetime(None)
                 .acquire_timeout(Duration::from_secs(10))
+                // A local file connection does not go stale; the default ping before every
+                // acquire was one more hand-off to the connection's worker thread per query.
+                .test_before_acquire(false)
         };
         let writer = pool_of(1)
             .connect_with(opts.clone())
