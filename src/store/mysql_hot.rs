@@ -1,6 +1,5 @@
-//! The hot writes of [`MysqlStore`](super::MysqlStore), each alone in a transaction of its own:
-//! what the group-commit writer of `mysql_writer.rs` falls back to when a batch keeps failing,
-//! plus [`append`], which the writer's batches share.
+//! The queue primitives the group-commit writer of `mysql_writer.rs` runs inside its
+//! transactions: [`append`] (seq allocation and queue rows) and [`ack_on`] (one acknowledgement).
 //!
 //! Seqs: each session's counter row in `queue_seq` is bumped with `INSERT … ON DUPLICATE KEY
 //! UPDATE` (which keeps the row locked until COMMIT) and read back with `SELECT … FOR UPDATE`, so
@@ -11,15 +10,12 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use sqlx::mysql::MySqlRow;
-use sqlx::{MySqlConnection, MySqlPool, Row};
+use sqlx::{MySqlConnection, Row};
 
 use super::messages::{id_blob, id_of};
 use super::{be, marks, TxResult};
-use crate::model::{
-    AckSelector, AckedEntry, MessageId, NewMessage, QueueTarget, SessionId, StoreOutcome, Timestamp,
-};
+use crate::model::{AckSelector, AckedEntry, SessionId, Timestamp};
 use crate::store::{StoreError, StoreResult};
 
 /// Queue rows per INSERT statement (6 parameters each).
@@ -112,27 +108,6 @@ pub(super) async fn append(
     Ok(seqs)
 }
 
-/// The message of the sender's device with this `client_id`; `lock` reads the newest committed
-/// row (after a duplicate-key error) rather than the transaction's snapshot.
-async fn client_id_owner(
-    conn: &mut MySqlConnection,
-    msg: &NewMessage,
-    client_id: &str,
-    lock: bool,
-) -> TxResult<Option<MessageId>> {
-    let sql = if lock {
-        "SELECT id FROM messages WHERE sender_session = ? AND client_id = ? FOR UPDATE"
-    } else {
-        "SELECT id FROM messages WHERE sender_session = ? AND client_id = ?"
-    };
-    let row = sqlx::query(sql)
-        .bind(msg.sender_session.0)
-        .bind(client_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(row.as_ref().map(|r| id_of(r, "id")).transpose()?)
-}
-
 fn acked_entry(r: &MySqlRow) -> StoreResult<AckedEntry> {
     let message: Option<Vec<u8>> = r.try_get("message_id").map_err(be)?;
     Ok(AckedEntry {
@@ -140,122 +115,6 @@ fn acked_entry(r: &MySqlRow) -> StoreResult<AckedEntry> {
         message_id: message.map(|_| id_of(r, "message_id")).transpose()?,
         self_copy: r.try_get("self_copy").map_err(be)?,
     })
-}
-
-/// One run of [`MessageStore::store_message`] alone in its own transaction.
-pub(super) async fn store_tx(
-    pool: &MySqlPool,
-    msg: &NewMessage,
-    targets: &[QueueTarget],
-) -> TxResult<StoreOutcome> {
-    let mut tx = pool.begin().await?;
-    if let Some(cid) = &msg.client_id {
-        if let Some(first) = client_id_owner(&mut tx, msg, cid, false).await? {
-            tx.rollback().await?;
-            return Ok(StoreOutcome::Duplicate(first));
-        }
-    }
-    let m = &msg.message;
-    let id = id_blob(m.id);
-    let inserted = sqlx::query(
-        "INSERT INTO messages (id, from_uid, to_uid, chat_id, payload, signature, \
-             created_at, delivered, is_read, sender_session, client_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&id)
-    .bind(i64::from(m.from.get()))
-    .bind(m.to.map(|u| i64::from(u.get())))
-    .bind(m.chat_id)
-    .bind(&m.payload)
-    .bind(&m.signature)
-    .bind(m.created_at.millis())
-    .bind(m.delivered)
-    .bind(m.read)
-    .bind(msg.sender_session.0)
-    .bind(&msg.client_id)
-    .execute(&mut *tx)
-    .await;
-    match inserted {
-        Ok(_) => {}
-        Err(e) if super::is_unique_violation(&e) => {
-            // A concurrent send with the same client_id committed first (the INSERT waited
-            // for it), or the id is taken.
-            if let Some(cid) = &msg.client_id {
-                if let Some(first) = client_id_owner(&mut tx, msg, cid, true).await? {
-                    tx.rollback().await?;
-                    return Ok(StoreOutcome::Duplicate(first));
-                }
-            }
-            tx.rollback().await?;
-            return Err(StoreError::Conflict("message_id").into());
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let slots: Vec<Slot<'_>> = targets
-        .iter()
-        .map(|t| Slot {
-            session: t.session.0,
-            self_copy: t.self_copy,
-            message: Some(&id),
-            event: None,
-        })
-        .collect();
-    // Queue time is now: `trim_queues` expires entries by it.
-    let seqs = append(&mut tx, &slots, Timestamp::now()).await?;
-    tx.commit().await?;
-    Ok(StoreOutcome::Stored(seqs))
-}
-
-/// One run of [`MessageStore::mark_delivered`] alone in its own transaction.
-pub(super) async fn delivered_tx(pool: &MySqlPool, ids: &[MessageId]) -> TxResult<Vec<MessageId>> {
-    let mut tx = pool.begin().await?;
-    let mut flipped = std::collections::HashSet::new();
-    for chunk in ids.chunks(IN_CHUNK) {
-        let list = marks(chunk.len());
-        let sql =
-            format!("SELECT id FROM messages WHERE id IN ({list}) AND delivered = 0 FOR UPDATE");
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(id_blob(*id));
-        }
-        let rows = q.fetch_all(&mut *tx).await?;
-        let found = rows
-            .iter()
-            .map(|r| id_of(r, "id"))
-            .collect::<StoreResult<Vec<_>>>()?;
-        if found.is_empty() {
-            continue;
-        }
-        let sql = format!(
-            "UPDATE messages SET delivered = 1 WHERE id IN ({})",
-            marks(found.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in &found {
-            q = q.bind(id_blob(*id));
-        }
-        q.execute(&mut *tx).await?;
-        flipped.extend(found);
-    }
-    tx.commit().await?;
-    // Input order, each flipped id once.
-    Ok(ids
-        .iter()
-        .copied()
-        .filter(|id| flipped.remove(id))
-        .collect())
-}
-
-/// One run of [`QueueStore::ack`] alone in its own transaction.
-pub(super) async fn ack_tx(
-    pool: &MySqlPool,
-    session: SessionId,
-    sel: AckSelector,
-) -> TxResult<Vec<AckedEntry>> {
-    let mut tx = pool.begin().await?;
-    let acked = ack_on(&mut tx, session, sel).await?;
-    tx.commit().await?;
-    Ok(acked)
 }
 
 /// [`QueueStore::ack`] inside the caller's transaction.
@@ -301,24 +160,4 @@ pub(super) async fn ack_on(
         q.execute(&mut *conn).await?;
     }
     Ok(acked)
-}
-
-/// One run of [`QueueStore::enqueue_events`] alone in its own transaction.
-pub(super) async fn enqueue_tx(
-    pool: &MySqlPool,
-    events: &[(SessionId, Bytes)],
-) -> TxResult<Vec<i64>> {
-    let mut tx = pool.begin().await?;
-    let slots: Vec<Slot<'_>> = events
-        .iter()
-        .map(|(s, e)| Slot {
-            session: s.0,
-            self_copy: false,
-            message: None,
-            event: Some(e),
-        })
-        .collect();
-    let seqs = append(&mut tx, &slots, Timestamp::now()).await?;
-    tx.commit().await?;
-    Ok(seqs)
 }

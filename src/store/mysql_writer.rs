@@ -21,8 +21,8 @@
 //! (InnoDB rolls back the whole transaction on a deadlock or a lock wait timeout) and the batch
 //! runs again, after a pause, a few times for contention ([`ATTEMPTS`]) and once for anything
 //! else (a send with the same `client_id` committed by another node meanwhile); if it still
-//! fails, each operation runs alone through the single-operation path of `mysql_hot.rs`
-//! (with its own retries), so only the operation that fails gets the error. A COMMIT whose
+//! fails, each operation runs again as a batch of its own (with the same retries), so only the
+//! operation that fails gets the error. A COMMIT whose
 //! outcome is unknown (the connection broke) is answered as [`StoreError::Unavailable`] to the
 //! whole batch: running it again could apply it twice.
 //!
@@ -34,9 +34,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::{Connection, MySqlConnection, MySqlPool, Row};
 use tokio::sync::mpsc;
 
-use super::hot::{ack_on, ack_tx, append, delivered_tx, enqueue_tx, store_tx, Slot};
+use super::hot::{ack_on, append, Slot};
 use super::messages::{id_blob, id_of};
-use super::{backoff, be, is_transient, marks, retry, TxError, TxResult, ATTEMPTS};
+use super::{backoff, be, is_transient, marks, TxError, TxResult, ATTEMPTS};
 use crate::model::{AckSelector, AckedEntry, MessageId, NewMessage, StoreOutcome, Timestamp};
 use crate::store::hot_writer::{mismatch, Op, Req, Resp, Writer, MAX_BATCH};
 use crate::store::{StoreError, StoreResult};
@@ -57,8 +57,8 @@ pub(super) fn spawn(pool: MySqlPool) -> Writer {
 
 /// How a batch ended without being committed.
 enum Failed {
-    /// Rolled back: its operations may run again.
-    RolledBack,
+    /// Rolled back: its operations may run again. The last failure.
+    RolledBack(StoreError),
     /// The COMMIT was sent and its outcome is unknown.
     Unknown(StoreError),
 }
@@ -74,11 +74,11 @@ async fn run(pool: MySqlPool, mut rx: mpsc::Receiver<Op>) {
                 .iter()
                 .map(|_| Err(StoreError::Unavailable(e.to_string())))
                 .collect(),
-            Err(Failed::RolledBack) => {
-                // Isolate the failing operation: each alone, through the single-op path.
+            Err(Failed::RolledBack(_)) => {
+                // Isolate the failing operation: each alone, as a batch of its own.
                 let mut results = Vec::with_capacity(reqs.len());
                 for req in &reqs {
-                    results.push(single(&pool, req).await);
+                    results.push(alone(&pool, &mut conn, req).await);
                 }
                 results
             }
@@ -103,7 +103,7 @@ async fn batch(
             Some(c) => c,
             None => match pool.acquire().await {
                 Ok(c) => conn.insert(c.detach()),
-                Err(_) => return Err(Failed::RolledBack),
+                Err(e) => return Err(Failed::RolledBack(be(e))),
             },
         };
         let err = match once(c, reqs).await {
@@ -112,16 +112,17 @@ async fn batch(
                 *conn = None;
                 return Err(Failed::Unknown(e));
             }
-            Run::Lost => {
+            Run::Lost(e) => {
                 *conn = None;
-                return Err(Failed::RolledBack);
+                return Err(Failed::RolledBack(e));
             }
             Run::RolledBack(e) => e,
         };
         match err {
             TxError::Sql(e) if attempt < ATTEMPTS && is_transient(&e) => backoff(attempt).await,
             _ if attempt < 2 => backoff(attempt).await,
-            _ => return Err(Failed::RolledBack),
+            TxError::Sql(e) => return Err(Failed::RolledBack(be(e))),
+            TxError::Store(e) => return Err(Failed::RolledBack(e)),
         }
     }
 }
@@ -132,15 +133,16 @@ enum Run {
     /// Rolled back; the connection is fine.
     RolledBack(TxError),
     /// Not committed, and the connection is unusable (the server rolls back when it closes).
-    Lost,
+    Lost(StoreError),
     /// The COMMIT was sent and its outcome is unknown.
     Unknown(StoreError),
 }
 
 /// One run of the batch in one transaction on `conn`.
 async fn once(conn: &mut MySqlConnection, reqs: &[Req]) -> Run {
-    let Ok(mut tx) = conn.begin().await else {
-        return Run::Lost;
+    let mut tx = match conn.begin().await {
+        Ok(tx) => tx,
+        Err(e) => return Run::Lost(be(e)),
     };
     match execute(&mut tx, reqs).await {
         Ok(results) => match tx.commit().await {
@@ -149,22 +151,25 @@ async fn once(conn: &mut MySqlConnection, reqs: &[Req]) -> Run {
             Err(e) => Run::Unknown(be(e)),
         },
         // A broken connection is dropped; on any other failure the transaction rolls back.
-        Err(TxError::Sql(e)) if !matches!(e, sqlx::Error::Database(_)) => Run::Lost,
+        Err(TxError::Sql(e)) if !matches!(e, sqlx::Error::Database(_)) => Run::Lost(be(e)),
         Err(e) => match tx.rollback().await {
             Ok(()) => Run::RolledBack(e),
-            Err(_) => Run::Lost,
+            Err(lost) => Run::Lost(be(lost)),
         },
     }
 }
 
-/// Runs one operation alone in its own transaction (with the usual retries).
-async fn single(pool: &MySqlPool, req: &Req) -> StoreResult<Resp> {
-    Ok(match req {
-        Req::Store(m, t) => Resp::Store(retry(|| store_tx(pool, m, t)).await?),
-        Req::Ack(s, sel) => Resp::Acked(retry(|| ack_tx(pool, *s, *sel)).await?),
-        Req::Delivered(ids) => Resp::Delivered(retry(|| delivered_tx(pool, ids)).await?),
-        Req::Enqueue(events) => Resp::Seqs(retry(|| enqueue_tx(pool, events)).await?),
-    })
+/// Runs one operation as a batch of its own (with the same retries); its failure is its answer.
+async fn alone(
+    pool: &MySqlPool,
+    conn: &mut Option<MySqlConnection>,
+    req: &Req,
+) -> StoreResult<Resp> {
+    match batch(pool, conn, std::slice::from_ref(req)).await {
+        Ok(mut results) => results.pop().unwrap_or_else(|| Err(mismatch())),
+        Err(Failed::RolledBack(e)) => Err(e),
+        Err(Failed::Unknown(e)) => Err(StoreError::Unavailable(e.to_string())),
+    }
 }
 
 /// Executes the batch inside the caller's transaction.
