@@ -277,12 +277,12 @@ impl AuthService {
     /// The user with this (normalized) phone, under the blind index of any data-key version: a
     /// row that a key rotation has not moved yet is still found.
     async fn user_by_phone(&self, phone: &str) -> Result<Option<UserRecord>> {
-        for index in self.core.pii.blind_indexes("phone", phone.as_bytes()) {
-            if let Some(user) = self.core.store.user_by_phone_index(&index).await? {
-                return Ok(Some(user));
-            }
-        }
-        Ok(None)
+        let store = &self.core.store;
+        self.core
+            .find_by_blind_index("phone", phone.as_bytes(), |index| async move {
+                store.user_by_phone_index(&index).await
+            })
+            .await
     }
 
     /// True when `token` is the current, unexpired device token of (user, device).

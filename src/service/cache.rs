@@ -1,6 +1,7 @@
 //! Read caches for the per-message lookups (active sessions of a user, accepted contact pairs,
-//! members of a chat) and for facts that never change once written (a chat's kind; the author
-//! and chat of a recently sent chat message), so a group's acknowledgements cost no store read.
+//! members of a chat), for facts that never change once written (a chat's kind; the author and
+//! chat of a recently sent chat message), and for the author of each DM sent through this node
+//! until its first acknowledgement, so acknowledgements cost no store read.
 //!
 //! Every change to sessions and contacts goes through the services of this node, which
 //! invalidate the entries they touch, so the caches never serve a stale answer on one node.

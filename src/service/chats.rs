@@ -116,22 +116,22 @@ impl ChatsService {
 
     /// The chat whose permanent code is `code`, under the blind index of any data-key version.
     async fn chat_by_code(&self, code: &str) -> Result<Option<ChatRecord>> {
-        for index in self.core.pii.blind_indexes("invite", code.as_bytes()) {
-            if let Some(chat) = self.core.store.chat_by_code_index(&index).await? {
-                return Ok(Some(chat));
-            }
-        }
-        Ok(None)
+        let store = &self.core.store;
+        self.core
+            .find_by_blind_index("invite", code.as_bytes(), |index| async move {
+                store.chat_by_code_index(&index).await
+            })
+            .await
     }
 
     /// The temporary invite `code`, under the blind index of any data-key version.
     async fn invite_by_code(&self, code: &str) -> Result<Option<InviteRecord>> {
-        for index in self.core.pii.blind_indexes("invite", code.as_bytes()) {
-            if let Some(invite) = self.core.store.invite(&index).await? {
-                return Ok(Some(invite));
-            }
-        }
-        Ok(None)
+        let store = &self.core.store;
+        self.core
+            .find_by_blind_index("invite", code.as_bytes(), |index| async move {
+                store.invite(&index).await
+            })
+            .await
     }
 
     /// The chat and the caller's membership; `not_a_member` for unknown chats too.

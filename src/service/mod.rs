@@ -99,6 +99,28 @@ pub struct Core {
     pub cluster: Option<cluster::Cluster>,
 }
 
+impl Core {
+    /// The first row `lookup` finds by the blind index of `value` (in `domain`) under any
+    /// data-key version, current first: rows a key rotation has not moved yet are still found.
+    pub(crate) async fn find_by_blind_index<T, F, Fut>(
+        &self,
+        domain: &str,
+        value: &[u8],
+        mut lookup: F,
+    ) -> Result<Option<T>>
+    where
+        F: FnMut(Vec<u8>) -> Fut,
+        Fut: std::future::Future<Output = crate::store::StoreResult<Option<T>>>,
+    {
+        for index in self.pii.blind_indexes(domain, value) {
+            if let Some(found) = lookup(index).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// One service per domain.
 #[derive(Clone, Debug)]
 pub struct Services {
