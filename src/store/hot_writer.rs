@@ -113,3 +113,69 @@ impl Writer {
 pub(crate) fn mismatch() -> StoreError {
     StoreError::Backend("writer answered with the wrong kind".into())
 }
+
+/// The answers of a batch's operations, by position, as the batch decides them.
+pub(crate) type Answers = [Option<StoreResult<Resp>>];
+
+/// The queue entries of a batch, in operation order: those of each accepted store (one per
+/// target, from `message`: the operation's index and the target) and of each `enqueue_events`
+/// (from `event`), with the range each operation owns as `(operation, start, end)`.
+pub(crate) fn queue_layout<'a, S>(
+    reqs: &'a [Req],
+    accepted: &[bool],
+    mut message: impl FnMut(usize, &'a QueueTarget) -> S,
+    mut event: impl FnMut(SessionId, &'a Bytes) -> S,
+) -> (Vec<S>, Vec<(usize, usize, usize)>) {
+    let mut slots = Vec::new();
+    let mut ranges = Vec::new();
+    for (i, r) in reqs.iter().enumerate() {
+        let start = slots.len();
+        match r {
+            Req::Store(_, targets) if accepted.get(i).copied().unwrap_or(false) => {
+                slots.extend(targets.iter().map(|t| message(i, t)));
+            }
+            Req::Enqueue(events) => slots.extend(events.iter().map(|(s, e)| event(*s, e))),
+            _ => continue,
+        }
+        ranges.push((i, start, slots.len()));
+    }
+    (slots, ranges)
+}
+
+/// Answers the operations of [`queue_layout`]'s `ranges` with their seqs (`seqs` follows the
+/// slots): the stores as stored, the events with their seqs.
+pub(crate) fn answer_appends(
+    reqs: &[Req],
+    ranges: Vec<(usize, usize, usize)>,
+    seqs: &[i64],
+    out: &mut Answers,
+) {
+    for (i, start, end) in ranges {
+        let mine = seqs
+            .get(start..end)
+            .map(<[i64]>::to_vec)
+            .unwrap_or_default();
+        let answer = match reqs.get(i) {
+            Some(Req::Store(..)) => Resp::Store(StoreOutcome::Stored(mine)),
+            _ => Resp::Seqs(mine),
+        };
+        if let Some(slot) = out.get_mut(i) {
+            *slot = Some(Ok(answer));
+        }
+    }
+}
+
+/// Answers every `mark_delivered` of the batch: each id in `flipped` goes once, to the first
+/// operation asking for it.
+pub(crate) fn answer_delivered(
+    reqs: &[Req],
+    mut flipped: std::collections::HashSet<MessageId>,
+    out: &mut Answers,
+) {
+    for (r, slot) in reqs.iter().zip(out.iter_mut()) {
+        if let Req::Delivered(ids) = r {
+            let mine = ids.iter().copied().filter(|id| flipped.remove(id));
+            *slot = Some(Ok(Resp::Delivered(mine.collect())));
+        }
+    }
+}

@@ -38,7 +38,10 @@ use super::hot::{ack_on, append, Slot};
 use super::messages::{id_blob, id_of};
 use super::{backoff, be, is_transient, marks, TxError, TxResult, ATTEMPTS};
 use crate::model::{AckSelector, AckedEntry, MessageId, NewMessage, StoreOutcome, Timestamp};
-use crate::store::hot_writer::{mismatch, Op, Req, Resp, Writer, MAX_BATCH};
+use crate::store::hot_writer::{
+    answer_appends, answer_delivered, mismatch, queue_layout, Answers, Op, Req, Resp, Writer,
+    MAX_BATCH,
+};
 use crate::store::{StoreError, StoreResult};
 
 /// Values per `IN (…)` list or `OR` of conditions.
@@ -185,42 +188,25 @@ async fn execute(conn: &mut MySqlConnection, reqs: &[Req]) -> TxResult<Vec<Store
     let accepted = store_messages(conn, reqs, &mut out).await?;
 
     // Queue entries of the stored messages and of the events, in operation order.
-    let mut slots: Vec<Slot<'_>> = Vec::new();
-    let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
-    for (i, r) in reqs.iter().enumerate() {
-        let start = slots.len();
-        match r {
-            Req::Store(_, targets) if accepted[i] => {
-                let id = ids[i].as_deref();
-                slots.extend(targets.iter().map(|t| Slot {
-                    session: t.session.0,
-                    self_copy: t.self_copy,
-                    message: id,
-                    event: None,
-                }));
-            }
-            Req::Enqueue(events) => slots.extend(events.iter().map(|(s, e)| Slot {
-                session: s.0,
-                self_copy: false,
-                message: None,
-                event: Some(e),
-            })),
-            _ => continue,
-        }
-        ranges.push((i, start, slots.len()));
-    }
+    let (slots, ranges) = queue_layout(
+        reqs,
+        &accepted,
+        |i, t| Slot {
+            session: t.session.0,
+            self_copy: t.self_copy,
+            message: ids[i].as_deref(),
+            event: None,
+        },
+        |s, e| Slot {
+            session: s.0,
+            self_copy: false,
+            message: None,
+            event: Some(e),
+        },
+    );
     // Queue time is now: `trim_queues` expires entries by it.
     let seqs = append(conn, &slots, Timestamp::now()).await?;
-    for (i, start, end) in ranges {
-        let mine = seqs
-            .get(start..end)
-            .map(<[i64]>::to_vec)
-            .unwrap_or_default();
-        out[i] = Some(Ok(match &reqs[i] {
-            Req::Store(..) => Resp::Store(StoreOutcome::Stored(mine)),
-            _ => Resp::Seqs(mine),
-        }));
-    }
+    answer_appends(reqs, ranges, &seqs, &mut out);
 
     mark_delivered(conn, reqs, &mut out).await?;
     acks(conn, reqs, &mut out).await?;
@@ -234,7 +220,7 @@ async fn execute(conn: &mut MySqlConnection, reqs: &[Req]) -> TxResult<Vec<Store
 async fn store_messages(
     conn: &mut MySqlConnection,
     reqs: &[Req],
-    out: &mut [Option<StoreResult<Resp>>],
+    out: &mut Answers,
 ) -> TxResult<Vec<bool>> {
     let mut accepted = vec![false; reqs.len()];
     let stores: Vec<(usize, &NewMessage)> = reqs
@@ -352,7 +338,7 @@ async fn insert_messages(conn: &mut MySqlConnection, rows: &[&NewMessage]) -> Tx
 async fn mark_delivered(
     conn: &mut MySqlConnection,
     reqs: &[Req],
-    out: &mut [Option<StoreResult<Resp>>],
+    out: &mut Answers,
 ) -> TxResult<()> {
     // Ascending ids: rows are locked in index order.
     let wanted: Vec<MessageId> = reqs
@@ -365,9 +351,6 @@ async fn mark_delivered(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
     let mut flipped: HashSet<MessageId> = HashSet::new();
     for chunk in wanted.chunks(IN_CHUNK) {
         let sql = format!(
@@ -398,12 +381,7 @@ async fn mark_delivered(
         q.execute(&mut *conn).await?;
         flipped.extend(found);
     }
-    for (i, r) in reqs.iter().enumerate() {
-        if let Req::Delivered(ids) = r {
-            let mine = ids.iter().copied().filter(|id| flipped.remove(id));
-            out[i] = Some(Ok(Resp::Delivered(mine.collect())));
-        }
-    }
+    answer_delivered(reqs, flipped, out);
     Ok(())
 }
 
@@ -414,11 +392,7 @@ type Acked = (i64, AckedEntry);
 /// with those of the other such sessions: one statement for the acks by seq, one for those by
 /// message; they are then deleted by one statement. A session acked several times is acked
 /// once per operation, in order, so each sees the rows the earlier ones left.
-async fn acks(
-    conn: &mut MySqlConnection,
-    reqs: &[Req],
-    out: &mut [Option<StoreResult<Resp>>],
-) -> TxResult<()> {
+async fn acks(conn: &mut MySqlConnection, reqs: &[Req], out: &mut Answers) -> TxResult<()> {
     let mut per_session: HashMap<i64, usize> = HashMap::new();
     for r in reqs {
         if let Req::Ack(session, _) = r {

@@ -31,7 +31,9 @@ use super::messages::{hex, id_blob, id_of, json};
 use crate::model::{
     AckSelector, AckedEntry, MessageId, NewMessage, SessionId, StoreOutcome, Timestamp,
 };
-use crate::store::hot_writer::{mismatch, Op, Req, Resp, Writer, MAX_BATCH};
+use crate::store::hot_writer::{
+    answer_appends, answer_delivered, mismatch, queue_layout, Op, Req, Resp, Writer, MAX_BATCH,
+};
 use crate::store::{StoreError, StoreResult};
 
 /// Spawns the writer task on the current tokio runtime; it stops when the last handle is
@@ -235,38 +237,22 @@ async fn execute(conn: &mut SqliteConnection, reqs: &[Req]) -> StoreResult<Vec<S
     }
 
     // 2. Queue entries of the stored messages and of the events, in operation order.
-    let mut slots: Vec<Slot> = Vec::new();
-    let mut ranges: Vec<(usize, usize, usize)> = Vec::new();
-    for (i, r) in reqs.iter().enumerate() {
-        let start = slots.len();
-        match r {
-            Req::Store(m, targets) if accepted[i] => {
-                let id = m.message.id.to_string();
-                slots.extend(
-                    targets
-                        .iter()
-                        .map(|t| (t.session.0, t.self_copy, Some(id.clone()), None)),
-                );
-            }
-            Req::Enqueue(events) => {
-                slots.extend(events.iter().map(|(s, e)| (s.0, false, None, Some(hex(e)))));
-            }
-            _ => continue,
-        }
-        ranges.push((i, start, slots.len()));
-    }
+    let ids: Vec<Option<String>> = reqs
+        .iter()
+        .map(|r| match r {
+            Req::Store(m, _) => Some(m.message.id.to_string()),
+            _ => None,
+        })
+        .collect();
+    let (slots, ranges): (Vec<Slot>, _) = queue_layout(
+        reqs,
+        &accepted,
+        |i, t| (t.session.0, t.self_copy, ids[i].clone(), None),
+        |s, e| (s.0, false, None, Some(hex(e))),
+    );
     // Queue time is now: `trim_queues` expires entries by it.
     let seqs = append(conn, &slots, Timestamp::now()).await?;
-    for (i, start, end) in ranges {
-        let mine = seqs
-            .get(start..end)
-            .map(<[i64]>::to_vec)
-            .unwrap_or_default();
-        out[i] = Some(Ok(match &reqs[i] {
-            Req::Store(..) => Resp::Store(StoreOutcome::Stored(mine)),
-            _ => Resp::Seqs(mine),
-        }));
-    }
+    answer_appends(reqs, ranges, &seqs, &mut out);
 
     // 3. Delivery flags: one UPDATE; each flipped id reported once, to the first asking.
     let delivered: Vec<String> = reqs
@@ -277,23 +263,18 @@ async fn execute(conn: &mut SqliteConnection, reqs: &[Req]) -> StoreResult<Vec<S
         })
         .flatten()
         .collect();
+    let mut flipped = HashSet::new();
     if !delivered.is_empty() {
         let rows = sqlx::query(MARK_DELIVERED)
             .bind(json(&delivered)?)
             .fetch_all(&mut *conn)
             .await
             .map_err(be)?;
-        let mut flipped = rows
-            .iter()
-            .map(|r| id_of(r, "id"))
-            .collect::<StoreResult<HashSet<_>>>()?;
-        for (i, r) in reqs.iter().enumerate() {
-            if let Req::Delivered(ids) = r {
-                let mine = ids.iter().copied().filter(|id| flipped.remove(id));
-                out[i] = Some(Ok(Resp::Delivered(mine.collect())));
-            }
+        for r in &rows {
+            flipped.insert(id_of(r, "id")?);
         }
     }
+    answer_delivered(reqs, flipped, &mut out);
 
     // 4. Acknowledgements: one DELETE per selector kind for the sessions acked once in the
     // batch (their removed rows are theirs alone); one DELETE each for the others.
