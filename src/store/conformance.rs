@@ -22,6 +22,7 @@ macro_rules! store_conformance {
                 messages_store_and_read, messages_duplicate_client_id, queue_seqs_per_session,
                 queue_after_bounds, queue_ack, queue_drop, dm_history_paging,
                 messages_delivered_and_read, queue_concurrent_appends, queue_after_empty_range,
+                queue_after_byte_bound, queue_ack_with_receipts, history_byte_bound,
                 queue_trim_overflow, queue_trim_expired,
                 purge_messages_keeps_queued_and_forgets_client_ids,
                 push_set_replace_list, push_refused_for_foreign_or_revoked_session,

@@ -14,23 +14,19 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::model::{
-    AckSelector, AckedEntry, ChatKind, ChatMember, ChatRecord, ChatRole, DeviceId, InviteRecord,
-    Message, MessageId, NewMessage, ProfileChange, QueueTarget, QueuedEntry, Session, SessionId,
+    Acks, ChatKind, ChatMember, ChatRecord, ChatRole, DeviceId, InviteRecord, Message, MessageId,
+    NewEntry, NewMessage, ProfileChange, QueueTarget, QueuedEntry, Session, SessionId,
     SessionUpsert, StoreOutcome, Timestamp, UserId, UserRecord,
 };
 
 #[cfg(test)]
 pub(crate) mod conformance;
-#[cfg(any(feature = "sqlite", feature = "mysql"))]
-mod hot_writer;
 mod memory;
-mod memory_chats;
-mod memory_manage;
-mod memory_messages;
-mod memory_sealed;
 #[cfg(feature = "mysql")]
 mod mysql;
 mod sealed;
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -175,46 +171,94 @@ pub trait ContactStore: Send + Sync + fmt::Debug {
     async fn pending_of(&self, user: UserId) -> StoreResult<Vec<Contact>>;
 }
 
-/// Messages and their delivery state.
+/// The hot path of delivery: storing messages with their queue entries, appending receipts and
+/// events, acknowledgements, delivery flags, and reading a device's queue. Every message
+/// costs a few of these calls, so backends batch them (the SQL stores group-commit the writes
+/// of many callers in one transaction).
 #[async_trait]
-pub trait MessageStore: Send + Sync + fmt::Debug {
+pub trait DeliveryStore: Send + Sync + fmt::Debug {
     /// In one durable write: checks the sender device's `client_id` (a repeat returns
     /// `Duplicate` and stores nothing), stores the message, and appends one queue entry per
     /// target with that device's next `seq`. The message is stored as sent: its management state
-    /// (`edited_at`, `deleted`, `pinned`, `reactions`) is taken to be the default and ignored.
+    /// (`edited_at`, `deleted`, `pinned`, `reactions`) and delivery flags are taken to be the
+    /// defaults and ignored.
     async fn store_message(
         &self,
         msg: &NewMessage,
         targets: &[QueueTarget],
     ) -> StoreResult<StoreOutcome>;
+    /// Appends one entry per `(session, entry)`, atomically; returns the assigned seqs in order
+    /// (a session listed several times gets consecutive seqs in list order).
+    async fn enqueue(&self, entries: &[(SessionId, NewEntry)]) -> StoreResult<Vec<i64>>;
+    /// In one durable write: appends `acks.receipts` (as [`Self::enqueue`] would), flags
+    /// `acks.delivered` delivered, and removes what the device `session` acknowledged (entries
+    /// that are gone already are skipped: the caller knows what it sent). Returns the receipts'
+    /// seqs.
+    async fn ack(&self, session: SessionId, acks: &Acks) -> StoreResult<Vec<i64>>;
+    /// Marks a message read (and delivered); returns (newly delivered, newly read).
+    async fn mark_read(&self, id: MessageId) -> StoreResult<(bool, bool)>;
+    /// Queued entries of a session with `after < seq` (and `seq <= upto` when given),
+    /// ascending, at most `limit`, and no more than `max_bytes` of content in all (see
+    /// [`QueuedEntry::content_bytes`]); the first entry is returned whatever its size.
+    async fn queue_after(
+        &self,
+        session: SessionId,
+        after: i64,
+        upto: Option<i64>,
+        limit: u64,
+        max_bytes: u64,
+    ) -> StoreResult<QueueRows>;
+    /// Highest seq ever assigned to the session (0 when none).
+    async fn last_seq(&self, session: SessionId) -> StoreResult<i64>;
+    /// The seqs still queued for a session with `after < seq <= upto`, ascending (no content:
+    /// a connection checks which of the frames it has in flight the sweep dropped).
+    async fn queue_seqs(&self, session: SessionId, after: i64, upto: i64) -> StoreResult<Vec<i64>>;
+}
+
+/// Entries of a queue read, ascending.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueRows {
+    /// The entries.
+    pub entries: Vec<QueuedEntry>,
+    /// True when the byte budget stopped the read while more entries were in range.
+    pub cut: bool,
+}
+
+/// Rows of a history read, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryRows {
+    /// The messages, newest first.
+    pub messages: Vec<Message>,
+    /// True when the byte budget stopped the read while older matching messages remained.
+    pub cut: bool,
+}
+
+/// Messages: reading, history and management.
+#[async_trait]
+pub trait MessageStore: Send + Sync + fmt::Debug {
     /// A message by id.
     async fn message(&self, id: MessageId) -> StoreResult<Option<Message>>;
     /// DM history of the pair (either direction), newest first: skips `skip` messages older
-    /// than `before` (or the newest when `None`) and returns at most `take`.
+    /// than `before` (or the newest when `None`) and returns at most `take`, holding no more
+    /// than `max_bytes` of content (see [`Message::content_bytes`]; the first message is
+    /// returned whatever its size).
     async fn dm_history(
         &self,
         a: UserId,
         b: UserId,
         before: Option<MessageId>,
-        skip: u64,
-        take: u64,
-    ) -> StoreResult<Vec<Message>>;
+        page: HistoryPageSpec,
+    ) -> StoreResult<HistoryRows>;
     /// Number of messages in the pair's DM history.
     async fn dm_count(&self, a: UserId, b: UserId) -> StoreResult<u64>;
-    /// Marks messages delivered; returns those that were not delivered before.
-    async fn mark_delivered(&self, ids: &[MessageId]) -> StoreResult<Vec<MessageId>>;
-    /// Marks a message read (and delivered); returns (newly delivered, newly read).
-    async fn mark_read(&self, id: MessageId) -> StoreResult<(bool, bool)>;
-    /// Chat history, newest first, with the paging rules of [`Self::dm_history`]: skips `skip`
-    /// messages of the chat older than `before` (or the newest when `None`) and returns at most
-    /// `take`. Only messages stored with this `chat_id`; DMs never appear.
+    /// Chat history, newest first, with the paging rules of [`Self::dm_history`]. Only
+    /// messages stored with this `chat_id`; DMs never appear.
     async fn chat_history(
         &self,
         chat_id: i64,
         before: Option<MessageId>,
-        skip: u64,
-        take: u64,
-    ) -> StoreResult<Vec<Message>>;
+        page: HistoryPageSpec,
+    ) -> StoreResult<HistoryRows>;
     /// Number of messages in the chat's history.
     async fn chat_count(&self, chat_id: i64) -> StoreResult<u64>;
     /// Replaces the payload and sets `edited_at` (the signature is kept); false when the message
@@ -237,25 +281,21 @@ pub trait MessageStore: Send + Sync + fmt::Debug {
     ) -> StoreResult<bool>;
 }
 
-/// Per-device queues of durable frames.
+/// How many history rows to read: skip `skip`, take at most `take`, at most `max_bytes` of
+/// content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryPageSpec {
+    /// Newer messages to skip.
+    pub skip: u64,
+    /// Most messages to return.
+    pub take: u64,
+    /// Most content bytes to return (the first message is returned whatever its size).
+    pub max_bytes: u64,
+}
+
+/// Queue maintenance: revocation, expiry and overflow, retention.
 #[async_trait]
 pub trait QueueStore: Send + Sync + fmt::Debug {
-    /// Appends one event (a serialized durable frame without `seq`) per session, atomically;
-    /// returns the assigned seqs in order.
-    async fn enqueue_events(&self, events: &[(SessionId, bytes::Bytes)]) -> StoreResult<Vec<i64>>;
-    /// Queued entries of a session with `after < seq` (and `seq <= upto` when given), ascending,
-    /// at most `limit`.
-    async fn queue_after(
-        &self,
-        session: SessionId,
-        after: i64,
-        upto: Option<i64>,
-        limit: u64,
-    ) -> StoreResult<Vec<QueuedEntry>>;
-    /// Removes the selected entries of a session and returns them.
-    async fn ack(&self, session: SessionId, sel: AckSelector) -> StoreResult<Vec<AckedEntry>>;
-    /// Highest seq ever assigned to the session (0 when none).
-    async fn last_seq(&self, session: SessionId) -> StoreResult<i64>;
     /// Deletes a session's whole queue (revocation).
     async fn drop_queue(&self, session: SessionId) -> StoreResult<()>;
     /// Enforces `QUEUE_TTL` and `QUEUE_MAX` on every queue: the leading entries queued before
@@ -412,6 +452,7 @@ pub trait Store:
     UserStore
     + SessionStore
     + ContactStore
+    + DeliveryStore
     + MessageStore
     + QueueStore
     + PushStore
@@ -427,6 +468,7 @@ impl<T> Store for T where
     T: UserStore
         + SessionStore
         + ContactStore
+        + DeliveryStore
         + MessageStore
         + QueueStore
         + PushStore

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::messages::{acked, dm, ids, mid, seqs, stored, to};
+use super::messages::{acks, dm, dm_hist, ids, mid, queued, seqs, stored, to};
 use super::{uid, Store};
-use crate::model::{AckSelector, Gap, QueueItem, QueuedEntry, SessionId, StoreOutcome, Timestamp};
+use crate::model::{Gap, NewEntry, QueueItem, QueuedEntry, SessionId, StoreOutcome, Timestamp};
 
 /// Queue times cannot be set from outside: cutoffs are "before everything" or "after everything
 /// queued so far".
@@ -38,7 +38,7 @@ fn gap_at(entries: &[QueuedEntry], seq: i64, window: (Timestamp, Timestamp)) -> 
 
 async fn events(s: &Arc<dyn Store>, session: SessionId, n: usize) -> Vec<i64> {
     let ev = Bytes::from_static(b"event");
-    s.enqueue_events(&vec![(session, ev); n])
+    s.enqueue(&vec![(session, NewEntry::Event(ev)); n])
         .await
         .expect("enqueue")
 }
@@ -61,7 +61,7 @@ pub(crate) async fn queue_trim_overflow(s: Arc<dyn Store>) {
         vec![(me, 7)],
         "a queue of max_len entries is left alone"
     );
-    let q = s.queue_after(me, 0, None, 100).await.expect("q");
+    let q = queued(&s, me, 0, None, 100).await;
     assert_eq!(seqs(&q), vec![7, 8, 9, 10], "the gap counts toward max_len");
     let g = gap_at(&q, 7, (t0, Timestamp::now()));
     assert_eq!(
@@ -70,12 +70,12 @@ pub(crate) async fn queue_trim_overflow(s: Arc<dyn Store>) {
         "seqs 1..=7 dropped"
     );
     assert_eq!(
-        seqs(&s.queue_after(me, 6, Some(7), 100).await.expect("q")),
+        seqs(&queued(&s, me, 6, Some(7), 100).await),
         vec![7],
         "the gap is an entry like any other"
     );
     assert_eq!(
-        seqs(&s.queue_after(small, 0, None, 100).await.expect("q")),
+        seqs(&queued(&s, small, 0, None, 100).await),
         vec![1, 2, 3, 4]
     );
 
@@ -84,7 +84,7 @@ pub(crate) async fn queue_trim_overflow(s: Arc<dyn Store>) {
         "nothing more to trim"
     );
     assert_eq!(
-        s.queue_after(me, 0, None, 100).await.expect("q"),
+        queued(&s, me, 0, None, 100).await,
         q,
         "a no-op trim changes nothing"
     );
@@ -95,7 +95,7 @@ pub(crate) async fn queue_trim_overflow(s: Arc<dyn Store>) {
         s.trim_queues(4, never()).await.expect("trim"),
         vec![(me, 10)]
     );
-    let q = s.queue_after(me, 0, None, 100).await.expect("q");
+    let q = queued(&s, me, 0, None, 100).await;
     assert_eq!(seqs(&q), vec![10, 11, 12, 13]);
     let g = gap_at(&q, 10, (t1, Timestamp::now()));
     assert_eq!(
@@ -110,13 +110,11 @@ pub(crate) async fn queue_trim_overflow(s: Arc<dyn Store>) {
     );
     assert_eq!(events(&s, me, 1).await, vec![14]);
 
+    s.ack(me, &acks(0, &[10]))
+        .await
+        .expect("a gap acks like an event");
     assert_eq!(
-        s.ack(me, AckSelector::Seq(10)).await.expect("ack gap"),
-        vec![acked(10, None, false)],
-        "a gap acks like an event"
-    );
-    assert_eq!(
-        seqs(&s.queue_after(me, 0, None, 100).await.expect("q")),
+        seqs(&queued(&s, me, 0, None, 100).await),
         vec![11, 12, 13, 14]
     );
 }
@@ -131,13 +129,7 @@ pub(crate) async fn queue_trim_expired(s: Arc<dyn Store>) {
     );
     let acked_all = SessionId(1102);
     assert_eq!(events(&s, acked_all, 2).await, vec![1, 2]);
-    assert_eq!(
-        s.ack(acked_all, AckSelector::UpTo(2))
-            .await
-            .expect("ack")
-            .len(),
-        2
-    );
+    s.ack(acked_all, &acks(2, &[])).await.expect("ack");
 
     let t0 = Timestamp::now();
     assert_eq!(
@@ -145,7 +137,7 @@ pub(crate) async fn queue_trim_expired(s: Arc<dyn Store>) {
         vec![(me, 4)],
         "an empty queue gets no gap"
     );
-    let q = s.queue_after(me, 0, None, 100).await.expect("q");
+    let q = queued(&s, me, 0, None, 100).await;
     assert_eq!(seqs(&q), vec![4]);
     let g = gap_at(&q, 4, (t0, Timestamp::now()));
     assert_eq!((g.from_seq, g.count, g.overflow), (1, 4, false));
@@ -157,7 +149,7 @@ pub(crate) async fn queue_trim_expired(s: Arc<dyn Store>) {
             .is_empty(),
         "a gap alone never expires"
     );
-    assert_eq!(s.queue_after(me, 0, None, 100).await.expect("q"), q);
+    assert_eq!(queued(&s, me, 0, None, 100).await, q);
 
     let t1 = Timestamp::now();
     assert_eq!(events(&s, me, 2).await, vec![5, 6]);
@@ -165,7 +157,7 @@ pub(crate) async fn queue_trim_expired(s: Arc<dyn Store>) {
         s.trim_queues(100, t1).await.expect("trim").is_empty(),
         "entries queued at or after expire_before are kept, and the gap before them too"
     );
-    let q = s.queue_after(me, 0, None, 100).await.expect("q");
+    let q = queued(&s, me, 0, None, 100).await;
     assert_eq!(seqs(&q), vec![4, 5, 6]);
     assert_eq!(gap_at(&q, 4, (t0, t1)), g);
 
@@ -174,7 +166,7 @@ pub(crate) async fn queue_trim_expired(s: Arc<dyn Store>) {
         s.trim_queues(100, after_now()).await.expect("trim"),
         vec![(me, 6)]
     );
-    let q = s.queue_after(me, 0, None, 100).await.expect("q");
+    let q = queued(&s, me, 0, None, 100).await;
     assert_eq!(seqs(&q), vec![6]);
     let g = gap_at(&q, 6, (t2, Timestamp::now()));
     assert_eq!(
@@ -189,7 +181,7 @@ pub(crate) async fn queue_trim_expired(s: Arc<dyn Store>) {
         vec![(me, 7)],
         "past max_len, the gap itself is dropped and merged"
     );
-    let q = s.queue_after(me, 0, None, 100).await.expect("q");
+    let q = queued(&s, me, 0, None, 100).await;
     let g = gap_at(&q, 7, (t2, Timestamp::now()));
     assert_eq!((g.from_seq, g.count, g.overflow), (1, 6 + 1, true));
     assert_eq!(s.last_seq(me).await.expect("seq"), 7);
@@ -209,12 +201,7 @@ pub(crate) async fn purge_messages_keeps_queued_and_forgets_client_ids(s: Arc<dy
     assert_eq!(stored(&s, &with_cid(1, "c-1"), &target).await, vec![1]);
     assert_eq!(stored(&s, &with_cid(2, "c-2"), &target).await, vec![2]);
     assert_eq!(stored(&s, &dm(3, a, b), &[]).await, Vec::<i64>::new());
-    assert_eq!(
-        s.ack(device, AckSelector::Message(mid(2)))
-            .await
-            .expect("ack"),
-        vec![acked(2, Some(2), false)]
-    );
+    s.ack(device, &acks(0, &[2])).await.expect("ack");
 
     assert_eq!(
         s.purge_messages(created(3), never()).await.expect("purge"),
@@ -231,11 +218,11 @@ pub(crate) async fn purge_messages_keeps_queued_and_forgets_client_ids(s: Arc<dy
         "not older than history_before"
     );
     assert_eq!(
-        ids(&s.dm_history(uid(a), uid(b), None, 0, 10).await.expect("h")),
+        ids(&dm_hist(&s, uid(a), uid(b), None, 0, 10).await),
         vec![mid(3), mid(1)]
     );
     assert_eq!(s.dm_count(uid(a), uid(b)).await.expect("count"), 2);
-    let q = s.queue_after(device, 0, None, 10).await.expect("q");
+    let q = queued(&s, device, 0, None, 10).await;
     assert_eq!(seqs(&q), vec![1]);
     assert!(matches!(&q[0].item, QueueItem::Message { message, .. } if message.id == mid(1)));
 

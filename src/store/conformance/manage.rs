@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::messages::{dm, ids, mid, stored, to};
+use super::messages::{dm, dm_hist, ids, mid, queued, spec, stored, to};
 use super::{uid, Store};
 use crate::model::{Message, MessageId, NewMessage, QueueItem, SessionId, Timestamp, UserId};
 
@@ -42,7 +42,7 @@ pub(crate) async fn manage_edit(s: Arc<dyn Store>) {
         want,
         "signature kept, payload replaced"
     );
-    let hist = s.dm_history(uid(a), uid(b), None, 0, 10).await.expect("h");
+    let hist = dm_hist(&s, uid(a), uid(b), None, 0, 10).await;
     assert_eq!(hist, vec![dm(2, a, b).message, want.clone()]);
 
     // A second edit replaces both again.
@@ -75,7 +75,7 @@ pub(crate) async fn manage_delete(s: Arc<dyn Store>) {
     });
 
     // Keeps its place in history and in the count.
-    let hist = s.dm_history(uid(a), uid(b), None, 0, 10).await.expect("h");
+    let hist = dm_hist(&s, uid(a), uid(b), None, 0, 10).await;
     assert_eq!(ids(&hist), [3, 2, 1].map(mid));
     assert!(hist[1].deleted && hist[1].payload.is_empty());
     assert!(!hist[0].deleted && !hist[2].deleted);
@@ -100,7 +100,7 @@ pub(crate) async fn manage_pin(s: Arc<dyn Store>) {
     assert!(s.set_pinned(mid(1), true).await.expect("pin again"));
     assert!(get(&s, mid(1)).await.pinned);
     assert!(!get(&s, mid(2)).await.pinned);
-    let hist = s.dm_history(uid(a), uid(b), None, 0, 10).await.expect("h");
+    let hist = dm_hist(&s, uid(a), uid(b), None, 0, 10).await;
     assert_eq!(
         hist.iter().map(|m| m.pinned).collect::<Vec<_>>(),
         [false, true]
@@ -148,7 +148,7 @@ pub(crate) async fn manage_reactions(s: Arc<dyn Store>) {
     assert!(react(mid(2), b, Some("🔥")).await);
 
     // History pages and queue replays carry them.
-    let hist = s.dm_history(uid(a), uid(b), None, 0, 10).await.expect("h");
+    let hist = dm_hist(&s, uid(a), uid(b), None, 0, 10).await;
     assert_eq!(hist[0].reactions, reactions(&[("🔥", &[b])]));
     assert_eq!(hist[1].reactions, reactions(&[("👍", &[c, d])]));
 
@@ -170,7 +170,7 @@ pub(crate) async fn manage_state_in_queue_replay(s: Arc<dyn Store>) {
     assert!(s.set_pinned(mid(1), true).await.expect("pin"));
     assert!(s.set_reaction(mid(1), uid(b), Some("👍")).await.expect("r"));
     assert!(s.delete_message(mid(2)).await.expect("delete"));
-    let q = s.queue_after(device, 0, None, 10).await.expect("q");
+    let q = queued(&s, device, 0, None, 10).await;
     let msgs: Vec<&Message> = q
         .iter()
         .filter_map(|e| match &e.item {
@@ -197,7 +197,13 @@ pub(crate) async fn chat_history_paging(s: Arc<dyn Store>) {
     stored(&s, &dm(15, a, b), &[]).await;
     stored(&s, &dm(16, b, a), &[]).await;
 
-    let hist = |chat, before, skip, take| s.chat_history(chat, before, skip, take);
+    let hist = |chat, before, skip, take| {
+        let s = &s;
+        async move {
+            let rows = s.chat_history(chat, before, spec(skip, take)).await;
+            rows.map(|r| r.messages)
+        }
+    };
     assert_eq!(
         ids(&hist(7, None, 0, 100).await.expect("h")),
         [14, 13, 12, 11, 10].map(mid)
@@ -206,8 +212,10 @@ pub(crate) async fn chat_history_paging(s: Arc<dyn Store>) {
         hist(7, None, 0, 1).await.expect("h"),
         vec![chat_msg(14, a, 7).message]
     );
-    let page =
-        |before, skip, take| async move { ids(&hist(7, before, skip, take).await.expect("h")) };
+    let page = |before, skip, take| {
+        let hist = &hist;
+        async move { ids(&hist(7, before, skip, take).await.expect("h")) }
+    };
     assert_eq!(page(Some(mid(13)), 0, 100).await, [12, 11, 10].map(mid));
     assert_eq!(page(None, 1, 2).await, [13, 12].map(mid));
     assert_eq!(page(Some(mid(13)), 1, 1).await, [mid(11)]);
@@ -225,7 +233,7 @@ pub(crate) async fn chat_history_paging(s: Arc<dyn Store>) {
     assert_eq!(s.chat_count(9).await.expect("count"), 0);
     assert_eq!(s.dm_count(uid(a), uid(b)).await.expect("count"), 2);
     assert_eq!(
-        ids(&s.dm_history(uid(a), uid(b), None, 0, 10).await.expect("h")),
+        ids(&dm_hist(&s, uid(a), uid(b), None, 0, 10).await),
         [16, 15].map(mid)
     );
 
@@ -259,7 +267,12 @@ pub(crate) async fn purge_removes_reactions(s: Arc<dyn Store>) {
     assert_eq!(s.message(mid(1)).await.expect("read"), None);
     assert_eq!(s.message(mid(2)).await.expect("read"), None);
     assert_eq!(s.chat_count(37).await.expect("count"), 0);
-    assert!(s.chat_history(37, None, 0, 10).await.expect("h").is_empty());
+    assert!(s
+        .chat_history(37, None, spec(0, 10))
+        .await
+        .expect("h")
+        .messages
+        .is_empty());
     assert_eq!(get(&s, mid(3)).await.reactions, reactions(&[("👍", &[b])]));
     // Ids are never reused in practice; a message stored again under a purged id starts clean.
     stored(&s, &dm(1, a, b), &[]).await;

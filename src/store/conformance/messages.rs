@@ -1,5 +1,5 @@
 //! Conformance cases for messages and device queues ([`MessageStore`](crate::store::MessageStore),
-//! [`QueueStore`](crate::store::QueueStore)).
+//! [`DeliveryStore`](crate::store::DeliveryStore), [`QueueStore`](crate::store::QueueStore)).
 
 use std::sync::Arc;
 
@@ -7,9 +7,10 @@ use bytes::Bytes;
 
 use super::{uid, Store};
 use crate::model::{
-    AckSelector, AckedEntry, Message, MessageId, NewMessage, QueueItem, QueueTarget, QueuedEntry,
-    SessionId, StoreOutcome, Timestamp,
+    Acks, Message, MessageId, NewEntry, NewMessage, QueueItem, QueueTarget, QueuedEntry, SessionId,
+    StoreOutcome, Timestamp, UserId,
 };
+use crate::store::{HistoryPageSpec, HistoryRows};
 
 /// Message `n`. High and low bytes move in opposite directions, so a backend that does not keep
 /// the id's numeric order (a little-endian key, say) sorts them wrongly.
@@ -67,12 +68,58 @@ pub(super) fn ids(messages: &[Message]) -> Vec<MessageId> {
     messages.iter().map(|m| m.id).collect()
 }
 
-pub(super) fn acked(seq: i64, message: Option<u8>, self_copy: bool) -> AckedEntry {
-    AckedEntry {
-        seq,
-        message_id: message.map(mid),
-        self_copy,
+/// Every entry of `session` after `after` (up to `upto`), at most `limit`, no byte bound.
+pub(super) async fn queued(
+    s: &Arc<dyn Store>,
+    session: SessionId,
+    after: i64,
+    upto: Option<i64>,
+    limit: u64,
+) -> Vec<QueuedEntry> {
+    s.queue_after(session, after, upto, limit, u64::MAX)
+        .await
+        .expect("queue read")
+        .entries
+}
+
+/// An event entry.
+pub(super) fn event(body: &'static str) -> NewEntry {
+    NewEntry::Event(Bytes::from_static(body.as_bytes()))
+}
+
+/// Acknowledges `upto` and `seqs`, nothing else.
+pub(super) fn acks(upto: i64, seqs: &[i64]) -> Acks {
+    Acks {
+        upto,
+        seqs: seqs.to_vec(),
+        ..Acks::default()
     }
+}
+
+/// A history page with no byte bound.
+pub(super) fn spec(skip: u64, take: u64) -> HistoryPageSpec {
+    HistoryPageSpec {
+        skip,
+        take,
+        max_bytes: u64::MAX,
+    }
+}
+
+/// The DM history of a pair with no byte bound.
+pub(super) async fn dm_hist(
+    s: &Arc<dyn Store>,
+    x: UserId,
+    y: UserId,
+    before: Option<MessageId>,
+    skip: u64,
+    take: u64,
+) -> Vec<Message> {
+    let rows = s
+        .dm_history(x, y, before, spec(skip, take))
+        .await
+        .expect("history");
+    assert!(!rows.cut, "no byte bound, no cut");
+    rows.messages
 }
 
 pub(crate) async fn messages_store_and_read(s: Arc<dyn Store>) {
@@ -120,8 +167,10 @@ pub(crate) async fn messages_duplicate_client_id(s: Arc<dyn Store>) {
         1,
         "no seq used"
     );
-    let queued = s.queue_after(SessionId(201), 0, None, 10).await.expect("q");
-    assert_eq!(seqs(&queued), vec![1]);
+    assert_eq!(
+        seqs(&queued(&s, SessionId(201), 0, None, 10).await),
+        vec![1]
+    );
     assert_eq!(s.dm_count(uid(a), uid(b)).await.expect("count"), 1);
     assert_eq!(
         stored(&s, &with_cid(3, 212), &targets).await,
@@ -141,25 +190,21 @@ pub(crate) async fn messages_duplicate_client_id(s: Arc<dyn Store>) {
 
 pub(crate) async fn queue_seqs_per_session(s: Arc<dyn Store>) {
     let (a, b) = (13_000_001, 13_000_002);
-    let ev = |t: &'static str| Bytes::from_static(t.as_bytes());
     assert_eq!(
         stored(&s, &dm(1, a, b), &[to(301, b, false), to(311, a, true)]).await,
         vec![1, 1]
     );
-    let events = [
-        (SessionId(301), ev("e1")),
-        (SessionId(301), ev("e2")),
-        (SessionId(302), ev("e3")),
+    let entries = [
+        (SessionId(301), event("e1")),
+        (SessionId(301), event("e2")),
+        (SessionId(302), event("e3")),
     ];
-    assert_eq!(
-        s.enqueue_events(&events).await.expect("enqueue"),
-        vec![2, 3, 1]
-    );
+    assert_eq!(s.enqueue(&entries).await.expect("enqueue"), vec![2, 3, 1]);
     assert_eq!(
         stored(&s, &dm(2, b, a), &[to(311, a, false), to(302, b, true)]).await,
         vec![2, 2]
     );
-    assert!(s.enqueue_events(&[]).await.expect("none").is_empty());
+    assert!(s.enqueue(&[]).await.expect("none").is_empty());
     for (session, last) in [(301, 3), (302, 2), (311, 2), (399, 0)] {
         assert_eq!(
             s.last_seq(SessionId(session)).await.expect("seq"),
@@ -167,61 +212,61 @@ pub(crate) async fn queue_seqs_per_session(s: Arc<dyn Store>) {
             "session {session}"
         );
     }
-    let q = s.queue_after(SessionId(301), 0, None, 10).await.expect("q");
+    let q = queued(&s, SessionId(301), 0, None, 10).await;
     assert_eq!(seqs(&q), vec![1, 2, 3]);
-    assert_eq!(q[2].item, QueueItem::Event(ev("e2")));
+    assert_eq!(q[2].item, QueueItem::Event(Bytes::from_static(b"e2")));
 }
 
 pub(crate) async fn queue_after_bounds(s: Arc<dyn Store>) {
     let (a, b) = (14_000_001, 14_000_002);
     let me = SessionId(401);
-    let ev = |t: &'static str| Bytes::from_static(t.as_bytes());
     let m1 = dm(1, a, b);
     assert_eq!(stored(&s, &m1, &[to(401, b, false)]).await, vec![1]);
-    let events = [(me, ev("e2")), (SessionId(402), ev("other"))];
-    assert_eq!(s.enqueue_events(&events).await.expect("ev"), vec![2, 1]);
+    let status = Bytes::from_static(b"compact receipt");
+    let entries = [
+        (me, NewEntry::Status(status.clone())),
+        (SessionId(402), event("other")),
+    ];
+    assert_eq!(s.enqueue(&entries).await.expect("ev"), vec![2, 1]);
     let m3 = dm(3, b, a);
     assert_eq!(stored(&s, &m3, &[to(401, b, true)]).await, vec![3]);
-    assert_eq!(
-        s.enqueue_events(&[(me, ev("e4"))]).await.expect("ev"),
-        vec![4]
-    );
+    assert_eq!(s.enqueue(&[(me, event("e4"))]).await.expect("ev"), vec![4]);
     assert_eq!(
         stored(&s, &dm(5, a, b), &[to(401, b, false)]).await,
         vec![5]
     );
 
-    let all = s.queue_after(me, 0, None, 100).await.expect("all");
+    let all = queued(&s, me, 0, None, 100).await;
     assert_eq!(seqs(&all), vec![1, 2, 3, 4, 5]);
     let message = |m: &NewMessage, self_copy| QueueItem::Message {
         message: m.message.clone(),
         self_copy,
     };
     assert_eq!(all[0].item, message(&m1, false));
-    assert_eq!(all[1].item, QueueItem::Event(ev("e2")));
+    assert_eq!(all[1].item, QueueItem::Status(status));
     assert_eq!(all[2].item, message(&m3, true));
-    let page = |after, upto, limit| s.queue_after(me, after, upto, limit);
-    assert_eq!(seqs(&page(2, None, 100).await.expect("q")), vec![3, 4, 5]);
-    assert_eq!(seqs(&page(2, Some(4), 100).await.expect("q")), vec![3, 4]);
-    assert_eq!(seqs(&page(2, None, 1).await.expect("q")), vec![3]);
-    assert!(page(5, None, 100).await.expect("q").is_empty());
-    assert!(page(0, None, 0).await.expect("q").is_empty());
-    let other = s.queue_after(SessionId(402), 0, None, 10).await.expect("q");
+    let page = |after, upto, limit| queued(&s, me, after, upto, limit);
+    assert_eq!(seqs(&page(2, None, 100).await), vec![3, 4, 5]);
+    assert_eq!(seqs(&page(2, Some(4), 100).await), vec![3, 4]);
+    assert_eq!(seqs(&page(2, None, 1).await), vec![3]);
+    assert!(page(5, None, 100).await.is_empty());
+    assert!(page(0, None, 0).await.is_empty());
     assert_eq!(
-        other,
+        queued(&s, SessionId(402), 0, None, 10).await,
         vec![QueuedEntry {
             seq: 1,
-            item: QueueItem::Event(ev("other"))
+            item: QueueItem::Event(Bytes::from_static(b"other"))
         }]
     );
-    assert!(s
-        .queue_after(SessionId(499), 0, None, 10)
-        .await
-        .expect("q")
-        .is_empty());
+    assert!(queued(&s, SessionId(499), 0, None, 10).await.is_empty());
 
-    s.mark_delivered(&[mid(1)]).await.expect("delivered");
-    let first = page(0, Some(1), 10).await.expect("q");
+    // Acknowledging with a delivered flag: later reads carry the message as currently stored.
+    let flag = crate::model::Acks {
+        delivered: vec![mid(1)],
+        ..acks(0, &[])
+    };
+    s.ack(SessionId(498), &flag).await.expect("flag");
+    let first = page(0, Some(1), 10).await;
     assert!(
         matches!(&first[..], [QueuedEntry { item: QueueItem::Message { message, .. }, .. }]
             if message.delivered),
@@ -229,92 +274,147 @@ pub(crate) async fn queue_after_bounds(s: Arc<dyn Store>) {
     );
 }
 
+/// The byte bound of queue reads: content bytes (payload and signature, event and receipt
+/// bodies) add up to at most `max_bytes`, the first entry always comes, and `cut` tells.
+pub(crate) async fn queue_after_byte_bound(s: Arc<dyn Store>) {
+    let (a, b) = (14_500_001, 14_500_002);
+    let me = SessionId(451);
+    let big = |n: u8, len: usize| {
+        let mut m = dm(n, a, b);
+        m.message.payload = "p".repeat(len);
+        m.message.signature = Some("s".repeat(10));
+        m
+    };
+    stored(&s, &big(1, 990), &[to(451, b, false)]).await;
+    stored(&s, &big(2, 990), &[to(451, b, false)]).await;
+    s.enqueue(&[(me, NewEntry::Event(Bytes::from(vec![7u8; 500])))])
+        .await
+        .expect("event");
+    stored(&s, &big(4, 90), &[to(451, b, false)]).await;
+    let read = |after, max| s.queue_after(me, after, None, 100, max);
+    let r = read(0, 2000).await.expect("q");
+    assert_eq!((seqs(&r.entries), r.cut), (vec![1, 2], true), "1000 + 1000");
+    let r = read(0, 1999).await.expect("q");
+    assert_eq!((seqs(&r.entries), r.cut), (vec![1], true));
+    let r = read(0, 1).await.expect("q");
+    assert_eq!(
+        (seqs(&r.entries), r.cut),
+        (vec![1], true),
+        "the first entry comes whatever its size"
+    );
+    let r = read(1, 1600).await.expect("q");
+    assert_eq!(
+        (seqs(&r.entries), r.cut),
+        (vec![2, 3, 4], false),
+        "1000 + 500 + 100"
+    );
+    let r = read(2, 599).await.expect("q");
+    assert_eq!((seqs(&r.entries), r.cut), (vec![3], true));
+    let r = read(4, 10).await.expect("q");
+    assert_eq!((r.entries.len(), r.cut), (0, false));
+}
+
 pub(crate) async fn queue_ack(s: Arc<dyn Store>) {
     let (a, b) = (15_000_001, 15_000_002);
     let (me, other) = (SessionId(501), SessionId(502));
-    let ev = Bytes::from_static(b"event");
     let both = [to(501, b, false), to(502, b, false)];
     assert_eq!(stored(&s, &dm(1, a, b), &both).await, vec![1, 1]);
-    assert_eq!(
-        s.enqueue_events(&[(me, ev.clone())]).await.expect("ev"),
-        vec![2]
-    );
+    assert_eq!(s.enqueue(&[(me, event("e"))]).await.expect("ev"), vec![2]);
     assert_eq!(stored(&s, &dm(3, b, a), &[to(501, b, true)]).await, vec![3]);
     assert_eq!(stored(&s, &dm(4, a, b), &both).await, vec![4, 2]);
     assert_eq!(stored(&s, &dm(5, a, b), &both[..1]).await, vec![5]);
-    assert_eq!(s.enqueue_events(&[(me, ev)]).await.expect("ev"), vec![6]);
+    assert_eq!(s.enqueue(&[(me, event("e"))]).await.expect("ev"), vec![6]);
 
-    let ack = |sel| s.ack(me, sel);
+    let left = |session| {
+        let s = &s;
+        async move { seqs(&queued(s, session, 0, None, 10).await) }
+    };
+    assert!(s.ack(me, &acks(0, &[2, 3])).await.expect("ack").is_empty());
+    assert_eq!(left(me).await, vec![1, 4, 5, 6]);
+    s.ack(me, &acks(0, &[2, 3])).await.expect("again: a no-op");
+    s.ack(me, &acks(4, &[])).await.expect("up to 4");
+    assert_eq!(left(me).await, vec![5, 6]);
     assert_eq!(
-        ack(AckSelector::Seq(2)).await.expect("ack"),
-        vec![acked(2, None, false)]
-    );
-    assert!(ack(AckSelector::Seq(2)).await.expect("again").is_empty());
-    assert_eq!(
-        ack(AckSelector::Message(mid(3))).await.expect("ack"),
-        vec![acked(3, Some(3), true)]
-    );
-    assert!(ack(AckSelector::Message(mid(3)))
-        .await
-        .expect("again")
-        .is_empty());
-    assert_eq!(
-        ack(AckSelector::UpTo(4)).await.expect("ack"),
-        vec![acked(1, Some(1), false), acked(4, Some(4), false)]
-    );
-    assert!(ack(AckSelector::UpTo(4)).await.expect("again").is_empty());
-    let left = s.queue_after(me, 0, None, 10).await.expect("q");
-    assert_eq!(seqs(&left), vec![5, 6]);
-    assert_eq!(
-        seqs(&s.queue_after(other, 0, None, 10).await.expect("q")),
+        left(other).await,
         vec![1, 2],
         "another device's queue is untouched"
     );
-    assert!(s
-        .ack(other, AckSelector::Message(mid(5)))
+    s.ack(SessionId(599), &acks(100, &[]))
         .await
-        .expect("not queued there")
-        .is_empty());
-    assert!(s
-        .ack(SessionId(599), AckSelector::UpTo(100))
-        .await
-        .expect("unknown session")
-        .is_empty());
+        .expect("unknown session");
     assert_eq!(
-        ack(AckSelector::UpTo(i64::MAX)).await.expect("ack"),
-        vec![acked(5, Some(5), false), acked(6, None, false)]
+        s.queue_seqs(me, 4, 6).await.expect("seqs"),
+        vec![5, 6],
+        "queue_seqs lists what is still queued in its range"
     );
+    assert_eq!(s.queue_seqs(me, 0, 5).await.expect("seqs"), vec![5]);
+    assert!(s.queue_seqs(me, 6, 6).await.expect("seqs").is_empty());
+    assert!(s
+        .queue_seqs(SessionId(599), 0, 9)
+        .await
+        .expect("seqs")
+        .is_empty());
+    s.ack(me, &acks(i64::MAX, &[])).await.expect("everything");
+    assert!(left(me).await.is_empty());
+    assert!(s.queue_seqs(me, 0, 100).await.expect("seqs").is_empty());
     assert_eq!(s.last_seq(me).await.expect("seq"), 6, "acks keep last_seq");
+}
+
+/// An acknowledgement appends its receipts and flags its messages in the same write.
+pub(crate) async fn queue_ack_with_receipts(s: Arc<dyn Store>) {
+    let (a, b) = (15_500_001, 15_500_002);
+    let (reader, author1, author2) = (SessionId(551), SessionId(552), SessionId(553));
+    assert_eq!(
+        stored(&s, &dm(1, a, b), &[to(551, b, false)]).await,
+        vec![1]
+    );
+    assert_eq!(
+        stored(&s, &dm(2, a, b), &[to(551, b, false), to(552, a, true)]).await,
+        vec![2, 1]
+    );
+    let receipt = |t: &'static str| NewEntry::Status(Bytes::from_static(t.as_bytes()));
+    let write = crate::model::Acks {
+        upto: 2,
+        seqs: vec![],
+        receipts: vec![
+            (author1, receipt("r1")),
+            (author2, receipt("r1")),
+            (author1, receipt("r2")),
+        ],
+        delivered: vec![mid(1), mid(2), mid(99)],
+    };
+    assert_eq!(s.ack(reader, &write).await.expect("ack"), vec![2, 1, 3]);
+    assert!(queued(&s, reader, 0, None, 10).await.is_empty());
+    let q = queued(&s, author1, 0, None, 10).await;
+    assert_eq!(seqs(&q), vec![1, 2, 3]);
+    assert_eq!(q[1].item, QueueItem::Status(Bytes::from_static(b"r1")));
+    for n in [1, 2] {
+        let m = s.message(mid(n)).await.expect("read").expect("exists");
+        assert!(m.delivered && !m.read, "message {n} flagged delivered");
+    }
+    assert_eq!(
+        s.ack(reader, &acks(2, &[])).await.expect("nothing left"),
+        Vec::<i64>::new()
+    );
 }
 
 pub(crate) async fn queue_drop(s: Arc<dyn Store>) {
     let (a, b) = (16_000_001, 16_000_002);
     let (gone, kept) = (SessionId(601), SessionId(602));
-    let ev = Bytes::from_static(b"event");
     assert_eq!(
         stored(&s, &dm(1, a, b), &[to(601, b, false), to(602, b, false)]).await,
         vec![1, 1]
     );
-    assert_eq!(
-        s.enqueue_events(&[(gone, ev.clone())]).await.expect("ev"),
-        vec![2]
-    );
+    assert_eq!(s.enqueue(&[(gone, event("e"))]).await.expect("ev"), vec![2]);
     s.drop_queue(gone).await.expect("drop");
-    assert!(s
-        .queue_after(gone, 0, None, 10)
-        .await
-        .expect("q")
-        .is_empty());
-    assert_eq!(
-        seqs(&s.queue_after(kept, 0, None, 10).await.expect("q")),
-        vec![1]
-    );
+    assert!(queued(&s, gone, 0, None, 10).await.is_empty());
+    assert_eq!(seqs(&queued(&s, kept, 0, None, 10).await), vec![1]);
     assert_eq!(
         s.last_seq(gone).await.expect("seq"),
         2,
         "seqs are never reused"
     );
-    assert_eq!(s.enqueue_events(&[(gone, ev)]).await.expect("ev"), vec![3]);
+    assert_eq!(s.enqueue(&[(gone, event("e"))]).await.expect("ev"), vec![3]);
     s.drop_queue(SessionId(699)).await.expect("unknown session");
 }
 
@@ -333,22 +433,16 @@ pub(crate) async fn dm_history_paging(s: Arc<dyn Store>) {
     stored(&s, &chat, &[]).await;
 
     let (ua, ub, uc) = (uid(a), uid(b), uid(c));
-    let hist = |x, y, before, skip, take| s.dm_history(x, y, before, skip, take);
     let newest_first: Vec<_> = [14, 13, 12, 11, 10].map(mid).into();
+    assert_eq!(ids(&dm_hist(&s, ua, ub, None, 0, 100).await), newest_first);
+    assert_eq!(ids(&dm_hist(&s, ub, ua, None, 0, 100).await), newest_first);
     assert_eq!(
-        ids(&hist(ua, ub, None, 0, 100).await.expect("h")),
-        newest_first
-    );
-    assert_eq!(
-        ids(&hist(ub, ua, None, 0, 100).await.expect("h")),
-        newest_first
-    );
-    assert_eq!(
-        hist(ua, ub, None, 0, 1).await.expect("h"),
+        dm_hist(&s, ua, ub, None, 0, 1).await,
         vec![dm(14, a, b).message]
     );
-    let page = |before, skip, take| async move {
-        ids(&hist(ua, ub, before, skip, take).await.expect("h"))
+    let page = |before, skip, take| {
+        let s = &s;
+        async move { ids(&dm_hist(s, ua, ub, before, skip, take).await) }
     };
     assert_eq!(page(Some(mid(13)), 0, 100).await, [12, 11, 10].map(mid));
     assert_eq!(page(None, 1, 2).await, [13, 12].map(mid));
@@ -356,10 +450,9 @@ pub(crate) async fn dm_history_paging(s: Arc<dyn Store>) {
     assert_eq!(page(Some(mid(10)), 0, 10).await, []);
     assert_eq!(page(None, 0, 0).await, []);
     assert_eq!(page(None, 5, 10).await, []);
-    assert_eq!(ids(&hist(ua, uc, None, 0, 10).await.expect("h")), [mid(20)]);
-    assert!(hist(ua, uid(17_000_009), None, 0, 10)
+    assert_eq!(ids(&dm_hist(&s, ua, uc, None, 0, 10).await), [mid(20)]);
+    assert!(dm_hist(&s, ua, uid(17_000_009), None, 0, 10)
         .await
-        .expect("h")
         .is_empty());
     for (x, y, n) in [
         (ua, ub, 5),
@@ -372,25 +465,67 @@ pub(crate) async fn dm_history_paging(s: Arc<dyn Store>) {
     }
 }
 
+/// History reads stop at their byte budget (newest first), always with one message, and say
+/// when they cut.
+pub(crate) async fn history_byte_bound(s: Arc<dyn Store>) {
+    let (a, b) = (17_500_001, 17_500_002);
+    for (n, len) in [(1u8, 400usize), (2, 300), (3, 200), (4, 100)] {
+        let mut m = dm(n, a, b);
+        m.message.payload = "x".repeat(len);
+        m.message.signature = None;
+        stored(&s, &m, &[]).await;
+    }
+    let (ua, ub) = (uid(a), uid(b));
+    let read = |before, skip, take, max_bytes| {
+        s.dm_history(
+            ua,
+            ub,
+            before,
+            HistoryPageSpec {
+                skip,
+                take,
+                max_bytes,
+            },
+        )
+    };
+    let got = |r: HistoryRows| (ids(&r.messages), r.cut);
+    assert_eq!(
+        got(read(None, 0, 10, 300).await.expect("h")),
+        (vec![mid(4), mid(3)], true),
+        "100 + 200, then 300 would pass"
+    );
+    assert_eq!(
+        got(read(None, 0, 10, 1000).await.expect("h")),
+        (vec![mid(4), mid(3), mid(2), mid(1)], false)
+    );
+    assert_eq!(
+        got(read(None, 0, 2, 1000).await.expect("h")),
+        (vec![mid(4), mid(3)], false),
+        "stopped by take, not by bytes"
+    );
+    assert_eq!(
+        got(read(Some(mid(4)), 0, 10, 10).await.expect("h")),
+        (vec![mid(3)], true),
+        "one message whatever its size"
+    );
+    assert_eq!(
+        got(read(None, 2, 10, 300).await.expect("h")),
+        (vec![mid(2)], true)
+    );
+}
+
 pub(crate) async fn messages_delivered_and_read(s: Arc<dyn Store>) {
     let (a, b) = (18_000_001, 18_000_002);
     for n in 1..=4 {
         stored(&s, &dm(n, a, b), &[]).await;
     }
-    let mut newly = s
-        .mark_delivered(&[mid(2), mid(1), mid(99)])
+    let flag = |ids: &[u8]| crate::model::Acks {
+        delivered: ids.iter().map(|n| mid(*n)).collect(),
+        ..acks(0, &[])
+    };
+    s.ack(SessionId(899), &flag(&[2, 1, 99]))
         .await
-        .expect("mark");
-    newly.sort();
-    assert_eq!(newly, vec![mid(1), mid(2)], "unknown ids are skipped");
-    assert_eq!(
-        s.mark_delivered(&[mid(1), mid(3), mid(2), mid(3)])
-            .await
-            .expect("mark"),
-        vec![mid(3)],
-        "only ids that were not delivered, each once"
-    );
-    assert!(s.mark_delivered(&[]).await.expect("none").is_empty());
+        .expect("unknown ids are skipped");
     let one = s.message(mid(1)).await.expect("read").expect("exists");
     assert!(one.delivered && !one.read);
     assert_eq!(s.mark_read(mid(1)).await.expect("read"), (false, true));
@@ -398,7 +533,14 @@ pub(crate) async fn messages_delivered_and_read(s: Arc<dyn Store>) {
     assert_eq!(s.mark_read(mid(4)).await.expect("read"), (true, true));
     let four = s.message(mid(4)).await.expect("read").expect("exists");
     assert!(four.delivered && four.read, "read implies delivered");
-    assert!(s.mark_delivered(&[mid(4)]).await.expect("mark").is_empty());
+    s.ack(SessionId(899), &flag(&[4])).await.expect("again");
+    let four = s.message(mid(4)).await.expect("read").expect("exists");
+    assert!(
+        four.delivered && four.read,
+        "flagging again changes nothing"
+    );
+    let three = s.message(mid(3)).await.expect("read").expect("exists");
+    assert!(!three.delivered);
     assert_eq!(s.mark_read(mid(99)).await.expect("unknown"), (false, false));
 }
 
@@ -408,12 +550,23 @@ pub(crate) async fn queue_concurrent_appends(s: Arc<dyn Store>) {
         .map(|n| {
             let s = Arc::clone(&s);
             tokio::spawn(async move {
-                if n % 3 == 0 {
-                    let ev = Bytes::from_static(b"event");
-                    let events = [(SessionId(801), ev.clone()), (SessionId(802), ev)];
-                    s.enqueue_events(&events).await.expect("enqueue")
-                } else {
-                    stored(&s, &dm(n, a, b), &[to(801, b, false), to(802, a, true)]).await
+                match n % 4 {
+                    0 => {
+                        let entries = [(SessionId(801), event("e")), (SessionId(802), event("e"))];
+                        s.enqueue(&entries).await.expect("enqueue")
+                    }
+                    1 => {
+                        // Receipts appended by an acknowledgement of another device.
+                        let write = crate::model::Acks {
+                            receipts: vec![
+                                (SessionId(801), event("r")),
+                                (SessionId(802), event("r")),
+                            ],
+                            ..acks(1, &[])
+                        };
+                        s.ack(SessionId(803), &write).await.expect("ack")
+                    }
+                    _ => stored(&s, &dm(n, a, b), &[to(801, b, false), to(802, a, true)]).await,
                 }
             })
         })
@@ -422,7 +575,7 @@ pub(crate) async fn queue_concurrent_appends(s: Arc<dyn Store>) {
         assert_eq!(t.await.expect("task").len(), 2);
     }
     for session in [SessionId(801), SessionId(802)] {
-        let q = s.queue_after(session, 0, None, 100).await.expect("q");
+        let q = queued(&s, session, 0, None, 100).await;
         assert_eq!(
             seqs(&q),
             (1..=24).collect::<Vec<_>>(),
@@ -432,25 +585,12 @@ pub(crate) async fn queue_concurrent_appends(s: Arc<dyn Store>) {
     }
 }
 
-/// `upto` at or below `after` selects nothing. Not yet in `store_conformance!`: the memory
-/// store's `queue_after` panics on such a range (`BTreeMap::range` with start > end).
+/// `upto` at or below `after` selects nothing.
 pub(crate) async fn queue_after_empty_range(s: Arc<dyn Store>) {
-    let ev = Bytes::from_static(b"event");
     let me = SessionId(701);
-    let events = [(me, ev.clone()), (me, ev.clone()), (me, ev)];
-    assert_eq!(s.enqueue_events(&events).await.expect("ev"), vec![1, 2, 3]);
-    assert!(s
-        .queue_after(me, 2, Some(2), 10)
-        .await
-        .expect("q")
-        .is_empty());
-    assert!(s
-        .queue_after(me, 3, Some(1), 10)
-        .await
-        .expect("q")
-        .is_empty());
-    assert_eq!(
-        seqs(&s.queue_after(me, 1, Some(2), 10).await.expect("q")),
-        vec![2]
-    );
+    let entries = [(me, event("e")), (me, event("e")), (me, event("e"))];
+    assert_eq!(s.enqueue(&entries).await.expect("ev"), vec![1, 2, 3]);
+    assert!(queued(&s, me, 2, Some(2), 10).await.is_empty());
+    assert!(queued(&s, me, 3, Some(1), 10).await.is_empty());
+    assert_eq!(seqs(&queued(&s, me, 1, Some(2), 10).await), vec![2]);
 }

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-
+use super::messages::{event, queued};
 use super::{uid, upsert, user, Store};
 use crate::model::{ChatKind, InviteRecord, QueueItem, Timestamp};
 use crate::store::{RowKey, SealedRow, SealedTable, SealedUpdate};
@@ -124,9 +123,9 @@ pub(crate) async fn sealed_rows_page_in_key_order(s: Arc<dyn Store>) {
         ]
     );
 
-    s.enqueue_events(&[
-        (session.id, Bytes::from_static(b"sealed-event-1")),
-        (session.id, Bytes::from_static(b"sealed-event-2")),
+    s.enqueue(&[
+        (session.id, event("sealed-event-1")),
+        (session.id, event("sealed-event-2")),
     ])
     .await
     .expect("events");
@@ -243,7 +242,7 @@ pub(crate) async fn sealed_replace_is_compare_and_set(s: Arc<dyn Store>) {
     assert_eq!(moved.code, b"resealed-invite");
 
     let seqs = s
-        .enqueue_events(&[(session.id, Bytes::from_static(b"sealed-event"))])
+        .enqueue(&[(session.id, event("sealed-event"))])
         .await
         .expect("event");
     let n = s
@@ -259,7 +258,7 @@ pub(crate) async fn sealed_replace_is_compare_and_set(s: Arc<dyn Store>) {
         .await
         .expect("event");
     assert_eq!(n, 1);
-    let queued = s.queue_after(session.id, 0, None, 10).await.expect("queue");
+    let queued = queued(&s, session.id, 0, None, 10).await;
     assert!(
         matches!(&queued[0].item, QueueItem::Event(b) if b.as_ref() == b"resealed-event"),
         "{queued:?}"

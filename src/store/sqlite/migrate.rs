@@ -1,0 +1,66 @@
+//! Embedded migrations (`migrations/sqlite`), applied on the writer connection when the store
+//! opens. The bookkeeping table is sqlx's `_sqlx_migrations`, with the same columns and
+//! checksums, so databases made by earlier releases (which ran sqlx's migrator) carry on.
+
+use std::time::Instant;
+
+use rusqlite::{params, Connection};
+
+use super::db::be;
+use crate::store::{StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Applies every migration not applied yet, each in its own transaction; refuses a database
+/// with a failed migration or one whose applied migrations differ from this release's.
+pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
+            version BIGINT PRIMARY KEY,
+            description TEXT NOT NULL,
+            installed_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+            success BOOLEAN NOT NULL,
+            checksum BLOB NOT NULL,
+            execution_time BIGINT NOT NULL
+        );",
+    )
+    .map_err(be)?;
+    let applied: Vec<(i64, Vec<u8>, bool)> = conn
+        .prepare("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+        .map_err(be)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(be)?
+        .collect::<Result<_, _>>()
+        .map_err(be)?;
+    if let Some((v, _, _)) = applied.iter().find(|(_, _, ok)| !ok) {
+        return Err(StoreError::Backend(
+            format!("migration {v} failed earlier: the database needs repair").into(),
+        ));
+    }
+    for m in MIGRATOR.iter() {
+        if let Some((_, sum, _)) = applied.iter().find(|(v, _, _)| *v == m.version) {
+            if sum.as_slice() != m.checksum.as_ref() {
+                return Err(StoreError::Backend(
+                    format!("migration {} differs from the one applied", m.version).into(),
+                ));
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let tx = conn.transaction().map_err(be)?;
+        tx.execute_batch(&m.sql).map_err(be)?;
+        tx.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (?1, ?2, TRUE, ?3, ?4)",
+            params![
+                m.version,
+                m.description.as_ref(),
+                m.checksum.as_ref(),
+                started.elapsed().as_nanos() as i64
+            ],
+        )
+        .map_err(be)?;
+        tx.commit().map_err(be)?;
+    }
+    Ok(())
+}
