@@ -407,9 +407,14 @@ impl AuthService {
                 user: user.id,
                 session: session.id,
             };
-            super::ContactsService::new(core.clone(), super::PushService::new(core.clone()))
-                .key_changed(&auth, key)
-                .await?;
+            let delivery = super::DeliveryService::new(core.clone());
+            super::ContactsService::new(
+                core.clone(),
+                delivery,
+                super::PushService::new(core.clone()),
+            )
+            .key_changed(&auth, key)
+            .await?;
         }
         let opened = open_user(core, &user)?;
         tracing::info!(target: "melo::audit", event = "login", user_id = %user.id, session_id = %session.id, "login");

@@ -16,10 +16,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use super::call_frames::{forwarded, media_of, state_frame, CallError, CallResult, Signal};
-use super::{Authenticated, Core};
+use super::frames::{call_state as state_frame, CallFrame, Media, Signal};
+use super::{Authenticated, Core, Error, Result};
 use crate::model::{SessionId, UserId};
 use crate::push::PushEvent;
 
@@ -38,7 +37,7 @@ struct CallRecord {
     caller: UserId,
     caller_session: SessionId,
     callee: UserId,
-    media: String,
+    media: Media,
 }
 
 /// How a ringing call ended.
@@ -65,53 +64,32 @@ impl CallsService {
         Self { core, notify }
     }
 
-    /// Handles one call frame (its `type` satisfies [`is_call_frame`](super::is_call_frame)) from `auth`'s socket.
-    pub async fn handle(&self, auth: &Authenticated, frame: Map<String, Value>) -> CallResult<()> {
-        let kind = frame.get("type").and_then(Value::as_str).unwrap_or("");
-        let signal = if kind == "call_signal" {
-            let s = frame
-                .get("payload")
-                .and_then(|p| p.get("signal"))
-                .and_then(Value::as_str)
-                .ok_or(CallError::Invalid("call_signal needs payload.signal"))?;
-            Signal::of_call_signal(s).ok_or(CallError::Invalid("unknown payload.signal"))?
-        } else {
-            Signal::of_type(kind).ok_or(CallError::Invalid("not a call frame"))?
-        };
-        let target = match frame.get("target") {
-            Some(v) => serde_json::from_value::<UserId>(v.clone())
-                .map_err(|_| CallError::Invalid("target must be a uid"))?,
-            None => return Err(CallError::Invalid("call frames need a target")),
-        };
-        if target == auth.user {
-            return Err(CallError::InvalidTarget);
+    /// Handles one call frame from `auth`'s socket.
+    pub(crate) async fn handle(&self, auth: &Authenticated, frame: CallFrame<'_>) -> Result<()> {
+        if frame.target == auth.user {
+            return Err(Error::InvalidTarget);
         }
-        let call_id = match frame.get("call_id") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(CallError::Invalid("call_id must be a string")),
-        };
         let active = self.active_call(auth.user).await?;
         // `call_start`, or an offer outside any call, starts one.
-        let starts = signal == Signal::Start
-            || (signal == Signal::Offer && active.is_none() && call_id.is_none());
+        let starts = frame.signal == Signal::Start
+            || (frame.signal == Signal::Offer && active.is_none() && frame.call_id.is_none());
         if starts {
             if active.is_some() {
-                return Err(CallError::InProgress);
+                return Err(Error::CallInProgress);
             }
-            return self.start(auth, target, signal, frame).await;
+            return self.start(auth, frame).await;
         }
         let Some(rec) = active else {
-            return Err(CallError::NotFound);
+            return Err(Error::CallNotFound);
         };
-        if call_id.as_deref().is_some_and(|c| c != rec.id) {
-            return Err(CallError::NotFound);
+        if frame.call_id.as_deref().is_some_and(|c| c != rec.id) {
+            return Err(Error::CallNotFound);
         }
-        self.in_call(auth, rec, target, signal, frame).await
+        self.in_call(auth, rec, frame).await
     }
 
     /// The call `user` takes part in, if any.
-    async fn active_call(&self, user: UserId) -> CallResult<Option<CallRecord>> {
+    async fn active_call(&self, user: UserId) -> Result<Option<CallRecord>> {
         let eph = &self.core.ephemeral;
         let busy_key = key("busy", &user.to_string());
         let Some(id) = eph.get(&busy_key).await? else {
@@ -129,7 +107,7 @@ impl CallsService {
     }
 
     /// `Some(session)` once a callee device accepted; `None` while ringing.
-    async fn engaged_callee(&self, id: &str) -> CallResult<Option<SessionId>> {
+    async fn engaged_callee(&self, id: &str) -> Result<Option<SessionId>> {
         let d = self.core.ephemeral.get(&key("dec", id)).await?;
         Ok(d.and_then(|d| {
             std::str::from_utf8(&d)
@@ -140,22 +118,12 @@ impl CallsService {
         }))
     }
 
-    async fn start(
-        &self,
-        auth: &Authenticated,
-        callee: UserId,
-        signal: Signal,
-        frame: Map<String, Value>,
-    ) -> CallResult<()> {
-        if !self
-            .core
-            .are_contacts(auth.user, callee)
-            .await
-            .map_err(|_| CallError::Unavailable)?
-        {
-            return Err(CallError::NotAContact);
+    async fn start(&self, auth: &Authenticated, frame: CallFrame<'_>) -> Result<()> {
+        let callee = frame.target;
+        if !self.core.are_contacts(auth.user, callee).await? {
+            return Err(Error::NotAContact);
         }
-        let media = media_of(&frame)?;
+        let media = frame.media();
         let id = uuid::Uuid::now_v7().simple().to_string();
         let eph = &self.core.ephemeral;
         let caller_busy = key("busy", &auth.user.to_string());
@@ -163,7 +131,7 @@ impl CallsService {
             .set_if_absent(&caller_busy, id.as_bytes(), CALL_KEY_TTL)
             .await?
         {
-            return Err(CallError::InProgress);
+            return Err(Error::CallInProgress);
         }
         let callee_busy = key("busy", &callee.to_string());
         let mut locked = eph
@@ -189,9 +157,10 @@ impl CallsService {
             caller: auth.user,
             caller_session: auth.session,
             callee,
-            media: media.clone(),
+            media,
         };
-        let raw = serde_json::to_vec(&rec).map_err(|_| CallError::Unavailable)?;
+        let raw =
+            serde_json::to_vec(&rec).map_err(|e| Error::Internal(format!("call record: {e}")))?;
         if let Err(e) = eph.set(&key("rec", &id), &raw, CALL_KEY_TTL).await {
             let _ = eph.delete_if(&caller_busy, id.as_bytes()).await;
             let _ = eph.delete_if(&callee_busy, id.as_bytes()).await;
@@ -202,21 +171,14 @@ impl CallsService {
         self.to_session(auth.user, auth.session, &ringing);
         // The callee's devices get `call_start` (synthesized when the call began with an offer),
         // then the offer itself.
-        let start = if signal == Signal::Start {
-            forwarded(frame.clone(), &id, auth.user, Some(&media))
+        let start = if frame.signal == Signal::Start {
+            frame.forward(&id, auth.user, Some(media))
         } else {
-            let mut m = Map::new();
-            m.insert("type".into(), "call_start".into());
-            m.insert(
-                "target".into(),
-                serde_json::to_value(callee).unwrap_or_default(),
-            );
-            forwarded(m, &id, auth.user, Some(&media))
+            CallFrame::synthesized_start(&id, auth.user, callee, media)
         };
         self.ring(&rec, start).await?;
-        if signal != Signal::Start {
-            self.ring(&rec, forwarded(frame, &id, auth.user, None))
-                .await?;
+        if frame.signal != Signal::Start {
+            self.ring(&rec, frame.forward(&id, auth.user, None)).await?;
         }
         let offline = self.notify.offline_sessions(callee).await;
         if !offline.is_empty() {
@@ -230,7 +192,7 @@ impl CallsService {
     }
 
     /// Sends a caller frame to every callee device while ringing and holds it for late devices.
-    async fn ring(&self, rec: &CallRecord, frame: Bytes) -> CallResult<()> {
+    async fn ring(&self, rec: &CallRecord, frame: Bytes) -> Result<()> {
         self.core.send_ephemeral(rec.callee, &frame, None);
         let k = key("held", &rec.id);
         let eph = &self.core.ephemeral;
@@ -241,13 +203,13 @@ impl CallsService {
         let size: usize = held.iter().map(String::len).sum();
         if held.len() < HELD_MAX_FRAMES && size + frame.len() <= HELD_MAX_BYTES {
             held.push(String::from_utf8_lossy(&frame).into_owned());
-            let raw = serde_json::to_vec(&held).map_err(|_| CallError::Unavailable)?;
+            let raw = serde_json::to_vec(&held)
+                .map_err(|e| Error::Internal(format!("held call frames: {e}")))?;
             // SDP and ICE carry addresses: sealed like every other PII in shared state.
             let sealed = self
                 .core
                 .pii
-                .seal("ephemeral", "call_held", &rec.id, &raw)
-                .map_err(|_| CallError::Unavailable)?;
+                .seal("ephemeral", "call_held", &rec.id, &raw)?;
             eph.set(&k, &sealed, CALL_KEY_TTL).await?;
         }
         Ok(())
@@ -267,38 +229,37 @@ impl CallsService {
         &self,
         auth: &Authenticated,
         rec: CallRecord,
-        target: UserId,
-        signal: Signal,
-        frame: Map<String, Value>,
-    ) -> CallResult<()> {
+        frame: CallFrame<'_>,
+    ) -> Result<()> {
         let is_caller = auth.user == rec.caller;
         let peer = if is_caller { rec.callee } else { rec.caller };
-        if target != peer {
-            return Err(CallError::NotFound);
+        if frame.target != peer {
+            return Err(Error::CallNotFound);
         }
         if is_caller && auth.session != rec.caller_session {
-            return Err(CallError::NotFound);
+            return Err(Error::CallNotFound);
         }
         let engaged = self.engaged_callee(&rec.id).await?;
         if let Some(e) = engaged {
             if !is_caller && auth.session != e {
-                return Err(CallError::NotFound);
+                return Err(Error::CallNotFound);
             }
         }
-        let fwd = |f: Map<String, Value>| forwarded(f, &rec.id, auth.user, None);
+        let signal = frame.signal;
+        let fwd = || frame.forward(&rec.id, auth.user, None);
         match (engaged, is_caller, signal) {
             // Ringing.
             (None, true, Signal::Hangup | Signal::EndState) => {
                 if signal != Signal::EndState {
-                    self.core.send_ephemeral(rec.callee, &fwd(frame), None);
+                    self.core.send_ephemeral(rec.callee, &fwd(), None);
                 }
                 self.end_ringing(&rec, RingEnd::Cancelled).await
             }
             (None, true, _) => {
                 if signal == Signal::Connected {
-                    return Err(CallError::NotFound);
+                    return Err(Error::CallNotFound);
                 }
-                self.ring(&rec, fwd(frame)).await
+                self.ring(&rec, fwd()).await
             }
             (None, false, Signal::Accept | Signal::Answer) => {
                 let decision = format!("accept:{}", auth.session.0);
@@ -308,9 +269,9 @@ impl CallsService {
                     .set_if_absent(&key("dec", &rec.id), decision.as_bytes(), CALL_KEY_TTL)
                     .await?
                 {
-                    return Err(CallError::NotFound);
+                    return Err(Error::CallNotFound);
                 }
-                self.to_session(rec.caller, rec.caller_session, &fwd(frame));
+                self.to_session(rec.caller, rec.caller_session, &fwd());
                 let accepted = state_frame(&rec.id, "accepted", rec.callee, rec.caller, None);
                 self.to_session(rec.caller, rec.caller_session, &accepted);
                 self.to_session(rec.callee, auth.session, &accepted);
@@ -323,13 +284,13 @@ impl CallsService {
             }
             (None, false, Signal::Reject | Signal::Hangup | Signal::EndState) => {
                 if signal != Signal::EndState {
-                    self.to_session(rec.caller, rec.caller_session, &fwd(frame));
+                    self.to_session(rec.caller, rec.caller_session, &fwd());
                 }
                 self.end_ringing(&rec, RingEnd::Rejected).await
             }
-            (None, false, Signal::Connected) => Err(CallError::NotFound),
+            (None, false, Signal::Connected) => Err(Error::CallNotFound),
             (None, false, _) => {
-                self.to_session(rec.caller, rec.caller_session, &fwd(frame));
+                self.to_session(rec.caller, rec.caller_session, &fwd());
                 Ok(())
             }
             // Accepted or connected: only between the engaged pair.
@@ -355,12 +316,12 @@ impl CallsService {
                     }
                     Signal::Hangup | Signal::Reject | Signal::EndState => {
                         if signal != Signal::EndState {
-                            self.to_session(peer, peer_session, &fwd(frame));
+                            self.to_session(peer, peer_session, &fwd());
                         }
                         self.end_engaged(&rec, callee_session, me, None).await
                     }
                     _ => {
-                        self.to_session(peer, peer_session, &fwd(frame));
+                        self.to_session(peer, peer_session, &fwd());
                         Ok(())
                     }
                 }
@@ -370,7 +331,7 @@ impl CallsService {
 
     /// Ends a ringing call if its decision is still open; announces to the caller device and
     /// every callee device.
-    async fn end_ringing(&self, rec: &CallRecord, how: RingEnd) -> CallResult<()> {
+    async fn end_ringing(&self, rec: &CallRecord, how: RingEnd) -> Result<()> {
         let tag: &[u8] = match how {
             RingEnd::Rejected => b"reject",
             RingEnd::Cancelled => b"cancel",
@@ -408,7 +369,7 @@ impl CallsService {
         callee_session: SessionId,
         by: UserId,
         reason: Option<&'static str>,
-    ) -> CallResult<()> {
+    ) -> Result<()> {
         if !self.release(rec).await? {
             return Ok(());
         }
@@ -424,7 +385,7 @@ impl CallsService {
     }
 
     /// Takes the record (true for the one caller that ends the call) and frees every key.
-    async fn release(&self, rec: &CallRecord) -> CallResult<bool> {
+    async fn release(&self, rec: &CallRecord) -> Result<bool> {
         let eph = &self.core.ephemeral;
         if eph.take(&key("rec", &rec.id)).await?.is_none() {
             return Ok(false);
@@ -447,7 +408,7 @@ impl CallsService {
             if let Ok(Some(raw)) = this.core.ephemeral.get(&key("rec", &id)).await {
                 if let Ok(rec) = serde_json::from_slice::<CallRecord>(&raw) {
                     if let Err(e) = this.end_ringing(&rec, RingEnd::TimedOut).await {
-                        tracing::warn!(?e, "ring timeout not applied");
+                        e.log("call ring timeout");
                     }
                 }
             }
@@ -548,7 +509,7 @@ impl CallsService {
             Err(e) => Err(e),
         };
         if let Err(e) = r {
-            tracing::warn!(?e, reason, "call not ended");
+            e.log("call end");
         }
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::Serialize;
 
-use super::frames;
+use super::frames::{self, ChatMemberEvent, ServerFrame};
 use super::{Authenticated, Core, Error, Result};
 use crate::model::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord, Timestamp, UserId};
 use crate::store::StoreError;
@@ -58,22 +58,11 @@ pub struct MemberView {
     pub public_e2e_key: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ChatMemberEvent {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    chat_id: i64,
-    user_id: UserId,
-    action: &'static str,
-    role: &'static str,
-    by: UserId,
-    ts: Timestamp,
-}
-
 /// Chats and their membership.
 #[derive(Clone, Debug)]
 pub struct ChatsService {
     core: Arc<Core>,
+    delivery: super::DeliveryService,
 }
 
 fn new_code() -> String {
@@ -95,8 +84,15 @@ fn not_found_as_member(e: StoreError) -> Error {
 }
 
 impl ChatsService {
-    pub(crate) fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(crate) fn new(core: Arc<Core>, delivery: super::DeliveryService) -> Self {
+        Self { core, delivery }
+    }
+
+    /// Deletes expired invites (the periodic sweep); a failure is logged.
+    pub async fn purge_expired_invites(&self) {
+        if let Err(e) = self.core.store.purge_invites(Timestamp::now()).await {
+            tracing::warn!(error = %e, "invite sweep failed");
+        }
     }
 
     fn open_name(&self, chat: &ChatRecord) -> Result<String> {
@@ -305,21 +301,20 @@ impl ChatsService {
         role: ChatRole,
         by: UserId,
     ) -> Result<()> {
-        let frame = frames::to_bytes(&ChatMemberEvent {
-            kind: "chat_member",
+        let frame = frames::to_bytes(&ServerFrame::ChatMember(ChatMemberEvent {
             chat_id,
             user_id: user,
             action,
             role: role.as_str(),
             by,
             ts: Timestamp::now(),
-        });
+        }));
         let mut users = self.core.store.member_ids(chat_id).await?;
         if !users.contains(&user) {
             users.push(user);
         }
         let targets: Vec<_> = users.into_iter().map(|u| (u, frame.clone())).collect();
-        self.core.emit(&targets, None).await
+        self.delivery.emit(&targets, None).await
     }
 
     /// `POST /chats/members/add`: owner/admin adds an accepted contact as `member`.

@@ -33,10 +33,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use dashmap::DashMap;
 use tokio::sync::mpsc;
 
-use super::hub::with_seq;
+use super::delivery::EntryMeta;
 use super::Core;
 use crate::crypto::Pii;
-use crate::model::{SessionId, UserId};
+use crate::model::{MessageId, SessionId, UserId};
 
 /// The bus topic of hub notes.
 pub(crate) const TOPIC: &str = "hub";
@@ -46,8 +46,9 @@ pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5);
 pub(crate) const NODE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Notes waiting for the publisher before new ones are dropped.
 const PUBLISH_QUEUE: usize = 65_536;
-/// Encoding version of a note.
-const VERSION: u8 = 1;
+/// Encoding version of a note (3: durable notes carry what acknowledging them means; 2 is the
+/// first byte of a bundle).
+const VERSION: u8 = 3;
 /// Encoding version of a bundle of encoded notes (one bus message for many notes).
 const BUNDLE: u8 = 2;
 /// Most notes the publisher puts in one bus message.
@@ -140,6 +141,7 @@ pub(crate) enum Note {
     /// A durable frame body (without `seq`) for these devices.
     Durable {
         base: Bytes,
+        meta: EntryMeta,
         to: Vec<(UserId, SessionId, i64)>,
     },
     /// An ephemeral frame to every socket of `user` except `skip`.
@@ -194,7 +196,7 @@ impl Note {
         b.put_u8(VERSION);
         b.put_u64(origin);
         match self {
-            Note::Durable { base, to } => {
+            Note::Durable { base, meta, to } => {
                 b.put_u8(1);
                 b.put_u32(to.len() as u32);
                 for (u, s, seq) in to {
@@ -202,6 +204,8 @@ impl Note {
                     b.put_i64(s.0);
                     b.put_i64(*seq);
                 }
+                b.put_u8(u8::from(meta.receipt) | (u8::from(meta.message.is_some()) << 1));
+                b.put_u128(meta.message.map_or(0, MessageId::as_u128));
                 b.put_slice(base);
             }
             Note::Ephemeral { user, skip, frame } => {
@@ -289,7 +293,16 @@ impl Note {
                         get_i64(&mut b)?,
                     ));
                 }
-                Note::Durable { base: b, to }
+                if b.remaining() < 17 {
+                    return None;
+                }
+                let flags = b.get_u8();
+                let id = MessageId::from_u128(b.get_u128());
+                let meta = EntryMeta {
+                    message: (flags & 2 != 0).then_some(id),
+                    receipt: flags & 1 != 0,
+                };
+                Note::Durable { base: b, meta, to }
             }
             2 => {
                 let user = get_user(&mut b)?;
@@ -452,12 +465,9 @@ impl Core {
             }
         }
         match note {
-            Note::Durable { base, to } => {
+            Note::Durable { base, meta, to } => {
                 for (user, session, seq) in to {
-                    if self.hub.has_session(user, session) {
-                        self.hub
-                            .send_durable(user, session, seq, with_seq(&base, seq));
-                    }
+                    self.hub.send_durable(user, session, seq, &base, meta);
                 }
             }
             Note::Ephemeral { user, skip, frame } => self.hub.send_ephemeral(user, &frame, skip),
@@ -488,20 +498,6 @@ impl Core {
     pub(crate) fn tell_cluster(&self, note: impl FnOnce() -> Note) {
         if let Some(c) = &self.cluster {
             c.publish(&note());
-        }
-    }
-
-    /// Durable frame body to many devices: local sockets now, other nodes in one note.
-    pub(crate) fn send_durable_many(&self, base: &Bytes, to: Vec<(UserId, SessionId, i64)>) {
-        for (user, session, seq) in &to {
-            self.hub
-                .send_durable(*user, *session, *seq, with_seq(base, *seq));
-        }
-        if !to.is_empty() {
-            self.tell_cluster(|| Note::Durable {
-                base: base.clone(),
-                to,
-            });
         }
     }
 

@@ -10,6 +10,15 @@ fn notes_round_trip() {
     let notes = [
         Note::Durable {
             base: Bytes::from_static(br#"{"type":"x"}"#),
+            meta: EntryMeta::default(),
+            to: vec![(uid(10_000_001), SessionId(7), 3)],
+        },
+        Note::Durable {
+            base: Bytes::from_static(br#"{"type":"relay_delivery"}"#),
+            meta: EntryMeta {
+                message: Some(MessageId::new()),
+                receipt: true,
+            },
             to: vec![
                 (uid(10_000_001), SessionId(7), 3),
                 (uid(10_000_002), SessionId(9), 4),

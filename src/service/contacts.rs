@@ -6,10 +6,18 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::auth::open_user;
-use super::frames::{self, ContactEvent, KeyChanged};
+use super::frames::{self, ContactEvent, KeyChanged, ServerFrame};
 use super::{Authenticated, Core, Error, Result};
 use crate::model::{Timestamp, UserId};
 use crate::store::{ContactState, StoreError};
+
+/// The contact events (PROTOCOL §5.5).
+#[derive(Clone, Copy)]
+enum Notice {
+    Request { secret: bool },
+    Confirmed,
+    Removed,
+}
 
 /// Body of the four contact routes.
 #[derive(Debug, Deserialize)]
@@ -70,12 +78,21 @@ pub struct PendingRequests {
 #[derive(Clone, Debug)]
 pub struct ContactsService {
     core: Arc<Core>,
+    delivery: super::DeliveryService,
     push: super::push::PushService,
 }
 
 impl ContactsService {
-    pub(crate) fn new(core: Arc<Core>, push: super::push::PushService) -> Self {
-        Self { core, push }
+    pub(crate) fn new(
+        core: Arc<Core>,
+        delivery: super::DeliveryService,
+        push: super::push::PushService,
+    ) -> Self {
+        Self {
+            core,
+            delivery,
+            push,
+        }
     }
 
     async fn nickname(&self, user: UserId) -> Result<String> {
@@ -88,27 +105,29 @@ impl ContactsService {
         Ok(open_user(&self.core, &u)?.nickname)
     }
 
-    async fn notify(
-        &self,
-        to: UserId,
-        kind: &'static str,
-        from: UserId,
-        secret: Option<bool>,
-    ) -> Result<()> {
-        let nick = if kind == "subscription_removed" {
-            None
-        } else {
-            Some(self.nickname(from).await?)
+    /// Queues a contact event from `from` for `to`: phone (always null) and nickname on
+    /// requests and confirmations, `secret` on requests.
+    async fn notify(&self, to: UserId, notice: Notice, from: UserId) -> Result<()> {
+        let nick = match notice {
+            Notice::Removed => None,
+            _ => Some(self.nickname(from).await?),
         };
-        let frame = frames::to_bytes(&ContactEvent {
-            kind,
+        let ev = ContactEvent {
             from_id: from,
             from_phone: nick.as_ref().map(|_| None),
             from_nickname: nick.as_deref(),
-            secret,
+            secret: match notice {
+                Notice::Request { secret } => Some(secret),
+                _ => None,
+            },
             ts: Timestamp::now(),
+        };
+        let frame = frames::to_bytes(&match notice {
+            Notice::Request { .. } => ServerFrame::SubscriptionRequest(ev),
+            Notice::Confirmed => ServerFrame::SubscriptionConfirmed(ev),
+            Notice::Removed => ServerFrame::SubscriptionRemoved(ev),
         });
-        self.core.emit(&[(to, frame)], None).await
+        self.delivery.emit(&[(to, frame)], None).await
     }
 
     /// `/subscribe`: asks `target`; confirms instead when `target` already asked the caller.
@@ -145,7 +164,7 @@ impl ContactsService {
                         Err(StoreError::Conflict(_)) => return Err(Error::RequestPending),
                         Err(e) => return Err(e.into()),
                     }
-                    self.notify(target, "subscription_request", auth.user, Some(secret))
+                    self.notify(target, Notice::Request { secret }, auth.user)
                         .await?;
                     let offline = self.push.offline_sessions(target).await;
                     let event = crate::push::PushEvent::ContactRequest { from: auth.user };
@@ -168,8 +187,7 @@ impl ContactsService {
                 return Err(Error::NoPendingRequest);
             }
             self.core.contacts_changed(requester, auth.user);
-            self.notify(requester, "subscription_confirmed", auth.user, None)
-                .await
+            self.notify(requester, Notice::Confirmed, auth.user).await
         }
     }
 
@@ -197,8 +215,7 @@ impl ContactsService {
                 Some(r) if r.state == ContactState::Accepted || r.requester == auth.user => {
                     self.core.store.remove_contact(auth.user, other).await?;
                     self.core.contacts_changed(auth.user, other);
-                    self.notify(other, "subscription_removed", auth.user, None)
-                        .await
+                    self.notify(other, Notice::Removed, auth.user).await
                 }
                 _ => Err(Error::NotFound),
             }
@@ -282,21 +299,20 @@ impl ContactsService {
 
     /// Sends `key_changed` to every accepted contact and to the user's other devices.
     pub(crate) async fn key_changed(&self, auth: &Authenticated, pem: &str) -> Result<()> {
-        let frame = frames::to_bytes(&KeyChanged {
-            kind: "key_changed",
+        let frame = frames::to_bytes(&ServerFrame::KeyChanged(KeyChanged {
             user_id: auth.user,
             public_e2e_key: pem,
             ts: Timestamp::now(),
-        });
+        }));
         let mut targets: Vec<_> = self
             .all_contacts(auth.user)
             .await?
             .into_iter()
             .map(|u| (u, frame.clone()))
             .collect();
-        self.core.emit(&targets, None).await?;
+        self.delivery.emit(&targets, None).await?;
         targets.clear();
         targets.push((auth.user, frame));
-        self.core.emit(&targets, Some(auth.session)).await
+        self.delivery.emit(&targets, Some(auth.session)).await
     }
 }

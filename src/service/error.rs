@@ -21,8 +21,8 @@ impl FieldError {
     }
 }
 
-/// The domain error of every service call. `http/error.rs` maps it to status and reason in
-/// one place; WebSocket handlers map it to `error` frames.
+/// The domain error of every service call. Its answers on both transports (HTTP status and
+/// reason, WebSocket `error` reason, socket close) are one table: [`Error::row`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Input failed validation.
@@ -115,6 +115,12 @@ pub enum Error {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// No active call of the sender's device with that peer (a call frame).
+    #[error("call not found")]
+    CallNotFound,
+    /// The caller is already in a call.
+    #[error("call in progress")]
+    CallInProgress,
     /// A backend is unreachable.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -127,6 +133,17 @@ impl Error {
     /// A single-field validation error.
     pub fn field(field: &str, problem: &str) -> Self {
         Self::Validation(vec![FieldError::new(field, problem)])
+    }
+
+    /// Logs a server-side failure (`Unavailable` as a warning, `Internal` as an error) with what
+    /// was being done; answers to the client (validation, authorization…) are not logged.
+    /// Messages carry no PII: they come from backends and name operations, never values.
+    pub fn log(&self, during: &'static str) {
+        match self {
+            Self::Unavailable(m) => tracing::warn!(error = %m, during, "backend unavailable"),
+            Self::Internal(m) => tracing::error!(error = %m, during, "internal error"),
+            _ => {}
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::delivery::EntryMeta;
 use crate::model::{SessionId, UserId};
 
 /// Outbound queue capacity of one socket. A socket whose queue is full cannot keep up: it is
@@ -26,6 +27,8 @@ pub(crate) enum Outbound {
         seq: i64,
         /// Full frame text.
         frame: Bytes,
+        /// What acknowledging it means.
+        meta: EntryMeta,
     },
     /// An ephemeral frame (presence, typing, replies from elsewhere).
     Ephemeral(Bytes),
@@ -34,10 +37,27 @@ pub(crate) enum Outbound {
 }
 
 /// Shared per-socket state the hub and the socket task both see.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct SocketState {
     /// True while the socket is idle or declared `away`.
-    pub(crate) away: AtomicBool,
+    away: AtomicBool,
+}
+
+impl SocketState {
+    /// True while the socket is idle or declared `away`.
+    pub(crate) fn is_away(&self) -> bool {
+        self.away.load(Ordering::Relaxed)
+    }
+
+    /// Marks the socket away (idle or declared) or active.
+    pub(crate) fn set_away(&self, away: bool) {
+        self.away.store(away, Ordering::Relaxed);
+    }
+
+    /// Marks the socket active; true when it was away.
+    pub(crate) fn wake(&self) -> bool {
+        self.away.swap(false, Ordering::Relaxed)
+    }
 }
 
 /// A registered socket.
@@ -138,17 +158,25 @@ impl Hub {
         empty
     }
 
-    /// Hands a durable frame to the socket of (user, session), if it is on this node. A socket
+    /// Hands a durable frame (`base`, serialized without `seq`) to the socket of (user,
+    /// session), if it is on this node: the frame of that device is spliced only then. A socket
     /// that cannot take it is killed: the entry stays queued and is replayed on reconnect.
-    pub(crate) fn send_durable(&self, user: UserId, session: SessionId, seq: i64, frame: Bytes) {
+    pub(crate) fn send_durable(
+        &self,
+        user: UserId,
+        session: SessionId,
+        seq: i64,
+        base: &[u8],
+        meta: EntryMeta,
+    ) {
         let Some(list) = self.users.get(&user) else {
             return;
         };
         for s in list.iter().filter(|s| s.session == session) {
-            if let Err(mpsc::error::TrySendError::Full(_)) = s.tx.try_send(Outbound::Durable {
-                seq,
-                frame: frame.clone(),
-            }) {
+            let frame = with_seq(base, seq);
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                s.tx.try_send(Outbound::Durable { seq, frame, meta })
+            {
                 s.kill.cancel();
             }
         }
@@ -211,7 +239,7 @@ impl Hub {
         if list.is_empty() {
             return None;
         }
-        Some(list.iter().all(|s| s.state.away.load(Ordering::Relaxed)))
+        Some(list.iter().all(|s| s.state.is_away()))
     }
 
     /// The users with a socket here.
@@ -262,9 +290,7 @@ mod tests {
                 session: SessionId(s),
                 tx,
                 kill: CancellationToken::new(),
-                state: Arc::new(SocketState {
-                    away: AtomicBool::new(false),
-                }),
+                state: Arc::new(SocketState::default()),
             };
             (h, rx)
         };
@@ -275,7 +301,7 @@ mod tests {
         assert!(hub.register(u, b).is_none());
         assert_eq!(hub.register(u, a2).map(|h| h.id), Some(1));
         assert_eq!(hub.sockets(), 2);
-        hub.send_durable(u, SessionId(1), 5, Bytes::from_static(b"{}"));
+        hub.send_durable(u, SessionId(1), 5, b"{}", EntryMeta::default());
         assert!(matches!(
             ra2.try_recv(),
             Ok(Outbound::Durable { seq: 5, .. })
@@ -285,7 +311,7 @@ mod tests {
         let kill = slow.kill.clone();
         hub.register(u, slow);
         for _ in 0..3 {
-            hub.send_durable(u, SessionId(9), 1, Bytes::from_static(b"{}"));
+            hub.send_durable(u, SessionId(9), 1, b"{}", EntryMeta::default());
         }
         assert!(kill.is_cancelled());
         assert!(!hub.unregister(u, 2));

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
-use super::frames;
+use super::frames::{self, MessageEvent, ServerFrame};
 use super::{Authenticated, Core, Error, Result, MAX_PAYLOAD};
 use crate::model::{ChatRole, Message, MessageId, Timestamp, UserId};
 
@@ -24,31 +22,11 @@ pub struct MessageRef {
     pub chat_id: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct Event<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    message_id: MessageId,
-    from: UserId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    to: Option<UserId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    chat_id: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pinned: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reaction: Option<&'a str>,
-    ts: Timestamp,
-    #[serde(rename = "self", skip_serializing_if = "std::ops::Not::not")]
-    self_copy: bool,
-}
-
 /// Edit, delete, pin and react.
 #[derive(Clone, Debug)]
 pub struct ManageService {
     core: Arc<Core>,
+    delivery: super::DeliveryService,
 }
 
 /// A located message and who takes part in its conversation.
@@ -60,8 +38,8 @@ struct Located {
 }
 
 impl ManageService {
-    pub(crate) fn new(core: Arc<Core>) -> Self {
-        Self { core }
+    pub(crate) fn new(core: Arc<Core>, delivery: super::DeliveryService) -> Self {
+        Self { core, delivery }
     }
 
     /// The message, if it is in a conversation of the caller and matches the given one.
@@ -109,12 +87,18 @@ impl ManageService {
     }
 
     /// Queues the event for every participant device except the caller's.
-    async fn announce(&self, auth: &Authenticated, l: &Located, ev: Event<'_>) -> Result<()> {
-        let base = frames::to_bytes(&ev);
-        let own = frames::to_bytes(&Event {
+    async fn announce<'e>(
+        &self,
+        auth: &Authenticated,
+        l: &Located,
+        frame: fn(MessageEvent<'e>) -> ServerFrame<'e>,
+        ev: MessageEvent<'e>,
+    ) -> Result<()> {
+        let base = frames::to_bytes(&frame(ev));
+        let own = frames::to_bytes(&frame(MessageEvent {
             self_copy: true,
             ..ev
-        });
+        }));
         let targets: Vec<_> = l
             .participants
             .iter()
@@ -129,12 +113,11 @@ impl ManageService {
                 )
             })
             .collect();
-        self.core.emit(&targets, Some(auth.session)).await
+        self.delivery.emit(&targets, Some(auth.session)).await
     }
 
-    fn event<'a>(kind: &'static str, auth: &Authenticated, m: &Message) -> Event<'a> {
-        Event {
-            kind,
+    fn event<'a>(auth: &Authenticated, m: &Message) -> MessageEvent<'a> {
+        MessageEvent {
             message_id: m.id,
             from: auth.user,
             to: m.to,
@@ -156,6 +139,13 @@ impl ManageService {
         if l.message.from != auth.user {
             return Err(Error::Forbidden);
         }
+        // The edited message is replayed with its signature: both must fit one frame.
+        if !super::frames::fits_frame(new_data, l.message.signature.as_deref()) {
+            return Err(Error::field(
+                "new_data",
+                "too long once JSON-escaped: a delivered frame would pass 2 MiB",
+            ));
+        }
         if !self
             .core
             .store
@@ -164,11 +154,11 @@ impl ManageService {
         {
             return Err(Error::MessageNotFound);
         }
-        let ev = Event {
+        let ev = MessageEvent {
             payload: Some(new_data),
-            ..Self::event("edit", auth, &l.message)
+            ..Self::event(auth, &l.message)
         };
-        self.announce(auth, &l, ev).await
+        self.announce(auth, &l, ServerFrame::Edit, ev).await
     }
 
     /// `POST /messages/delete`: the author erases the payload; the message keeps its place.
@@ -180,8 +170,8 @@ impl ManageService {
         if !self.core.store.delete_message(l.message.id).await? {
             return Err(Error::MessageNotFound);
         }
-        self.announce(auth, &l, Self::event("delete", auth, &l.message))
-            .await
+        let ev = Self::event(auth, &l.message);
+        self.announce(auth, &l, ServerFrame::Delete, ev).await
     }
 
     /// `POST /messages/pin`: chat owner/admin, or either DM participant.
@@ -193,11 +183,11 @@ impl ManageService {
         if !self.core.store.set_pinned(l.message.id, pinned).await? {
             return Err(Error::MessageNotFound);
         }
-        let ev = Event {
+        let ev = MessageEvent {
             pinned: Some(pinned),
-            ..Self::event("pin", auth, &l.message)
+            ..Self::event(auth, &l.message)
         };
-        self.announce(auth, &l, ev).await
+        self.announce(auth, &l, ServerFrame::Pin, ev).await
     }
 
     /// `POST /messages/react`: any participant; `""` removes the caller's reaction.
@@ -215,10 +205,10 @@ impl ManageService {
         {
             return Err(Error::MessageNotFound);
         }
-        let ev = Event {
+        let ev = MessageEvent {
             reaction: Some(reaction),
-            ..Self::event("react", auth, &l.message)
+            ..Self::event(auth, &l.message)
         };
-        self.announce(auth, &l, ev).await
+        self.announce(auth, &l, ServerFrame::React, ev).await
     }
 }

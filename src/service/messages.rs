@@ -7,15 +7,19 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::cache::{ChatMessageMeta, RecentMessage};
-use super::frames::{self, RelayDelivery};
+use super::delivery::EntryMeta;
+use super::frames::{self, RelayDelivery, ServerFrame};
 use super::presence::PresenceService;
 use super::{Authenticated, Core, Error, Result};
 use crate::model::{ChatKind, ChatRole, SessionId};
 use crate::model::{Message, MessageId, NewMessage, QueueTarget, StoreOutcome, Timestamp, UserId};
-use crate::store::ContactState;
+use crate::store::{ContactState, HistoryPageSpec, HistoryRows};
 
 /// Largest payload, bytes.
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
+
+/// Most payload bytes in one history response (PROTOCOL §1.5).
+pub const HISTORY_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A message to send (from `relay`, `chat_message` or `POST /messages/send`).
 #[derive(Clone, Debug, Default)]
@@ -115,10 +119,36 @@ pub struct HistoryPage {
     pub next_before: Option<MessageId>,
 }
 
+impl HistoryPage {
+    /// Keeps the newest messages whose frame (payloads escaped, items serialized) stays within
+    /// `max_frame` bytes, at least one: the WebSocket `history` reply is one frame, and no
+    /// server frame passes 2 MiB (PROTOCOL §1.5). A cut page has `has_more` and its cursor.
+    pub fn fit_frame(&mut self, max_frame: usize) {
+        let mut used = 256;
+        let mut keep = 0;
+        for (payload, item) in self.messages.iter().zip(&self.items).rev() {
+            let item_len = serde_json::to_vec(item).map_or(usize::MAX / 4, |v| v.len());
+            used += frames::escaped_len(payload) + item_len + 4;
+            if used > max_frame && keep > 0 {
+                break;
+            }
+            keep += 1;
+        }
+        let cut = self.messages.len() - keep;
+        if cut > 0 {
+            self.messages.drain(..cut);
+            self.items.drain(..cut);
+            self.has_more = true;
+            self.next_before = self.items.first().map(|i| i.message_id);
+        }
+    }
+}
+
 /// DMs and their delivery state.
 #[derive(Clone, Debug)]
 pub struct MessagesService {
     pub(super) core: Arc<Core>,
+    delivery: super::DeliveryService,
     presence: PresenceService,
     push: super::push::PushService,
 }
@@ -132,11 +162,13 @@ fn valid_client_id(s: &str) -> bool {
 impl MessagesService {
     pub(crate) fn new(
         core: Arc<Core>,
+        delivery: super::DeliveryService,
         presence: PresenceService,
         push: super::push::PushService,
     ) -> Self {
         Self {
             core,
+            delivery,
             presence,
             push,
         }
@@ -161,6 +193,12 @@ impl MessagesService {
             }
             if req.payload.is_empty() || req.payload.len() > MAX_PAYLOAD {
                 return Err(Error::field("payload", "must be 1 byte to 1 MiB"));
+            }
+            if !frames::fits_frame(&req.payload, req.signature.as_deref()) {
+                return Err(Error::field(
+                    "payload",
+                    "too long once JSON-escaped: a delivered frame would pass 2 MiB",
+                ));
             }
             let mut chat_kind = None;
             let (to, chat_id, recipients) = match (req.target, req.chat_id) {
@@ -265,11 +303,11 @@ impl MessagesService {
             if let Some(recent) = recent {
                 self.core.remember_message(m.id, recent);
             }
-            let base = frames::to_bytes(&RelayDelivery::of(m, false));
+            let base = frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, false)));
             let self_base = targets
                 .iter()
                 .any(|t| t.self_copy)
-                .then(|| frames::to_bytes(&RelayDelivery::of(m, true)));
+                .then(|| frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, true))));
             // Offline devices, grouped by user (targets are in user order).
             let mut offline: Vec<(UserId, Vec<SessionId>)> = Vec::new();
             let mut to_others = Vec::with_capacity(targets.len());
@@ -288,9 +326,17 @@ impl MessagesService {
                 };
                 list.push((t.user, t.session, seq));
             }
-            self.core.send_durable_many(&base, to_others);
+            let meta = EntryMeta {
+                message: Some(m.id),
+                receipt: true,
+            };
+            self.delivery.fan_out(&base, meta, to_others);
             if let Some(sb) = &self_base {
-                self.core.send_durable_many(sb, to_self);
+                let meta = EntryMeta {
+                    receipt: false,
+                    ..meta
+                };
+                self.delivery.fan_out(sb, meta, to_self);
             }
             for (user, sessions) in offline {
                 let event = crate::push::PushEvent::Message {
@@ -367,10 +413,8 @@ impl MessagesService {
     ) -> Result<HistoryPage> {
         let store = &self.core.store;
         let total = store.dm_count(auth.user, peer).await?;
-        self.history_page(auth, q, total, |before, skip, take| async move {
-            Ok(store
-                .dm_history(auth.user, peer, before, skip, take)
-                .await?)
+        self.history_page(auth, q, total, |before, page| async move {
+            Ok(store.dm_history(auth.user, peer, before, page).await?)
         })
         .await
     }
@@ -387,13 +431,14 @@ impl MessagesService {
             return Err(Error::NotAMember);
         }
         let total = store.chat_count(chat_id).await?;
-        self.history_page(auth, q, total, |before, skip, take| async move {
-            Ok(store.chat_history(chat_id, before, skip, take).await?)
+        self.history_page(auth, q, total, |before, page| async move {
+            Ok(store.chat_history(chat_id, before, page).await?)
         })
         .await
     }
 
-    /// One page of a conversation; `fetch(before, skip, take)` reads newest first.
+    /// One page of a conversation; `fetch(before, page)` reads newest first, at most
+    /// [`HISTORY_MAX_BYTES`] of payloads: a page cut by size has `has_more`.
     async fn history_page<F, Fut>(
         &self,
         auth: &Authenticated,
@@ -402,25 +447,26 @@ impl MessagesService {
         fetch: F,
     ) -> Result<HistoryPage>
     where
-        F: Fn(Option<MessageId>, u64, u64) -> Fut,
-        Fut: Future<Output = Result<Vec<Message>>>,
+        F: Fn(Option<MessageId>, HistoryPageSpec) -> Fut,
+        Fut: Future<Output = Result<HistoryRows>>,
     {
+        let spec = |skip, take| HistoryPageSpec {
+            skip,
+            take,
+            max_bytes: HISTORY_MAX_BYTES,
+        };
         let (mut msgs, page, per_page, pages, has_more) = match q {
             HistoryQuery::Page { page, per_page } => {
                 let skip = (page - 1).saturating_mul(per_page);
-                let msgs = fetch(None, skip, per_page).await?;
+                let rows = fetch(None, spec(skip, per_page)).await?;
                 let pages = total.div_ceil(per_page);
-                (
-                    msgs,
-                    Some(page),
-                    per_page,
-                    Some(pages),
-                    total > skip.saturating_add(per_page),
-                )
+                let more = rows.cut || total > skip.saturating_add(per_page);
+                (rows.messages, Some(page), per_page, Some(pages), more)
             }
             HistoryQuery::Cursor { before, limit } => {
-                let mut msgs = fetch(before, 0, limit + 1).await?;
-                let more = msgs.len() as u64 > limit;
+                let rows = fetch(before, spec(0, limit + 1)).await?;
+                let mut msgs = rows.messages;
+                let more = rows.cut || msgs.len() as u64 > limit;
                 msgs.truncate(limit as usize);
                 (msgs, None, limit, None, more)
             }
@@ -481,10 +527,5 @@ impl MessagesService {
             return Err(Error::NotAContact);
         }
         self.dm_history(auth, peer, q).await
-    }
-
-    /// The `relay_delivery` frame of a stored message (replay from the queue).
-    pub(crate) fn delivery_frame(m: &Message, self_copy: bool) -> bytes::Bytes {
-        frames::to_bytes(&RelayDelivery::of(m, self_copy))
     }
 }

@@ -22,14 +22,14 @@ use crate::store::Store;
 mod auth;
 mod avatars;
 mod cache;
-mod call_frames;
 mod calls;
 mod chats;
 pub mod cluster;
 mod contacts;
+pub(crate) mod delivery;
 mod devices;
 mod error;
-mod events;
+mod error_table;
 pub(crate) mod frames;
 pub(crate) mod hub;
 pub mod ice;
@@ -38,7 +38,6 @@ mod manage;
 mod messages;
 mod presence;
 mod push;
-mod receipts;
 mod sessions;
 mod users;
 pub(crate) mod validate;
@@ -48,17 +47,19 @@ pub use auth::{
 };
 pub use avatars::{AvatarUploaded, AvatarsService, ImageType, VisibleAvatar};
 pub use cache::ReadCache;
-pub use call_frames::{is_call_frame, CallError};
 pub use calls::CallsService;
 pub use chats::{ChatView, ChatsService, MemberView};
 pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
+pub use delivery::DeliveryService;
 pub use devices::AuthorizeRequest;
 pub use error::{Error, FieldError, Result};
+pub use error_table::{ErrorRow, WsReason};
 pub use limits::LimitsService;
 pub(crate) use limits::RouteBudget;
 pub use manage::{ManageService, MessageRef};
 pub use messages::{
-    HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest, MAX_PAYLOAD,
+    HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest,
+    HISTORY_MAX_BYTES, MAX_PAYLOAD,
 };
 pub use presence::{ContactStatus, PresenceService};
 pub use push::{PushService, RegisterPush, WebKeysInput, WebSubscriptionInput};
@@ -132,8 +133,10 @@ pub struct Services {
     pub limits: LimitsService,
     /// Contact relationships.
     pub contacts: ContactsService,
-    /// Direct messages and delivery.
+    /// Sending messages and reading history.
     pub messages: MessagesService,
+    /// At-least-once delivery: fan-out, socket feeds, receipts, expiry.
+    pub delivery: DeliveryService,
     /// Presence and typing.
     pub presence: PresenceService,
     /// Session management.
@@ -157,22 +160,29 @@ impl Services {
         let core = Arc::new(core);
         let auth = AuthService::new(core.clone());
         let push = PushService::new(core.clone());
-        let contacts = ContactsService::new(core.clone(), push.clone());
+        let delivery = DeliveryService::new(core.clone());
+        let contacts = ContactsService::new(core.clone(), delivery.clone(), push.clone());
         let presence = PresenceService::new(core.clone());
         let calls = CallsService::new(core.clone(), push.clone());
         Self {
             users: UsersService::new(core.clone(), auth.clone(), contacts.clone()),
-            messages: MessagesService::new(core.clone(), presence.clone(), push.clone()),
+            messages: MessagesService::new(
+                core.clone(),
+                delivery.clone(),
+                presence.clone(),
+                push.clone(),
+            ),
             presence,
             contacts,
             sessions: SessionsService::new(core.clone(), calls.clone()),
             calls,
-            chats: ChatsService::new(core.clone()),
-            manage: ManageService::new(core.clone()),
+            chats: ChatsService::new(core.clone(), delivery.clone()),
+            manage: ManageService::new(core.clone(), delivery.clone()),
             push,
             auth,
             limits: LimitsService::new(core.clone()),
             avatars: AvatarsService::new(core.clone()),
+            delivery,
             core,
         }
     }

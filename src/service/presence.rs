@@ -1,5 +1,6 @@
 //! Presence, typing and statuses (PROTOCOL §4.5, §5.6). Ephemeral: never stored durably.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use serde::Serialize;
 
-use super::frames::{self, StatusChange, Typing};
+use super::frames::{self, ServerFrame, StatusChange, Typing};
 use super::{Authenticated, Core, Error, Result};
 use crate::model::{Timestamp, UserId};
 use crate::store::ContactState;
@@ -84,12 +85,11 @@ impl PresenceService {
         if before == now && self.core.cluster.is_none() {
             return;
         }
-        let frame = frames::to_bytes(&StatusChange {
-            kind: "status_change",
+        let frame = frames::to_bytes(&ServerFrame::StatusChange(StatusChange {
             user_id: user,
             status: now,
             timestamp: Timestamp::now(),
-        });
+        }));
         match self.contacts(user).await {
             Ok(contacts) => {
                 for c in contacts {
@@ -156,12 +156,17 @@ impl PresenceService {
         format!("typing:{from}:{to}")
     }
 
-    fn typing_frame(kind: &'static str, from: UserId) -> Bytes {
-        frames::to_bytes(&Typing {
-            kind,
+    /// `typing_start` (`start`) or `typing_stop` from `from`; `chat_id` `None` in a DM.
+    fn typing_frame(start: bool, from: UserId, chat_id: Option<i64>) -> Bytes {
+        let t = Typing {
             user_id: from,
-            chat_id: None,
+            chat_id,
             timestamp: Timestamp::now(),
+        };
+        frames::to_bytes(&if start {
+            ServerFrame::TypingStart(t)
+        } else {
+            ServerFrame::TypingStop(t)
         })
     }
 
@@ -200,7 +205,7 @@ impl PresenceService {
             .await?;
         if n == 1 {
             self.core
-                .send_ephemeral(to, &Self::typing_frame("typing_start", auth.user), None);
+                .send_ephemeral(to, &Self::typing_frame(true, auth.user, None), None);
         }
         Ok(())
     }
@@ -218,22 +223,15 @@ impl PresenceService {
             None => return Err(Error::NotAMember),
         }
         let fwd = format!("typingfwd:{}:c{chat_id}", auth.user);
-        let kind = if start {
+        if start {
             let n = self.core.ephemeral.incr(&fwd, TYPING_FORWARD_EVERY).await?;
             if n != 1 {
                 return Ok(());
             }
-            "typing_start"
         } else {
             self.core.ephemeral.delete(&fwd).await?;
-            "typing_stop"
-        };
-        let frame = frames::to_bytes(&Typing {
-            kind,
-            user_id: auth.user,
-            chat_id: Some(chat_id),
-            timestamp: Timestamp::now(),
-        });
+        }
+        let frame = Self::typing_frame(start, auth.user, Some(chat_id));
         for member in self.core.chat_member_ids(chat_id).await?.iter() {
             if *member != auth.user {
                 self.core.send_ephemeral(*member, &frame, None);
@@ -261,7 +259,7 @@ impl PresenceService {
             .delete(&format!("typingfwd:{from}:{to}"))
             .await;
         self.core
-            .send_ephemeral(to, &Self::typing_frame("typing_stop", from), None);
+            .send_ephemeral(to, &Self::typing_frame(false, from, None), None);
     }
 
     /// A message in the conversation ends the sender's typing there.
@@ -291,18 +289,15 @@ impl PresenceService {
         )
     }
 
-    /// `pong.contacts_status`: every accepted contact's live status and typing flag.
-    pub async fn contacts_status(
-        &self,
-        user: UserId,
-    ) -> Result<serde_json::Map<String, serde_json::Value>> {
-        let mut out = serde_json::Map::new();
+    /// `pong.contacts_status`: every accepted contact's live status and typing flag, by uid.
+    pub async fn contacts_status(&self, user: UserId) -> Result<BTreeMap<UserId, ContactStatus>> {
+        let mut out = BTreeMap::new();
         for c in self.contacts(user).await? {
             let s = ContactStatus {
                 status: self.status_of(c).await.to_owned(),
                 typing: self.is_typing(c, user).await,
             };
-            out.insert(c.to_string(), serde_json::to_value(s).unwrap_or_default());
+            out.insert(c, s);
         }
         Ok(out)
     }

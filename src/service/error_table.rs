@@ -1,0 +1,339 @@
+//! The one error table: for every [`Error`] its HTTP status and reason (PROTOCOL §2.2), its
+//! WebSocket `error` reason (§5.2), its socket close (§5.1) and a message safe to show.
+//!
+//! `http/error.rs`, the socket task and WebSocket admission all read their answers here, so the
+//! two vocabularies cannot drift apart. The few rows that differ between the transports do so
+//! on purpose and say why: §5.2 has fewer reasons than §2.2, and a reason a frame handler
+//! cannot produce (a login lockout, a CSRF failure…) is `internal_error` on a socket.
+
+use std::borrow::Cow;
+
+use http::StatusCode;
+use serde::Serialize;
+
+use super::Error;
+
+/// A WebSocket `error` frame reason (PROTOCOL §5.2), the whole vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WsReason {
+    /// Not JSON, or not an object.
+    InvalidJson,
+    /// Binary frame, missing or mistyped field, bad uid, both or neither of `target`/`chat_id`.
+    InvalidFrame,
+    /// A `type` the server does not know.
+    UnknownType,
+    /// No accepted contact relationship (also unknown uids).
+    NotAContact,
+    /// Not a member of that chat (also unknown chats).
+    NotAMember,
+    /// A role rule forbids it.
+    Forbidden,
+    /// The frame targets the sender.
+    InvalidTarget,
+    /// No such message received by the sender.
+    UnknownMessage,
+    /// No active call of this device with that peer.
+    CallNotFound,
+    /// The caller is already in a call.
+    CallInProgress,
+    /// The connection's frame budget is spent.
+    RateLimited,
+    /// The server failed (also every backend outage: §5.2 has no `unavailable`).
+    InternalError,
+}
+
+impl WsReason {
+    /// Every reason, in PROTOCOL order.
+    pub const ALL: [Self; 12] = [
+        Self::InvalidJson,
+        Self::InvalidFrame,
+        Self::UnknownType,
+        Self::NotAContact,
+        Self::NotAMember,
+        Self::Forbidden,
+        Self::InvalidTarget,
+        Self::UnknownMessage,
+        Self::CallNotFound,
+        Self::CallInProgress,
+        Self::RateLimited,
+        Self::InternalError,
+    ];
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidJson => "invalid_json",
+            Self::InvalidFrame => "invalid_frame",
+            Self::UnknownType => "unknown_type",
+            Self::NotAContact => "not_a_contact",
+            Self::NotAMember => "not_a_member",
+            Self::Forbidden => "forbidden",
+            Self::InvalidTarget => "invalid_target",
+            Self::UnknownMessage => "unknown_message",
+            Self::CallNotFound => "call_not_found",
+            Self::CallInProgress => "call_in_progress",
+            Self::RateLimited => "rate_limited",
+            Self::InternalError => "internal_error",
+        }
+    }
+}
+
+/// One row of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorRow {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// HTTP `reason` (PROTOCOL §2.2).
+    pub reason: &'static str,
+    /// WebSocket `error` reason (PROTOCOL §5.2).
+    pub ws: WsReason,
+    /// English text for humans, never internal details (not stable, PROTOCOL §2.1).
+    pub message: &'static str,
+}
+
+const fn row(
+    status: StatusCode,
+    reason: &'static str,
+    ws: WsReason,
+    message: &'static str,
+) -> ErrorRow {
+    ErrorRow {
+        status,
+        reason,
+        ws,
+        message,
+    }
+}
+
+impl Error {
+    /// This error's row of the table.
+    pub fn row(&self) -> ErrorRow {
+        use StatusCode as S;
+        use WsReason as W;
+        // Rows whose socket reason is `internal_error` without being a failure are errors no
+        // frame handler returns (authentication happens at admission, see `Error::close`).
+        match self {
+            Self::Validation(_) => row(
+                S::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                W::InvalidFrame,
+                "Request validation failed",
+            ),
+            Self::Unauthenticated => row(
+                S::UNAUTHORIZED,
+                "unauthenticated",
+                W::InternalError,
+                "Missing bearer token",
+            ),
+            Self::InvalidToken => row(
+                S::UNAUTHORIZED,
+                "invalid_token",
+                W::InternalError,
+                "Invalid token",
+            ),
+            Self::TokenExpired => row(
+                S::UNAUTHORIZED,
+                "token_expired",
+                W::InternalError,
+                "Token expired",
+            ),
+            Self::TokenRevoked => row(
+                S::UNAUTHORIZED,
+                "token_revoked",
+                W::InternalError,
+                "Session revoked",
+            ),
+            Self::InvalidCredentials => row(
+                S::UNAUTHORIZED,
+                "invalid_credentials",
+                W::InternalError,
+                "Invalid credentials",
+            ),
+            Self::CsrfInvalid => row(
+                S::FORBIDDEN,
+                "csrf_invalid",
+                W::InternalError,
+                "CSRF token missing or invalid",
+            ),
+            Self::Forbidden => row(S::FORBIDDEN, "forbidden", W::Forbidden, "Not permitted"),
+            Self::NotAContact => row(
+                S::FORBIDDEN,
+                "not_a_contact",
+                W::NotAContact,
+                "Not a contact",
+            ),
+            // On a socket only messages are looked up (`ack_read`, edits): not found is
+            // `unknown_message` there.
+            Self::NotFound => row(S::NOT_FOUND, "not_found", W::UnknownMessage, "Not found"),
+            Self::CannotRevokeCurrent => row(
+                S::BAD_REQUEST,
+                "cannot_revoke_current",
+                W::InternalError,
+                "Use /logout to end the current session",
+            ),
+            Self::InvalidTarget => row(
+                S::BAD_REQUEST,
+                "invalid_target",
+                W::InvalidTarget,
+                "The target is the caller itself",
+            ),
+            Self::UserNotFound => row(
+                S::NOT_FOUND,
+                "user_not_found",
+                W::InternalError,
+                "No such user",
+            ),
+            Self::AlreadyContact => row(
+                S::CONFLICT,
+                "already_contact",
+                W::InternalError,
+                "Already a contact",
+            ),
+            Self::RequestPending => row(
+                S::CONFLICT,
+                "request_pending",
+                W::InternalError,
+                "A request is already pending",
+            ),
+            Self::NoPendingRequest => row(
+                S::NOT_FOUND,
+                "no_pending_request",
+                W::InternalError,
+                "No pending request",
+            ),
+            Self::NotAMember => row(
+                S::FORBIDDEN,
+                "not_a_member",
+                W::NotAMember,
+                "Not a member of that chat",
+            ),
+            Self::MessageNotFound => row(
+                S::NOT_FOUND,
+                "message_not_found",
+                W::UnknownMessage,
+                "Message not found",
+            ),
+            Self::InviteInvalid => row(
+                S::NOT_FOUND,
+                "invite_invalid",
+                W::InternalError,
+                "Invite invalid or expired",
+            ),
+            Self::OwnerCannotLeave => row(
+                S::CONFLICT,
+                "owner_cannot_leave",
+                W::InternalError,
+                "The owner cannot leave the chat",
+            ),
+            // A socket answers slow mode with `msg_status` `rate_limited` (§5.4), not `error`.
+            Self::SlowMode { .. } => row(
+                S::TOO_MANY_REQUESTS,
+                "slow_mode",
+                W::RateLimited,
+                "Slow mode: wait",
+            ),
+            Self::PhoneTaken => row(
+                S::CONFLICT,
+                "phone_taken",
+                W::InternalError,
+                "Phone already registered",
+            ),
+            Self::PayloadTooLarge { .. } => row(
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                W::InternalError,
+                "Upload too large",
+            ),
+            Self::UnsupportedMediaType => row(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                W::InternalError,
+                "Only PNG, JPEG and WebP images are accepted",
+            ),
+            Self::RateLimited { .. } => row(
+                S::TOO_MANY_REQUESTS,
+                "rate_limited",
+                W::RateLimited,
+                "Too many requests",
+            ),
+            Self::LoginLocked { .. } => row(
+                S::TOO_MANY_REQUESTS,
+                "login_locked",
+                W::InternalError,
+                "Too many failed logins",
+            ),
+            // Calls are signalled over the socket only; the HTTP row exists for completeness.
+            Self::CallNotFound => row(
+                S::NOT_FOUND,
+                "call_not_found",
+                W::CallNotFound,
+                "No active call of this device with that peer",
+            ),
+            Self::CallInProgress => row(
+                S::CONFLICT,
+                "call_in_progress",
+                W::CallInProgress,
+                "You are already in a call",
+            ),
+            // §5.2 has no `unavailable`: a backend outage is `internal_error` on a socket.
+            Self::Unavailable(_) => row(
+                S::SERVICE_UNAVAILABLE,
+                "unavailable",
+                W::InternalError,
+                "Service temporarily unavailable",
+            ),
+            Self::Internal(_) => row(
+                S::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                W::InternalError,
+                "Internal server error",
+            ),
+        }
+    }
+
+    /// The message to show: the row's, with the limit of an upload that was too large.
+    pub fn message(&self) -> Cow<'static, str> {
+        match self {
+            Self::PayloadTooLarge { limit } => format!("Upload exceeds {limit} bytes").into(),
+            other => other.row().message.into(),
+        }
+    }
+
+    /// The message of a socket `error` frame: a validation failure names its first field
+    /// (a frame has no `fields` list), everything else is [`Error::message`].
+    pub fn ws_message(&self) -> Cow<'static, str> {
+        match self {
+            Self::Validation(f) => f.first().map_or(Cow::Borrowed("invalid frame"), |f| {
+                format!("{} {}", f.field, f.problem).into()
+            }),
+            other => other.message(),
+        }
+    }
+
+    /// Seconds to wait, for the errors that carry them (HTTP `retry_after`).
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after }
+            | Self::SlowMode { retry_after }
+            | Self::LoginLocked { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
+    /// The close code and reason when this error ends (or refuses) a socket (PROTOCOL §5.1): a
+    /// token failure closes 1008 with its HTTP reason, anything else 1011 `internal_error`.
+    pub fn close(&self) -> (u16, &'static str) {
+        match self {
+            Self::Unauthenticated
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::TokenRevoked => (1008, self.row().reason),
+            _ => (1011, WsReason::InternalError.as_str()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "error_table_tests.rs"]
+mod tests;
