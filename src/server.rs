@@ -87,17 +87,20 @@ impl Melo {
             },
             rt,
         );
-        let core = app.services.core().clone();
+        let services = app.services.clone();
         let c = cancel.clone();
         tasks.spawn_on(
             async move {
-                let m = &core.config.messages;
+                let m = &services.core().config.messages;
                 let every = Duration::from_secs(m.sweep_interval_secs.max(1));
                 let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 loop {
                     tokio::select! {
                         _ = c.cancelled() => break,
-                        _ = tick.tick() => sweep(&core).await,
+                        _ = tick.tick() => {
+                            services.delivery.sweep().await;
+                            services.chats.purge_expired_invites().await;
+                        }
                     }
                 }
             },
@@ -311,37 +314,6 @@ impl Melo {
         {
             tracing::warn!("shutdown grace elapsed with push deliveries running");
         }
-    }
-}
-
-/// One expiry/overflow pass over queues and history (PROTOCOL §5.3).
-async fn sweep(core: &crate::service::Core) {
-    let m = &core.config.messages;
-    let now = crate::model::Timestamp::now().millis();
-    let ago =
-        |secs: u64| crate::model::Timestamp::from_millis(now - (secs as i64).saturating_mul(1000));
-    match core.store.trim_queues(m.queue_max, ago(m.queue_ttl)).await {
-        Ok(gaps) if !gaps.is_empty() => {
-            tracing::info!(queues = gaps.len(), "queue entries expired or dropped")
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "queue sweep failed"),
-    }
-    match core
-        .store
-        .purge_messages(ago(m.history_ttl), ago(m.queue_ttl))
-        .await
-    {
-        Ok(n) if n > 0 => tracing::info!(messages = n, "history expired"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "history sweep failed"),
-    }
-    if let Err(e) = core
-        .store
-        .purge_invites(crate::model::Timestamp::from_millis(now))
-        .await
-    {
-        tracing::warn!(error = %e, "invite sweep failed");
     }
 }
 

@@ -1,4 +1,6 @@
-//! The one mapping from failures to HTTP responses (PROTOCOL §2).
+//! The one mapping from failures to HTTP responses (PROTOCOL §2): service errors through the
+//! error table ([`Error::row`]), and the few failures of HTTP itself (unknown route, method,
+//! body too large).
 
 use http::{header, HeaderValue, StatusCode};
 use serde::Serialize;
@@ -71,25 +73,17 @@ impl ApiError {
     }
 
     pub(crate) fn validation(fields: Vec<FieldError>) -> Self {
-        let mut e = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            "Request validation failed",
-        );
-        e.fields = fields;
-        e
+        Error::Validation(fields).into()
     }
 
     pub(crate) fn field(field: &str, problem: impl Into<String>) -> Self {
         Self::validation(vec![FieldError::new(field, problem)])
     }
 
+    /// 500 `internal_error`, for a failure already logged.
     pub(crate) fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "Internal server error",
-        )
+        let row = Error::Internal(String::new()).row();
+        Self::new(row.status, row.reason, row.message)
     }
 
     /// Renders the envelope; `path` is the request path without query.
@@ -140,98 +134,16 @@ impl ApiError {
 }
 
 impl From<Error> for ApiError {
+    /// Status, reason and message from the error table ([`Error::row`]); server-side failures
+    /// are logged, never shown.
     fn from(e: Error) -> Self {
-        use StatusCode as S;
-        let (status, reason, message) = match e {
-            Error::Validation(fields) => return Self::validation(fields),
-            Error::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", "Missing bearer token"),
-            Error::InvalidToken => (S::UNAUTHORIZED, "invalid_token", "Invalid token"),
-            Error::TokenExpired => (S::UNAUTHORIZED, "token_expired", "Token expired"),
-            Error::TokenRevoked => (S::UNAUTHORIZED, "token_revoked", "Session revoked"),
-            Error::InvalidCredentials => (
-                S::UNAUTHORIZED,
-                "invalid_credentials",
-                "Invalid credentials",
-            ),
-            Error::CsrfInvalid => (
-                S::FORBIDDEN,
-                "csrf_invalid",
-                "CSRF token missing or invalid",
-            ),
-            Error::Forbidden => (S::FORBIDDEN, "forbidden", "Not permitted"),
-            Error::NotAContact => (S::FORBIDDEN, "not_a_contact", "Not a contact"),
-            Error::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
-            Error::CannotRevokeCurrent => (
-                S::BAD_REQUEST,
-                "cannot_revoke_current",
-                "Use /logout to end the current session",
-            ),
-            Error::InvalidTarget => (
-                S::BAD_REQUEST,
-                "invalid_target",
-                "The target is the caller itself",
-            ),
-            Error::UserNotFound => (S::NOT_FOUND, "user_not_found", "No such user"),
-            Error::AlreadyContact => (S::CONFLICT, "already_contact", "Already a contact"),
-            Error::RequestPending => (
-                S::CONFLICT,
-                "request_pending",
-                "A request is already pending",
-            ),
-            Error::NoPendingRequest => (S::NOT_FOUND, "no_pending_request", "No pending request"),
-            Error::NotAMember => (S::FORBIDDEN, "not_a_member", "Not a member of that chat"),
-            Error::MessageNotFound => (S::NOT_FOUND, "message_not_found", "Message not found"),
-            Error::PhoneTaken => (S::CONFLICT, "phone_taken", "Phone already registered"),
-            Error::InviteInvalid => (S::NOT_FOUND, "invite_invalid", "Invite invalid or expired"),
-            Error::OwnerCannotLeave => (
-                S::CONFLICT,
-                "owner_cannot_leave",
-                "The owner cannot leave the chat",
-            ),
-            Error::PayloadTooLarge { limit } => {
-                return Self::new(
-                    S::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    format!("Upload exceeds {limit} bytes"),
-                )
-            }
-            Error::UnsupportedMediaType => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Only PNG, JPEG and WebP images are accepted",
-            ),
-            Error::RateLimited { retry_after } => {
-                let mut e = Self::new(S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests");
-                e.retry_after = Some(retry_after);
-                return e;
-            }
-            Error::SlowMode { retry_after } => {
-                let mut e = Self::new(S::TOO_MANY_REQUESTS, "slow_mode", "Slow mode: wait");
-                e.retry_after = Some(retry_after);
-                return e;
-            }
-            Error::LoginLocked { retry_after } => {
-                let mut e = Self::new(
-                    S::TOO_MANY_REQUESTS,
-                    "login_locked",
-                    "Too many failed logins",
-                );
-                e.retry_after = Some(retry_after);
-                return e;
-            }
-            Error::Unavailable(detail) => {
-                tracing::error!(error = %detail, "backend unavailable");
-                (
-                    S::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "Service temporarily unavailable",
-                )
-            }
-            Error::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                return Self::internal();
-            }
-        };
-        Self::new(status, reason, message)
+        e.log("http request");
+        let row = e.row();
+        let mut api = Self::new(row.status, row.reason, e.message());
+        api.retry_after = e.retry_after();
+        if let Error::Validation(fields) = e {
+            api.fields = fields;
+        }
+        api
     }
 }

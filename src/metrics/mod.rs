@@ -25,15 +25,31 @@
 //! | `ephemeral_operation_duration_seconds` | histogram | `op` |
 //! | `ephemeral_errors_total` | counter | `op` |
 
-/// Times one call of a wrapped backend: `timed!(self, op_index, self.inner.method(args))`;
-/// the wrapper's `done` classifies the result.
-macro_rules! timed {
-    ($self:ident, $op:expr, $call:expr) => {{
-        let started = std::time::Instant::now();
-        let r = $call.await;
-        $self.done($op, started, &r);
-        r
-    }};
+/// Implements a backend trait for a metering wrapper (a struct with `inner` and `ops:
+/// OpMeters` fields and a `done(op, started, &result)` method): every method delegates to
+/// `self.inner` and is timed under its own name, so labels are derived from the method names
+/// and a new method costs one line here. `$names` receives the list of method names; items
+/// after the list (methods that are not timed) go into the impl as they are.
+macro_rules! metered {
+    ($wrapper:ty, $trait:path, $names:ident {
+        $(fn $name:ident(&self $(, $arg:ident : $ty:ty)* $(,)?) -> $ret:ty;)*
+    } $($extra:tt)*) => {
+        /// The operation labels of this trait, in declaration order.
+        pub(crate) const $names: &[&str] = &[$(stringify!($name)),*];
+
+        #[async_trait::async_trait]
+        impl $trait for $wrapper {
+            $(
+                async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    let started = std::time::Instant::now();
+                    let r = self.inner.$name($($arg),*).await;
+                    self.done(stringify!($name), started, &r);
+                    r
+                }
+            )*
+            $($extra)*
+        }
+    };
 }
 
 mod ephemeral;
@@ -107,24 +123,31 @@ impl From<prometheus::Error> for MetricsError {
 /// Per-operation latency and error handles of a wrapped backend, resolved once (no label
 /// lookup, so no lock, per call).
 #[derive(Debug)]
-pub(crate) struct OpMeters(Vec<(Histogram, IntCounter)>);
+pub(crate) struct OpMeters(std::collections::HashMap<&'static str, (Histogram, IntCounter)>);
 
 impl OpMeters {
-    pub(crate) fn new(ops: &[&str], duration: &HistogramVec, errors: &IntCounterVec) -> Self {
+    /// Resolves the label handles of every operation in `ops` once.
+    pub(crate) fn new(
+        ops: &[&[&'static str]],
+        duration: &HistogramVec,
+        errors: &IntCounterVec,
+    ) -> Self {
         Self(
             ops.iter()
+                .flat_map(|list| list.iter())
                 .map(|op| {
-                    (
+                    let handles = (
                         duration.with_label_values(&[op]),
                         errors.with_label_values(&[op]),
-                    )
+                    );
+                    (*op, handles)
                 })
                 .collect(),
         )
     }
 
     /// One call of operation `op` that started at `started`; `failed` counts an error.
-    pub(crate) fn observe(&self, op: usize, started: std::time::Instant, failed: bool) {
+    pub(crate) fn observe(&self, op: &str, started: std::time::Instant, failed: bool) {
         if let Some((duration, errors)) = self.0.get(op) {
             duration.observe(started.elapsed().as_secs_f64());
             if failed {

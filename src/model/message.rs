@@ -95,6 +95,13 @@ pub struct Message {
     pub reactions: BTreeMap<String, Vec<UserId>>,
 }
 
+impl Message {
+    /// Content bytes for the byte bounds of PROTOCOL §1.5: payload plus signature.
+    pub fn content_bytes(&self) -> u64 {
+        (self.payload.len() + self.signature.as_ref().map_or(0, String::len)) as u64
+    }
+}
+
 /// A message to store, with the sending device's idempotency key.
 #[derive(Clone, Debug)]
 pub struct NewMessage {
@@ -127,11 +134,32 @@ pub enum QueueItem {
         /// Author's-other-device copy.
         self_copy: bool,
     },
-    /// Any other durable frame, serialized without `seq`.
+    /// Any other durable frame, serialized without `seq` and sealed by the service.
     Event(Bytes),
+    /// A `msg_status` receipt (`delivered`/`read`) in the service's compact encoding: ids and a
+    /// time only, nothing to seal.
+    Status(Bytes),
     /// Entries dropped by expiry or overflow, reported as one `gap` frame at this entry's seq
     /// (the newest dropped one).
     Gap(Gap),
+}
+
+/// A queue entry that is not a message copy (see [`QueueItem`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NewEntry {
+    /// A durable frame serialized without `seq`, sealed by the service.
+    Event(Bytes),
+    /// A receipt in the service's compact encoding.
+    Status(Bytes),
+}
+
+impl NewEntry {
+    /// The stored bytes.
+    pub fn body(&self) -> &Bytes {
+        match self {
+            Self::Event(b) | Self::Status(b) => b,
+        }
+    }
 }
 
 /// A run of dropped queue entries (PROTOCOL §5.3 "Expiry and overflow").
@@ -156,15 +184,48 @@ pub struct QueuedEntry {
     pub item: QueueItem,
 }
 
-/// An entry removed by an acknowledgement.
+impl QueuedEntry {
+    /// Content bytes for the byte bounds of a queue read: a message's
+    /// [`Message::content_bytes`], an event's or receipt's stored bytes, 0 for a gap.
+    pub fn content_bytes(&self) -> u64 {
+        match &self.item {
+            QueueItem::Message { message, .. } => message.content_bytes(),
+            QueueItem::Event(b) | QueueItem::Status(b) => b.len() as u64,
+            QueueItem::Gap(_) => 0,
+        }
+    }
+}
+
+/// A message copy acknowledged by a recipient device: its first acknowledgement by the
+/// recipient makes `delivered` for the author.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AckedEntry {
     /// Its seq.
     pub seq: i64,
-    /// The message, when the entry was a `relay_delivery`.
-    pub message_id: Option<MessageId>,
-    /// Whether it was a self-copy.
-    pub self_copy: bool,
+    /// The message.
+    pub message_id: MessageId,
+}
+
+/// What a device acknowledged, as the store removes it: every entry with `seq <= upto` and
+/// each of `seqs` (ascending, all above `upto`); with the receipts the acknowledgements cause,
+/// written in the same durable write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Acks {
+    /// Every entry up to this seq (0: none).
+    pub upto: i64,
+    /// Single entries above `upto`, ascending.
+    pub seqs: Vec<i64>,
+    /// Receipt entries to append (for the authors' devices).
+    pub receipts: Vec<(SessionId, NewEntry)>,
+    /// Messages to flag delivered.
+    pub delivered: Vec<MessageId>,
+}
+
+impl Acks {
+    /// True when it removes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.upto <= 0 && self.seqs.is_empty()
+    }
 }
 
 /// Which entries an acknowledgement removes.

@@ -11,8 +11,8 @@ mod user;
 pub use chat::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord};
 pub use ids::{DeviceId, SessionId, UserId};
 pub use message::{
-    AckSelector, AckedEntry, Gap, Message, MessageId, NewMessage, QueueItem, QueueTarget,
-    QueuedEntry, StoreOutcome,
+    AckSelector, AckedEntry, Acks, Gap, Message, MessageId, NewEntry, NewMessage, QueueItem,
+    QueueTarget, QueuedEntry, StoreOutcome,
 };
 pub use time::Timestamp;
 pub use user::{DeviceType, NewUser, ProfileChange, Session, SessionUpsert, UserRecord};

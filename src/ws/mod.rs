@@ -74,16 +74,15 @@ async fn admit(app: &App, parts: &http::request::Parts, ip: IpAddr) -> Admission
         .map(str::to_owned)
         .or_else(|| query_token(parts));
     let Some(token) = token else {
-        return refused(1008, "unauthenticated");
+        let (code, reason) = Error::Unauthenticated.close();
+        return refused(code, reason);
     };
     match app.services.auth.authenticate(&token).await {
         Ok(a) => Admission::Accepted(a),
-        Err(Error::TokenExpired) => refused(1008, "token_expired"),
-        Err(Error::TokenRevoked) => refused(1008, "token_revoked"),
-        Err(Error::InvalidToken) => refused(1008, "invalid_token"),
         Err(e) => {
-            tracing::warn!(error = %e, "websocket admission failed");
-            refused(1011, "internal_error")
+            e.log("websocket admission");
+            let (code, reason) = e.close();
+            refused(code, reason)
         }
     }
 }

@@ -97,7 +97,7 @@ async fn get(c: Ctx) -> Res {
     let path = c.parts.uri.path();
     // A malformed uid names nobody: the same 404 as an invisible avatar.
     let owner = validate::uid(c.param("user_unique_id").unwrap_or_default())
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found"))?;
+        .map_err(|_| ApiError::from(crate::service::Error::NotFound))?;
     let avatar = c.app.services.avatars.get(&auth, owner).await?;
     let etag = HeaderValue::from_str(&format!("\"{}\"", avatar.etag())).map_err(|_| {
         tracing::error!(%path, "stored avatar etag is not a header value");
