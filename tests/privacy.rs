@@ -72,10 +72,10 @@ impl Backends {
                 proof,
             })
         };
-        if let Some((dir, store)) = &self.sqlite {
+        if let Some((dir, _store)) = &self.sqlite {
             add(
                 "SQLite tables",
-                dump::sqlite_tables(store.pool()).await,
+                dump::sqlite_tables(&dir.path().join("melo.db")),
                 DM_PAYLOAD,
             );
             add("SQLite files", dump::files(dir.path()), DM_PAYLOAD);

@@ -5,6 +5,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use super::STAMP;
 
 pub(super) struct Args {
+    /// The server; with `--bare`, the bare relay (default `http://127.0.0.1:8090`).
     pub(super) url: String,
     /// DM mode: a second node; receivers' sockets connect there (two-node measurement).
     pub(super) url2: Option<String>,
@@ -20,15 +21,19 @@ pub(super) struct Args {
     pub(super) online: Option<usize>,
     /// Group mode: messages per second from the owner.
     pub(super) rate: usize,
+    /// Against `examples/bare_relay.rs`: no HTTP setup, synthetic uids, `/ws?uid=`.
+    pub(super) bare: bool,
 }
 
 const USAGE: &str = "usage: loadgen [--url http://127.0.0.1:8088] [--url2 <second node>] [--pairs 100] [--duration 10] \
 [--window 32] [--payload 64] [--idle 0] [--pid <server pid>] \
-[--group <members> [--online <members with a socket>] [--rate <messages/s>]]";
+[--group <members> [--online <members with a socket>] [--rate <messages/s>]] \
+[--bare (against examples/bare_relay.rs; --url defaults to http://127.0.0.1:8090)]";
 
 pub(super) fn parse_args() -> Result<Args> {
+    let mut url = None;
     let mut a = Args {
-        url: "http://127.0.0.1:8088".into(),
+        url: String::new(),
         url2: None,
         pairs: 100,
         duration: 10,
@@ -39,12 +44,17 @@ pub(super) fn parse_args() -> Result<Args> {
         group: 0,
         online: None,
         rate: 10,
+        bare: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--help" || flag == "-h" {
             println!("{USAGE}");
             std::process::exit(0);
+        }
+        if flag == "--bare" {
+            a.bare = true;
+            continue;
         }
         let value = it
             .next()
@@ -54,7 +64,7 @@ pub(super) fn parse_args() -> Result<Args> {
                 .with_context(|| format!("{flag} {v}: not a number"))
         };
         match flag.as_str() {
-            "--url" => a.url = value.trim_end_matches('/').to_owned(),
+            "--url" => url = Some(value.trim_end_matches('/').to_owned()),
             "--url2" => a.url2 = Some(value.trim_end_matches('/').to_owned()),
             "--pairs" => a.pairs = num(&value)?,
             "--duration" => a.duration = num(&value)? as u64,
@@ -67,6 +77,16 @@ pub(super) fn parse_args() -> Result<Args> {
             "--rate" => a.rate = num(&value)?,
             other => bail!("unknown flag {other}\n{USAGE}"),
         }
+    }
+    a.url = url.unwrap_or_else(|| {
+        if a.bare {
+            "http://127.0.0.1:8090".into()
+        } else {
+            "http://127.0.0.1:8088".into()
+        }
+    });
+    if a.bare && (a.group > 0 || a.url2.is_some()) {
+        bail!("--bare runs DM pairs on one relay: no --group, no --url2");
     }
     if a.pairs == 0 || a.window == 0 || a.duration == 0 {
         bail!("--pairs, --window and --duration must be at least 1");

@@ -1,6 +1,7 @@
 //! `--group N`: fan-out of one sender's chat messages to a group of N members, `--online` of them
 //! connected. Reports per-delivery latency and, per message, the latency until the last online
-//! member had it.
+//! member had it. CPU figures as in DM mode, per delivery: `deliveries_in_window` counts the
+//! deliveries read before the end of the run, the span over which CPU is sampled.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,41 +10,50 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::args::Args;
+use super::cpu::CpuWindow;
 use super::{
-    ack, bounded, make_contacts, payload, percentile, register, ws_open, Api, Shared, Ws, DRAIN,
-    SETUP_CONCURRENCY, STAMP,
+    ack, bounded, make_contacts, payload, percentile, register, ws_open, Api, Frame, Login, Relay,
+    Shared, Ws, DRAIN, SETUP_CONCURRENCY,
 };
 
-/// Receives chat deliveries until the run ends; returns (stamp, latency µs) per delivery.
-async fn member(mut ws: Ws, shared: Arc<Shared>) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
+/// What a member read: (stamp, latency µs) per delivery, and how many arrived before `run_end`.
+struct Member {
+    deliveries: Vec<(u64, u64)>,
+    in_window: u64,
+}
+
+/// Receives chat deliveries until the run ends.
+async fn member(mut ws: Ws, shared: Arc<Shared>) -> Member {
+    let mut out = Member {
+        deliveries: Vec::new(),
+        in_window: 0,
+    };
     let hard_end = shared.run_end + DRAIN;
     let (mut max_seq, mut acked) = (0i64, 0i64);
     while Instant::now() < hard_end {
         match timeout(Duration::from_millis(50), ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 let at = Instant::now();
-                let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                let Ok(f) = serde_json::from_str::<Frame<'_>>(t.as_str()) else {
                     continue;
                 };
-                if let Some(s) = v["seq"].as_i64() {
+                if let Some(s) = f.seq {
                     max_seq = max_seq.max(s);
                 }
-                if v["type"] == "relay_delivery" {
-                    if let Some(nanos) = v["payload"]
-                        .as_str()
-                        .and_then(|p| p.get(..STAMP))
-                        .and_then(|p| p.parse::<u64>().ok())
-                    {
+                if f.kind == "relay_delivery" {
+                    if let Some(nanos) = f.stamp() {
                         let sent_at = shared.start + Duration::from_nanos(nanos);
                         let us = at.saturating_duration_since(sent_at).as_micros() as u64;
-                        out.push((nanos, us));
+                        out.deliveries.push((nanos, us));
+                    }
+                    if at < shared.run_end {
+                        out.in_window += 1;
                     }
                 }
                 if max_seq - acked >= 32 {
@@ -122,7 +132,7 @@ pub(super) async fn run(args: &Args, api: Api, addr: SocketAddr, pem: Arc<String
         } else {
             members[i - 1].token.clone()
         };
-        async move { ws_open(addr, token, None).await }
+        async move { ws_open(addr, Login::Token(token), None).await }
     })
     .await
     .context("opening sockets")?;
@@ -135,6 +145,7 @@ pub(super) async fn run(args: &Args, api: Api, addr: SocketAddr, pem: Arc<String
         errors: Default::default(),
         payload: args.payload,
     });
+    let cpu = CpuWindow::start(args.pid, shared.run_end);
     let mut set = JoinSet::new();
     for ws in sockets.split_off(1) {
         set.spawn(member(ws, shared.clone()));
@@ -146,8 +157,8 @@ pub(super) async fn run(args: &Args, api: Api, addr: SocketAddr, pem: Arc<String
         let mut max_seq = 0i64;
         while let Ok(Some(Ok(m))) = timeout(Duration::from_secs(2), rx.next()).await {
             if let Message::Text(t) = m {
-                if let Ok(v) = serde_json::from_str::<Value>(t.as_str()) {
-                    max_seq = max_seq.max(v["seq"].as_i64().unwrap_or(0));
+                if let Ok(f) = serde_json::from_str::<Frame<'_>>(t.as_str()) {
+                    max_seq = max_seq.max(f.seq.unwrap_or(0));
                 }
             }
         }
@@ -158,16 +169,24 @@ pub(super) async fn run(args: &Args, api: Api, addr: SocketAddr, pem: Arc<String
     let mut sent = 0u64;
     while Instant::now() < shared.run_end {
         sent += 1;
-        let frame = json!({"type": "relay", "chat_id": chat, "payload": payload(&shared),
-                           "client_id": format!("g-{sent}")});
-        tx.send(Message::text(frame.to_string())).await?;
+        let frame = Relay {
+            kind: "relay",
+            target: None,
+            chat_id: Some(chat),
+            payload: &payload(&shared),
+            client_id: &format!("g-{sent}"),
+        };
+        tx.send(frame.message()?).await?;
         next += every;
         tokio::time::sleep_until(next).await;
     }
     let mut per_msg: HashMap<u64, (u64, usize)> = HashMap::new();
     let mut all = Vec::new();
+    let mut in_window = 0u64;
     while let Some(r) = set.join_next().await {
-        for (stamp, us) in r? {
+        let r = r?;
+        in_window += r.in_window;
+        for (stamp, us) in r.deliveries {
             let e = per_msg.entry(stamp).or_insert((0, 0));
             e.0 = e.0.max(us);
             e.1 += 1;
@@ -175,6 +194,8 @@ pub(super) async fn run(args: &Args, api: Api, addr: SocketAddr, pem: Arc<String
         }
     }
     let _ = reader.await;
+    let cpu = cpu.finish();
+    let (server_per_msg, own_per_msg) = cpu.per_msg(in_window);
     all.sort_unstable();
     let mut last: Vec<u64> = per_msg
         .values()
@@ -194,6 +215,11 @@ pub(super) async fn run(args: &Args, api: Api, addr: SocketAddr, pem: Arc<String
         "delivery_latency_ms": {"p50": round(percentile(&all, 50)), "p99": round(percentile(&all, 99))},
         "all_online_latency_ms": {"p50": round(percentile(&last, 50)), "p99": round(percentile(&last, 99))},
         "setup_s": round(setup_s),
+        "deliveries_in_window": in_window,
+        "server_cpu_s": cpu.server_s.map(round),
+        "server_cpu_us_per_msg": server_per_msg.map(round),
+        "loadgen_cpu_s": cpu.own_s.map(round),
+        "loadgen_cpu_us_per_msg": own_per_msg.map(round),
     });
     println!("{report}");
     Ok(())

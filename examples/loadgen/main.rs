@@ -31,10 +31,34 @@
 //! and `rss_per_conn_kb` = (`server_rss_kb` − `server_rss_base_kb`) / `connections`, plus
 //! `errors` (error frames and lost sockets) and `setup_s`.
 //!
-//! `--group N` (traffic in group chats) is reserved for the chats release and refused for now.
+//! CPU per delivered message: with `--pid`, `utime + stime` of `/proc/<pid>/stat` is sampled when
+//! the senders start and again at the end of the run, the span over which `delivered` counts;
+//! `server_cpu_s` is the server's CPU seconds over it and `server_cpu_us_per_msg` the CPU µs per
+//! delivered message. `loadgen_cpu_s` and `loadgen_cpu_us_per_msg` are the same for the generator
+//! itself (`/proc/self/stat`, always reported): on a small box it shares the cores with the
+//! server. `--pid` must name the server process itself (`cargo run` execs the server in its own
+//! place on Unix, so `$!` after `cargo run … &` does). To take as little of the box as it can, the
+//! generator reads frames into small borrowed structs (no `serde_json::Value` per frame) and
+//! writes them with typed structs.
+//!
+//! `--group N [--online M] [--rate R]` measures fan-out in a group chat instead (`group.rs`).
+//!
+//! `--bare` measures the yardstick, `examples/bare_relay.rs` (hyper + tokio-tungstenite relaying
+//! DMs with no authentication and no storage), instead of Melo: no HTTP setup (no registration,
+//! contacts or logins), socket `i` connects to `ws://ADDR/ws?uid=<10000001 + i>` (`--url`
+//! defaults to `http://127.0.0.1:8090`), and the same DM traffic runs with the same report,
+//! CPU figures included:
+//!
+//! ```text
+//! cargo run --release --example bare_relay &
+//! cargo run --release --example loadgen -- --bare --pairs 100 --duration 10 --window 4 \
+//!   --payload 64 --pid $!
+//! ```
 
 #![allow(clippy::print_stdout)]
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -46,7 +70,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -68,12 +93,16 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 const DRAIN: Duration = Duration::from_secs(5);
 /// Digits of the send instant at the start of each payload.
 const STAMP: usize = 20;
+/// `--bare`: the uid of the first socket (the others count up from it).
+const BARE_FIRST_UID: u32 = 10_000_001;
 
 mod args;
+mod cpu;
 mod group;
 mod setup;
 
 use args::parse_args;
+use cpu::CpuWindow;
 use setup::{login, make_contacts, register, Api};
 
 /// Runs `f(0..count)` with at most `limit` in flight; results in index order.
@@ -120,8 +149,17 @@ fn source_for(i: usize, server: IpAddr, total: usize) -> Option<Ipv4Addr> {
     ))
 }
 
+/// How a socket says who it is.
+#[derive(Clone)]
+enum Login {
+    /// Melo: an access token (`Authorization: Bearer`) on `/ws`.
+    Token(String),
+    /// The bare relay: `/ws?uid=`.
+    Uid(u32),
+}
+
 /// Opens `/ws`, reads up to `sync_done`, and acks whatever was queued.
-async fn ws_open(addr: SocketAddr, token: String, source: Option<Ipv4Addr>) -> Result<Ws> {
+async fn ws_open(addr: SocketAddr, login: Login, source: Option<Ipv4Addr>) -> Result<Ws> {
     let sock = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -135,9 +173,15 @@ async fn ws_open(addr: SocketAddr, token: String, source: Option<Ipv4Addr>) -> R
         .await
         .context("connect timed out")??;
     stream.set_nodelay(true)?;
-    let mut req = format!("ws://{addr}/ws").into_client_request()?;
-    req.headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
+    let req = match login {
+        Login::Token(token) => {
+            let mut req = format!("ws://{addr}/ws").into_client_request()?;
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse()?);
+            req
+        }
+        Login::Uid(uid) => format!("ws://{addr}/ws?uid={uid}").into_client_request()?,
+    };
     // Small read buffers keep thousands of idle client sockets cheap.
     let config = WebSocketConfig::default().read_buffer_size(4096);
     let (mut ws, _) = timeout(
@@ -155,15 +199,15 @@ async fn ws_open(addr: SocketAddr, token: String, source: Option<Ipv4Addr>) -> R
             .ok_or_else(|| anyhow!("socket closed before sync_done"))??;
         match msg {
             Message::Text(t) => {
-                let v: Value = serde_json::from_str(t.as_str())?;
-                if let Some(s) = v["seq"].as_i64() {
+                let f: Frame<'_> = serde_json::from_str(t.as_str())?;
+                if let Some(s) = f.seq {
                     max_seq = max_seq.max(s);
                     // A backlog longer than the server's window needs acks to reach sync_done.
                     if s % 128 == 0 {
                         ws.send(ack(max_seq)).await?;
                     }
                 }
-                if v["type"] == "sync_done" {
+                if f.kind == "sync_done" {
                     break;
                 }
             }
@@ -178,7 +222,53 @@ async fn ws_open(addr: SocketAddr, token: String, source: Option<Ipv4Addr>) -> R
 }
 
 fn ack(seq: i64) -> Message {
-    Message::text(json!({"type": "ack_received", "up_to_seq": seq}).to_string())
+    Message::text(format!(r#"{{"type":"ack_received","up_to_seq":{seq}}}"#))
+}
+
+// ---- frames --------------------------------------------------------------------------------
+
+/// The fields of a server frame the generator reads, borrowed from the frame's text where they
+/// hold no escapes (the payloads sent here never do); other fields are skipped unparsed.
+#[derive(Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    seq: Option<i64>,
+    #[serde(borrow, default)]
+    payload: Option<Text<'a>>,
+}
+
+/// A JSON string, borrowed unless it holds escapes. (serde borrows a `Cow<'a, str>` field marked
+/// `#[serde(borrow)]` but not an `Option<Cow<'a, str>>`, which it would always copy: hence the
+/// newtype.)
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Frame<'_> {
+    /// The send instant (ns after `Shared::start`) at the head of a `relay_delivery` payload.
+    fn stamp(&self) -> Option<u64> {
+        self.payload.as_ref()?.0.get(..STAMP)?.parse().ok()
+    }
+}
+
+/// A `relay` frame: to a user (`target`) or into a chat (`chat_id`).
+#[derive(Serialize)]
+struct Relay<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chat_id: Option<i64>,
+    payload: &'a str,
+    client_id: &'a str,
+}
+
+impl Relay<'_> {
+    fn message(&self) -> Result<Message> {
+        Ok(Message::text(serde_json::to_string(self)?))
+    }
 }
 
 // ---- the run -------------------------------------------------------------------------------
@@ -192,8 +282,9 @@ struct Shared {
 
 fn payload(shared: &Shared) -> String {
     let nanos = shared.start.elapsed().as_nanos();
-    let mut p = format!("{nanos:0width$}", width = STAMP);
-    p.push_str(&".".repeat(shared.payload - STAMP));
+    let mut p = String::with_capacity(shared.payload.max(STAMP));
+    let _ = write!(p, "{nanos:0width$}", width = STAMP);
+    p.extend(std::iter::repeat_n('.', shared.payload - STAMP));
     p
 }
 
@@ -202,13 +293,13 @@ async fn sender_reader(mut rx: SplitStream<Ws>, max_seq: Arc<AtomicI64>, shared:
     while let Some(msg) = rx.next().await {
         match msg {
             Ok(Message::Text(t)) => {
-                let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                let Ok(f) = serde_json::from_str::<Frame<'_>>(t.as_str()) else {
                     continue;
                 };
-                if let Some(s) = v["seq"].as_i64() {
+                if let Some(s) = f.seq {
                     max_seq.fetch_max(s, Ordering::Relaxed);
                 }
-                if v["type"] == "error" {
+                if f.kind == "error" {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -227,15 +318,28 @@ async fn sender(
 ) {
     let mut n: u64 = 0;
     let mut acked = 0;
+    let mut client_id = String::new();
     while Instant::now() < shared.run_end {
         let slot = timeout(Duration::from_millis(50), window.acquire()).await;
         let idle = slot.is_err();
         if let Ok(Ok(permit)) = slot {
             permit.forget();
             n += 1;
-            let frame = json!({"type": "relay", "target": target, "payload": payload(&shared),
-                               "client_id": format!("lg-{n}")});
-            if tx.send(Message::text(frame.to_string())).await.is_err() {
+            client_id.clear();
+            let _ = write!(client_id, "lg-{n}");
+            let frame = Relay {
+                kind: "relay",
+                target: Some(&target),
+                chat_id: None,
+                payload: &payload(&shared),
+                client_id: &client_id,
+            }
+            .message();
+            let Ok(frame) = frame else {
+                shared.errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            if tx.send(frame).await.is_err() {
                 shared.errors.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -281,18 +385,14 @@ async fn receiver(
         match next {
             Ok(Some(Ok(Message::Text(t)))) => {
                 let at = Instant::now();
-                let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+                let Ok(f) = serde_json::from_str::<Frame<'_>>(t.as_str()) else {
                     continue;
                 };
-                if let Some(s) = v["seq"].as_i64() {
+                if let Some(s) = f.seq {
                     max_seq = max_seq.max(s);
                 }
-                if v["type"] == "relay_delivery" {
-                    let sent = v["payload"]
-                        .as_str()
-                        .and_then(|p| p.get(..STAMP))
-                        .and_then(|p| p.parse::<u64>().ok());
-                    if let Some(nanos) = sent {
+                if f.kind == "relay_delivery" {
+                    if let Some(nanos) = f.stamp() {
                         let sent_at = shared.start + Duration::from_nanos(nanos);
                         out.latencies_us
                             .push(at.saturating_duration_since(sent_at).as_micros() as u64);
@@ -301,7 +401,7 @@ async fn receiver(
                         out.in_window += 1;
                     }
                     window.add_permits(1);
-                } else if v["type"] == "error" {
+                } else if f.kind == "error" {
                     shared.errors.fetch_add(1, Ordering::Relaxed);
                 }
                 if max_seq - acked >= 32 {
@@ -332,6 +432,40 @@ async fn receiver(
     out
 }
 
+/// Registers the users of a DM run over HTTP and makes each pair contacts: a login per socket
+/// (senders, receivers, idle devices of the receivers) and the receivers' uids.
+async fn melo_users(
+    args: &args::Args,
+    api: Api,
+    pem: Arc<String>,
+) -> Result<(Vec<Login>, Vec<String>)> {
+    let users = bounded(2 * args.pairs, SETUP_CONCURRENCY, |i| {
+        register(api.clone(), pem.clone(), i)
+    })
+    .await
+    .context("registering users")?;
+    let (senders, receivers) = users.split_at(args.pairs);
+    bounded(args.pairs, SETUP_CONCURRENCY, |i| {
+        make_contacts(api.clone(), senders[i].clone(), receivers[i].clone())
+    })
+    .await
+    .context("making contacts")?;
+    // Idle sockets need sessions of their own: more devices of the receivers.
+    let idle_tokens = bounded(args.idle, SETUP_CONCURRENCY, |i| {
+        let (api, phone) = (api.clone(), receivers[i % receivers.len()].phone.clone());
+        async move { Ok(login(&api, &phone).await?.0) }
+    })
+    .await
+    .context("logging in idle devices")?;
+    let logins = users
+        .iter()
+        .map(|u| u.token.clone())
+        .chain(idle_tokens)
+        .map(Login::Token)
+        .collect();
+    Ok((logins, receivers.iter().map(|u| u.uid.clone()).collect()))
+}
+
 /// VmRSS of a process in kB.
 fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -356,6 +490,9 @@ fn percentile(sorted: &[u64], p: usize) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = parse_args()?;
+    if let Some(pid) = args.pid {
+        cpu::check_pid(pid);
+    }
     let setup_start = Instant::now();
     let authority = args
         .url
@@ -384,60 +521,43 @@ async fn main() -> Result<()> {
             eprintln!("warning: open-file limit {limit} < {connections} sockets; raise ulimit -n");
         }
     }
-    let api = Api {
-        base: args.url.clone(),
-        http: Client::builder(TokioExecutor::new()).build_http(),
+    // Who each socket is (senders 0..pairs, receivers pairs..2·pairs, then idle sockets), and
+    // each receiver's uid for its sender to target.
+    let (logins, targets): (Vec<Login>, Vec<String>) = if args.bare {
+        let uid = |i: usize| BARE_FIRST_UID + i as u32;
+        (
+            (0..connections).map(|i| Login::Uid(uid(i))).collect(),
+            (args.pairs..2 * args.pairs)
+                .map(|i| uid(i).to_string())
+                .collect(),
+        )
+    } else {
+        let api = Api {
+            base: args.url.clone(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        };
+        let pem = Arc::new({
+            use rsa::pkcs8::{EncodePublicKey, LineEnding};
+            rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)?
+                .to_public_key()
+                .to_public_key_pem(LineEnding::LF)
+                .map_err(|e| anyhow!("encoding the E2E key: {e}"))?
+        });
+        if args.group > 0 {
+            return group::run(&args, api, addr, pem).await;
+        }
+        melo_users(&args, api, pem).await?
     };
-    let pem = Arc::new({
-        use rsa::pkcs8::{EncodePublicKey, LineEnding};
-        rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048)?
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(|e| anyhow!("encoding the E2E key: {e}"))?
-    });
-
-    if args.group > 0 {
-        return group::run(&args, api, addr, pem).await;
-    }
-    // Users: senders are 0..pairs, receivers pairs..2·pairs.
-    let users = bounded(2 * args.pairs, SETUP_CONCURRENCY, |i| {
-        register(api.clone(), pem.clone(), i)
-    })
-    .await
-    .context("registering users")?;
-    let (senders, receivers) = users.split_at(args.pairs);
-    bounded(args.pairs, SETUP_CONCURRENCY, |i| {
-        make_contacts(api.clone(), senders[i].clone(), receivers[i].clone())
-    })
-    .await
-    .context("making contacts")?;
-    // Idle sockets need sessions of their own: more devices of the receivers.
-    let idle_tokens = bounded(args.idle, SETUP_CONCURRENCY, |i| {
-        let (api, phone) = (api.clone(), receivers[i % receivers.len()].phone.clone());
-        async move { Ok(login(&api, &phone).await?.0) }
-    })
-    .await
-    .context("logging in idle devices")?;
 
     let rss_base = args.pid.and_then(rss_kb);
-    let mut tokens: Vec<String> = users.iter().map(|u| u.token.clone()).collect();
-    tokens.extend(idle_tokens);
-    let tokens = Arc::new(tokens);
     let mut sockets = bounded(connections, SETUP_CONCURRENCY * 4, |i| {
-        let tokens = tokens.clone();
+        let login = logins[i].clone();
         let node = if (args.pairs..2 * args.pairs).contains(&i) {
             addr2
         } else {
             addr
         };
-        async move {
-            ws_open(
-                node,
-                tokens[i].clone(),
-                source_for(i, node.ip(), connections),
-            )
-            .await
-        }
+        async move { ws_open(node, login, source_for(i, node.ip(), connections)).await }
     })
     .await
     .context("opening sockets")?;
@@ -455,19 +575,15 @@ async fn main() -> Result<()> {
         errors: AtomicU64::new(0),
         payload: args.payload,
     });
+    // CPU over [start, run_end): the span in which `delivered` counts deliveries.
+    let cpu = CpuWindow::start(args.pid, shared.run_end);
     let mut receiving = JoinSet::new();
-    for ((ws_s, ws_r), rcv) in sockets.into_iter().zip(receiver_ws).zip(receivers) {
+    for ((ws_s, ws_r), target) in sockets.into_iter().zip(receiver_ws).zip(targets) {
         let window = Arc::new(Semaphore::new(args.window));
         let (tx, rx) = ws_s.split();
         let max_seq = Arc::new(AtomicI64::new(0));
         tokio::spawn(sender_reader(rx, max_seq.clone(), shared.clone()));
-        tokio::spawn(sender(
-            tx,
-            max_seq,
-            rcv.uid.clone(),
-            window.clone(),
-            shared.clone(),
-        ));
+        tokio::spawn(sender(tx, max_seq, target, window.clone(), shared.clone()));
         receiving.spawn(receiver(ws_r, window, args.window, shared.clone()));
     }
     let mut latencies = Vec::new();
@@ -478,6 +594,8 @@ async fn main() -> Result<()> {
         latencies.extend(r.latencies_us);
     }
     let rss = args.pid.and_then(rss_kb);
+    let cpu = cpu.finish();
+    let (server_per_msg, own_per_msg) = cpu.per_msg(delivered);
     latencies.sort_unstable();
     let per_conn = match (rss, rss_base) {
         (Some(end), Some(base)) => {
@@ -502,6 +620,10 @@ async fn main() -> Result<()> {
         "rss_per_conn_kb": per_conn.map(round),
         "errors": shared.errors.load(Ordering::Relaxed),
         "setup_s": round(setup_s),
+        "server_cpu_s": cpu.server_s.map(round),
+        "server_cpu_us_per_msg": server_per_msg.map(round),
+        "loadgen_cpu_s": cpu.own_s.map(round),
+        "loadgen_cpu_us_per_msg": own_per_msg.map(round),
     });
     println!("{report}");
     Ok(())

@@ -32,6 +32,8 @@ pub struct WsClient {
     pub received: Vec<Value>,
     /// The highest `seq` received on this connection (0 = none).
     pub max_seq: i64,
+    /// The longest text frame received, in bytes.
+    pub max_frame: usize,
     /// The close this connection observed: the server's close frame, or 1006 for a lost
     /// connection without one.
     pub closed: Option<(u16, String)>,
@@ -122,6 +124,7 @@ impl WsClient {
             pending: VecDeque::new(),
             received: Vec::new(),
             max_seq: 0,
+            max_frame: 0,
             closed: None,
         })
     }
@@ -167,6 +170,7 @@ impl WsClient {
             };
             match msg {
                 Some(Ok(Message::Text(t))) => {
+                    self.max_frame = self.max_frame.max(t.len());
                     let v: Value = serde_json::from_str(t.as_str()).unwrap_or_else(|e| {
                         panic!("server text frame is not JSON ({e}): {}", t.as_str())
                     });

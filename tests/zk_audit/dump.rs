@@ -7,7 +7,6 @@ use std::path::Path;
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 use sqlx::mysql::MySqlPool;
-use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 
 /// Raw bytes and where they were read.
@@ -49,37 +48,38 @@ fn cells(
     out
 }
 
-/// Every cell of every table listed in `sqlite_master`.
-pub async fn sqlite_tables(pool: &SqlitePool) -> Vec<Entry> {
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .fetch_all(pool)
-            .await
-            .expect("list SQLite tables");
+/// Every cell of every table listed in `sqlite_master` of the database file `db`, read on a
+/// connection of its own (the store keeps its connections to itself).
+pub fn sqlite_tables(db: &Path) -> Vec<Entry> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open the SQLite file");
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .expect("list SQLite tables");
     let mut out = Vec::new();
     for t in &tables {
-        let info = sqlx::query(&format!("PRAGMA table_info({})", quote(t, '"')))
-            .fetch_all(pool)
-            .await
+        let columns: Vec<String> = conn
+            .prepare(&format!("PRAGMA table_info({})", quote(t, '"')))
+            .and_then(|mut st| st.query_map([], |r| r.get("name"))?.collect())
             .expect("table_info");
-        let columns: Vec<String> = info.iter().map(|r| r.get::<String, _>("name")).collect();
         let select = columns
             .iter()
             .map(|c| format!("CAST({} AS BLOB)", quote(c, '"')))
             .collect::<Vec<_>>()
             .join(", ");
-        let rows = sqlx::query(&format!("SELECT {select} FROM {}", quote(t, '"')))
-            .fetch_all(pool)
-            .await
-            .unwrap_or_else(|e| panic!("SELECT * FROM {t}: {e}"));
-        let rows = rows
-            .iter()
-            .map(|row| {
-                (0..columns.len())
-                    .map(|i| row.get::<Option<Vec<u8>>, _>(i))
-                    .collect()
+        let rows = conn
+            .prepare(&format!("SELECT {select} FROM {}", quote(t, '"')))
+            .and_then(|mut st| {
+                st.query_map([], |row| {
+                    (0..columns.len())
+                        .map(|i| row.get::<_, Option<Vec<u8>>>(i))
+                        .collect()
+                })?
+                .collect::<Result<Vec<Vec<Option<Vec<u8>>>>, _>>()
             })
-            .collect();
+            .unwrap_or_else(|e| panic!("SELECT * FROM {t}: {e}"));
         out.extend(cells("sqlite", t, &columns, rows));
     }
     assert!(
