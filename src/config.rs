@@ -4,12 +4,13 @@
 //! variables of PROTOCOL.md §3.5 onto these fields.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+pub(crate) mod ip_range;
 mod route_limit;
+pub use ip_range::IpRange;
 pub use route_limit::RouteLimit;
 
 /// A secret string whose `Debug` prints `[redacted]`.
@@ -147,8 +148,12 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Origins allowed by CORS (`CORS_ORIGINS`, comma-separated). Default: none.
     pub cors_origins: Vec<String>,
-    /// Peers whose first `X-Forwarded-For` address is trusted (`TRUSTED_PROXIES`). Default: none.
-    pub trusted_proxies: Vec<IpAddr>,
+    /// Reverse proxies, as addresses or CIDR ranges (`TRUSTED_PROXIES`). Default: none.
+    ///
+    /// When the TCP peer is in one of them, the client is the right-most `X-Forwarded-For`
+    /// address that is not (proxies append; entries left of the client's are the client's own
+    /// writing).
+    pub trusted_proxies: Vec<IpRange>,
     /// Most concurrent TCP connections per listener (`MAX_CONNECTIONS`). Default 19 000.
     pub max_connections: usize,
     /// How long graceful shutdown waits for open connections, in seconds. Default 10.
@@ -182,9 +187,13 @@ pub struct LimitsConfig {
     pub rate_limit_period: u64,
     /// Block after exceeding, in seconds (`BLOCK_PERIOD`). Default 60.
     pub block_period: u64,
-    /// Failures that lock an account (`FAILED_LOGIN_LIMIT`). Default 5.
+    /// Failures of one account from one client IP that lock the account for that IP
+    /// (`FAILED_LOGIN_LIMIT`). Default 5.
     pub failed_login_limit: u64,
-    /// Failures that lock an IP (`FAILED_LOGIN_IP_LIMIT`). Default 20.
+    /// Failures of one account from every IP that lock it for every IP
+    /// (`FAILED_LOGIN_ACCOUNT_LIMIT`). Default 100.
+    pub failed_login_account_limit: u64,
+    /// Failures from one client IP that lock the IP (`FAILED_LOGIN_IP_LIMIT`). Default 20.
     pub failed_login_ip_limit: u64,
     /// Failure counting window in seconds (`FAILED_LOGIN_WINDOW`). Default 3600.
     pub failed_login_window: u64,
@@ -203,6 +212,7 @@ impl Default for LimitsConfig {
             rate_limit_period: 120,
             block_period: 60,
             failed_login_limit: 5,
+            failed_login_account_limit: 100,
             failed_login_ip_limit: 20,
             failed_login_window: 3600,
             failed_login_block_period: 300,
@@ -333,7 +343,7 @@ impl Default for PushConfig {
 }
 
 /// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
-const VARS: [(&str, &str); 47] = [
+const VARS: [(&str, &str); 48] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),
     (
@@ -357,6 +367,10 @@ const VARS: [(&str, &str); 47] = [
     ("limits.rate_limit_period", "RATE_LIMIT_PERIOD"),
     ("limits.block_period", "BLOCK_PERIOD"),
     ("limits.failed_login_limit", "FAILED_LOGIN_LIMIT"),
+    (
+        "limits.failed_login_account_limit",
+        "FAILED_LOGIN_ACCOUNT_LIMIT",
+    ),
     ("limits.failed_login_ip_limit", "FAILED_LOGIN_IP_LIMIT"),
     ("limits.failed_login_window", "FAILED_LOGIN_WINDOW"),
     ("limits.routes", "RATE_LIMIT_ROUTES"),
@@ -490,6 +504,10 @@ impl Config {
         let positive = [
             ("limits.rate_limit_calls", l.rate_limit_calls),
             ("limits.failed_login_limit", l.failed_login_limit),
+            (
+                "limits.failed_login_account_limit",
+                l.failed_login_account_limit,
+            ),
             ("limits.failed_login_ip_limit", l.failed_login_ip_limit),
             ("ws.rate_limit_messages", w.rate_limit_messages),
             ("ws.rate_limit_grace", w.rate_limit_grace),

@@ -175,7 +175,8 @@ async fn s15_part2_default_limits_against_the_example_binary() {
     assert_security_headers(&r, "429");
     assert_eq!(c.get("/status", None).await.status, 200);
 
-    // 8) Lockout per account (5) and per client IP P (FAILED_LOGIN_IP_LIMIT=10).
+    // 8) Lockout per (account, client IP P) (5) and per client IP P (FAILED_LOGIN_IP_LIMIT=10),
+    // as amended: the client IP is the right-most untrusted `X-Forwarded-For` entry.
     let (_, phone_x, password_x) = common::register(c, "Xavier").await;
     let (_, phone_y, password_y) = common::register(c, "Yvonne").await;
     for _ in 0..5 {
@@ -187,9 +188,29 @@ async fn s15_part2_default_limits_against_the_example_binary() {
     r.assert_error(429, "login_locked");
     retry_after(&r, 300);
     assert_security_headers(&r, "login_locked");
-    login_from(c, &phone_x, &password_x, None)
+    let forged = format!("203.0.113.9, {P}");
+    login_from(c, &phone_x, &password_x, Some(&forged))
         .await
         .assert_error(429, "login_locked");
+    let r = login_from(c, &phone_x, &password_x, None).await;
+    assert_eq!(r.status, 200, "only the pair (X, P) is locked: {}", r.body);
+    let device = r.body["device_id"].as_str().expect("device").to_owned();
+    let device_token = r.body["device_token"].as_str().expect("token").to_owned();
+    let mut req = c
+        .request(Method::POST, "/login", None)
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", P);
+    req = req.header("user-agent", "s15-device");
+    let body = json!({"identifier": phone_x, "device_id": device, "device_token": device_token});
+    let r = c
+        .send(
+            req.body(http_body_util::Full::new(bytes::Bytes::from(
+                body.to_string(),
+            )))
+            .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "X's device token from P: {}", r.body);
     assert_eq!(
         login_from(c, &phone_y, &password_y, Some(P)).await.status,
         200
@@ -203,6 +224,9 @@ async fn s15_part2_default_limits_against_the_example_binary() {
     let r = login_from(c, &phone_y, &password_y, Some(P)).await;
     r.assert_error(429, "login_locked");
     retry_after(&r, 300);
+    login_from(c, &phone_y, &password_y, Some(&forged))
+        .await
+        .assert_error(429, "login_locked");
     assert_eq!(
         login_from(c, &phone_y, &password_y, None).await.status,
         200,

@@ -114,8 +114,8 @@ impl Env {
         h.trusted_proxies = proxies
             .iter()
             .map(|p| {
-                p.parse::<IpAddr>()
-                    .map_err(|_| format!("TRUSTED_PROXIES: {p:?} is not an IP address"))
+                p.parse::<melo::config::IpRange>()
+                    .map_err(|e| format!("TRUSTED_PROXIES: {e}"))
             })
             .collect::<Result<_, _>>()?;
         let l = &mut c.limits;
@@ -123,6 +123,10 @@ impl Env {
         self.parse("RATE_LIMIT_PERIOD", &mut l.rate_limit_period)?;
         self.parse("BLOCK_PERIOD", &mut l.block_period)?;
         self.parse("FAILED_LOGIN_LIMIT", &mut l.failed_login_limit)?;
+        self.parse(
+            "FAILED_LOGIN_ACCOUNT_LIMIT",
+            &mut l.failed_login_account_limit,
+        )?;
         self.parse("FAILED_LOGIN_IP_LIMIT", &mut l.failed_login_ip_limit)?;
         self.parse("FAILED_LOGIN_WINDOW", &mut l.failed_login_window)?;
         self.parse(

@@ -331,31 +331,44 @@ impl AuthService {
 
             let (account, user) = self.resolve(&req.identifier).await?;
             let limits = super::LimitsService::new(self.core.clone());
-            // The account attempt is counted before the (slow) verification, so parallel guesses
-            // cannot all pass the lock check.
+            // A valid device token is never refused by a lock (PROTOCOL §3.4): the user's
+            // installed devices keep working while someone guesses at the account.
+            if !device_token.is_empty() {
+                let valid = match &user {
+                    Some(u) => self.device_token_valid(u.id, &device, device_token).await?,
+                    None => false,
+                };
+                if valid {
+                    return match user {
+                        Some(user) => self.complete_login(user, device, new_key, client).await,
+                        None => Err(Error::Internal("device token of no user".into())),
+                    };
+                }
+                if password.is_empty() {
+                    limits.device_token_failed(client.ip).await?;
+                    return Err(Error::InvalidCredentials);
+                }
+            }
+            // The attempt is counted before the (slow) verification, so parallel guesses cannot
+            // all pass the lock check.
             let attempt = limits.begin_login(&account, client.ip).await?;
-
-            let mut ok = false;
-            if let Some(u) = &user {
-                if !device_token.is_empty()
-                    && self.device_token_valid(u.id, &device, device_token).await?
-                {
-                    ok = true;
-                } else if !password.is_empty() {
-                    ok = self
-                        .core
+            let ok = match &user {
+                Some(u) => {
+                    self.core
                         .passwords
                         .verify(password, &u.password_hash)
-                        .await?;
+                        .await?
                 }
-            } else if !password.is_empty() {
-                self.core.passwords.verify_dummy(password).await;
-            }
+                None => {
+                    self.core.passwords.verify_dummy(password).await;
+                    false
+                }
+            };
             let Some(user) = user.filter(|_| ok) else {
-                limits.login_failed(&account, client.ip, attempt).await?;
+                limits.login_failed(attempt).await?;
                 return Err(Error::InvalidCredentials);
             };
-            limits.login_succeeded(&account).await?;
+            limits.login_succeeded(attempt).await?;
             self.complete_login(user, device, new_key, client).await
         }
     }

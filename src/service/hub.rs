@@ -104,8 +104,12 @@ impl Hub {
     }
 
     /// Reserves a connection slot for `ip`; false when it already has `max` live sockets.
+    /// IPv6 clients share the slots of their /64.
     pub(crate) fn admit_ip(&self, ip: IpAddr, max: usize) -> bool {
-        let mut n = self.per_ip.entry(ip).or_insert(0);
+        let mut n = self
+            .per_ip
+            .entry(super::limits::limit_addr(ip))
+            .or_insert(0);
         if *n >= max {
             return false;
         }
@@ -115,7 +119,8 @@ impl Hub {
 
     /// Frees a slot taken by [`Hub::admit_ip`].
     pub(crate) fn release_ip(&self, ip: IpAddr) {
-        if let dashmap::mapref::entry::Entry::Occupied(mut e) = self.per_ip.entry(ip) {
+        let key = super::limits::limit_addr(ip);
+        if let dashmap::mapref::entry::Entry::Occupied(mut e) = self.per_ip.entry(key) {
             *e.get_mut() = e.get().saturating_sub(1);
             if *e.get() == 0 {
                 e.remove();

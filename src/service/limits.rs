@@ -9,6 +9,16 @@ use crate::ephemeral::RateDecision;
 use crate::metrics::Limit;
 use crate::model::{Timestamp, UserId};
 
+/// The address that limits count a client under: an IPv4 address itself, an IPv6 address by
+/// its /64 prefix (one subscriber's network hands out a whole /64, so per-address limits would
+/// let one client take 2^64 budgets).
+pub(crate) fn limit_addr(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        v4 @ IpAddr::V4(_) => v4,
+        v6 => crate::config::ip_range::mask(v6, 64),
+    }
+}
+
 /// Rate limiting and lockout over the ephemeral backend.
 #[derive(Clone, Debug)]
 pub struct LimitsService {
@@ -42,8 +52,11 @@ impl LimitsService {
         Self { core }
     }
 
+    /// The blind tag of a client address as limits see it ([`limit_addr`]).
     fn ip_tag(&self, ip: IpAddr) -> String {
-        self.core.pii.blind_tag("ip", ip.to_string().as_bytes())
+        self.core
+            .pii
+            .blind_tag("ip", limit_addr(ip).to_string().as_bytes())
     }
 
     /// Counts one HTTP request for `user` (authenticated) or `ip`; `RateLimited` when over.
@@ -107,6 +120,17 @@ impl LimitsService {
         }
     }
 
+    /// The three lockout scopes of an attempt (PROTOCOL §3.4).
+    fn scopes(&self, account: &AccountKey, ip: IpAddr) -> Scopes {
+        let account = self.account_key(account);
+        let ip = self.ip_tag(ip);
+        Scopes {
+            pair: format!("pair:{account}:{ip}"),
+            account: format!("acct:{account}"),
+            ip: format!("ip:{ip}"),
+        }
+    }
+
     async fn lock_remaining(&self, key: &str) -> Result<Option<u64>> {
         let Some(v) = self.core.ephemeral.get(&format!("lock:{key}")).await? else {
             return Ok(None);
@@ -119,15 +143,13 @@ impl LimitsService {
         Ok((left_ms > 0).then(|| (left_ms as u64).div_ceil(1000).max(1)))
     }
 
-    /// `LoginLocked` when the account or the IP is locked.
-    pub(crate) async fn check_login(&self, account: &AccountKey, ip: IpAddr) -> Result<()> {
-        let a = self
-            .lock_remaining(&format!("acct:{}", self.account_key(account)))
-            .await?;
-        let i = self
-            .lock_remaining(&format!("ip:{}", self.ip_tag(ip)))
-            .await?;
-        match a.max(i) {
+    /// `LoginLocked` when the (account, IP) pair, the account or the IP is locked.
+    async fn check_login(&self, scopes: &Scopes) -> Result<()> {
+        let mut longest = None;
+        for key in [&scopes.pair, &scopes.account, &scopes.ip] {
+            longest = longest.max(self.lock_remaining(key).await?);
+        }
+        match longest {
             Some(retry_after) => {
                 self.core.metrics.limited(Limit::Login);
                 Err(Error::LoginLocked { retry_after })
@@ -156,62 +178,113 @@ impl LimitsService {
             .await?)
     }
 
-    /// Refuses a locked account or IP, then counts this attempt against the account *before*
-    /// the slow credential check, so parallel guesses cannot all pass the lock check. Returns
-    /// the attempt number for [`Self::login_failed`].
-    pub(crate) async fn begin_login(&self, account: &AccountKey, ip: IpAddr) -> Result<u64> {
-        self.check_login(account, ip).await?;
-        let l = &self.core.config.limits;
-        let key = format!("acct:{}", self.account_key(account));
-        let n = self.count(&key).await?;
-        if n > l.failed_login_limit {
+    /// Counts one failure under `key` and locks it at `limit` (the lock then carries the
+    /// penalty; counting starts afresh after it).
+    async fn fail(&self, key: &str, limit: u64) -> Result<bool> {
+        if self.count(key).await? < limit {
+            return Ok(false);
+        }
+        self.lock(key).await?;
+        self.core.ephemeral.delete(&format!("fail:{key}")).await?;
+        Ok(true)
+    }
+
+    /// Before a password or link-code check: refuses a locked pair, account or IP, then counts
+    /// this attempt against the (account, IP) pair *before* the slow credential check, so
+    /// parallel guesses cannot all pass the lock check. The attempt goes to
+    /// [`Self::login_failed`] or [`Self::login_succeeded`].
+    pub(crate) async fn begin_login(&self, account: &AccountKey, ip: IpAddr) -> Result<Attempt> {
+        let scopes = self.scopes(account, ip);
+        self.check_login(&scopes).await?;
+        let n = self.count(&scopes.pair).await?;
+        if n > self.core.config.limits.failed_login_limit {
             // Failures plus attempts still in flight exceed the limit. Refuse without locking:
             // only real failures lock (in `login_failed`), so a burst of correct logins of one
-            // account (many devices at once) is refused briefly, never locked out.
+            // account from one address (many devices at once) is refused briefly, never locked.
             self.core.metrics.limited(Limit::Login);
             return Err(Error::LoginLocked { retry_after: 1 });
         }
-        Ok(n)
-    }
-
-    /// Records a failed attempt (`attempt` from `begin_login`): locks the account when it reaches
-    /// the limit, and counts one failure for the IP.
-    pub(crate) async fn login_failed(
-        &self,
-        account: &AccountKey,
-        ip: IpAddr,
-        attempt: u64,
-    ) -> Result<()> {
-        let l = &self.core.config.limits;
-        // Ids only: an unknown account is not named (its blind tag would link attempts).
         let user = match account {
             AccountKey::User(u) => Some(*u),
             AccountKey::Unknown(_) => None,
         };
-        tracing::info!(target: "melo::audit", event = "login_failed", user_id = user.map(tracing::field::display), attempt, "failed login");
-        if attempt >= l.failed_login_limit {
-            let key = format!("acct:{}", self.account_key(account));
-            self.lock(&key).await?;
-            tracing::warn!(target: "melo::audit", event = "lockout", scope = "account", user_id = user.map(tracing::field::display), "account locked");
-            // The lock now carries the penalty; counting starts afresh after it.
-            self.core.ephemeral.delete(&format!("fail:{key}")).await?;
-        }
-        let ip_key = format!("ip:{}", self.ip_tag(ip));
-        if self.count(&ip_key).await? >= l.failed_login_ip_limit {
-            self.lock(&ip_key).await?;
-            tracing::warn!(target: "melo::audit", event = "lockout", scope = "ip", "client address locked");
+        Ok(Attempt {
+            scopes,
+            number: n,
+            user,
+        })
+    }
+
+    /// Records a failed password or link-code attempt: one failure for the pair (already
+    /// counted by `begin_login`), one for the account and one for the IP; each scope locks at
+    /// its own limit.
+    pub(crate) async fn login_failed(&self, attempt: Attempt) -> Result<()> {
+        let l = &self.core.config.limits;
+        let Attempt {
+            scopes,
+            number,
+            user,
+        } = attempt;
+        // Ids only: an unknown account is not named (its blind tag would link attempts).
+        let uid = user.map(tracing::field::display);
+        tracing::info!(target: "melo::audit", event = "login_failed", user_id = uid, attempt = number, "failed login");
+        if number >= l.failed_login_limit {
+            self.lock(&scopes.pair).await?;
             self.core
                 .ephemeral
-                .delete(&format!("fail:{ip_key}"))
+                .delete(&format!("fail:{}", scopes.pair))
                 .await?;
+            tracing::warn!(target: "melo::audit", event = "lockout", scope = "account_ip", user_id = uid, "account locked for one client address");
+        }
+        if self
+            .fail(&scopes.account, l.failed_login_account_limit)
+            .await?
+        {
+            tracing::warn!(target: "melo::audit", event = "lockout", scope = "account", user_id = uid, "account locked");
+        }
+        if self.fail(&scopes.ip, l.failed_login_ip_limit).await? {
+            tracing::warn!(target: "melo::audit", event = "lockout", scope = "ip", "client address locked");
         }
         Ok(())
     }
 
-    /// A successful login clears the account's counters (not the IP's).
-    pub(crate) async fn login_succeeded(&self, account: &AccountKey) -> Result<()> {
-        let key = format!("acct:{}", self.account_key(account));
-        self.core.ephemeral.delete(&format!("fail:{key}")).await?;
+    /// A wrong device token: one failure for the client IP only (a 256-bit token cannot be
+    /// guessed, and counting it against the account would let anyone lock its devices out).
+    pub(crate) async fn device_token_failed(&self, ip: IpAddr) -> Result<()> {
+        let key = format!("ip:{}", self.ip_tag(ip));
+        if self
+            .fail(&key, self.core.config.limits.failed_login_ip_limit)
+            .await?
+        {
+            tracing::warn!(target: "melo::audit", event = "lockout", scope = "ip", "client address locked");
+        }
         Ok(())
     }
+
+    /// A successful login clears the pair's counter (not the account's or the IP's).
+    pub(crate) async fn login_succeeded(&self, attempt: Attempt) -> Result<()> {
+        self.core
+            .ephemeral
+            .delete(&format!("fail:{}", attempt.scopes.pair))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Ephemeral key parts of the lockout scopes of one attempt.
+#[derive(Debug)]
+struct Scopes {
+    pair: String,
+    account: String,
+    ip: String,
+}
+
+/// A password or link-code attempt counted by [`LimitsService::begin_login`].
+#[derive(Debug)]
+#[must_use = "an attempt ends in login_failed or login_succeeded"]
+pub(crate) struct Attempt {
+    scopes: Scopes,
+    /// The attempt's number for its (account, IP) pair within the window.
+    number: u64,
+    user: Option<UserId>,
 }

@@ -57,6 +57,7 @@ pub fn test_config() -> Config {
     c.auth.bcrypt_cost = 4;
     c.limits.rate_limit_calls = 100_000;
     c.limits.failed_login_limit = 1000;
+    c.limits.failed_login_account_limit = 100_000;
     c.limits.failed_login_ip_limit = 100_000;
     c
 }
