@@ -152,6 +152,13 @@ impl MeloBuilder {
         let mut ephemeral = self
             .ephemeral
             .unwrap_or_else(|| Arc::new(MemoryEphemeral::new()));
+        let pii = Pii::new(self.keys.clone());
+        if !ephemeral.in_process() {
+            ephemeral = Arc::new(crate::ephemeral::blind::Blinded::new(
+                ephemeral,
+                pii.clone(),
+            ));
+        }
         if self.config.metrics_enabled {
             store = Arc::new(MeteredStore::new(store, &metrics));
             ephemeral = Arc::new(MeteredEphemeral::new(ephemeral, &metrics));
@@ -162,7 +169,7 @@ impl MeloBuilder {
             metrics,
             background: tokio_util::task::TaskTracker::new(),
             cluster: self.cluster.then(crate::service::cluster::Cluster::new),
-            pii: Pii::new(self.keys.clone()),
+            pii,
             keys: self.keys,
             push,
             vapid,

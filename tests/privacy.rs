@@ -100,8 +100,9 @@ impl Backends {
         out
     }
 
-    /// Dumps everything and asserts that no needle occurs; `when` names the moment.
-    async fn audit(&self, needles: &Needles, when: &str) -> Vec<Dump> {
+    /// Dumps everything and asserts that no needle occurs, and no identifier of `ids` in what
+    /// Redis holds or was sent; `when` names the moment.
+    async fn audit(&self, needles: &Needles, ids: &Needles, when: &str) -> Vec<Dump> {
         let dumps = self.dump().await;
         for d in &dumps {
             let what = format!("{} {when}", d.what);
@@ -111,26 +112,56 @@ impl Backends {
                 d.proof
             );
             search::assert_clean(&what, &d.entries, needles);
+            if d.what.starts_with("Redis") {
+                search::assert_clean(&format!("{what} (identifiers)"), &d.entries, ids);
+            }
+        }
+        if let (Some(r), Some(keys)) = (&self.redis, dumps.iter().find(|d| d.what == "Redis keys"))
+        {
+            assert_key_names_blind(&r.prefix, &keys.entries);
         }
         dumps
     }
 }
 
 /// Redis keys (without the prefix) that prove the dump saw the live state of the workload.
-const LIVE_KEYS: &[&str] = &[
-    "csrf:",
-    "link:",
-    "call:",
-    "typing:",
-    "invisible:",
-    "slow:",
-    "rl:",
-];
+const LIVE_KEYS: &[&str] = &["csrf:", "link:", "call:", "typing:", "slow:", "rl:"];
+
+/// Every Redis key name is `<prefix><kind>:<32 hex>`: a short lowercase family name and a keyed
+/// blind tag. No uid, chat id, session id, message id or address can hide in that shape.
+fn assert_key_names_blind(prefix: &str, entries: &[Entry]) {
+    let mut names = 0;
+    for e in entries
+        .iter()
+        .filter(|e| e.place.starts_with("redis key name"))
+    {
+        names += 1;
+        let name = String::from_utf8_lossy(&e.bytes);
+        let rest = name
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("key {name:?} outside the prefix"));
+        let (kind, tag) = rest
+            .split_once(':')
+            .unwrap_or_else(|| panic!("key {name:?} has no kind"));
+        assert!(
+            (1..=16).contains(&kind.len()) && kind.bytes().all(|b| b.is_ascii_lowercase()),
+            "key {name:?}: kind {kind:?}"
+        );
+        assert!(
+            tag.len() == 32
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "key {name:?} is not <kind>:<blind tag>"
+        );
+    }
+    assert!(names > 0, "no Redis key names dumped");
+}
 
 async fn audit(b: Backends, store: Arc<dyn Store>, ephemeral: Arc<dyn Ephemeral>) {
     let push = PushService::start().await;
     let mut config = test_config();
-    config.http.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    config.http.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST).into()];
     config.push.allow_http = true;
     config.push.coalesce_seconds = 0;
     let s = TestServer::start_node(config, store, ephemeral).await;
@@ -138,7 +169,7 @@ async fn audit(b: Backends, store: Arc<dyn Store>, ephemeral: Arc<dyn Ephemeral>
     // Dave is offline: a message push and a call push went to his endpoint.
     push.wait_for(2, Duration::from_secs(10)).await;
 
-    let dumps = b.audit(&out.needles, "with sockets open").await;
+    let dumps = b.audit(&out.needles, &out.ids, "with sockets open").await;
     if let Some(prefix) = b.redis.as_ref().map(|r| &r.prefix) {
         let keys = dumps
             .iter()
@@ -156,7 +187,7 @@ async fn audit(b: Backends, store: Arc<dyn Store>, ephemeral: Arc<dyn Ephemeral>
         ws.ack_and_close().await;
     }
     s.stop().await;
-    b.audit(&out.needles, "after stop").await;
+    b.audit(&out.needles, &out.ids, "after stop").await;
     if let Some((db, store)) = b.mysql {
         db.drop_now(store).await;
     }

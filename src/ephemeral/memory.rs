@@ -274,6 +274,10 @@ impl Ephemeral for MemoryEphemeral {
         Ok(())
     }
 
+    fn in_process(&self) -> bool {
+        true
+    }
+
     async fn maintain(&self) {
         let now = Instant::now();
         for shard in &self.shards {

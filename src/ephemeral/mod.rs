@@ -2,8 +2,9 @@
 //!
 //! Holds what may be lost on restart: CSRF tokens, link codes, rate-limit buckets, failed-login
 //! counters and locks, presence, typing, call state, and publish/subscribe between nodes.
-//! Values that carry PII are sealed by the service layer before they get here, and keys never
-//! contain PII in plaintext (IP addresses appear only as keyed blind tags).
+//! Services name keys after what they hold (`typing:{from}:{to}`); for a backend outside the
+//! process the builder wraps it so that key names reach it as keyed blind tags and values
+//! sealed (see `Blinded`), so neither Redis nor its `MONITOR` shows who is involved.
 //!
 //! Backends: [`MemoryEphemeral`] (one node, always compiled) and `RedisEphemeral` (feature
 //! `redis`: shared by every node of a deployment).
@@ -14,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub(crate) mod blind;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
@@ -93,6 +95,14 @@ pub trait Ephemeral: Send + Sync + fmt::Debug + 'static {
     async fn delete_if(&self, key: &str, value: &[u8]) -> EphemeralResult<bool>;
     /// The live value of `key`.
     async fn get(&self, key: &str) -> EphemeralResult<Option<Vec<u8>>>;
+    /// The live values of `keys`, in order, in one round trip on networked backends.
+    async fn get_many(&self, keys: &[String]) -> EphemeralResult<Vec<Option<Vec<u8>>>> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(k).await?);
+        }
+        Ok(out)
+    }
     /// Atomically reads and deletes `key` (single-use codes).
     async fn take(&self, key: &str) -> EphemeralResult<Option<Vec<u8>>>;
     /// Deletes `key`.
@@ -117,4 +127,10 @@ pub trait Ephemeral: Send + Sync + fmt::Debug + 'static {
     async fn ping(&self) -> EphemeralResult<()>;
     /// Periodic upkeep (expiry sweeps); the server calls it from a background task.
     async fn maintain(&self) {}
+    /// True when the state lives in this process only (nothing leaves it, nothing outlives it).
+    /// Otherwise (the default) the builder blinds every key name and seals every value before
+    /// they reach the backend.
+    fn in_process(&self) -> bool {
+        false
+    }
 }

@@ -37,6 +37,7 @@ metered!(MeteredEphemeral, Ephemeral, EPHEMERAL_OPS {
     fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> EphemeralResult<bool>;
     fn delete_if(&self, key: &str, value: &[u8]) -> EphemeralResult<bool>;
     fn get(&self, key: &str) -> EphemeralResult<Option<Vec<u8>>>;
+    fn get_many(&self, keys: &[String]) -> EphemeralResult<Vec<Option<Vec<u8>>>>;
     fn take(&self, key: &str) -> EphemeralResult<Option<Vec<u8>>>;
     fn delete(&self, key: &str) -> EphemeralResult<()>;
     fn incr(&self, key: &str, window: Duration) -> EphemeralResult<u64>;
@@ -47,4 +48,7 @@ metered!(MeteredEphemeral, Ephemeral, EPHEMERAL_OPS {
     fn ping(&self) -> EphemeralResult<()>;
 } async fn maintain(&self) {
     self.inner.maintain().await;
+}
+fn in_process(&self) -> bool {
+    self.inner.in_process()
 });

@@ -13,6 +13,9 @@ use crate::common::{avatars, random_device, user_pem, User};
 /// What the workload leaves: the plaintexts to look for and the open sockets.
 pub struct Outcome {
     pub needles: Needles,
+    /// Identifiers (uids) that ephemeral state must not show either: Redis key names and
+    /// values, and the commands nodes send it.
+    pub ids: Needles,
     pub sockets: Vec<crate::common::ws::WsClient>,
 }
 
@@ -319,8 +322,18 @@ pub async fn run(
         missing.is_empty(),
         "the workload did not touch: {missing:?}"
     );
+    let mut ids = Needles::default();
+    for (who, actor) in [
+        ("alice", &w.a),
+        ("bob", &w.b),
+        ("carol", &w.c),
+        ("dave", &w.d),
+    ] {
+        ids.add(format!("{who}'s uid"), &actor.u.uid);
+    }
     Outcome {
         needles: n,
+        ids,
         sockets,
     }
 }
