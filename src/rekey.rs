@@ -171,13 +171,26 @@ fn aad(table: SealedTable, column: &str, row: &SealedRow) -> Option<(&'static st
         (_, "phone_index" | "code_index") => return None,
         (SealedTable::Users, _) => ("users", id()),
         (SealedTable::SecretKeys, _) => ("secret_keys", id()),
+        (SealedTable::UserSettings, _) => ("user_settings", id()),
         (SealedTable::Sessions, _) => ("sessions", row.context.join(":")),
         (SealedTable::PushRegistrations, _) => ("push", id()),
         (SealedTable::Avatars, _) => ("avatars", id()),
-        (SealedTable::Chats, _) => ("chats", String::new()),
-        (SealedTable::Invites, _) => ("invites", String::new()),
-        (SealedTable::QueueEvents, _) => ("queue", String::new()),
+        (SealedTable::Chats, _) => ("chats", id()),
+        (SealedTable::Invites, _) => ("invites", row.context.join(":")),
+        (SealedTable::QueueEvents, _) => match &row.key {
+            RowKey::Pair(session, _) => ("queue", session.to_string()),
+            _ => ("queue", String::new()),
+        },
     })
+}
+
+/// Tables whose values older releases sealed for no row (`""`): opened with a fallback, and
+/// re-sealed bound to their row by a rotation.
+fn legacy_unbound(table: SealedTable) -> bool {
+    matches!(
+        table,
+        SealedTable::Chats | SealedTable::Invites | SealedTable::QueueEvents
+    )
 }
 
 /// The column name inside the seal's AAD (differs from the SQL column for a few tables).
@@ -222,12 +235,16 @@ fn plan_row(
             continue;
         };
         *report.sealed_by_version.entry(version).or_default() += 1;
-        if version == target {
+        let seal_column = aad_column(table, column);
+        // Tables whose values were once sealed for no row: a value that opens only that way is
+        // re-sealed bound to its row whatever its key version.
+        let rebind =
+            legacy_unbound(table) && pii.open(seal_table, seal_column, &seal_row, value).is_err();
+        if version == target && !rebind {
             continue;
         }
-        let seal_column = aad_column(table, column);
         match pii
-            .open(seal_table, seal_column, &seal_row, value)
+            .open_bound(seal_table, seal_column, &seal_row, value)
             .and_then(|plain| pii.seal(seal_table, seal_column, &seal_row, &plain))
         {
             Ok(new) => {
@@ -257,7 +274,7 @@ fn plan_row(
         let Some((seal_table, seal_row)) = aad(table, source, row) else {
             continue;
         };
-        let Ok(plain) = pii.open(seal_table, source, &seal_row, sealed) else {
+        let Ok(plain) = pii.open_bound(seal_table, source, &seal_row, sealed) else {
             report.unreadable += 1;
             continue;
         };

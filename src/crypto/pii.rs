@@ -104,6 +104,20 @@ impl Pii {
             .map_err(|_| CryptoError::Open)
     }
 
+    /// Decrypts a value sealed for (table, column, row), or — written before values of this
+    /// column were bound to their row — for (table, column, ""). The data-key rotation job
+    /// re-seals such legacy values bound to their row.
+    pub fn open_bound(
+        &self,
+        table: &str,
+        column: &str,
+        row: &str,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        self.open(table, column, row, sealed)
+            .or_else(|_| self.open(table, column, "", sealed))
+    }
+
     /// Decrypts UTF-8 text.
     pub fn open_string(
         &self,

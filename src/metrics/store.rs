@@ -60,6 +60,8 @@ metered!(MeteredStore, UserStore, USER_OPS {
     fn user_by_phone_index(&self, index: &[u8]) -> StoreResult<Option<UserRecord>>;
     fn update_user(&self, id: UserId, change: &ProfileChange) -> StoreResult<bool>;
     fn put_secret_key(&self, id: UserId, sealed: &[u8], at: Timestamp) -> StoreResult<()>;
+    fn put_settings(&self, id: UserId, sealed: &[u8]) -> StoreResult<()>;
+    fn settings(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Vec<u8>)>>;
     fn secret_key(&self, id: UserId) -> StoreResult<Option<(Vec<u8>, Timestamp)>>;
 });
 
@@ -145,6 +147,7 @@ metered!(MeteredStore, ChatStore, CHAT_OPS {
     fn members(&self, chat: i64, offset: u64, limit: u64)
         -> StoreResult<(Vec<ChatMember>, u64)>;
     fn member_ids(&self, chat: i64) -> StoreResult<Vec<UserId>>;
+    fn chat_staff(&self, chat: i64) -> StoreResult<Vec<UserId>>;
     fn add_member(&self, chat: i64, user: UserId, role: ChatRole, at: Timestamp)
         -> StoreResult<bool>;
     fn remove_member(&self, chat: i64, user: UserId) -> StoreResult<bool>;
@@ -153,6 +156,7 @@ metered!(MeteredStore, ChatStore, CHAT_OPS {
         -> StoreResult<Option<Vec<u8>>>;
     fn chat_by_code_index(&self, index: &[u8]) -> StoreResult<Option<ChatRecord>>;
     fn set_slow_mode(&self, chat: i64, secs: u32) -> StoreResult<bool>;
+    fn set_chat_name(&self, chat: i64, sealed_name: &[u8]) -> StoreResult<bool>;
     fn create_invite(&self, index: &[u8], invite: &InviteRecord) -> StoreResult<()>;
     fn invite(&self, index: &[u8]) -> StoreResult<Option<InviteRecord>>;
     fn purge_invites(&self, now: Timestamp) -> StoreResult<u64>;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::frames::{self, ChatMemberEvent, ServerFrame};
 use super::{Authenticated, Core, Error, Result};
+use crate::ephemeral::RateDecision;
 use crate::model::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord, Timestamp, UserId};
 use crate::store::StoreError;
 
@@ -16,6 +17,9 @@ use crate::store::StoreError;
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 /// Invite code length (PROTOCOL §4.7: 14 chars, 84 random bits).
 const CODE_LEN: usize = 14;
+/// Joins plus leaves one user may make in one chat per [`MEMBERSHIP_WINDOW`].
+const MEMBERSHIP_CHANGES: u64 = 10;
+const MEMBERSHIP_WINDOW: Duration = Duration::from_secs(3600);
 
 /// One chat as `GET /chats/list` shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -95,15 +99,22 @@ impl ChatsService {
         }
     }
 
+    /// A chat's name and permanent code are sealed bound to the chat id, so they cannot be
+    /// moved to another chat's row; values written before that was so still open.
     fn open_name(&self, chat: &ChatRecord) -> Result<String> {
-        Ok(self.core.pii.open_string("chats", "name", "", &chat.name)?)
-    }
-
-    fn open_code(&self, sealed: &[u8]) -> Result<String> {
-        Ok(self
+        let plain = self
             .core
             .pii
-            .open_string("chats", "invite_code", "", sealed)?)
+            .open_bound("chats", "name", &chat.id.to_string(), &chat.name)?;
+        utf8(plain)
+    }
+
+    fn open_code(&self, chat_id: i64, sealed: &[u8]) -> Result<String> {
+        let plain =
+            self.core
+                .pii
+                .open_bound("chats", "invite_code", &chat_id.to_string(), sealed)?;
+        utf8(plain)
     }
 
     fn code_index(&self, code: &str) -> Vec<u8> {
@@ -155,12 +166,21 @@ impl ChatsService {
         if !(2..=128).contains(&n) {
             return Err(Error::field("name", "must be 2 to 128 characters"));
         }
-        let sealed = self.core.pii.seal_str("chats", "name", "", name.trim())?;
-        Ok(self
+        // The id is known only once the row exists: the name goes in sealed for no row, then
+        // is sealed again bound to the id (a crash in between leaves the first, still readable,
+        // and rebound by the next data-key rotation).
+        let name = name.trim();
+        let unbound = self.core.pii.seal_str("chats", "name", "", name)?;
+        let store = &self.core.store;
+        let id = store
+            .create_chat(kind, &unbound, auth.user, Timestamp::now())
+            .await?;
+        let bound = self
             .core
-            .store
-            .create_chat(kind, &sealed, auth.user, Timestamp::now())
-            .await?)
+            .pii
+            .seal_str("chats", "name", &id.to_string(), name)?;
+        store.set_chat_name(id, &bound).await?;
+        Ok(id)
     }
 
     /// `GET /chats/list`: one page, newest first, and the total.
@@ -174,7 +194,7 @@ impl ChatsService {
         let mut out = Vec::with_capacity(rows.len());
         for (chat, role) in rows {
             let invite_code = match (&chat.invite_code, chat.is_public) {
-                (Some(c), true) => Some(self.open_code(c)?),
+                (Some(c), true) => Some(self.open_code(chat.id, c)?),
                 _ => None,
             };
             out.push(ChatView {
@@ -205,7 +225,10 @@ impl ChatsService {
             return Err(Error::Forbidden);
         }
         let code = new_code();
-        let sealed = self.core.pii.seal_str("chats", "invite_code", "", &code)?;
+        let sealed = self
+            .core
+            .pii
+            .seal_str("chats", "invite_code", &chat_id.to_string(), &code)?;
         let index = self.code_index(&code);
         let new = public.then_some((sealed.as_slice(), index.as_slice()));
         let stored = self
@@ -215,7 +238,7 @@ impl ChatsService {
             .await
             .map_err(not_found_as_member)?;
         match (public, stored) {
-            (true, Some(c)) => Ok(Some(self.open_code(&c)?)),
+            (true, Some(c)) => Ok(Some(self.open_code(chat_id, &c)?)),
             _ => Ok(None),
         }
     }
@@ -292,10 +315,13 @@ impl ChatsService {
         Ok((out, total))
     }
 
-    /// Queues `chat_member` for every member and the affected user.
+    /// Queues `chat_member` for every member and the affected user; in a channel only for its
+    /// owner, its admins and the affected user (PROTOCOL §4.7: subscribers must not learn one
+    /// another).
     async fn announce(
         &self,
         chat_id: i64,
+        kind: ChatKind,
         user: UserId,
         action: &'static str,
         role: ChatRole,
@@ -309,7 +335,10 @@ impl ChatsService {
             by,
             ts: Timestamp::now(),
         }));
-        let mut users = self.core.store.member_ids(chat_id).await?;
+        let mut users = match kind {
+            ChatKind::Chat => self.core.store.member_ids(chat_id).await?,
+            ChatKind::Channel => self.core.store.chat_staff(chat_id).await?,
+        };
         if !users.contains(&user) {
             users.push(user);
         }
@@ -330,6 +359,9 @@ impl ChatsService {
     }
 
     async fn join(&self, chat_id: i64, user: UserId, by: UserId) -> Result<()> {
+        let Some(chat) = self.core.store.chat(chat_id).await? else {
+            return Err(Error::NotAMember);
+        };
         let added = self
             .core
             .store
@@ -338,7 +370,7 @@ impl ChatsService {
             .map_err(not_found_as_member)?;
         if added {
             self.core.chat_members_changed(chat_id);
-            self.announce(chat_id, user, "added", ChatRole::Member, by)
+            self.announce(chat_id, chat.kind, user, "added", ChatRole::Member, by)
                 .await?;
         }
         Ok(())
@@ -352,7 +384,7 @@ impl ChatsService {
         chat_id: i64,
         user: UserId,
     ) -> Result<()> {
-        let (_, me) = self.membership(auth.user, chat_id).await?;
+        let (chat, me) = self.membership(auth.user, chat_id).await?;
         let Some(target) = self.core.store.member(chat_id, user).await? else {
             return if me.role == ChatRole::Member {
                 Err(Error::Forbidden)
@@ -370,7 +402,7 @@ impl ChatsService {
         }
         if self.core.store.remove_member(chat_id, user).await? {
             self.core.chat_members_changed(chat_id);
-            self.announce(chat_id, user, "removed", target.role, auth.user)
+            self.announce(chat_id, chat.kind, user, "removed", target.role, auth.user)
                 .await?;
         }
         Ok(())
@@ -389,7 +421,7 @@ impl ChatsService {
             "member" => ChatRole::Member,
             _ => return Err(Error::field("role", "must be admin or member")),
         };
-        let (_, me) = self.membership(auth.user, chat_id).await?;
+        let (chat, me) = self.membership(auth.user, chat_id).await?;
         if me.role != ChatRole::Owner {
             return Err(Error::Forbidden);
         }
@@ -400,7 +432,7 @@ impl ChatsService {
             return Err(Error::Forbidden);
         }
         if target.role != role && self.core.store.set_role(chat_id, user, role).await? {
-            self.announce(chat_id, user, "role_changed", role, auth.user)
+            self.announce(chat_id, chat.kind, user, "role_changed", role, auth.user)
                 .await?;
         }
         Ok(())
@@ -408,16 +440,43 @@ impl ChatsService {
 
     /// `POST /chats/leave`.
     pub async fn leave(&self, auth: &Authenticated, chat_id: i64) -> Result<()> {
-        let (_, me) = self.membership(auth.user, chat_id).await?;
+        let (chat, me) = self.membership(auth.user, chat_id).await?;
         if me.role == ChatRole::Owner {
             return Err(Error::OwnerCannotLeave);
         }
+        self.membership_change_allowed(chat_id, auth.user).await?;
         if self.core.store.remove_member(chat_id, auth.user).await? {
             self.core.chat_members_changed(chat_id);
-            self.announce(chat_id, auth.user, "left", me.role, auth.user)
+            self.announce(chat_id, chat.kind, auth.user, "left", me.role, auth.user)
                 .await?;
         }
         Ok(())
+    }
+
+    /// Bounds how often one user joins or leaves one chat by themself
+    /// ([`MEMBERSHIP_CHANGES`] per [`MEMBERSHIP_WINDOW`]): each step writes a `chat_member`
+    /// event to queues, so a join/leave loop would flood offline members' queues.
+    async fn membership_change_allowed(&self, chat_id: i64, user: UserId) -> Result<()> {
+        let key = format!("joinleave:{chat_id}:{user}");
+        let decision = self
+            .core
+            .ephemeral
+            .rate_limit(
+                &key,
+                MEMBERSHIP_CHANGES,
+                MEMBERSHIP_WINDOW,
+                MEMBERSHIP_WINDOW,
+            )
+            .await;
+        match decision {
+            Ok(RateDecision::Limited { retry_after }) => Err(Error::RateLimited { retry_after }),
+            Ok(RateDecision::Allowed) => Ok(()),
+            // Like the HTTP budget, fails open while the ephemeral backend is unreachable.
+            Err(e) => {
+                tracing::debug!(error = %e, "membership limiter unavailable; change not counted");
+                Ok(())
+            }
+        }
     }
 
     /// `POST /invites/create`: owner/admin; a multi-use code valid `ttl_minutes`.
@@ -439,7 +498,10 @@ impl ChatsService {
             let code = new_code();
             let invite = InviteRecord {
                 chat_id,
-                code: self.core.pii.seal_str("invites", "code", "", &code)?,
+                code: self
+                    .core
+                    .pii
+                    .seal_str("invites", "code", &chat_id.to_string(), &code)?,
                 created_by: auth.user,
                 expires_at: Timestamp::from_millis(
                     Timestamp::now().millis() + ttl.as_millis() as i64,
@@ -471,9 +533,15 @@ impl ChatsService {
                 _ => return Err(Error::InviteInvalid),
             },
         };
+        self.membership_change_allowed(chat_id, auth.user).await?;
         match self.join(chat_id, auth.user, auth.user).await {
             Err(Error::NotAMember) => Err(Error::InviteInvalid),
             other => other.map(|()| chat_id),
         }
     }
+}
+
+/// Sealed text that opened but is not UTF-8 is as unreadable as text that did not open.
+fn utf8(plain: Vec<u8>) -> Result<String> {
+    String::from_utf8(plain).map_err(|_| Error::from(crate::crypto::CryptoError::Open))
 }

@@ -1,6 +1,6 @@
 //! Presence, typing and statuses (PROTOCOL §4.5, §5.6). Ephemeral: never stored durably.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +17,14 @@ use crate::store::ContactState;
 const TYPING_FORWARD_EVERY: Duration = Duration::from_secs(3);
 /// How long a last-seen time is kept (older reads as `closed`).
 const LAST_SEEN_KEEP: Duration = Duration::from_secs(31 * 86_400);
+
+/// A user's privacy choices, sealed in the store as JSON.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct Settings {
+    /// Invisible mode: shown `offline` to everyone while connected.
+    #[serde(default)]
+    invisible: bool,
+}
 
 /// A contact's presence as `pong` and `/statuses` report it.
 #[derive(Clone, Debug, Serialize)]
@@ -49,18 +57,48 @@ impl PresenceService {
         }
     }
 
-    async fn invisible(&self, user: UserId) -> bool {
-        matches!(
-            self.core.ephemeral.get(&format!("invisible:{user}")).await,
-            Ok(Some(_))
-        )
+    /// Those of `users` in invisible mode. Read from the store (a privacy choice must survive
+    /// restarts of the server and of Redis); when the store cannot answer, every one of them
+    /// counts as invisible, so a failure never shows anyone online.
+    async fn invisible_among(&self, users: &[UserId]) -> HashSet<UserId> {
+        if users.is_empty() {
+            return HashSet::new();
+        }
+        match self.core.store.settings(users).await {
+            Ok(rows) => rows
+                .into_iter()
+                .filter(|(u, sealed)| self.open_settings(*u, sealed).invisible)
+                .map(|(u, _)| u)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "settings unreadable; presence shown as offline");
+                users.iter().copied().collect()
+            }
+        }
+    }
+
+    /// A user's settings; unreadable ones count as invisible.
+    fn open_settings(&self, user: UserId, sealed: &[u8]) -> Settings {
+        self.core
+            .pii
+            .open("user_settings", "settings", &user.to_string(), sealed)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Settings { invisible: true })
     }
 
     /// `online` | `away` | `offline` as others see it.
     pub async fn status_of(&self, user: UserId) -> &'static str {
-        match self.core.all_away(user) {
+        let live = self.core.all_away(user);
+        if live.is_some() && !self.invisible_among(&[user]).await.is_empty() {
+            return "offline";
+        }
+        Self::live_status(live)
+    }
+
+    fn live_status(all_away: Option<bool>) -> &'static str {
+        match all_away {
             None => "offline",
-            Some(_) if self.invisible(user).await => "offline",
             Some(true) => "away",
             Some(false) => "online",
         }
@@ -136,18 +174,19 @@ impl PresenceService {
         text.parse().ok().map(Timestamp::from_millis)
     }
 
-    /// `POST /status/offline` (`true`) and `/status/online` (`false`).
+    /// `POST /status/offline` (`true`) and `/status/online` (`false`): kept in the store,
+    /// sealed, so it survives restarts.
     pub async fn set_invisible(&self, user: UserId, on: bool) -> Result<()> {
-        let key = format!("invisible:{user}");
         if on {
             self.touch_last_seen(user).await;
-            self.core
-                .ephemeral
-                .set(&key, b"1", Duration::from_secs(315_360_000))
-                .await?;
-        } else {
-            self.core.ephemeral.delete(&key).await?;
         }
+        let json = serde_json::to_vec(&Settings { invisible: on })
+            .map_err(|e| Error::Internal(format!("settings: {e}")))?;
+        let sealed = self
+            .core
+            .pii
+            .seal("user_settings", "settings", &user.to_string(), &json)?;
+        self.core.store.put_settings(user, &sealed).await?;
         self.refresh(user).await;
         Ok(())
     }
@@ -290,14 +329,41 @@ impl PresenceService {
     }
 
     /// `pong.contacts_status`: every accepted contact's live status and typing flag, by uid.
+    /// Two batched reads whatever the number of contacts: the invisible flags of those
+    /// connected, and every typing flag.
     pub async fn contacts_status(&self, user: UserId) -> Result<BTreeMap<UserId, ContactStatus>> {
+        let contacts = self.contacts(user).await?;
+        let live: Vec<Option<bool>> = contacts.iter().map(|c| self.core.all_away(*c)).collect();
+        let connected: Vec<UserId> = contacts
+            .iter()
+            .zip(&live)
+            .filter(|(_, l)| l.is_some())
+            .map(|(c, _)| *c)
+            .collect();
+        let invisible = self.invisible_among(&connected).await;
+        let keys: Vec<String> = contacts
+            .iter()
+            .map(|c| Self::typing_key(*c, user))
+            .collect();
+        // Typing is best-effort: an unreachable ephemeral backend shows nobody typing.
+        let typing = self
+            .core
+            .ephemeral
+            .get_many(&keys)
+            .await
+            .unwrap_or_default();
         let mut out = BTreeMap::new();
-        for c in self.contacts(user).await? {
-            let s = ContactStatus {
-                status: self.status_of(c).await.to_owned(),
-                typing: self.is_typing(c, user).await,
+        for (i, (c, l)) in contacts.iter().zip(live).enumerate() {
+            let status = if invisible.contains(c) {
+                "offline"
+            } else {
+                Self::live_status(l)
             };
-            out.insert(c, s);
+            let s = ContactStatus {
+                status: status.to_owned(),
+                typing: matches!(typing.get(i), Some(Some(_))),
+            };
+            out.insert(*c, s);
         }
         Ok(out)
     }

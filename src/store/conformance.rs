@@ -16,7 +16,7 @@ macro_rules! store_conformance {
             #[allow(unused_imports)]
             use super::*;
             $crate::store::conformance::store_conformance!(@cases $make;
-                users_create_and_conflicts, users_lookups, users_update, secret_key,
+                users_create_and_conflicts, users_lookups, users_update, secret_key, user_settings,
                 sessions_upsert_reuses_active, sessions_revoke, sessions_device_token_and_touch,
                 contacts_lifecycle, contacts_paging_and_pending, ping,
                 messages_store_and_read, messages_duplicate_client_id, queue_seqs_per_session,
@@ -30,7 +30,7 @@ macro_rules! store_conformance {
                 push_listing_excludes_other_users,
                 avatars_put_replace_get, avatars_delete, avatars_need_a_user,
                 chats_create, chats_of_order_paging_role, chat_members_paging_and_order,
-                chat_membership_changes, chat_member_ids_after_removals,
+                chat_membership_changes, chat_member_ids_after_removals, chat_staff_and_rename,
                 chat_set_public_keeps_first_code, chat_slow_mode, chat_invites, chat_share,
                 manage_edit, manage_delete, manage_pin, manage_reactions,
                 manage_state_in_queue_replay, chat_history_paging, purge_removes_reactions,
@@ -199,6 +199,35 @@ pub(crate) async fn secret_key(s: Arc<dyn Store>) {
         Some((b"blob-2".to_vec(), t2))
     );
     assert!(s.put_secret_key(uid(99_999_999), b"x", t1).await.is_err());
+}
+
+pub(crate) async fn user_settings(s: Arc<dyn Store>) {
+    use super::{RowKey, SealedTable};
+    let a = user(11_111_111, b"idx-a");
+    let b = user(22_222_222, b"idx-b");
+    s.create_user(&a).await.expect("create");
+    s.create_user(&b).await.expect("create");
+    assert!(s.settings(&[a.id, b.id]).await.expect("read").is_empty());
+    assert!(s.settings(&[]).await.expect("none asked").is_empty());
+    s.put_settings(a.id, b"settings-1").await.expect("put");
+    s.put_settings(a.id, b"settings-2").await.expect("replace");
+    assert_eq!(
+        s.settings(&[b.id, a.id, uid(99_999_999)])
+            .await
+            .expect("read"),
+        vec![(a.id, b"settings-2".to_vec())]
+    );
+    assert!(matches!(
+        s.put_settings(uid(99_999_999), b"x").await,
+        Err(StoreError::NotFound)
+    ));
+    let rows = s
+        .sealed_rows(SealedTable::UserSettings, None, 10)
+        .await
+        .expect("sealed rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].key, RowKey::Id(11_111_111));
+    assert_eq!(rows[0].values, vec![Some(b"settings-2".to_vec())]);
 }
 
 pub(crate) async fn sessions_upsert_reuses_active(s: Arc<dyn Store>) {

@@ -84,6 +84,11 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     async fn put_secret_key(&self, id: UserId, sealed: &[u8], at: Timestamp) -> StoreResult<()>;
     /// The sealed secret-key backup and when it was stored.
     async fn secret_key(&self, id: UserId) -> StoreResult<Option<(Vec<u8>, Timestamp)>>;
+    /// Replaces the user's sealed settings (privacy choices such as invisible mode).
+    /// `NotFound` when the user does not exist.
+    async fn put_settings(&self, id: UserId, sealed: &[u8]) -> StoreResult<()>;
+    /// The sealed settings of those of `ids` that have any, in any order.
+    async fn settings(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Vec<u8>)>>;
 }
 
 /// Sessions (one per logged-in device) and their device tokens.
@@ -399,6 +404,8 @@ pub trait ChatStore: Send + Sync + fmt::Debug {
     ) -> StoreResult<(Vec<ChatMember>, u64)>;
     /// Every member of `chat` in any order (fan-out; one indexed lookup).
     async fn member_ids(&self, chat: i64) -> StoreResult<Vec<UserId>>;
+    /// The owner and the admins of `chat` (a channel's `chat_member` audience).
+    async fn chat_staff(&self, chat: i64) -> StoreResult<Vec<UserId>>;
     /// Adds a membership; false (and no change) when `user` already is a member. `NotFound`
     /// when the chat does not exist.
     async fn add_member(
@@ -428,6 +435,8 @@ pub trait ChatStore: Send + Sync + fmt::Debug {
     async fn chat_by_code_index(&self, index: &[u8]) -> StoreResult<Option<ChatRecord>>;
     /// Sets the slow-mode interval; false when the chat does not exist.
     async fn set_slow_mode(&self, chat: i64, secs: u32) -> StoreResult<bool>;
+    /// Replaces the sealed name; false when the chat does not exist.
+    async fn set_chat_name(&self, chat: i64, sealed_name: &[u8]) -> StoreResult<bool>;
     /// Stores a temporary invite under its code's blind index; `Conflict("invite")` when the
     /// index is taken.
     async fn create_invite(&self, index: &[u8], invite: &InviteRecord) -> StoreResult<()>;

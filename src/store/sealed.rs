@@ -13,6 +13,8 @@ pub enum SealedTable {
     Users,
     /// `secret_keys`: the E2E secret-key backup.
     SecretKeys,
+    /// `user_settings`: privacy choices (invisible mode).
+    UserSettings,
     /// `sessions`: device name, IP and last activity.
     Sessions,
     /// `push_registrations`: the push subscription.
@@ -40,9 +42,10 @@ pub enum KeyShape {
 
 impl SealedTable {
     /// Every table, in the order a rotation walks them.
-    pub const ALL: [SealedTable; 8] = [
+    pub const ALL: [SealedTable; 9] = [
         SealedTable::Users,
         SealedTable::SecretKeys,
+        SealedTable::UserSettings,
         SealedTable::Sessions,
         SealedTable::PushRegistrations,
         SealedTable::Avatars,
@@ -56,6 +59,7 @@ impl SealedTable {
         match self {
             SealedTable::Users => "users",
             SealedTable::SecretKeys => "secret_keys",
+            SealedTable::UserSettings => "user_settings",
             SealedTable::Sessions => "sessions",
             SealedTable::PushRegistrations => "push_registrations",
             SealedTable::Avatars => "avatars",
@@ -68,7 +72,10 @@ impl SealedTable {
     /// The key columns, in order.
     pub fn key_columns(self) -> &'static [&'static str] {
         match self {
-            SealedTable::Users | SealedTable::SecretKeys | SealedTable::Avatars => &["uid"],
+            SealedTable::Users
+            | SealedTable::SecretKeys
+            | SealedTable::UserSettings
+            | SealedTable::Avatars => &["uid"],
             SealedTable::Sessions | SealedTable::Chats => &["id"],
             SealedTable::PushRegistrations => &["session_id"],
             SealedTable::Invites => &["code_index"],
@@ -98,6 +105,7 @@ impl SealedTable {
                 "public_key",
             ],
             SealedTable::SecretKeys => &["ciphertext"],
+            SealedTable::UserSettings => &["settings"],
             SealedTable::Sessions => &["device_name", "ip", "last_activity"],
             SealedTable::PushRegistrations | SealedTable::Avatars => &["sealed"],
             SealedTable::Chats => &["name", "invite_code", "code_index"],
@@ -107,10 +115,11 @@ impl SealedTable {
     }
 
     /// Columns the seal's AAD row is built from, when the key is not enough: a session's values
-    /// are bound to `<uid>:<device_id>`.
+    /// are bound to `<uid>:<device_id>`, an invite's code to its chat.
     pub fn context_columns(self) -> &'static [&'static str] {
         match self {
             SealedTable::Sessions => &["uid", "device_id"],
+            SealedTable::Invites => &["chat_id"],
             _ => &[],
         }
     }

@@ -95,7 +95,7 @@ impl Feed {
             let complete = !rows.cut && (rows.entries.len() as u64) < req.limit;
             let mut ready = Vec::with_capacity(rows.entries.len());
             for entry in rows.entries {
-                ready.push(self.delivery.replay_frame(entry)?);
+                ready.push(self.delivery.replay_frame(self.auth.session, entry)?);
             }
             self.window.on_read(req, ready, complete, &mut self.out);
             let (replayed, s) = self.drain(frames);

@@ -110,7 +110,7 @@ impl DeliveryService {
 
     /// Gathers the durable frame `frame` (serialized without `seq`) for every active device of
     /// `user` except the session `skip`. Events can carry PII (nicknames, keys): the queue keeps
-    /// them sealed, sealed once per frame; live delivery uses the plaintext.
+    /// them sealed, bound to each device's session; live delivery uses the plaintext.
     pub(crate) async fn gather_event(
         &self,
         outbox: &mut Outbox,
@@ -122,9 +122,14 @@ impl DeliveryService {
         if sessions.iter().all(|s| Some(*s) == skip) {
             return Ok(());
         }
-        let sealed = Bytes::from(self.core.pii.seal("queue", "event", "", frame)?);
+        // Each device's copy is sealed bound to its session, so it cannot be moved into
+        // another device's queue.
         for s in sessions.iter().filter(|s| Some(**s) != skip) {
-            outbox.push(user, *s, NewEntry::Event(sealed.clone()), frame);
+            let sealed = self
+                .core
+                .pii
+                .seal("queue", "event", &s.0.to_string(), frame)?;
+            outbox.push(user, *s, NewEntry::Event(Bytes::from(sealed)), frame);
         }
         Ok(())
     }
@@ -184,8 +189,9 @@ impl DeliveryService {
         Ok(Feed::new(self.clone(), *auth, h))
     }
 
-    /// The frame (with `seq`) and meaning of a queue entry read back from the store.
-    fn replay_frame(&self, entry: QueuedEntry) -> Result<window::Ready> {
+    /// The frame (with `seq`) and meaning of a queue entry of `session` read back from the
+    /// store.
+    fn replay_frame(&self, session: SessionId, entry: QueuedEntry) -> Result<window::Ready> {
         let (base, meta) = match &entry.item {
             QueueItem::Message { message, self_copy } => (
                 Self::delivery_frame(message, *self_copy),
@@ -195,7 +201,12 @@ impl DeliveryService {
                 },
             ),
             QueueItem::Event(sealed) => (
-                Bytes::from(self.core.pii.open("queue", "event", "", sealed)?),
+                Bytes::from(self.core.pii.open_bound(
+                    "queue",
+                    "event",
+                    &session.0.to_string(),
+                    sealed,
+                )?),
                 EntryMeta::default(),
             ),
             QueueItem::Status(body) => match Status::decode(body) {

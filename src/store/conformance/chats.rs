@@ -364,3 +364,34 @@ pub(crate) async fn chat_share(s: Arc<dyn Store>) {
     s.remove_member(ab, b).await.expect("remove");
     assert!(!s.share_chat(a, b).await.expect("after removal"));
 }
+
+pub(crate) async fn chat_staff_and_rename(s: Arc<dyn Store>) {
+    let owner = uid(11_111_111);
+    let chat = new_chat(&s, owner, 0).await;
+    let (member, admin) = (uid(20_000_001), uid(20_000_002));
+    for u in [member, admin] {
+        s.add_member(chat, u, ChatRole::Member, at(2))
+            .await
+            .expect("add");
+    }
+    assert!(s
+        .set_role(chat, admin, ChatRole::Admin)
+        .await
+        .expect("role"));
+    let mut staff = s.chat_staff(chat).await.expect("staff");
+    staff.sort();
+    assert_eq!(staff, vec![owner, admin]);
+    assert!(s
+        .set_role(chat, admin, ChatRole::Member)
+        .await
+        .expect("role"));
+    assert_eq!(s.chat_staff(chat).await.expect("staff"), vec![owner]);
+    assert!(s.chat_staff(chat + 1000).await.expect("unknown").is_empty());
+    assert!(s.set_chat_name(chat, b"renamed").await.expect("rename"));
+    let record = s.chat(chat).await.expect("read").expect("chat");
+    assert_eq!(record.name, b"renamed");
+    assert!(!s
+        .set_chat_name(chat + 1000, b"x")
+        .await
+        .expect("unknown chat"));
+}

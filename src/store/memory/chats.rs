@@ -133,6 +133,19 @@ impl ChatStore for super::MemoryStore {
             .unwrap_or_default())
     }
 
+    async fn chat_staff(&self, chat: i64) -> StoreResult<Vec<UserId>> {
+        Ok(lock(&self.chats)
+            .members
+            .get(&chat)
+            .map(|m| {
+                m.values()
+                    .filter(|m| m.role != ChatRole::Member)
+                    .map(|m| m.user)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     async fn add_member(
         &self,
         chat: i64,
@@ -221,6 +234,16 @@ impl ChatStore for super::MemoryStore {
         match lock(&self.chats).by_id.get_mut(&chat) {
             Some(record) => {
                 record.slow_mode_secs = secs;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn set_chat_name(&self, chat: i64, sealed_name: &[u8]) -> StoreResult<bool> {
+        match lock(&self.chats).by_id.get_mut(&chat) {
+            Some(record) => {
+                record.name = sealed_name.to_vec();
                 Ok(true)
             }
             None => Ok(false),

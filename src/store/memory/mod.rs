@@ -34,6 +34,7 @@ pub(super) struct Users {
     pub(super) by_id: HashMap<UserId, UserRecord>,
     pub(super) by_phone: HashMap<Vec<u8>, UserId>,
     pub(super) secret_keys: HashMap<UserId, (Vec<u8>, Timestamp)>,
+    pub(super) settings: HashMap<UserId, Vec<u8>>,
     pub(super) avatars: HashMap<UserId, StoredAvatar>,
 }
 
@@ -142,6 +143,23 @@ impl UserStore for MemoryStore {
 
     async fn secret_key(&self, id: UserId) -> StoreResult<Option<(Vec<u8>, Timestamp)>> {
         Ok(lock(&self.users).secret_keys.get(&id).cloned())
+    }
+
+    async fn put_settings(&self, id: UserId, sealed: &[u8]) -> StoreResult<()> {
+        let mut u = lock(&self.users);
+        if !u.by_id.contains_key(&id) {
+            return Err(StoreError::NotFound);
+        }
+        u.settings.insert(id, sealed.to_vec());
+        Ok(())
+    }
+
+    async fn settings(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Vec<u8>)>> {
+        let u = lock(&self.users);
+        Ok(ids
+            .iter()
+            .filter_map(|id| u.settings.get(id).map(|s| (*id, s.clone())))
+            .collect())
     }
 }
 

@@ -59,6 +59,11 @@ impl MemoryStore {
                 .iter()
                 .map(|(u, (sealed, _))| row(uid_key(*u), vec![Some(sealed.clone())]))
                 .collect(),
+            SealedTable::UserSettings => lock(&self.users)
+                .settings
+                .iter()
+                .map(|(u, sealed)| row(uid_key(*u), vec![Some(sealed.clone())]))
+                .collect(),
             SealedTable::Avatars => lock(&self.users)
                 .avatars
                 .iter()
@@ -102,11 +107,10 @@ impl MemoryStore {
             SealedTable::Invites => lock(&self.chats)
                 .invites
                 .iter()
-                .map(|(index, inv)| {
-                    row(
-                        RowKey::Bytes(index.clone()),
-                        vec![Some(index.clone()), Some(inv.code.clone())],
-                    )
+                .map(|(index, inv)| SealedRow {
+                    key: RowKey::Bytes(index.clone()),
+                    values: vec![Some(index.clone()), Some(inv.code.clone())],
+                    context: vec![inv.chat_id.to_string()],
                 })
                 .collect(),
             SealedTable::QueueEvents => {
@@ -158,6 +162,9 @@ impl MemoryStore {
                         .get_mut(&uid)
                         .map(|e| swap(&mut e.0, u))
                 })
+                .unwrap_or(false),
+            (SealedTable::UserSettings, "settings") => uid
+                .and_then(|uid| lock(&self.users).settings.get_mut(&uid).map(|e| swap(e, u)))
                 .unwrap_or(false),
             (SealedTable::Avatars, "sealed") => uid
                 .and_then(|uid| {

@@ -146,4 +146,39 @@ impl UserStore for MysqlStore {
         row.map(|r| Ok((r.bytes("ciphertext")?, r.time("updated_at")?)))
             .transpose()
     }
+
+    async fn put_settings(&self, id: UserId, sealed: &[u8]) -> StoreResult<()> {
+        self.retry(move || async move {
+            let res = sqlx::query(
+                "INSERT INTO user_settings (uid, settings) VALUES (?, ?) \
+                 ON DUPLICATE KEY UPDATE settings = VALUES(settings)",
+            )
+            .bind(uid(id))
+            .bind(sealed)
+            .execute(&self.pool)
+            .await;
+            match res {
+                Ok(_) => Ok(()),
+                Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound.into()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn settings(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Vec<u8>)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!("SELECT uid, settings FROM user_settings WHERE uid IN ({marks})");
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(uid(*id));
+        }
+        let rows = q.fetch_all(&self.pool).await.map_err(be)?;
+        rows.iter()
+            .map(|r| Ok((r.uid("uid")?, r.bytes("settings")?)))
+            .collect()
+    }
 }

@@ -134,6 +134,16 @@ impl ChatStore for MysqlStore {
         rows.iter().map(|r| r.uid("uid")).collect()
     }
 
+    async fn chat_staff(&self, chat: i64) -> StoreResult<Vec<UserId>> {
+        let rows =
+            sqlx::query("SELECT uid FROM chat_members WHERE chat_id = ? AND role <> 'member'")
+                .bind(chat)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(be)?;
+        rows.iter().map(|r| r.uid("uid")).collect()
+    }
+
     async fn add_member(
         &self,
         chat: i64,
@@ -254,6 +264,20 @@ impl ChatStore for MysqlStore {
         self.retry(move || async move {
             let res = sqlx::query("UPDATE chats SET slow_mode_secs = ? WHERE id = ?")
                 .bind(i64::from(secs))
+                .bind(chat)
+                .execute(&self.pool)
+                .await?;
+            Ok(res.rows_affected() == 1)
+        })
+        .await
+    }
+
+    async fn set_chat_name(&self, chat: i64, sealed_name: &[u8]) -> StoreResult<bool> {
+        self.retry(move || async move {
+            // MySQL counts only changed rows as affected; an existing chat always answers 1
+            // here because a fresh seal never equals the old one.
+            let res = sqlx::query("UPDATE chats SET name = ? WHERE id = ?")
+                .bind(sealed_name)
                 .bind(chat)
                 .execute(&self.pool)
                 .await?;

@@ -166,6 +166,43 @@ impl UserStore for SqliteStore {
             })
             .await
     }
+
+    async fn put_settings(&self, id: UserId, sealed: &[u8]) -> StoreResult<()> {
+        let sealed = sealed.to_vec();
+        self.db
+            .write(move |t| {
+                let res = t.execute(
+                    "INSERT INTO user_settings (uid, settings) VALUES (?1, ?2) \
+                     ON CONFLICT(uid) DO UPDATE SET settings = excluded.settings",
+                    params![uid(id), sealed],
+                );
+                match res {
+                    Ok(_) => Ok(()),
+                    Err(e) if fk_violation(&e) => Err(StoreError::NotFound),
+                    Err(e) => Err(be(e)),
+                }
+            })
+            .await
+    }
+
+    async fn settings(&self, ids: &[UserId]) -> StoreResult<Vec<(UserId, Vec<u8>)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = ids.iter().map(|u| uid(*u)).collect();
+        self.db
+            .read(move |c| {
+                let sql = "SELECT uid, settings FROM user_settings WHERE uid = ?1";
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(one(c, sql, [id], |r| {
+                        Ok((r.uid("uid")?, r.bytes("settings")?))
+                    })?);
+                }
+                Ok(out)
+            })
+            .await
+    }
 }
 
 #[async_trait]

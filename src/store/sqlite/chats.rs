@@ -149,6 +149,19 @@ impl ChatStore for SqliteStore {
             .await
     }
 
+    async fn chat_staff(&self, chat: i64) -> StoreResult<Vec<UserId>> {
+        self.db
+            .read(move |c| {
+                all(
+                    c,
+                    "SELECT uid FROM chat_members WHERE chat_id = ?1 AND role <> 'member'",
+                    [chat],
+                    |r| r.uid("uid"),
+                )
+            })
+            .await
+    }
+
     async fn add_member(
         &self,
         chat: i64,
@@ -251,6 +264,20 @@ impl ChatStore for SqliteStore {
                     t,
                     "UPDATE chats SET slow_mode_secs = ?1 WHERE id = ?2",
                     [i64::from(secs), chat],
+                )?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn set_chat_name(&self, chat: i64, sealed_name: &[u8]) -> StoreResult<bool> {
+        let name = sealed_name.to_vec();
+        self.db
+            .write(move |t| {
+                let n = exec(
+                    t,
+                    "UPDATE chats SET name = ?1 WHERE id = ?2",
+                    params![name, chat],
                 )?;
                 Ok(n == 1)
             })
