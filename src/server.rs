@@ -372,9 +372,7 @@ fn spawn_cluster(
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
 ) {
-    use crate::service::cluster::{
-        bundle, open, seal, unbundle, Note, HEARTBEAT, MAX_BUNDLE, TOPIC,
-    };
+    use crate::service::cluster::{bundle, unbundle, Note, HEARTBEAT, MAX_BUNDLE, TOPIC};
     let core = app.services.core().clone();
     let Some(outbox) = core.cluster.as_ref().and_then(|c| c.take_outbox()) else {
         return;
@@ -394,9 +392,12 @@ fn spawn_cluster(
                     break;
                 }
                 // Whatever queued up while the last publish ran goes out as one bus message.
+                let Some(cluster) = pcore.cluster.as_ref() else {
+                    break;
+                };
                 let msg = match notes.as_slice() {
-                    [one] => seal(&pcore.pii, one),
-                    many => seal(&pcore.pii, &bundle(many)),
+                    [one] => cluster.seal_message(&pcore.pii, one),
+                    many => cluster.seal_message(&pcore.pii, &bundle(many)),
                 };
                 let Some(msg) = msg else {
                     tracing::warn!("cluster note not sealed; dropped");
@@ -440,8 +441,10 @@ fn spawn_cluster(
                     let Some(cluster) = rcore.cluster.as_ref() else {
                         return;
                     };
-                    let Some(raw) = open(&rcore.pii, &raw) else {
-                        tracing::debug!("cluster message that does not open ignored");
+                    let Some(raw) = cluster.open_message(&rcore.pii, &raw) else {
+                        tracing::debug!(
+                            "cluster message that does not open, stale or replayed: ignored"
+                        );
                         continue;
                     };
                     for raw in unbundle(raw) {

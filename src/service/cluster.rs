@@ -376,9 +376,61 @@ pub struct Cluster {
     /// When each other node was last heard from.
     heard: DashMap<u64, Instant>,
     dropped: AtomicU64,
+    /// Counter of the bus messages this node sealed.
+    sealed: AtomicU64,
+    /// The highest message counter accepted from each node (replays are refused).
+    accepted: DashMap<u64, u64>,
 }
 
+/// Bytes in front of every bus message, inside the seal: origin node, its message counter and
+/// the time it was sealed (ms).
+const STAMP_LEN: usize = 24;
+/// Bus messages sealed longer ago (or further in the future) than this are refused.
+const BUS_MAX_AGE_MS: i64 = 30_000;
+/// Nodes remembered for replay checks before the ones no longer heard from are forgotten.
+const MAX_REMEMBERED_NODES: usize = 1024;
+
 impl Cluster {
+    /// Seals one bus message with this node's id, the next counter and the time, so that a
+    /// copy replayed onto the bus (by anyone who can publish to Redis) is refused.
+    pub(crate) fn seal_message(&self, pii: &Pii, msg: &[u8]) -> Option<Bytes> {
+        let n = self.sealed.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut b = Vec::with_capacity(STAMP_LEN + msg.len());
+        b.extend_from_slice(&self.node.to_be_bytes());
+        b.extend_from_slice(&n.to_be_bytes());
+        b.extend_from_slice(&crate::model::Timestamp::now().millis().to_be_bytes());
+        b.extend_from_slice(msg);
+        seal(pii, &b)
+    }
+
+    /// Opens a bus message of [`Self::seal_message`]: `None` when it does not open, is older
+    /// than 30 s (or as far in the future), or is not newer than the last one accepted from
+    /// its node (a replay).
+    pub(crate) fn open_message(&self, pii: &Pii, raw: &[u8]) -> Option<Bytes> {
+        let mut b = open(pii, raw)?;
+        if b.len() < STAMP_LEN {
+            return None;
+        }
+        let node = b.get_u64();
+        let n = b.get_u64();
+        let at = b.get_i64();
+        let age = crate::model::Timestamp::now().millis().saturating_sub(at);
+        if !(-BUS_MAX_AGE_MS..=BUS_MAX_AGE_MS).contains(&age) {
+            return None;
+        }
+        if self.accepted.len() >= MAX_REMEMBERED_NODES && !self.accepted.contains_key(&node) {
+            self.accepted
+                .retain(|k, _| *k == self.node || self.heard.contains_key(k));
+        }
+        let mut last = self.accepted.entry(node).or_insert(0);
+        if n <= *last {
+            return None;
+        }
+        *last = n;
+        drop(last);
+        Some(b)
+    }
+
     pub(crate) fn new() -> Self {
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
         Self {
@@ -388,6 +440,8 @@ impl Cluster {
             remote: DashMap::new(),
             heard: DashMap::new(),
             dropped: AtomicU64::new(0),
+            sealed: AtomicU64::new(0),
+            accepted: DashMap::new(),
         }
     }
 

@@ -130,3 +130,39 @@ fn bus_messages_are_sealed() {
     assert_eq!(open(&other, &sealed), None, "another deployment's keys");
     assert_eq!(open(&pii, &msg), None, "an unsealed message");
 }
+
+#[test]
+fn replayed_and_stale_bus_messages_are_refused() {
+    use crate::crypto::{DataKeys, JwtKey, StaticKeys};
+    let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
+    let pii = Pii::new(std::sync::Arc::new(keys));
+    let (a, b, receiver) = (Cluster::new(), Cluster::new(), Cluster::new());
+    let a1 = a.seal_message(&pii, b"one").expect("seal");
+    let a2 = a.seal_message(&pii, b"two").expect("seal");
+    let b1 = b.seal_message(&pii, b"bee").expect("seal");
+    assert_eq!(
+        receiver.open_message(&pii, &a1).as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(receiver.open_message(&pii, &a1), None, "a replay");
+    assert_eq!(
+        receiver.open_message(&pii, &b1).as_deref(),
+        Some(&b"bee"[..])
+    );
+    assert_eq!(
+        receiver.open_message(&pii, &a2).as_deref(),
+        Some(&b"two"[..])
+    );
+    assert_eq!(receiver.open_message(&pii, &a1), None, "an older one");
+    // A message sealed a minute ago (stamped by hand) is stale.
+    let mut old = Vec::new();
+    old.extend_from_slice(&77u64.to_be_bytes());
+    old.extend_from_slice(&1u64.to_be_bytes());
+    old.extend_from_slice(&(crate::model::Timestamp::now().millis() - 60_000).to_be_bytes());
+    old.extend_from_slice(b"late");
+    let old = seal(&pii, &old).expect("seal");
+    assert_eq!(receiver.open_message(&pii, &old), None, "stale");
+    // Too short to carry a stamp.
+    let short = seal(&pii, b"x").expect("seal");
+    assert_eq!(receiver.open_message(&pii, &short), None);
+}
