@@ -137,6 +137,44 @@ async fn revoking_an_engaged_session_ends_the_call() {
     s.stop().await;
 }
 
+/// A password change revokes every other session as `DELETE /sessions/{id}` does: a call one
+/// of them takes part in ends with `session_revoked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_ends_the_other_sessions_calls() {
+    let s = server().await;
+    let t = Target::of(&s);
+    let a = new_user(&t.client, "pa").await;
+    let b = new_user(&t.client, "pb").await;
+    make_contacts(&t, &a, &b).await;
+    let b2 = second_device(&t, &b).await;
+    let mut wa = online(&t, &a).await;
+    let mut wb2 = online(&t, &b2).await;
+    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
+        .await;
+    state(&mut wa, "ringing").await;
+    wb2.send_json(&json!({"type": "call_accept", "target": a.uid}))
+        .await;
+    state(&mut wa, "accepted").await;
+    let r = t
+        .client
+        .put(
+            "/profile",
+            Some(&b.token),
+            &json!({"password": "N3w-Passw0rd!", "current_password": b.password}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, reason) = wb2.expect_close(WAIT).await;
+    assert_eq!((code, reason.as_str()), (1008, "token_revoked"));
+    let ended = state(&mut wa, "ended").await;
+    assert_eq!(ended["reason"], "session_revoked");
+    // Both are free again.
+    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
+        .await;
+    state(&mut wa, "ringing").await;
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_cancel_while_ringing_is_missed_for_both_and_frees_them() {
     let s = server().await;

@@ -74,3 +74,34 @@ async fn ice_servers_with_turn_credentials() {
     plain.stop().await;
     s.stop().await;
 }
+
+/// A link code dies with the session that made it: once that session is revoked, redeeming the
+/// code fails as a wrong code does.
+#[tokio::test]
+async fn a_revoked_sessions_link_code_is_refused() {
+    use serde_json::json;
+    let s = TestServer::start().await;
+    let c = &s.client;
+    let a = new_user(c, "Alice").await;
+    let a2 = common::realtime::second_device(&Target::of(&s), &a).await;
+    let r = c
+        .post("/devices/link_code", Some(&a2.token), &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let code = r.body["link_code"].as_str().expect("code").to_owned();
+    let r = c
+        .call(
+            http::Method::DELETE,
+            &format!("/sessions/{}", a2.session_id),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body =
+        json!({"identifier": a.uid, "device_id": common::random_device(), "link_code": code});
+    c.post("/devices/authorize", None, &body)
+        .await
+        .assert_error(401, "invalid_credentials");
+    s.stop().await;
+}

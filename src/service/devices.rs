@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::auth::token_hash;
 use super::validate::{self, Checker};
 use super::{random_token, AuthService, Authenticated, ClientInfo, Error, LoginResponse, Result};
-use crate::model::Timestamp;
+use crate::model::{SessionId, Timestamp, UserId};
 
 /// Crockford base32 without `I L O U`.
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -101,6 +101,21 @@ impl AuthService {
         Ok(())
     }
 
+    /// True when `owner` (`<uid>:<session>` of a link code) is an active session of `user`.
+    async fn issuer_alive(&self, user: UserId, owner: &str) -> Result<bool> {
+        let Some((uid, sid)) = owner.split_once(':') else {
+            return Ok(false);
+        };
+        let Ok(sid) = sid.parse::<i64>() else {
+            return Ok(false);
+        };
+        if uid != user.to_string() {
+            return Ok(false);
+        }
+        let session = self.core.store.session(SessionId(sid)).await?;
+        Ok(session.is_some_and(|s| s.active && s.user == user))
+    }
+
     /// `POST /devices/link_code`: a single-use code for linking a new device, replacing this
     /// session's previous code.
     pub async fn link_code(&self, auth: &Authenticated) -> Result<(String, u64)> {
@@ -166,17 +181,17 @@ impl AuthService {
                 }
                 None => None,
             };
+            // The code names its issuer `<uid>:<session>`: it must be this account's, and the
+            // session that made it must still be alive (a revoked session's code is dead).
             let issuer_ok = match (&user, &redeemed) {
-                (Some(u), Some(owner)) => {
-                    owner.split(':').next() == Some(u.id.to_string().as_str())
-                }
+                (Some(u), Some(owner)) => self.issuer_alive(u.id, owner).await?,
                 _ => false,
             };
             let Some(user) = user.filter(|_| issuer_ok) else {
-                limits.login_failed(&account, client.ip, attempt).await?;
+                limits.login_failed(attempt).await?;
                 return Err(Error::InvalidCredentials);
             };
-            limits.login_succeeded(&account).await?;
+            limits.login_succeeded(attempt).await?;
             self.complete_login(user, device, new_key, client).await
         }
     }

@@ -164,8 +164,14 @@ impl Services {
         let contacts = ContactsService::new(core.clone(), delivery.clone(), push.clone());
         let presence = PresenceService::new(core.clone());
         let calls = CallsService::new(core.clone(), push.clone());
+        let sessions = SessionsService::new(core.clone(), calls.clone());
         Self {
-            users: UsersService::new(core.clone(), auth.clone(), contacts.clone()),
+            users: UsersService::new(
+                core.clone(),
+                auth.clone(),
+                contacts.clone(),
+                sessions.clone(),
+            ),
             messages: MessagesService::new(
                 core.clone(),
                 delivery.clone(),
@@ -174,7 +180,7 @@ impl Services {
             ),
             presence,
             contacts,
-            sessions: SessionsService::new(core.clone(), calls.clone()),
+            sessions,
             calls,
             chats: ChatsService::new(core.clone(), delivery.clone()),
             manage: ManageService::new(core.clone(), delivery.clone()),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{Authenticated, Core, Error, Result};
-use crate::model::{DeviceType, Session, SessionId, Timestamp};
+use crate::model::{DeviceType, Session, SessionId, Timestamp, UserId};
 
 /// One active session as `GET /sessions` shows it.
 #[derive(Debug, Serialize)]
@@ -69,17 +69,25 @@ impl SessionsService {
         Ok(views)
     }
 
-    /// Everything revocation means beyond the store flag: the queue goes, open sockets close.
-    async fn revoked(&self, auth: &Authenticated, id: SessionId) {
-        tracing::info!(target: "melo::audit", event = "session_revoked", user_id = %auth.user, session_id = %id, by_session = %auth.session, "session revoked");
-        self.core.sessions_changed(auth.user);
+    /// Everything revocation means beyond the store flag (session `id` of `user`, ended by
+    /// session `by`): the queue goes, open sockets close, the CSRF token and any link code the
+    /// session made stop working, its calls end.
+    pub(crate) async fn revoked(&self, user: UserId, id: SessionId, by: SessionId) {
+        tracing::info!(target: "melo::audit", event = "session_revoked", user_id = %user, session_id = %id, by_session = %by, "session revoked");
+        self.core.sessions_changed(user);
         if let Err(e) = self.core.store.drop_queue(id).await {
             tracing::warn!(error = %e, session_id = %id, "queue of a revoked session not dropped");
         }
-        let _ = self.core.ephemeral.delete(&format!("csrf:{id}")).await;
-        self.core
-            .close_session(auth.user, id, 1008, "token_revoked");
-        self.calls.session_revoked(auth.user, id).await;
+        let eph = &self.core.ephemeral;
+        let _ = eph.delete(&format!("csrf:{id}")).await;
+        // Redemption also checks that the issuing session is alive; this frees the entry now.
+        if let Ok(Some(tag)) = eph.take(&format!("linksess:{id}")).await {
+            if let Ok(tag) = std::str::from_utf8(&tag) {
+                let _ = eph.delete(&format!("link:{tag}")).await;
+            }
+        }
+        self.core.close_session(user, id, 1008, "token_revoked");
+        self.calls.session_revoked(user, id).await;
     }
 
     /// Revokes one other session of the caller.
@@ -90,7 +98,7 @@ impl SessionsService {
         if !self.core.store.revoke_session(auth.user, id).await? {
             return Err(Error::NotFound);
         }
-        self.revoked(auth, id).await;
+        self.revoked(auth.user, id, auth.session).await;
         Ok(())
     }
 
@@ -102,7 +110,7 @@ impl SessionsService {
             .revoke_sessions_except(auth.user, Some(auth.session))
             .await?;
         for id in &ids {
-            self.revoked(auth, *id).await;
+            self.revoked(auth.user, *id, auth.session).await;
         }
         Ok(ids.len())
     }
@@ -113,7 +121,7 @@ impl SessionsService {
             .store
             .revoke_session(auth.user, auth.session)
             .await?;
-        self.revoked(auth, auth.session).await;
+        self.revoked(auth.user, auth.session, auth.session).await;
         Ok(())
     }
 }

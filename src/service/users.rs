@@ -75,6 +75,7 @@ pub struct UsersService {
     core: Arc<Core>,
     auth: AuthService,
     contacts: super::ContactsService,
+    sessions: super::SessionsService,
 }
 
 impl UsersService {
@@ -82,11 +83,13 @@ impl UsersService {
         core: Arc<Core>,
         auth: AuthService,
         contacts: super::ContactsService,
+        sessions: super::SessionsService,
     ) -> Self {
         Self {
             core,
             auth,
             contacts,
+            sessions,
         }
     }
 
@@ -204,11 +207,12 @@ impl UsersService {
                     .store
                     .revoke_sessions_except(auth.user, Some(auth.session))
                     .await?;
-                core.sessions_changed(auth.user);
+                // Every other session ends as a revocation does: queue, sockets, CSRF token,
+                // link code and calls.
                 for id in &revoked {
-                    let _ = core.store.drop_queue(*id).await;
-                    core.close_session(auth.user, *id, 1008, "token_revoked");
+                    self.sessions.revoked(auth.user, *id, auth.session).await;
                 }
+                core.sessions_changed(auth.user);
                 tracing::info!(user_id = %auth.user, revoked = revoked.len(), "password changed");
             }
             Ok(())
