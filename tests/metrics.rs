@@ -184,3 +184,24 @@ async fn disabled_metrics_answer_feature_disabled() {
         .assert_error(404, "feature_disabled");
     s.stop().await;
 }
+
+/// `/readyz` is answered from one check a second: a burst of probes pings the store once or
+/// twice, not once per probe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_probes_share_one_check() {
+    let s = TestServer::start().await;
+    let c = &s.client;
+    let pings = "melo_store_operation_duration_seconds_count{op=\"ping\"}";
+    let before = sample(&scrape(c).await, pings);
+    let probes = (0..60).map(|_| c.get("/readyz", None));
+    for r in futures_util::future::join_all(probes).await {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let after = sample(&scrape(c).await, pings);
+    assert!(
+        (1.0..=5.0).contains(&(after - before)),
+        "60 probes pinged the store {} times",
+        after - before
+    );
+    s.stop().await;
+}

@@ -1,6 +1,6 @@
 //! HTTP on raw hyper 1: dispatch, security headers, CORS, rate limiting, auth.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use crate::service::{ClientInfo, Error, RouteBudget, Services};
 
+mod client_ip;
 pub(crate) mod error;
 pub(crate) mod extract;
 mod handlers;
@@ -19,6 +20,7 @@ pub(crate) mod openapi;
 mod openapi_components;
 mod openapi_html;
 mod openapi_schemas;
+mod readiness;
 pub(crate) mod response;
 pub(crate) mod router;
 
@@ -40,6 +42,8 @@ pub(crate) struct App {
     pub(crate) ws_tasks: tokio_util::task::TaskTracker,
     /// Cancelled at shutdown: sockets close with 1001 `going_away`.
     pub(crate) ws_shutdown: tokio_util::sync::CancellationToken,
+    /// The cached `/readyz` answer.
+    pub(crate) readiness: readiness::Readiness,
 }
 
 /// Resolves `limits.routes` against the route table; a budget for a route that does not exist
@@ -98,6 +102,7 @@ impl App {
             next_request_id: AtomicU64::new(1),
             ws_tasks: tokio_util::task::TaskTracker::new(),
             ws_shutdown: tokio_util::sync::CancellationToken::new(),
+            readiness: readiness::Readiness::default(),
         })
     }
 
@@ -145,20 +150,11 @@ impl App {
     }
 
     fn client_ip(&self, headers: &http::HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
-        let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip().to_canonical());
-        let trusted = &self.services.core().config.http.trusted_proxies;
-        if trusted.contains(&peer_ip) {
-            let forwarded = headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|v| v.trim().parse::<IpAddr>().ok())
-                .map(|ip| ip.to_canonical());
-            if let Some(ip) = forwarded {
-                return ip;
-            }
-        }
-        peer_ip
+        client_ip::client_ip(
+            headers,
+            peer,
+            &self.services.core().config.http.trusted_proxies,
+        )
     }
 
     async fn dispatch(

@@ -124,8 +124,7 @@ async fn healthz(_c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError>
 /// # GET /readyz
 async fn readyz(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
     let core = c.app.services.core();
-    let (db, eph) = tokio::join!(core.store.ping(), core.ephemeral.ping());
-    match (db.is_ok(), eph.is_ok()) {
+    match c.app.readiness.check(core).await {
         (true, true) => Ok(ok(
             &json!({"status": "ready", "checks": {"database": true, "redis": true}}),
         )),
