@@ -191,6 +191,7 @@ fn default_push(
 ) -> Result<Arc<dyn PushProvider>, BuildError> {
     let options = crate::push::WebPushOptions {
         allow_http: config.push.allow_http,
+        allow_private: config.push.allow_private,
         ..Default::default()
     };
     let provider = crate::push::WebPushProvider::new(

@@ -326,6 +326,11 @@ pub struct PushConfig {
     /// Accept `http://` push endpoints (`PUSH_ALLOW_HTTP`). Default false: only https, so a
     /// client cannot aim the server's push requests at plain-HTTP services; enable for tests.
     pub allow_http: bool,
+    /// Accept push endpoints on hosts with loopback, private, link-local… addresses
+    /// (`PUSH_ALLOW_PRIVATE`). Default false: a web endpoint's host must resolve to public
+    /// addresses only, checked at registration and at each delivery, so a client cannot aim the
+    /// server's push requests at internal services; enable for tests or a private push service.
+    pub allow_private: bool,
     /// Largest avatar in bytes (`AVATAR_MAX_BYTES`). Default 1 048 576.
     pub avatar_max_bytes: usize,
 }
@@ -337,13 +342,14 @@ impl Default for PushConfig {
             coalesce_seconds: 30,
             ttl_secs: 86_400,
             allow_http: false,
+            allow_private: false,
             avatar_max_bytes: 1_048_576,
         }
     }
 }
 
 /// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
-const VARS: [(&str, &str); 48] = [
+const VARS: [(&str, &str); 50] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),
     (
@@ -397,6 +403,8 @@ const VARS: [(&str, &str); 48] = [
     ("push.vapid_subject", "VAPID_SUBJECT"),
     ("push.coalesce_seconds", "PUSH_COALESCE_SECONDS"),
     ("push.ttl_secs", "PUSH_TTL"),
+    ("push.allow_http", "PUSH_ALLOW_HTTP"),
+    ("push.allow_private", "PUSH_ALLOW_PRIVATE"),
     ("push.avatar_max_bytes", "AVATAR_MAX_BYTES"),
     ("metrics_enabled", "METRICS_ENABLED"),
     ("metrics_separate_listener", "METRICS_ADDR"),

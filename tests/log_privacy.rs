@@ -55,6 +55,7 @@ async fn no_plaintext_secrets_in_any_log_line() {
     let push = common::push_service::PushService::start().await;
     let mut config = test_config();
     config.push.allow_http = true;
+    config.push.allow_private = true;
     config.push.coalesce_seconds = 0;
     let s = TestServer::start_with(config, Arc::new(melo::MemoryStore::new())).await;
     let t = Target::of(&s);

@@ -163,6 +163,7 @@ async fn audit(b: Backends, store: Arc<dyn Store>, ephemeral: Arc<dyn Ephemeral>
     let mut config = test_config();
     config.http.trusted_proxies = vec![IpAddr::V4(Ipv4Addr::LOCALHOST).into()];
     config.push.allow_http = true;
+    config.push.allow_private = true;
     config.push.coalesce_seconds = 0;
     let s = TestServer::start_node(config, store, ephemeral).await;
     let out = zk_audit::workload::run(&s, &push).await;

@@ -18,6 +18,7 @@ const WAIT: Duration = Duration::from_secs(5);
 fn config() -> Config {
     let mut c = test_config();
     c.push.allow_http = true;
+    c.push.allow_private = true;
     c.push.coalesce_seconds = 30;
     c
 }

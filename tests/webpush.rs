@@ -25,6 +25,8 @@ fn provider(allow_http: bool) -> WebPushProvider {
         "mailto:admin@localhost",
         WebPushOptions {
             allow_http,
+            // The test push service listens on 127.0.0.1.
+            allow_private: true,
             ..WebPushOptions::default()
         },
     )
@@ -143,6 +145,8 @@ async fn slow_service_times_out_as_transient() {
         WebPushOptions {
             timeout: Duration::from_millis(300),
             allow_http: true,
+            allow_private: true,
+            ..WebPushOptions::default()
         },
     )
     .unwrap();

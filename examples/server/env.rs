@@ -160,6 +160,7 @@ impl Env {
         self.parse("PUSH_COALESCE_SECONDS", &mut p.coalesce_seconds)?;
         self.parse("PUSH_TTL", &mut p.ttl_secs)?;
         self.parse("PUSH_ALLOW_HTTP", &mut p.allow_http)?;
+        self.parse("PUSH_ALLOW_PRIVATE", &mut p.allow_private)?;
         self.parse("AVATAR_MAX_BYTES", &mut p.avatar_max_bytes)?;
         self.parse("METRICS_ENABLED", &mut c.metrics_enabled)?;
         if let Some(v) = self.str("SERVER_VERSION") {

@@ -19,7 +19,7 @@
 //! | `deliveries_total` | counter | `path` (`live`: written to a socket as it happened; `replay`: read back from the queue) |
 //! | `receipts_total` | counter | `status` (`delivered`/`read`) |
 //! | `rate_limited_total` | counter | `kind` (`http`, `ws`, `login`, `slow_mode`) |
-//! | `push_total` | counter | `result` (`sent`, `gone`, `failed`, `dropped`) |
+//! | `push_total` | counter | `result` (`sent`, `gone`, `refused`, `failed`, `dropped`) |
 //! | `store_operation_duration_seconds` | histogram | `op` (trait method) |
 //! | `store_errors_total` | counter | `op` |
 //! | `ephemeral_operation_duration_seconds` | histogram | `op` |
@@ -171,7 +171,7 @@ pub struct Metrics {
     deliveries: [IntCounter; 2],
     receipts: [IntCounter; 2],
     rate_limited: [IntCounter; 4],
-    push: [IntCounter; 4],
+    push: [IntCounter; 5],
     pub(crate) store_duration: HistogramVec,
     pub(crate) store_errors: IntCounterVec,
     pub(crate) ephemeral_duration: HistogramVec,
@@ -302,7 +302,7 @@ impl Metrics {
             deliveries: fixed(&deliveries, ["live", "replay"]),
             receipts: fixed(&receipts, ["delivered", "read"]),
             rate_limited: fixed(&limited, ["http", "ws", "login", "slow_mode"]),
-            push: fixed(&push, ["sent", "gone", "failed", "dropped"]),
+            push: fixed(&push, ["sent", "gone", "failed", "dropped", "refused"]),
             store_duration: histogram(
                 r,
                 "store_operation_duration_seconds",
@@ -414,8 +414,10 @@ pub(crate) enum PushResult {
     Gone = 1,
     /// Any other failure.
     Failed = 2,
-    /// Not attempted: too many deliveries in flight.
+    /// Not attempted: too many deliveries in flight, or for the endpoint's host.
     Dropped = 3,
+    /// The endpoint's host has no public address (PROTOCOL §4.9); the registration was deleted.
+    Refused = 4,
 }
 
 fn method_label(m: &http::Method) -> &'static str {

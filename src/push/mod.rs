@@ -11,12 +11,14 @@
 //! Payloads are content-free ([`Notification::payload`]); push errors never carry endpoints,
 //! keys or payloads.
 
+pub(crate) mod address;
 #[cfg(feature = "web-push")]
 mod ece;
 mod vapid;
 #[cfg(feature = "web-push")]
 mod webpush;
 
+pub use address::is_public_ip;
 pub use vapid::{VapidError, VapidKey};
 #[cfg(feature = "web-push")]
 #[cfg_attr(docsrs, doc(cfg(feature = "web-push")))]
@@ -133,6 +135,10 @@ pub enum PushError {
     /// Worth retrying later.
     #[error("transient push failure: {0}")]
     Transient(String),
+    /// The endpoint's host has no public address (PROTOCOL §4.9, amended): nothing was sent,
+    /// and the registration is useless: delete it.
+    #[error("push endpoint host has no public address")]
+    NotPublic,
     /// The request was refused for good (bad subscription, bad keys).
     #[error("push refused: {0}")]
     Rejected(String),

@@ -1,7 +1,16 @@
 //! The Web Push provider: RFC 8030 delivery with RFC 8291 encryption and RFC 8292 VAPID.
+//!
+//! Requests reach public addresses only (PROTOCOL §4.9, amended): the connector's resolver
+//! drops every non-public address it resolves, and an IP-literal host is checked before any
+//! request, so the address actually connected to is always checked (a host that rebinds its
+//! DNS between registration and delivery gains nothing).
 
 use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,10 +18,12 @@ use bytes::Bytes;
 use http::{header, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::address::{self, is_public_ip, AddressError};
 use super::{ece, Notification, PushError, PushProvider, PushSubscription, VapidKey};
 
 /// Response bodies read (then discarded) to keep connections reusable; larger ones are dropped.
@@ -23,17 +34,73 @@ const MAX_RESPONSE_BODY: usize = 16 * 1024;
 pub struct WebPushOptions {
     /// Deadline of one push request, connection included. Default 10 s.
     pub timeout: Duration,
+    /// Deadline of the host lookup, and of each TCP connection attempt. Default 3 s.
+    pub connect_timeout: Duration,
     /// Accept `http://` endpoints (tests, local push services). Default `false`: only `https://`.
     pub allow_http: bool,
+    /// Connect to loopback, private, link-local… addresses too (tests, private push services).
+    /// Default `false`: only public addresses ([`is_public_ip`](crate::push::is_public_ip)).
+    pub allow_private: bool,
 }
 
 impl Default for WebPushOptions {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
             allow_http: false,
+            allow_private: false,
         }
     }
+}
+
+/// The connector's resolver: the host's addresses, without the non-public ones unless
+/// `allow_private`. The connector connects only to what it returns.
+#[derive(Clone, Debug)]
+struct PublicResolver {
+    allow_private: bool,
+    timeout: Duration,
+}
+
+type Resolving =
+    Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, AddressError>> + Send>>;
+
+impl tower_service::Service<Name> for PublicResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = AddressError;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let Self {
+            allow_private,
+            timeout,
+        } = *self;
+        Box::pin(async move {
+            let addrs = address::resolve(name.as_str(), 0, timeout).await?;
+            let addrs = if allow_private {
+                addrs
+            } else {
+                address::public_only(addrs)?
+            };
+            Ok(addrs.into_iter())
+        })
+    }
+}
+
+/// Whether a client error comes from the resolver refusing every address of the host.
+fn refused_address(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<AddressError>() == Some(&AddressError::NotPublic) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Errors of building a [`WebPushProvider`].
@@ -56,7 +123,7 @@ pub struct WebPushProvider {
     key: VapidKey,
     subject: String,
     options: WebPushOptions,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector<PublicResolver>>, Full<Bytes>>,
 }
 
 impl WebPushProvider {
@@ -79,9 +146,12 @@ impl WebPushProvider {
         .map_err(|e| WebPushSetupError::Tls(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(PublicResolver {
+            allow_private: options.allow_private,
+            timeout: options.connect_timeout,
+        });
         http.enforce_http(false);
-        http.set_connect_timeout(Some(options.timeout));
+        http.set_connect_timeout(Some(options.connect_timeout));
         let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
         let builder = if options.allow_http {
             builder.https_or_http()
@@ -123,6 +193,17 @@ impl WebPushProvider {
                 }
             }
             _ => return Err(PushError::Rejected("invalid endpoint".into())),
+        }
+        // The connector skips its resolver for IP literals: check those here.
+        let host = uri.host().unwrap_or_default();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if !(self.options.allow_private || is_public_ip(ip)) {
+                return Err(PushError::NotPublic);
+            }
         }
         let authorization = self
             .key
@@ -169,7 +250,9 @@ impl PushProvider for WebPushProvider {
         let request = self.request(endpoint, p256dh, auth, n)?;
         let exchange = async {
             let response = self.client.request(request).await.map_err(|e| {
-                if e.is_connect() {
+                if refused_address(&e) {
+                    PushError::NotPublic
+                } else if e.is_connect() {
                     PushError::Transient("connection to push service failed".into())
                 } else {
                     PushError::Transient("push request failed".into())
@@ -210,11 +293,16 @@ mod tests {
     use crate::push::PushEvent;
 
     fn provider(allow_http: bool) -> WebPushProvider {
+        with_private(allow_http, false)
+    }
+
+    fn with_private(allow_http: bool, allow_private: bool) -> WebPushProvider {
         WebPushProvider::new(
             VapidKey::generate(),
             "mailto:admin@localhost",
             WebPushOptions {
                 allow_http,
+                allow_private,
                 ..WebPushOptions::default()
             },
         )
@@ -312,7 +400,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr").port()
         };
-        let p = provider(true);
+        let p = with_private(true, true);
         let sub = PushSubscription::Web {
             endpoint: format!("http://127.0.0.1:{port}/p"),
             p256dh: VapidKey::generate().public_base64url(),
@@ -322,5 +410,37 @@ mod tests {
             Err(PushError::Transient(m)) => assert!(!m.contains("127.0.0.1"), "{m}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn private_hosts_are_never_connected_to() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((_stream, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let p = provider(true);
+        for endpoint in [
+            format!("http://localhost:{port}/p"),
+            format!("http://127.0.0.1:{port}/p"),
+            format!("http://[::ffff:127.0.0.1]:{port}/p"),
+        ] {
+            let sub = PushSubscription::Web {
+                endpoint,
+                p256dh: VapidKey::generate().public_base64url(),
+                auth: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            };
+            let outcome = p.send(&sub, &note()).await;
+            assert!(matches!(outcome, Err(PushError::NotPublic)), "{outcome:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+        task.abort();
     }
 }

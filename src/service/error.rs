@@ -115,6 +115,10 @@ pub enum Error {
         /// Seconds to wait.
         retry_after: u64,
     },
+    /// A web push endpoint whose host does not resolve to public addresses only (PROTOCOL
+    /// §4.9, amended).
+    #[error("invalid subscription")]
+    InvalidSubscription,
     /// No active call of the sender's device with that peer (a call frame).
     #[error("call not found")]
     CallNotFound,

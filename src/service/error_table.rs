@@ -263,6 +263,13 @@ impl Error {
                 W::InternalError,
                 "Too many failed logins",
             ),
+            // `POST /register_push` exists over HTTP only.
+            Self::InvalidSubscription => row(
+                S::UNPROCESSABLE_ENTITY,
+                "invalid_subscription",
+                W::InternalError,
+                "The push endpoint must be on a host with public addresses only",
+            ),
             // Calls are signalled over the socket only; the HTTP row exists for completeness.
             Self::CallNotFound => row(
                 S::NOT_FOUND,

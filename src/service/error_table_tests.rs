@@ -31,6 +31,7 @@ const HTTP_REASONS: &[(u16, &str)] = &[
     (413, "payload_too_large"),
     (415, "unsupported_media_type"),
     (422, "validation_failed"),
+    (422, "invalid_subscription"),
     (429, "rate_limited"),
     (429, "login_locked"),
     (429, "slow_mode"),
@@ -84,6 +85,7 @@ fn every_variant() -> Vec<Error> {
         Error::UnsupportedMediaType,
         Error::RateLimited { retry_after: 8 },
         Error::LoginLocked { retry_after: 9 },
+        Error::InvalidSubscription,
         Error::CallNotFound,
         Error::CallInProgress,
         Error::Unavailable("redis: connection refused".into()),
@@ -121,6 +123,7 @@ fn expected(e: &Error) -> (u16, &'static str, &'static str) {
         Error::UnsupportedMediaType => (415, "unsupported_media_type", "internal_error"),
         Error::RateLimited { .. } => (429, "rate_limited", "rate_limited"),
         Error::LoginLocked { .. } => (429, "login_locked", "internal_error"),
+        Error::InvalidSubscription => (422, "invalid_subscription", "internal_error"),
         Error::CallNotFound => (404, "call_not_found", "call_not_found"),
         Error::CallInProgress => (409, "call_in_progress", "call_in_progress"),
         Error::Unavailable(_) => (503, "unavailable", "internal_error"),
@@ -135,7 +138,7 @@ fn every_variant_has_its_protocol_row() {
     assert_eq!(kinds.len(), all.len(), "one value per variant");
     assert_eq!(
         all.len(),
-        30,
+        31,
         "every variant (add new ones to every_variant)"
     );
     for e in &all {

@@ -38,6 +38,7 @@ mod manage;
 mod messages;
 mod presence;
 mod push;
+mod push_hosts;
 mod sessions;
 mod users;
 pub(crate) mod validate;

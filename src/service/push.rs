@@ -2,9 +2,16 @@
 //! (PROTOCOL §4.9).
 //!
 //! Sending never blocks the caller: [`PushService::notify`] hands the work to a task, at most
-//! 256 (`MAX_IN_FLIGHT`) at a time (beyond that notifications are dropped and counted — pushes are a
-//! best-effort wake-up, the queue stays the truth). Message pushes are coalesced per device
+//! 256 (`MAX_DISPATCH`) at a time, which looks the registrations up and starts one delivery per
+//! device. Deliveries are bounded three ways: at most 256 (`MAX_IN_FLIGHT`) requests run at once,
+//! at most 16 per endpoint host (`MAX_PER_HOST`, so a slow host delays only its own pushes), and
+//! a delivery whose host is busy waits (without a global permit) in a bounded queue: 64 per host,
+//! 1024 in all, 10 s at most. Beyond any bound a notification is dropped and counted — pushes are
+//! a best-effort wake-up, the queue stays the truth. Message pushes are coalesced per device
 //! (`PUSH_COALESCE_SECONDS`), and no event is pushed twice to one device.
+//!
+//! A web endpoint must be `https` on a host with public addresses only (amended §4.9): checked
+//! here at registration, and again at each delivery by the provider.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,13 +22,23 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use super::push_hosts::HostLimits;
 use super::{Authenticated, Core, Error, FieldError, Result};
 use crate::metrics::PushResult;
 use crate::model::{SessionId, UserId};
+use crate::push::address::{check_host, endpoint_host, AddressError};
 use crate::push::{Notification, PushError, PushEvent, PushSubscription};
 
-/// Concurrent push deliveries, at most.
+/// Notifications being looked up and dispatched at once, at most.
+const MAX_DISPATCH: usize = 256;
+/// Push requests in flight at once, at most.
 pub(crate) const MAX_IN_FLIGHT: usize = 256;
+/// Deliveries waiting for their host at once, at most.
+const MAX_QUEUED: usize = 1024;
+/// Longest wait of a delivery for its host.
+const HOST_WAIT: Duration = Duration::from_secs(10);
+/// Deadline of the endpoint host lookup at registration.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
 /// Longest accepted endpoint URL / token.
 const MAX_ENDPOINT: usize = 2048;
 /// Longest accepted key field.
@@ -63,7 +80,10 @@ pub struct WebKeysInput {
 #[derive(Clone, Debug)]
 pub struct PushService {
     core: Arc<Core>,
-    permits: Arc<Semaphore>,
+    dispatch: Arc<Semaphore>,
+    in_flight: Arc<Semaphore>,
+    queued: Arc<Semaphore>,
+    hosts: HostLimits,
     /// Last message push per device on this node: skips the shared coalescing check (and the
     /// spawn) for a device pushed within the window.
     recent: Arc<DashMap<SessionId, Instant>>,
@@ -78,15 +98,41 @@ impl PushService {
     pub(crate) fn new(core: Arc<Core>) -> Self {
         Self {
             core,
-            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            dispatch: Arc::new(Semaphore::new(MAX_DISPATCH)),
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            queued: Arc::new(Semaphore::new(MAX_QUEUED)),
+            hosts: HostLimits::default(),
             recent: Arc::new(DashMap::new()),
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
-    /// Notifications dropped because 256 (`MAX_IN_FLIGHT`) deliveries were running.
+    /// Notifications dropped because a bound on deliveries was reached (see the module docs).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn drop_one(&self, why: &'static str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.core.metrics.push(PushResult::Dropped);
+        tracing::warn!(why, "push notification dropped");
+    }
+
+    /// Refuses an endpoint whose host does not resolve to public addresses only (unless
+    /// `PUSH_ALLOW_PRIVATE`). The endpoint is never logged or echoed.
+    async fn check_endpoint(&self, host: &str, port: u16) -> Result<()> {
+        if self.core.config.push.allow_private {
+            return Ok(());
+        }
+        match check_host(host, port, LOOKUP_TIMEOUT).await {
+            Ok(()) => Ok(()),
+            Err(AddressError::NotPublic | AddressError::NoAddress) => {
+                Err(Error::InvalidSubscription)
+            }
+            Err(AddressError::Timeout) => {
+                Err(Error::Unavailable("push endpoint lookup timed out".into()))
+            }
+        }
     }
 
     /// Registers push for the calling device, replacing its previous registration.
@@ -107,6 +153,9 @@ impl PushService {
                 if !(endpoint.starts_with("https://") || http_ok) {
                     return Err(invalid("subscription.endpoint", "must be an https URL"));
                 }
+                let Some((host, port)) = endpoint_host(endpoint) else {
+                    return Err(invalid("subscription.endpoint", "must be an https URL"));
+                };
                 for (field, v) in [
                     ("subscription.keys.p256dh", &s.keys.p256dh),
                     ("subscription.keys.auth", &s.keys.auth),
@@ -115,6 +164,7 @@ impl PushService {
                         return Err(invalid(field, "must be 1 to 256 characters"));
                     }
                 }
+                self.check_endpoint(&host, port).await?;
                 PushSubscription::Web {
                     endpoint: endpoint.to_owned(),
                     p256dh: s.keys.p256dh,
@@ -191,10 +241,8 @@ impl PushService {
             self.recent
                 .retain(|_, t| Instant::now().duration_since(*t) < coalesce);
         }
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            self.core.metrics.push(PushResult::Dropped);
-            tracing::warn!("push dispatch saturated; notification dropped");
+        let Ok(permit) = self.dispatch.clone().try_acquire_owned() else {
+            self.drop_one("push dispatch saturated");
             return;
         };
         let this = self.clone();
@@ -229,12 +277,12 @@ impl PushService {
                 (format!("call:{call_id}"), Duration::from_secs(ttl.max(1)))
             }
         };
-        let n = Notification {
+        let n = Arc::new(Notification {
             event,
             user,
             ttl: u32::try_from(ttl).unwrap_or(u32::MAX),
             urgent,
-        };
+        });
         for (session, sealed) in regs.iter().filter(|(s, _)| sessions.contains(s)) {
             // Shared across nodes: one push per device per event (per window for messages).
             let k = format!("push:sent:{}:{dedupe}", session.0);
@@ -259,22 +307,99 @@ impl PushService {
                     continue;
                 }
             };
-            match self.core.push.send(&sub, &n).await {
-                Ok(()) => {
-                    self.core.metrics.push(PushResult::Sent);
-                    tracing::debug!(session_id = %session, kind = ?n.event.kind(), "pushed");
-                }
-                Err(PushError::Gone) => {
-                    self.core.metrics.push(PushResult::Gone);
-                    tracing::info!(session_id = %session, "push subscription gone; removed");
-                    if let Err(e) = self.core.store.delete_push(*session, sealed).await {
-                        tracing::warn!(error = %e, "expired push registration not removed");
-                    }
-                }
-                Err(e) => {
+            self.start(*session, sealed.clone(), sub, n.clone());
+        }
+    }
+
+    /// Starts one delivery within the bounds (see the module docs); drops it beyond them.
+    fn start(
+        &self,
+        session: SessionId,
+        sealed: Vec<u8>,
+        sub: PushSubscription,
+        n: Arc<Notification>,
+    ) {
+        // Native tokens go to the embedder's provider: no client-chosen host to limit.
+        let ticket = match &sub {
+            PushSubscription::Web { endpoint, .. } => {
+                let Some((host, _)) = endpoint_host(endpoint) else {
                     self.core.metrics.push(PushResult::Failed);
-                    tracing::warn!(session_id = %session, error = %e, "push failed");
+                    return;
+                };
+                let Some(ticket) = self.hosts.admit(&host) else {
+                    self.drop_one("push endpoint host saturated");
+                    return;
+                };
+                Some(ticket)
+            }
+            _ => None,
+        };
+        let running = ticket.as_ref().and_then(|t| t.try_run());
+        let waits = ticket.is_some() && running.is_none();
+        // A waiting delivery holds a queue place, not one of the global request permits.
+        let (flight, queued) = if waits {
+            match self.queued.clone().try_acquire_owned() {
+                Ok(q) => (None, Some(q)),
+                Err(_) => return self.drop_one("push host queue full"),
+            }
+        } else {
+            match self.in_flight.clone().try_acquire_owned() {
+                Ok(f) => (Some(f), None),
+                Err(_) => return self.drop_one("push dispatch saturated"),
+            }
+        };
+        let this = self.clone();
+        self.core.background.spawn(async move {
+            let running = match (running, &ticket) {
+                (Some(r), _) => Some(r),
+                (None, Some(t)) => match tokio::time::timeout(HOST_WAIT, t.run()).await {
+                    Ok(Some(r)) => Some(r),
+                    _ => return this.drop_one("push endpoint host too slow"),
+                },
+                (None, None) => None,
+            };
+            drop(queued);
+            let flight = match flight {
+                Some(f) => f,
+                None => match this.in_flight.clone().try_acquire_owned() {
+                    Ok(f) => f,
+                    Err(_) => return this.drop_one("push dispatch saturated"),
+                },
+            };
+            this.send(session, &sealed, &sub, &n).await;
+            drop(running);
+            drop(flight);
+            drop(ticket);
+        });
+    }
+
+    async fn send(
+        &self,
+        session: SessionId,
+        sealed: &[u8],
+        sub: &PushSubscription,
+        n: &Notification,
+    ) {
+        match self.core.push.send(sub, n).await {
+            Ok(()) => {
+                self.core.metrics.push(PushResult::Sent);
+                tracing::debug!(session_id = %session, kind = ?n.event.kind(), "pushed");
+            }
+            Err(e @ (PushError::Gone | PushError::NotPublic)) => {
+                let result = if matches!(e, PushError::Gone) {
+                    PushResult::Gone
+                } else {
+                    PushResult::Refused
+                };
+                self.core.metrics.push(result);
+                tracing::info!(session_id = %session, error = %e, "push registration removed");
+                if let Err(e) = self.core.store.delete_push(session, sealed).await {
+                    tracing::warn!(error = %e, "push registration not removed");
                 }
+            }
+            Err(e) => {
+                self.core.metrics.push(PushResult::Failed);
+                tracing::warn!(session_id = %session, error = %e, "push failed");
             }
         }
     }
