@@ -30,6 +30,17 @@ pub struct Server {
     announced: std::sync::mpsc::Receiver<String>,
 }
 
+/// A test that panics before `stop` must not leave the server running (it would hold the test
+/// run's output pipe open and hang whatever reads it).
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Server {
     pub fn http_addr(&self) -> SocketAddr {
         let base = self.client.base.strip_prefix("http://").expect("http URL");
