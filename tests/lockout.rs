@@ -47,7 +47,11 @@ async fn a_forged_left_entry_does_not_move_the_client() {
             .assert_error(401, "invalid_credentials");
     }
     // P is locked however the left part is forged; Y still logs in from elsewhere.
-    for xff in [P.to_owned(), format!("203.0.113.99, {P}"), format!("10.9.9.9, {P}")] {
+    for xff in [
+        P.to_owned(),
+        format!("203.0.113.99, {P}"),
+        format!("10.9.9.9, {P}"),
+    ] {
         password_login(c, Some(&xff), &phone, &password)
             .await
             .assert_error(429, "login_locked");

@@ -1,7 +1,6 @@
 //! Environment → `melo::Config`, with the variable names of PROTOCOL.md §3.5.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 
