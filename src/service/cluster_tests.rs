@@ -1,5 +1,6 @@
 //! Unit tests of the cluster notes and presence merge.
 use super::*;
+use crate::crypto::Pii;
 
 fn uid(n: u32) -> UserId {
     UserId::new(n).expect("uid")

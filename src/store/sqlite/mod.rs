@@ -17,6 +17,7 @@ mod migrate;
 mod queue;
 mod rows;
 mod sealed;
+mod sessions;
 
 #[cfg(test)]
 mod tests;
