@@ -1,7 +1,8 @@
 //! Property tests of the [`Window`]: a model of one device's queue in the store, driven the way
 //! [`Feed`](super::super::Feed) drives the window (pump: release, reconcile, read until the
-//! window asks for nothing), under random pushes, acknowledgements, acknowledgement writes
-//! and expiry sweeps. After every step the bounds hold; at the end, once the client has
+//! window asks for nothing), under random commits, live hand-overs in any order (concurrent
+//! writers commit and hand over independently), pumps, acknowledgements, acknowledgement
+//! writes and expiry sweeps. After every step the bounds hold; at the end, once the client has
 //! acknowledged everything, every entry ever queued was delivered exactly once in seq order or
 //! is covered by a delivered `gap` entry.
 //!
@@ -33,8 +34,12 @@ enum Entry {
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// A new entry of `size` bytes is committed and handed to the connection live.
+    /// A new entry of `size` bytes is committed; its live frame waits for [`Op::Live`].
     Push(usize),
+    /// The hub hands over one committed frame (`pick` among those waiting, so out of order).
+    Live(usize),
+    /// The connection pumps (it does so after live frames that need a read).
+    Pump,
     /// The client acknowledges; `pick` chooses a seq around what exists (possibly unknown).
     AckUpTo(i64),
     AckSeq(i64),
@@ -55,9 +60,19 @@ fn size() -> impl Strategy<Value = usize> {
     ]
 }
 
+/// A backlog: small frames only (the frame bound binds) or mixed sizes (the byte bound binds).
+fn backlog() -> impl Strategy<Value = Vec<usize>> {
+    prop_oneof![
+        proptest::collection::vec(1usize..200, 240..400),
+        proptest::collection::vec(size(), 0..300),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => size().prop_map(Op::Push),
+        5 => any::<usize>().prop_map(Op::Live),
+        2 => Just(Op::Pump),
         2 => (-3i64..400).prop_map(Op::AckUpTo),
         2 => (-3i64..400).prop_map(Op::AckSeq),
         1 => (-3i64..400).prop_map(Op::AckMessage),
@@ -87,6 +102,8 @@ struct Harness {
     gaps: Vec<(i64, i64)>,
     /// Every entry ever queued (not gaps).
     pushed: BTreeSet<i64>,
+    /// Committed entries not yet handed over live.
+    pending_live: Vec<Ready>,
     now: Instant,
 }
 
@@ -105,6 +122,7 @@ impl Harness {
             sync_done: None,
             gaps: Vec::new(),
             pushed: BTreeSet::new(),
+            pending_live: Vec::new(),
             now: Instant::now(),
         };
         for s in backlog {
@@ -315,13 +333,15 @@ impl Harness {
                 }
                 let seq = self.append(size);
                 let r = self.ready(seq, Entry::Msg(size));
-                let mut out = Vec::new();
-                self.window.on_live(r, &mut out);
-                self.take(out);
-                if self.window.read_request().is_some() {
-                    self.pump();
+                self.pending_live.push(r);
+            }
+            Op::Live(pick) => {
+                if !self.pending_live.is_empty() {
+                    let r = self.pending_live.remove(pick % self.pending_live.len());
+                    self.live(r);
                 }
             }
+            Op::Pump => self.pump(),
             Op::AckUpTo(n) => self.ack(AckSelector::UpTo(n)),
             Op::AckSeq(n) => self.ack(AckSelector::Seq(n)),
             Op::AckMessage(n) => self.ack(AckSelector::Message(MessageId::from_u128(n as u128))),
@@ -334,8 +354,19 @@ impl Harness {
         self.check_bounds();
     }
 
-    /// The client acknowledges everything it gets until the queue is empty.
+    fn live(&mut self, r: Ready) {
+        let mut out = Vec::new();
+        self.window.on_live(r, &mut out);
+        self.take(out);
+    }
+
+    /// The hub hands over what it still holds; the client acknowledges everything it gets until
+    /// the queue is empty.
     fn drain(&mut self) {
+        for r in std::mem::take(&mut self.pending_live) {
+            self.live(r);
+        }
+        self.pump();
         for _ in 0..100_000 {
             if self.store.is_empty() {
                 return;
@@ -388,7 +419,7 @@ proptest! {
 
     #[test]
     fn window_bounds_order_and_completeness(
-        backlog in proptest::collection::vec(size(), 0..300),
+        backlog in backlog(),
         ops in proptest::collection::vec(op(), 0..300),
     ) {
         let mut h = Harness::new(&backlog);
