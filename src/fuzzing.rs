@@ -15,7 +15,7 @@ use crate::service::validate;
 use crate::store::SealedTable;
 use crate::StaticKeys;
 
-/// One WebSocket text frame from a client: [`Incoming::decode`] as `ws/client.rs` calls it,
+/// One WebSocket text frame from a client: `Incoming::decode` as `ws/client.rs` calls it,
 /// then the stateless checks of the service call a `relay` / `chat_message` makes. (Binary
 /// frames are refused before decoding, and the socket layer only passes valid UTF-8.)
 pub fn client_frame(data: &[u8]) {
