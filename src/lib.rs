@@ -39,6 +39,9 @@ pub mod config;
 pub mod crypto;
 pub mod ephemeral;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 pub mod logging;
 pub mod metrics;

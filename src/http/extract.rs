@@ -108,42 +108,47 @@ impl Ctx {
     /// the offending field (or `body`).
     pub(crate) async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
         let bytes = self.body().await?;
-        // Decode straight into `T` (no intermediate `Value`, whose size could be many times the
-        // body's); the first significant byte must open an object.
-        let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-        let bytes = match first {
-            None => bytes::Bytes::from_static(b"{}"),
-            Some(b'{') => bytes,
-            Some(_) => return Err(ApiError::field("body", "must be a JSON object")),
-        };
-        let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return ApiError::field("body", "must be a JSON object");
-            }
-            let inner = inner.to_string();
-            let field = match inner
-                .strip_prefix("missing field `")
-                .and_then(|r| r.split('`').next())
-            {
-                Some(missing) if path == "." => missing.to_owned(),
-                Some(missing) => format!("{path}.{missing}"),
-                None if path == "." => "body".to_owned(),
-                None => path,
-            };
-            let problem = if inner.starts_with("missing field") {
-                "is required".to_owned()
-            } else {
-                inner
-            };
-            ApiError::validation(vec![FieldError::new(field, problem)])
-        })?;
-        de.end()
-            .map_err(|_| ApiError::field("body", "must be one JSON object"))?;
-        Ok(value)
+        decode_json(&bytes)
     }
+}
+
+/// Decodes a JSON object body into `T` (see [`Ctx::json`]).
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Decode straight into `T` (no intermediate `Value`, whose size could be many times the
+    // body's); the first significant byte must open an object.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let bytes = match first {
+        None => &b"{}"[..],
+        Some(b'{') => bytes,
+        Some(_) => return Err(ApiError::field("body", "must be a JSON object")),
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::field("body", "must be a JSON object");
+        }
+        let inner = inner.to_string();
+        let field = match inner
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            Some(missing) if path == "." => missing.to_owned(),
+            Some(missing) => format!("{path}.{missing}"),
+            None if path == "." => "body".to_owned(),
+            None => path,
+        };
+        let problem = if inner.starts_with("missing field") {
+            "is required".to_owned()
+        } else {
+            inner
+        };
+        ApiError::validation(vec![FieldError::new(field, problem)])
+    })?;
+    de.end()
+        .map_err(|_| ApiError::field("body", "must be one JSON object"))?;
+    Ok(value)
 }
 
 /// A body that was already read, for decoding again.

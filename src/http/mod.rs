@@ -26,6 +26,8 @@ pub(crate) mod router;
 
 use error::ApiError;
 use extract::{Ctx, ReqBody};
+#[cfg(feature = "fuzzing")]
+pub(crate) use handlers::{fuzz_body, fuzz_multipart};
 pub(crate) use response::Body;
 use router::{Access, Found, Router};
 

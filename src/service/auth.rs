@@ -176,6 +176,65 @@ pub(super) fn login_fields(
     (device, new_key)
 }
 
+/// The normalized fields of a valid [`RegisterRequest`].
+pub(crate) struct Registration {
+    pub(crate) phone: String,
+    pub(crate) name: String,
+    pub(crate) nickname: String,
+    pub(crate) device: crate::model::DeviceId,
+    pub(crate) key: String,
+}
+
+impl RegisterRequest {
+    /// Every field rule of `/register` (one 422 listing each bad field).
+    pub(crate) fn check(&self) -> Result<Registration> {
+        let mut c = Checker::new();
+        let phone = c.check("phone", validate::phone(&self.phone));
+        let name = c.check("name", validate::display_name(&self.name));
+        let nickname = c.check("nickname", validate::display_name(&self.nickname));
+        c.check("password", validate::password(&self.password));
+        let device = c.check("device_id", validate::device_id(&self.device_id));
+        let key = c.check(
+            "public_e2e_key",
+            validate::rsa_public_key_pem(&self.public_e2e_key),
+        );
+        c.finish()?;
+        match (phone, name, nickname, device, key) {
+            (Some(phone), Some(name), Some(nickname), Some(device), Some(key)) => {
+                Ok(Registration {
+                    phone,
+                    name,
+                    nickname,
+                    device,
+                    key,
+                })
+            }
+            _ => Err(Error::Internal("validated fields missing".into())),
+        }
+    }
+}
+
+impl LoginRequest {
+    /// Every field rule of `/login`: the device and the new E2E key, if any.
+    pub(crate) fn check(&self) -> Result<(crate::model::DeviceId, Option<String>)> {
+        let mut c = Checker::new();
+        let (device, new_key) = login_fields(
+            &mut c,
+            &self.identifier,
+            &self.device_id,
+            self.public_e2e_key.as_deref(),
+        );
+        let password = self.password.as_deref().unwrap_or("");
+        let device_token = self.device_token.as_deref().unwrap_or("");
+        if password.is_empty() && device_token.is_empty() {
+            c.fail("password", "is required unless device_token is given");
+        }
+        c.finish()?;
+        let device = device.ok_or_else(|| Error::Internal("validated device missing".into()))?;
+        Ok((device, new_key))
+    }
+}
+
 pub(super) fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
@@ -198,22 +257,13 @@ impl AuthService {
         req: RegisterRequest,
     ) -> impl Future<Output = Result<RegisterResponse>> + Send + '_ {
         async move {
-            let mut c = Checker::new();
-            let phone = c.check("phone", validate::phone(&req.phone));
-            let name = c.check("name", validate::display_name(&req.name));
-            let nickname = c.check("nickname", validate::display_name(&req.nickname));
-            c.check("password", validate::password(&req.password));
-            let device = c.check("device_id", validate::device_id(&req.device_id));
-            let key = c.check(
-                "public_e2e_key",
-                validate::rsa_public_key_pem(&req.public_e2e_key),
-            );
-            c.finish()?;
-            let (Some(phone), Some(name), Some(nickname), Some(device), Some(key)) =
-                (phone, name, nickname, device, key)
-            else {
-                return Err(Error::Internal("validated fields missing".into()));
-            };
+            let Registration {
+                phone,
+                name,
+                nickname,
+                device,
+                key,
+            } = req.check()?;
             let core = &self.core;
             if self.user_by_phone(&phone).await?.is_some() {
                 return Err(Error::PhoneTaken);
@@ -312,22 +362,9 @@ impl AuthService {
         client: &'a ClientInfo,
     ) -> impl Future<Output = Result<LoginResponse>> + Send + 'a {
         async move {
-            let mut c = Checker::new();
-            let (device, new_key) = login_fields(
-                &mut c,
-                &req.identifier,
-                &req.device_id,
-                req.public_e2e_key.as_deref(),
-            );
+            let (device, new_key) = req.check()?;
             let password = req.password.as_deref().unwrap_or("");
             let device_token = req.device_token.as_deref().unwrap_or("");
-            if password.is_empty() && device_token.is_empty() {
-                c.fail("password", "is required unless device_token is given");
-            }
-            c.finish()?;
-            let Some(device) = device else {
-                return Err(Error::Internal("validated device missing".into()));
-            };
 
             let (account, user) = self.resolve(&req.identifier).await?;
             let limits = super::LimitsService::new(self.core.clone());

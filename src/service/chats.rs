@@ -76,7 +76,20 @@ fn new_code() -> String {
         .collect()
 }
 
-fn valid_code(code: &str) -> bool {
+/// The field rules of `POST /chats/create`: the kind, and a 2–128 character name.
+pub(crate) fn new_chat(name: &str, kind: &str) -> Result<ChatKind> {
+    let kind: ChatKind = kind
+        .parse()
+        .map_err(|_| Error::field("type", "must be chat or channel"))?;
+    let n = name.trim().chars().count();
+    if !(2..=128).contains(&n) {
+        return Err(Error::field("name", "must be 2 to 128 characters"));
+    }
+    Ok(kind)
+}
+
+/// True for a well-formed invite code.
+pub(crate) fn valid_code(code: &str) -> bool {
     code.len() == CODE_LEN && code.bytes().all(|b| CODE_ALPHABET.contains(&b))
 }
 
@@ -159,13 +172,7 @@ impl ChatsService {
 
     /// `POST /chats/create`.
     pub async fn create(&self, auth: &Authenticated, name: &str, kind: &str) -> Result<i64> {
-        let kind: ChatKind = kind
-            .parse()
-            .map_err(|_| Error::field("type", "must be chat or channel"))?;
-        let n = name.trim().chars().count();
-        if !(2..=128).contains(&n) {
-            return Err(Error::field("name", "must be 2 to 128 characters"));
-        }
+        let kind = new_chat(name, kind)?;
         // The id is known only once the row exists: the name goes in sealed for no row, then
         // is sealed again bound to the id (a crash in between leaves the first, still readable,
         // and rebound by the next data-key rotation).

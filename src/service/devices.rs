@@ -30,6 +30,22 @@ pub struct AuthorizeRequest {
 
 super::auth::redacted_debug!(AuthorizeRequest { device_id } hides { identifier, link_code, public_e2e_key });
 
+impl AuthorizeRequest {
+    /// The field rules of `/devices/authorize`: the device and the new E2E key, if any.
+    pub(crate) fn check(&self) -> Result<(crate::model::DeviceId, Option<String>)> {
+        let mut c = Checker::new();
+        let (device, new_key) = super::auth::login_fields(
+            &mut c,
+            &self.identifier,
+            &self.device_id,
+            self.public_e2e_key.as_deref(),
+        );
+        c.finish()?;
+        let device = device.ok_or_else(|| Error::Internal("validated device missing".into()))?;
+        Ok((device, new_key))
+    }
+}
+
 /// Canonical form of a link code: upper case, no dash; `None` unless 8 Crockford characters.
 fn normalize_code(raw: &str) -> Option<String> {
     let s: String = raw
@@ -153,17 +169,7 @@ impl AuthService {
         client: &'a ClientInfo,
     ) -> impl Future<Output = Result<LoginResponse>> + Send + 'a {
         async move {
-            let mut c = Checker::new();
-            let (device, new_key) = super::auth::login_fields(
-                &mut c,
-                &req.identifier,
-                &req.device_id,
-                req.public_e2e_key.as_deref(),
-            );
-            c.finish()?;
-            let Some(device) = device else {
-                return Err(Error::Internal("validated device missing".into()));
-            };
+            let (device, new_key) = req.check()?;
             let (account, user) = self.resolve(&req.identifier).await?;
             let limits = super::LimitsService::new(self.core.clone());
             let attempt = limits.begin_login(&account, client.ip).await?;

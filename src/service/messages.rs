@@ -159,6 +159,30 @@ fn valid_client_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
+impl SendRequest {
+    /// The rules that need no state: `client_id`, the payload's size and its escaped size.
+    pub(crate) fn check(&self) -> Result<()> {
+        if let Some(cid) = &self.client_id {
+            if !valid_client_id(cid) {
+                return Err(Error::field(
+                    "client_id",
+                    "must be 1-64 of A-Z a-z 0-9 . _ : -",
+                ));
+            }
+        }
+        if self.payload.is_empty() || self.payload.len() > MAX_PAYLOAD {
+            return Err(Error::field("payload", "must be 1 byte to 1 MiB"));
+        }
+        if !frames::fits_frame(&self.payload, self.signature.as_deref()) {
+            return Err(Error::field(
+                "payload",
+                "too long once JSON-escaped: a delivered frame would pass 2 MiB",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl MessagesService {
     pub(crate) fn new(
         core: Arc<Core>,
@@ -183,23 +207,7 @@ impl MessagesService {
         req: SendRequest,
     ) -> impl Future<Output = Result<SendOutcome>> + Send + 'a {
         async move {
-            if let Some(cid) = &req.client_id {
-                if !valid_client_id(cid) {
-                    return Err(Error::field(
-                        "client_id",
-                        "must be 1-64 of A-Z a-z 0-9 . _ : -",
-                    ));
-                }
-            }
-            if req.payload.is_empty() || req.payload.len() > MAX_PAYLOAD {
-                return Err(Error::field("payload", "must be 1 byte to 1 MiB"));
-            }
-            if !frames::fits_frame(&req.payload, req.signature.as_deref()) {
-                return Err(Error::field(
-                    "payload",
-                    "too long once JSON-escaped: a delivered frame would pass 2 MiB",
-                ));
-            }
+            req.check()?;
             let mut chat_kind = None;
             let (to, chat_id, recipients) = match (req.target, req.chat_id) {
                 (Some(target), None) => {

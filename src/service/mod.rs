@@ -23,7 +23,7 @@ mod auth;
 mod avatars;
 mod cache;
 mod calls;
-mod chats;
+pub(crate) mod chats;
 pub mod cluster;
 mod contacts;
 pub(crate) mod delivery;

@@ -58,6 +58,58 @@ pub struct RegisterPush {
     pub push_token: Option<String>,
 }
 
+impl RegisterPush {
+    /// The subscription a valid body describes; `allow_http` is `push.allow_http`.
+    pub(crate) fn check(self, allow_http: bool) -> Result<PushSubscription> {
+        let sub = match self.platform.as_deref().unwrap_or("web") {
+            "web" => {
+                let Some(s) = self.subscription else {
+                    return Err(invalid("subscription", "required for platform web"));
+                };
+                let endpoint = s.endpoint.trim();
+                if endpoint.chars().count() < 10 || endpoint.len() > MAX_ENDPOINT {
+                    return Err(invalid(
+                        "subscription.endpoint",
+                        "must be 10 to 2048 characters",
+                    ));
+                }
+                let http_ok = allow_http && endpoint.starts_with("http://");
+                if !(endpoint.starts_with("https://") || http_ok)
+                    || endpoint_host(endpoint).is_none()
+                {
+                    return Err(invalid("subscription.endpoint", "must be an https URL"));
+                }
+                for (field, v) in [
+                    ("subscription.keys.p256dh", &s.keys.p256dh),
+                    ("subscription.keys.auth", &s.keys.auth),
+                ] {
+                    if v.is_empty() || v.len() > MAX_KEY {
+                        return Err(invalid(field, "must be 1 to 256 characters"));
+                    }
+                }
+                PushSubscription::Web {
+                    endpoint: endpoint.to_owned(),
+                    p256dh: s.keys.p256dh,
+                    auth: s.keys.auth,
+                }
+            }
+            p @ ("android" | "ios") => {
+                let token = self.push_token.unwrap_or_default();
+                if token.trim().is_empty() || token.len() > MAX_ENDPOINT {
+                    return Err(invalid("push_token", "must be 1 to 2048 characters"));
+                }
+                if p == "android" {
+                    PushSubscription::Android { token }
+                } else {
+                    PushSubscription::Ios { token }
+                }
+            }
+            _ => return Err(invalid("platform", "must be web, android or ios")),
+        };
+        Ok(sub)
+    }
+}
+
 /// A browser's `PushSubscription.toJSON()`.
 #[derive(Debug, Deserialize)]
 pub struct WebSubscriptionInput {
@@ -137,53 +189,13 @@ impl PushService {
 
     /// Registers push for the calling device, replacing its previous registration.
     pub async fn register(&self, auth: &Authenticated, req: RegisterPush) -> Result<()> {
-        let sub = match req.platform.as_deref().unwrap_or("web") {
-            "web" => {
-                let Some(s) = req.subscription else {
-                    return Err(invalid("subscription", "required for platform web"));
-                };
-                let endpoint = s.endpoint.trim();
-                if endpoint.chars().count() < 10 || endpoint.len() > MAX_ENDPOINT {
-                    return Err(invalid(
-                        "subscription.endpoint",
-                        "must be 10 to 2048 characters",
-                    ));
-                }
-                let http_ok = self.core.config.push.allow_http && endpoint.starts_with("http://");
-                if !(endpoint.starts_with("https://") || http_ok) {
-                    return Err(invalid("subscription.endpoint", "must be an https URL"));
-                }
-                let Some((host, port)) = endpoint_host(endpoint) else {
-                    return Err(invalid("subscription.endpoint", "must be an https URL"));
-                };
-                for (field, v) in [
-                    ("subscription.keys.p256dh", &s.keys.p256dh),
-                    ("subscription.keys.auth", &s.keys.auth),
-                ] {
-                    if v.is_empty() || v.len() > MAX_KEY {
-                        return Err(invalid(field, "must be 1 to 256 characters"));
-                    }
-                }
-                self.check_endpoint(&host, port).await?;
-                PushSubscription::Web {
-                    endpoint: endpoint.to_owned(),
-                    p256dh: s.keys.p256dh,
-                    auth: s.keys.auth,
-                }
-            }
-            p @ ("android" | "ios") => {
-                let token = req.push_token.unwrap_or_default();
-                if token.trim().is_empty() || token.len() > MAX_ENDPOINT {
-                    return Err(invalid("push_token", "must be 1 to 2048 characters"));
-                }
-                if p == "android" {
-                    PushSubscription::Android { token }
-                } else {
-                    PushSubscription::Ios { token }
-                }
-            }
-            _ => return Err(invalid("platform", "must be web, android or ios")),
-        };
+        let sub = req.check(self.core.config.push.allow_http)?;
+        if let PushSubscription::Web { endpoint, .. } = &sub {
+            let Some((host, port)) = endpoint_host(endpoint) else {
+                return Err(invalid("subscription.endpoint", "must be an https URL"));
+            };
+            self.check_endpoint(&host, port).await?;
+        }
         let plain = serde_json::to_vec(&sub).map_err(|e| Error::Internal(e.to_string()))?;
         let sealed =
             self.core

@@ -57,6 +57,35 @@ pub struct ProfileUpdate {
     pub current_password: Option<String>,
 }
 
+impl ProfileUpdate {
+    /// Every field rule of `PUT /profile`; the normalized name and nickname, when given.
+    pub(crate) fn check(&self) -> Result<(Option<String>, Option<String>)> {
+        let mut c = Checker::new();
+        let name = self
+            .name
+            .as_deref()
+            .and_then(|n| c.check("name", validate::display_name(n)));
+        let nickname = self
+            .nickname
+            .as_deref()
+            .and_then(|n| c.check("nickname", validate::display_name(n)));
+        if let Some(u) = &self.username {
+            c.check("username", validate::username(u));
+        }
+        if let Some(b) = &self.bio {
+            c.check("bio", validate::bio(b));
+        }
+        if let Some(p) = &self.password {
+            c.check("password", validate::password(p));
+            if self.current_password.as_deref().unwrap_or("").is_empty() {
+                c.fail("current_password", "is required to change the password");
+            }
+        }
+        c.finish()?;
+        Ok((name, nickname))
+    }
+}
+
 super::auth::redacted_debug!(ProfileUpdate {} hides { name, nickname, username, bio, password, current_password });
 
 /// `GET /e2e/secret_key` answer.
@@ -147,28 +176,7 @@ impl UsersService {
     ) -> impl Future<Output = Result<()>> + Send + 'a {
         async move {
             let core = &self.core;
-            let mut c = Checker::new();
-            let name = req
-                .name
-                .as_deref()
-                .and_then(|n| c.check("name", validate::display_name(n)));
-            let nickname = req
-                .nickname
-                .as_deref()
-                .and_then(|n| c.check("nickname", validate::display_name(n)));
-            if let Some(u) = &req.username {
-                c.check("username", validate::username(u));
-            }
-            if let Some(b) = &req.bio {
-                c.check("bio", validate::bio(b));
-            }
-            if let Some(p) = &req.password {
-                c.check("password", validate::password(p));
-                if req.current_password.as_deref().unwrap_or("").is_empty() {
-                    c.fail("current_password", "is required to change the password");
-                }
-            }
-            c.finish()?;
+            let (name, nickname) = req.check()?;
             let Some(user) = core.store.user(auth.user).await? else {
                 return Err(Error::InvalidToken);
             };

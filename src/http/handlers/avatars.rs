@@ -1,5 +1,6 @@
 //! Avatar routes (PROTOCOL §4.3): multipart upload, raw-image download with an ETag, delete.
 
+use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
 use serde_json::json;
 
@@ -55,33 +56,41 @@ pub(super) fn routes() -> Vec<Route> {
 /// # POST /avatar/upload
 async fn upload(mut c: Ctx) -> Res {
     let auth = c.auth()?;
-    let no_file = || {
-        ApiError::field(
-            "file",
-            "a multipart/form-data part named `file` is required",
-        )
-    };
     // The content type is checked before the body is read: a non-multipart request is refused
     // without receiving it.
-    let boundary =
-        multipart::boundary(c.header(header::CONTENT_TYPE).unwrap_or("")).map_err(|_| no_file())?;
+    let boundary = upload_boundary(c.header(header::CONTENT_TYPE).unwrap_or(""))?;
     let body = c.body().await?;
-    let file = match multipart::find_part(&body, &boundary, "file") {
-        Ok(Some(file)) => file,
-        Ok(None) => return Err(no_file()),
-        Err(MultipartError::Malformed | MultipartError::NotMultipart) => {
-            return Err(ApiError::field(
-                "file",
-                "malformed multipart/form-data body",
-            ))
-        }
-    };
+    let file = upload_file(&body, &boundary)?;
     let done = c.app.services.avatars.upload(&auth, &file).await?;
     Ok(ok(&json!({
         "ok": true,
         "mime": done.image_type.mime(),
         "size": done.size,
     })))
+}
+
+fn no_file() -> ApiError {
+    ApiError::field(
+        "file",
+        "a multipart/form-data part named `file` is required",
+    )
+}
+
+/// The boundary of an upload's `Content-Type`.
+pub(super) fn upload_boundary(content_type: &str) -> Result<String, ApiError> {
+    multipart::boundary(content_type).map_err(|_| no_file())
+}
+
+/// The part named `file` of an upload's body.
+pub(super) fn upload_file(body: &Bytes, boundary: &str) -> Result<Bytes, ApiError> {
+    match multipart::find_part(body, boundary, "file") {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(no_file()),
+        Err(MultipartError::Malformed | MultipartError::NotMultipart) => Err(ApiError::field(
+            "file",
+            "malformed multipart/form-data body",
+        )),
+    }
 }
 
 /// # DELETE /avatar

@@ -112,12 +112,12 @@ pub(super) fn routes() -> Vec<Route> {
 /// A chat id: a positive integer, or a string of digits.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum IdInput {
+pub(super) enum IdInput {
     Int(i64),
     Text(String),
 }
 
-fn chat_id(v: Option<IdInput>, field: &str) -> Result<i64, ApiError> {
+pub(super) fn chat_id(v: Option<IdInput>, field: &str) -> Result<i64, ApiError> {
     let n = match v {
         Some(IdInput::Int(n)) => Some(n),
         Some(IdInput::Text(s)) => s.parse().ok(),
@@ -132,10 +132,10 @@ fn query_chat_id(c: &Ctx) -> Result<i64, ApiError> {
 }
 
 #[derive(Deserialize)]
-struct CreateBody {
-    name: String,
+pub(super) struct CreateBody {
+    pub(super) name: String,
     #[serde(default, rename = "type")]
-    kind: Option<String>,
+    pub(super) kind: Option<String>,
 }
 
 /// # POST /chats/create
@@ -159,16 +159,16 @@ async fn list(c: Ctx) -> Res {
 }
 
 #[derive(Deserialize)]
-struct ChatBody {
+pub(super) struct ChatBody {
     #[serde(default)]
-    chat_id: Option<IdInput>,
+    pub(super) chat_id: Option<IdInput>,
 }
 
 #[derive(Deserialize)]
-struct PublicBody {
+pub(super) struct PublicBody {
     #[serde(default)]
-    chat_id: Option<IdInput>,
-    is_public: bool,
+    pub(super) chat_id: Option<IdInput>,
+    pub(super) is_public: bool,
 }
 
 /// # POST /chats/set_public
@@ -186,10 +186,10 @@ async fn set_public(mut c: Ctx) -> Res {
 }
 
 #[derive(Deserialize)]
-struct SlowBody {
+pub(super) struct SlowBody {
     #[serde(default)]
-    chat_id: Option<IdInput>,
-    seconds: u64,
+    pub(super) chat_id: Option<IdInput>,
+    pub(super) seconds: u64,
 }
 
 /// # POST /chats/set_slow_mode
@@ -240,15 +240,15 @@ async fn leave(mut c: Ctx) -> Res {
 }
 
 #[derive(Deserialize)]
-struct MemberBody {
+pub(super) struct MemberBody {
     #[serde(default)]
-    chat_id: Option<IdInput>,
-    user_unique_id: String,
+    pub(super) chat_id: Option<IdInput>,
+    pub(super) user_unique_id: String,
     #[serde(default)]
-    role: Option<String>,
+    pub(super) role: Option<String>,
 }
 
-fn member_args(b: &mut MemberBody) -> Result<(i64, UserId), ApiError> {
+pub(super) fn member_args(b: &mut MemberBody) -> Result<(i64, UserId), ApiError> {
     let id = chat_id(b.chat_id.take(), "chat_id")?;
     let user =
         validate::uid(&b.user_unique_id).map_err(|p| ApiError::field("user_unique_id", p))?;
@@ -288,11 +288,11 @@ async fn role(mut c: Ctx) -> Res {
 }
 
 #[derive(Deserialize)]
-struct InviteBody {
+pub(super) struct InviteBody {
     #[serde(default)]
-    chat_id: Option<IdInput>,
+    pub(super) chat_id: Option<IdInput>,
     #[serde(default)]
-    ttl_minutes: Option<u64>,
+    pub(super) ttl_minutes: Option<u64>,
 }
 
 /// # POST /invites/create
@@ -308,8 +308,8 @@ async fn invite_create(mut c: Ctx) -> Res {
 }
 
 #[derive(Deserialize)]
-struct JoinBody {
-    code: String,
+pub(super) struct JoinBody {
+    pub(super) code: String,
 }
 
 /// # POST /invites/join

@@ -65,13 +65,7 @@ async fn csrf_body(c: &mut Ctx) -> Result<ContactRequest, ApiError> {
         .map(str::to_owned);
     // Read the body once; a missing/bad CSRF token wins over field errors.
     let bytes = c.body().await?;
-    let body_token = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| {
-            v.get("csrf_token")
-                .and_then(|t| t.as_str())
-                .map(str::to_owned)
-        });
+    let body_token = body_csrf_token(&bytes);
     c.app
         .services
         .auth
@@ -79,6 +73,17 @@ async fn csrf_body(c: &mut Ctx) -> Result<ContactRequest, ApiError> {
         .await?;
     c.body = Some(crate::http::extract::full_body(bytes));
     c.json().await
+}
+
+/// The `csrf_token` string of a body, if it is a JSON object with one.
+pub(super) fn body_csrf_token(bytes: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("csrf_token")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned)
+        })
 }
 
 /// # POST /subscribe

@@ -54,10 +54,10 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 #[derive(Deserialize)]
-struct DeviceBody {
-    device_id: String,
+pub(super) struct DeviceBody {
+    pub(super) device_id: String,
     #[serde(default)]
-    device_token: Option<String>,
+    pub(super) device_token: Option<String>,
 }
 
 /// # POST /devices/register

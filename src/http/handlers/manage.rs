@@ -48,22 +48,22 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 #[derive(Deserialize)]
-struct ManageBody {
-    message_id: String,
+pub(super) struct ManageBody {
+    pub(super) message_id: String,
     #[serde(default)]
-    target_id: Option<UserId>,
+    pub(super) target_id: Option<UserId>,
     #[serde(default)]
-    chat_id: Option<i64>,
+    pub(super) chat_id: Option<i64>,
     #[serde(default)]
-    new_data: Option<String>,
+    pub(super) new_data: Option<String>,
     #[serde(default)]
-    pinned: Option<bool>,
+    pub(super) pinned: Option<bool>,
     #[serde(default)]
-    reaction: Option<String>,
+    pub(super) reaction: Option<String>,
 }
 
 impl ManageBody {
-    fn target(&self) -> Result<MessageRef, ApiError> {
+    pub(super) fn target(&self) -> Result<MessageRef, ApiError> {
         let message_id: MessageId = self
             .message_id
             .parse()

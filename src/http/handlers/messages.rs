@@ -54,39 +54,46 @@ async fn websocket(c: Ctx) -> Res {
 }
 
 #[derive(Deserialize)]
-struct SendBody {
+pub(super) struct SendBody {
     #[serde(default)]
-    target_id: Option<UserId>,
+    pub(super) target_id: Option<UserId>,
     #[serde(default)]
-    chat_id: Option<serde_json::Value>,
-    data: String,
+    pub(super) chat_id: Option<serde_json::Value>,
+    pub(super) data: String,
     #[serde(default)]
-    client_id: Option<String>,
+    pub(super) client_id: Option<String>,
     #[serde(default)]
-    signature: Option<String>,
+    pub(super) signature: Option<String>,
+}
+
+impl SendBody {
+    /// The service request: `chat_id` is a positive integer or a string of digits.
+    pub(super) fn into_request(self) -> Result<SendRequest, ApiError> {
+        let chat_id = match &self.chat_id {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => match v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            {
+                Some(n) if n >= 1 => Some(n),
+                _ => return Err(ApiError::field("chat_id", "must be a positive integer")),
+            },
+        };
+        Ok(SendRequest {
+            target: self.target_id,
+            chat_id,
+            payload: self.data,
+            client_id: self.client_id,
+            signature: self.signature,
+        })
+    }
 }
 
 /// # POST /messages/send
 async fn send(mut c: Ctx) -> Res {
     let auth = c.auth()?;
     let body: SendBody = c.json().await?;
-    let chat_id = match &body.chat_id {
-        None | Some(serde_json::Value::Null) => None,
-        Some(v) => match v
-            .as_i64()
-            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-        {
-            Some(n) if n >= 1 => Some(n),
-            _ => return Err(ApiError::field("chat_id", "must be a positive integer")),
-        },
-    };
-    let req = SendRequest {
-        target: body.target_id,
-        chat_id,
-        payload: body.data,
-        client_id: body.client_id,
-        signature: body.signature,
-    };
+    let req = body.into_request()?;
     // The rules live in the service (shared with the WS `relay`); only the wire name of the
     // payload field differs on HTTP.
     let out = c

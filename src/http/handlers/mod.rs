@@ -8,6 +8,8 @@ mod avatars;
 mod chats;
 mod contacts;
 mod devices;
+#[cfg(feature = "fuzzing")]
+mod fuzz;
 mod manage;
 mod messages;
 mod meta;
@@ -16,6 +18,9 @@ mod presence;
 mod profile;
 mod push;
 mod sessions;
+
+#[cfg(feature = "fuzzing")]
+pub(crate) use fuzz::{fuzz_body, fuzz_multipart};
 
 /// Every route Melo serves.
 pub(crate) fn routes() -> Vec<Route> {

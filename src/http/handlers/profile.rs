@@ -69,8 +69,8 @@ async fn put_profile(mut c: Ctx) -> Res {
 }
 
 #[derive(Deserialize)]
-struct PublicKeyBody {
-    public_e2e_key: String,
+pub(super) struct PublicKeyBody {
+    pub(super) public_e2e_key: String,
 }
 
 /// # POST /e2e/public_key
@@ -86,8 +86,8 @@ async fn set_public_key(mut c: Ctx) -> Res {
 }
 
 #[derive(Deserialize)]
-struct SecretKeyBody {
-    ciphertext: String,
+pub(super) struct SecretKeyBody {
+    pub(super) ciphertext: String,
 }
 
 /// # POST /e2e/secret_key

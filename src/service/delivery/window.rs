@@ -424,3 +424,7 @@ impl Window {
 #[cfg(test)]
 #[path = "window_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "window_props.rs"]
+mod props;

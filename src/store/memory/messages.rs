@@ -413,3 +413,7 @@ impl QueueStore for super::MemoryStore {
         Ok(old.len() as u64)
     }
 }
+
+#[cfg(test)]
+#[path = "trim_props.rs"]
+mod trim_props;
