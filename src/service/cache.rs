@@ -47,11 +47,26 @@ pub struct ReadCache {
 pub(crate) enum RecentMessage {
     /// A chat message: kept until evicted (every member acknowledges it).
     Chat(ChatMessageMeta),
-    /// A DM that is not `delivered` yet: its author. The first acknowledgement takes it.
+    /// A DM that is not `delivered` yet: its author. The first acknowledgement claims it.
     Dm {
         /// The author.
         from: UserId,
     },
+    /// A DM whose `delivered` this node already sent: later acknowledgements (another device
+    /// of the recipient, a read) must not send another, even before the store's flag is
+    /// written.
+    DmDelivered,
+}
+
+/// What [`Core::claim_undelivered_dm`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DmClaim {
+    /// This caller claimed the receipt: send `delivered` to this author.
+    First(UserId),
+    /// Another acknowledgement on this node already sent it.
+    Claimed,
+    /// Not a DM this node stored (or it was evicted): ask the store.
+    Unknown,
 }
 
 /// What an acknowledgement of a chat message needs to know about it.
@@ -190,17 +205,20 @@ impl Core {
         }
     }
 
-    /// The author of a DM this node stored and nobody has acknowledged yet, claimed: one caller
-    /// gets it, later ones (another device of the recipient, a read) get `None` and fall back
-    /// to the store's `delivered` flag.
-    pub(crate) fn take_undelivered_dm(&self, id: MessageId) -> Option<UserId> {
-        let (_, recent) = self
-            .cache
-            .recent_messages
-            .remove_if(&id, |_, r| matches!(r, RecentMessage::Dm { .. }))?;
-        match recent {
-            RecentMessage::Dm { from } => Some(from),
-            RecentMessage::Chat(_) => None,
+    /// Claims the `delivered` receipt of a DM this node stored: the first caller gets its
+    /// author, later ones (another device of the recipient, a read) learn it was sent, even
+    /// while the store's `delivered` flag is still being written.
+    pub(crate) fn claim_undelivered_dm(&self, id: MessageId) -> DmClaim {
+        let Some(mut recent) = self.cache.recent_messages.get_mut(&id) else {
+            return DmClaim::Unknown;
+        };
+        match *recent {
+            RecentMessage::Dm { from } => {
+                *recent = RecentMessage::DmDelivered;
+                DmClaim::First(from)
+            }
+            RecentMessage::DmDelivered => DmClaim::Claimed,
+            RecentMessage::Chat(_) => DmClaim::Unknown,
         }
     }
 
@@ -226,5 +244,37 @@ impl Core {
     pub(crate) fn forget_contacts(&self, a: UserId, b: UserId) {
         self.cache.contacts_gen.fetch_add(1, Ordering::SeqCst);
         self.cache.contacts.remove(&pair(a, b));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{DmClaim, RecentMessage};
+    use crate::crypto::{DataKeys, JwtKey, StaticKeys};
+    use crate::model::{MessageId, UserId};
+    use crate::{Melo, MemoryStore};
+
+    /// Two devices of a DM's recipient acknowledge it at once: only the first claim sends
+    /// `delivered`, whether or not the store's flag is written yet (a test run once saw the
+    /// second device's acknowledgement read the flag before the first one's write).
+    #[tokio::test]
+    async fn a_dm_receipt_is_claimed_once() {
+        let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
+        let melo = Melo::builder(Arc::new(MemoryStore::new()), Arc::new(keys))
+            .build()
+            .expect("build");
+        let core = melo.services().core();
+        let author = UserId::new(12_345_678).expect("uid");
+        let id = MessageId::new();
+        core.remember_message(id, RecentMessage::Dm { from: author });
+        assert_eq!(core.claim_undelivered_dm(id), DmClaim::First(author));
+        assert_eq!(core.claim_undelivered_dm(id), DmClaim::Claimed);
+        assert_eq!(core.claim_undelivered_dm(id), DmClaim::Claimed);
+        assert_eq!(
+            core.claim_undelivered_dm(MessageId::new()),
+            DmClaim::Unknown
+        );
     }
 }

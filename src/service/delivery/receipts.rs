@@ -4,7 +4,7 @@
 
 use super::{DeliveryService, Outbox, Receipt, Status};
 use crate::model::{AckedEntry, Acks, ChatKind, Message, MessageId, Timestamp, UserId};
-use crate::service::cache::ChatMessageMeta;
+use crate::service::cache::{ChatMessageMeta, DmClaim};
 use crate::service::{Authenticated, Error, Result};
 
 impl DeliveryService {
@@ -22,12 +22,16 @@ impl DeliveryService {
         let mut first_error = None;
         for a in acked {
             let id = a.message_id;
+            let claim = self.core.claim_undelivered_dm(id);
             let result = if let Some(meta) = self.core.recent_chat_message(id) {
                 // Chat messages sent through this node need no store read.
                 self.chat_delivered(id, meta, auth, outbox).await
-            } else if let Some(from) = self.core.take_undelivered_dm(id) {
+            } else if let DmClaim::First(from) = claim {
                 // Nor do DMs sent through this node: the first acknowledgement claims the receipt.
                 self.dm_delivered(id, from, auth, acks, outbox).await
+            } else if claim == DmClaim::Claimed {
+                // Another device's acknowledgement sent it; its flag may not be written yet.
+                Ok(())
             } else {
                 match self.core.store.message(id).await {
                     Ok(Some(m)) if m.chat_id.is_some() => {
@@ -149,7 +153,11 @@ impl DeliveryService {
             return Err(Error::MessageNotFound);
         }
         // An acknowledgement still to come must not send `delivered` after this `read`.
-        let undelivered = self.core.take_undelivered_dm(id).is_some() || !m.delivered;
+        let undelivered = match self.core.claim_undelivered_dm(id) {
+            DmClaim::First(_) => true,
+            DmClaim::Claimed => false,
+            DmClaim::Unknown => !m.delivered,
+        };
         if !undelivered && m.read {
             return Ok(());
         }
