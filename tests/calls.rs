@@ -104,8 +104,17 @@ async fn an_engaged_device_may_reconnect_within_the_grace_period_and_not_after()
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoking_an_engaged_session_ends_the_call() {
+/// How B's engaged second session is ended.
+enum EndSession {
+    /// `DELETE /sessions/{id}` from B's first session.
+    Revoke,
+    /// A password change from B's first session (revokes every other session).
+    PasswordChange,
+}
+
+/// A's call is accepted on B's second device, then that session ends `how`: its socket closes
+/// 1008 `token_revoked`, A's call ends with `session_revoked`, and both are free again.
+async fn ending_an_engaged_session_ends_the_call(how: EndSession) {
     let s = server().await;
     let t = Target::of(&s);
     let a = new_user(&t.client, "ra").await;
@@ -120,59 +129,39 @@ async fn revoking_an_engaged_session_ends_the_call() {
     wb2.send_json(&json!({"type": "call_accept", "target": a.uid}))
         .await;
     state(&mut wa, "accepted").await;
-    let r = t
-        .client
-        .call(
-            http::Method::DELETE,
-            &format!("/sessions/{}", b2.session_id),
-            Some(&b.token),
-            None,
-        )
-        .await;
+    let c = &t.client;
+    let r = match how {
+        EndSession::Revoke => {
+            let path = format!("/sessions/{}", b2.session_id);
+            c.call(http::Method::DELETE, &path, Some(&b.token), None)
+                .await
+        }
+        EndSession::PasswordChange => {
+            let body = json!({"password": "N3w-Passw0rd!", "current_password": b.password});
+            c.put("/profile", Some(&b.token), &body).await
+        }
+    };
     assert_eq!(r.status, 200, "{}", r.body);
     let (code, reason) = wb2.expect_close(WAIT).await;
     assert_eq!((code, reason.as_str()), (1008, "token_revoked"));
     let ended = state(&mut wa, "ended").await;
     assert_eq!(ended["reason"], "session_revoked");
+    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
+        .await;
+    state(&mut wa, "ringing").await;
     s.stop().await;
 }
 
-/// A password change revokes every other session as `DELETE /sessions/{id}` does: a call one
-/// of them takes part in ends with `session_revoked`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_an_engaged_session_ends_the_call() {
+    ending_an_engaged_session_ends_the_call(EndSession::Revoke).await;
+}
+
+/// A password change revokes every other session as `DELETE /sessions/{id}` does, calls
+/// included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_change_ends_the_other_sessions_calls() {
-    let s = server().await;
-    let t = Target::of(&s);
-    let a = new_user(&t.client, "pa").await;
-    let b = new_user(&t.client, "pb").await;
-    make_contacts(&t, &a, &b).await;
-    let b2 = second_device(&t, &b).await;
-    let mut wa = online(&t, &a).await;
-    let mut wb2 = online(&t, &b2).await;
-    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
-        .await;
-    state(&mut wa, "ringing").await;
-    wb2.send_json(&json!({"type": "call_accept", "target": a.uid}))
-        .await;
-    state(&mut wa, "accepted").await;
-    let r = t
-        .client
-        .put(
-            "/profile",
-            Some(&b.token),
-            &json!({"password": "N3w-Passw0rd!", "current_password": b.password}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let (code, reason) = wb2.expect_close(WAIT).await;
-    assert_eq!((code, reason.as_str()), (1008, "token_revoked"));
-    let ended = state(&mut wa, "ended").await;
-    assert_eq!(ended["reason"], "session_revoked");
-    // Both are free again.
-    wa.send_json(&json!({"type": "call_start", "target": b.uid}))
-        .await;
-    state(&mut wa, "ringing").await;
-    s.stop().await;
+    ending_an_engaged_session_ends_the_call(EndSession::PasswordChange).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
