@@ -22,17 +22,19 @@ pub(crate) fn client_ip(
     if !is_trusted(peer_ip) {
         return peer_ip;
     }
-    let entries: Vec<&str> = headers
+    // Split the raw bytes: a proxy appends to whatever the client sent, so one value may hold
+    // the client's non-ASCII junk and, after a comma, the real address (a value that is not
+    // valid text as a whole must not hide the entries a proxy added to it).
+    let entries: Vec<&[u8]> = headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
         .filter(|e| !e.is_empty())
         .collect();
     let mut client = peer_ip;
     for entry in entries.iter().rev() {
-        let Some(ip) = parse_entry(entry) else {
+        let Some(ip) = std::str::from_utf8(entry).ok().and_then(parse_entry) else {
             return client;
         };
         client = ip;
@@ -119,6 +121,16 @@ mod tests {
             ip_of(&["::ffff:198.51.100.7"], "127.0.0.1", &proxies),
             "198.51.100.7"
         );
+    }
+
+    #[test]
+    fn junk_bytes_written_by_the_client_do_not_hide_the_appended_address() {
+        let mut h = http::HeaderMap::new();
+        let value = http::HeaderValue::from_bytes(b"\x80\xff, 198.51.100.7").expect("value");
+        h.append("x-forwarded-for", value);
+        let peer: SocketAddr = "127.0.0.1:4000".parse().expect("peer");
+        let ip = client_ip(&h, Some(peer), &trusted(&["127.0.0.1"]));
+        assert_eq!(ip.to_string(), "198.51.100.7");
     }
 
     #[test]

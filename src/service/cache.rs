@@ -222,6 +222,16 @@ impl Core {
         }
     }
 
+    /// Gives back a claim of [`Self::claim_undelivered_dm`] whose receipt was not written (a
+    /// failed store write): the acknowledgement that comes again claims it anew.
+    pub(crate) fn unclaim_dm(&self, id: MessageId, from: UserId) {
+        if let Some(mut recent) = self.cache.recent_messages.get_mut(&id) {
+            if *recent == RecentMessage::DmDelivered {
+                *recent = RecentMessage::Dm { from };
+            }
+        }
+    }
+
     /// Forget a chat's member list (after any membership change).
     pub(crate) fn chat_members_changed(&self, chat: i64) {
         self.forget_chat_members(chat);
@@ -271,6 +281,10 @@ mod tests {
         core.remember_message(id, RecentMessage::Dm { from: author });
         assert_eq!(core.claim_undelivered_dm(id), DmClaim::First(author));
         assert_eq!(core.claim_undelivered_dm(id), DmClaim::Claimed);
+        assert_eq!(core.claim_undelivered_dm(id), DmClaim::Claimed);
+        // A claim whose write failed is given back, and claimed once more.
+        core.unclaim_dm(id, author);
+        assert_eq!(core.claim_undelivered_dm(id), DmClaim::First(author));
         assert_eq!(core.claim_undelivered_dm(id), DmClaim::Claimed);
         assert_eq!(
             core.claim_undelivered_dm(MessageId::new()),

@@ -144,18 +144,23 @@ impl Feed {
             return Ok(false);
         };
         let mut outbox = Outbox::default();
+        let mut claimed = Vec::new();
         // A failed receipt lookup must not keep the acknowledgement from being written.
         let receipts = self
             .delivery
-            .receipts(&self.auth, &acked, &mut acks, &mut outbox)
+            .receipts(&self.auth, &acked, &mut acks, &mut outbox, &mut claimed)
             .await;
         acks.receipts = outbox.take_entries();
-        let seqs = self
-            .delivery
-            .core
-            .store
-            .ack(self.auth.session, &acks)
-            .await?;
+        let written = self.delivery.core.store.ack(self.auth.session, &acks).await;
+        let seqs = match written {
+            Ok(seqs) => seqs,
+            Err(e) => {
+                // Nothing was written: the entries stay queued and come again, and their
+                // acknowledgement must then make the receipts this one claimed.
+                self.delivery.unclaim(&claimed);
+                return Err(e.into());
+            }
+        };
         self.delivery.deliver(outbox, &seqs);
         receipts?;
         self.pump(frames).await

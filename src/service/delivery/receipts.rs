@@ -12,12 +12,15 @@ impl DeliveryService {
     /// their entries go into `outbox` and the DMs to flag into `acks.delivered`, so the store
     /// writes them with the acknowledgement. One failed lookup does not cost the others: the
     /// first error is returned after all were tried.
+    /// The DMs whose receipt this call claimed from the node's cache go to `claimed`, so a
+    /// caller whose write then fails gives them back ([`Self::unclaim`]).
     pub(super) async fn receipts(
         &self,
         auth: &Authenticated,
         acked: &[AckedEntry],
         acks: &mut Acks,
         outbox: &mut Outbox,
+        claimed: &mut Vec<(MessageId, UserId)>,
     ) -> Result<()> {
         let mut first_error = None;
         for a in acked {
@@ -28,7 +31,12 @@ impl DeliveryService {
                 self.chat_delivered(id, meta, auth, outbox).await
             } else if let DmClaim::First(from) = claim {
                 // Nor do DMs sent through this node: the first acknowledgement claims the receipt.
-                self.dm_delivered(id, from, auth, acks, outbox).await
+                let r = self.dm_delivered(id, from, auth, acks, outbox).await;
+                match r {
+                    Ok(()) => claimed.push((id, from)),
+                    Err(_) => self.core.unclaim_dm(id, from),
+                }
+                r
             } else if claim == DmClaim::Claimed {
                 // Another device's acknowledgement sent it; its flag may not be written yet.
                 Ok(())
@@ -50,6 +58,13 @@ impl DeliveryService {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Gives back claims whose receipts were not written.
+    pub(super) fn unclaim(&self, claimed: &[(MessageId, UserId)]) {
+        for (id, from) in claimed {
+            self.core.unclaim_dm(*id, *from);
+        }
     }
 
     fn status(id: MessageId, receipt: Receipt, reader: UserId, m: (UserId, Option<i64>)) -> Status {
@@ -153,11 +168,22 @@ impl DeliveryService {
             return Err(Error::MessageNotFound);
         }
         // An acknowledgement still to come must not send `delivered` after this `read`.
-        let undelivered = match self.core.claim_undelivered_dm(id) {
+        let claim = self.core.claim_undelivered_dm(id);
+        let undelivered = match claim {
             DmClaim::First(_) => true,
             DmClaim::Claimed => false,
             DmClaim::Unknown => !m.delivered,
         };
+        let result = self.read_dm(auth, &m, undelivered).await;
+        if let (Err(_), DmClaim::First(from)) = (&result, claim) {
+            self.core.unclaim_dm(id, from);
+        }
+        result
+    }
+
+    /// The receipts and flags of `ack_read` of DM `m` by its recipient.
+    async fn read_dm(&self, auth: &Authenticated, m: &Message, undelivered: bool) -> Result<()> {
+        let id = m.id;
         if !undelivered && m.read {
             return Ok(());
         }
