@@ -57,7 +57,6 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -70,7 +69,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
@@ -98,11 +96,13 @@ const BARE_FIRST_UID: u32 = 10_000_001;
 
 mod args;
 mod cpu;
+mod frames;
 mod group;
 mod setup;
 
 use args::parse_args;
 use cpu::CpuWindow;
+use frames::{ack, Frame, Relay};
 use setup::{login, make_contacts, register, Api};
 
 /// Runs `f(0..count)` with at most `limit` in flight; results in index order.
@@ -219,56 +219,6 @@ async fn ws_open(addr: SocketAddr, login: Login, source: Option<Ipv4Addr>) -> Re
         ws.send(ack(max_seq)).await?;
     }
     Ok(ws)
-}
-
-fn ack(seq: i64) -> Message {
-    Message::text(format!(r#"{{"type":"ack_received","up_to_seq":{seq}}}"#))
-}
-
-// ---- frames --------------------------------------------------------------------------------
-
-/// The fields of a server frame the generator reads, borrowed from the frame's text where they
-/// hold no escapes (the payloads sent here never do); other fields are skipped unparsed.
-#[derive(Deserialize)]
-struct Frame<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    seq: Option<i64>,
-    #[serde(borrow, default)]
-    payload: Option<Text<'a>>,
-}
-
-/// A JSON string, borrowed unless it holds escapes. (serde borrows a `Cow<'a, str>` field marked
-/// `#[serde(borrow)]` but not an `Option<Cow<'a, str>>`, which it would always copy: hence the
-/// newtype.)
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
-impl Frame<'_> {
-    /// The send instant (ns after `Shared::start`) at the head of a `relay_delivery` payload.
-    fn stamp(&self) -> Option<u64> {
-        self.payload.as_ref()?.0.get(..STAMP)?.parse().ok()
-    }
-}
-
-/// A `relay` frame: to a user (`target`) or into a chat (`chat_id`).
-#[derive(Serialize)]
-struct Relay<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    chat_id: Option<i64>,
-    payload: &'a str,
-    client_id: &'a str,
-}
-
-impl Relay<'_> {
-    fn message(&self) -> Result<Message> {
-        Ok(Message::text(serde_json::to_string(self)?))
-    }
 }
 
 // ---- the run -------------------------------------------------------------------------------
