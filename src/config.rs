@@ -1,7 +1,7 @@
 //! Server configuration: plain data with documented defaults.
 //!
 //! The library never reads the environment or files; `examples/server/main.rs` maps the environment
-//! variables of PROTOCOL.md §3.5 onto these fields.
+//! variables listed in the README's Configuration section onto these fields.
 
 use std::fmt;
 use std::time::Duration;

@@ -89,7 +89,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/register_push"),
 ];
 
-/// Routes PROTOCOL.md defines that this build does not serve yet. Serving one means moving it
+/// Routes the wire contract defines that this build does not serve yet. Serving one means moving it
 /// to `OPERATIONS` (and giving it a schema entry).
 const PROTOCOL_NOT_SERVED: &[(&str, &str)] = &[
     ("POST", "/status/typing"),

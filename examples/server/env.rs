@@ -1,4 +1,4 @@
-//! Environment → `melo::Config`, with the variable names of PROTOCOL.md §3.5.
+//! Environment → `melo::Config`, with the variable names of the README's Configuration section.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -326,7 +326,7 @@ pub(crate) fn document<'a>(
         }
         responses.insert(
             "default".into(),
-            json!({"description": "Error envelope (PROTOCOL §2)",
+            json!({"description": "Error envelope",
                    "content": {"application/json": {"schema": openapi_schemas::r("Error")}}}),
         );
         operation.insert("responses".into(), Value::Object(responses));
@@ -338,8 +338,8 @@ pub(crate) fn document<'a>(
     Ok(json!({
         "openapi": "3.1.0",
         "info": {"title": "Melo", "version": version,
-                 "description": "Privacy-first messenger server. Wire contract: PROTOCOL.md. \
-                                 Every error is the envelope `Error` (PROTOCOL §2)."},
+                 "description": "Privacy-first messenger server. Wire contract: this document and the README. \
+                                 Every error is the envelope `Error`."},
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},

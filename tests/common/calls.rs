@@ -1,4 +1,4 @@
-//! PROTOCOL.md §7 S14 (calls) against a [`Target`], run in-process (tests/calls.rs) and against
+//! The wire contract's S14 (calls) against a [`Target`], run in-process (tests/calls.rs) and against
 //! the example binary (tests/example_binary.rs). Expects the §7 fixture: `CALL_RING_TIMEOUT=5`,
 //! `TURN_URLS=turn:127.0.0.1:3478`, `TURN_SECRET=s3cret`.
 

@@ -1,4 +1,4 @@
-//! PROTOCOL.md §7 S12 (chats and channels) and S13 (message management) against a [`Target`],
+//! The wire contract's S12 (chats and channels) and S13 (message management) against a [`Target`],
 //! run in-process (tests/chats.rs) and against the example binary.
 
 use serde_json::{json, Value};

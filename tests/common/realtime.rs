@@ -1,4 +1,4 @@
-//! PROTOCOL.md §7 scenarios S4, S6–S11 (contacts and the WebSocket real-time core), written once
+//! The wire contract's scenarios S4, S6–S11 (contacts and the WebSocket real-time core), written once
 //! against a [`Target`] and run both in-process (tests/messaging.rs) and against the example
 //! binary (tests/example_binary.rs). Each scenario registers its own users (random phones), so
 //! scenarios are independent of each other and of the order they run in.

@@ -1,4 +1,4 @@
-//! PROTOCOL.md §7 scenarios S1, S2 and the profile/key parts of S5, written once and run both
+//! The wire contract's scenarios S1, S2 and the profile/key parts of S5, written once and run both
 //! in-process (tests/accounts.rs) and against the example binary (tests/example_binary.rs).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
