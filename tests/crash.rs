@@ -13,15 +13,18 @@
 //! The random choices (kill delays, ack policies) come from one seed, printed at the start;
 //! `MELO_CRASH_SEED=<n>` repeats them (the timing of the processes still varies).
 
+// The fresh-database guard of the audit test; this file uses only part of it.
+#[allow(dead_code, unreachable_pub)]
+#[path = "zk_audit/backends.rs"]
+mod backends;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::binary::{start_with, stop, Server};
 use common::realtime::{make_contacts, Target};
@@ -653,18 +656,19 @@ async fn sigkill_loses_nothing_mysql_redis() {
         return;
     };
     redis_reachable(&redis).await;
-    let db = FreshDb::create(&mysql).await;
+    // A fresh `melo_t_…` database, dropped at the end or after a panic.
+    let (db, db_url) = backends::MysqlDb::create_empty(&mysql).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
     let data = dir.path().join("melo-data");
     let data = data.display().to_string();
     let env = [
-        ("DB_URL", db.url.as_str()),
+        ("DB_URL", db_url.as_str()),
         ("REDIS_URL", redis.as_str()),
         ("MELO_DATA_DIR", data.as_str()),
     ];
     crash_rounds("mysql+redis", dir.path(), &env).await;
-    db.drop_now().await;
+    db.drop_database().await;
 }
 
 async fn redis_reachable(url: &str) {
@@ -679,96 +683,4 @@ async fn redis_reachable(url: &str) {
         .await
         .unwrap_or_else(|e| panic!("MELO_TEST_REDIS_URL is set but Redis does not answer: {e}"));
     assert_eq!(pong, "PONG");
-}
-
-/// A fresh database `melo_t_<secs>_<random>` on the server of `MELO_TEST_MYSQL_URL` (the
-/// prefix of the store's own test databases, so a run killed midway is swept by a later one),
-/// dropped at the end, or on drop after a panic.
-struct FreshDb {
-    admin: sqlx::mysql::MySqlConnectOptions,
-    name: String,
-    /// `DB_URL` for the binary: the same server and credentials, this database.
-    url: String,
-}
-
-impl FreshDb {
-    async fn create(url: &str) -> Self {
-        use sqlx::{ConnectOptions, Connection};
-        let url = url.replacen("mariadb:", "mysql:", 1);
-        let admin = sqlx::mysql::MySqlConnectOptions::from_str(&url)
-            .unwrap_or_else(|e| panic!("MELO_TEST_MYSQL_URL is not a MySQL URL: {e}"));
-        let mut conn = admin
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("MELO_TEST_MYSQL_URL is set but MySQL is unreachable: {e}"));
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let name = format!("melo_t_{secs}_{:016x}", rand::random::<u64>());
-        sqlx::query(&format!(
-            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-        ))
-        .execute(&mut conn)
-        .await
-        .expect("create the test database");
-        conn.close().await.expect("close the admin connection");
-        Self {
-            admin,
-            url: with_database(&url, &name),
-            name,
-        }
-    }
-
-    async fn drop_now(mut self) {
-        use sqlx::{ConnectOptions, Connection};
-        let name = std::mem::take(&mut self.name);
-        let mut conn = self.admin.connect().await.expect("admin connection");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
-            .execute(&mut conn)
-            .await
-            .expect("drop the test database");
-        conn.close().await.expect("close the admin connection");
-    }
-}
-
-impl Drop for FreshDb {
-    /// After a panic (the binary is gone by then): drop the database on a thread and runtime of
-    /// its own, since this runs inside the test's runtime.
-    fn drop(&mut self) {
-        use sqlx::ConnectOptions;
-        if self.name.is_empty() {
-            return;
-        }
-        let (admin, name) = (self.admin.clone(), std::mem::take(&mut self.name));
-        let dropped = std::thread::spawn(move || -> anyhow::Result<()> {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(async move {
-                    let mut conn = admin.connect().await?;
-                    sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
-                        .execute(&mut conn)
-                        .await?;
-                    Ok(())
-                })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop the MySQL test database: {dropped:?}");
-        }
-    }
-}
-
-/// `url` with its database (the path) replaced by `name`, the query string kept.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let (scheme, rest) = base.split_once("://").expect("a URL with ://");
-    let host = rest.split_once('/').map_or(rest, |(h, _)| h);
-    match query {
-        Some(q) => format!("{scheme}://{host}/{name}?{q}"),
-        None => format!("{scheme}://{host}/{name}"),
-    }
 }

@@ -24,6 +24,16 @@ pub struct MysqlDb {
 impl MysqlDb {
     /// Creates `melo_t_<secs>_<random>` on the server of `url` and opens a store on it.
     pub async fn create(url: &str) -> (Self, Arc<MysqlStore>) {
+        let (db, _) = Self::create_empty(url).await;
+        let store = MysqlStore::connect_with(db.admin.clone().database(&db.name))
+            .await
+            .expect("open MysqlStore on the test database");
+        (db, Arc::new(store))
+    }
+
+    /// Creates `melo_t_<secs>_<random>` on the server of `url`, empty; also returns `url` with
+    /// its database replaced by the new one (a `DB_URL` for the example binary).
+    pub async fn create_empty(url: &str) -> (Self, String) {
         let url = url.replacen("mariadb:", "mysql:", 1);
         let admin = MySqlConnectOptions::from_str(&url).expect("parse MELO_TEST_MYSQL_URL");
         let mut conn = admin
@@ -41,19 +51,18 @@ impl MysqlDb {
         .await
         .expect("create the test database");
         conn.close().await.expect("close the admin connection");
-        let db = Self {
-            admin: admin.clone(),
-            name: name.clone(),
-        };
-        let store = MysqlStore::connect_with(admin.database(&name))
-            .await
-            .expect("open MysqlStore on the test database");
-        (db, Arc::new(store))
+        let db_url = with_database(&url, &name);
+        (Self { admin, name }, db_url)
     }
 
     /// Closes `store`'s pool and drops the database.
-    pub async fn drop_now(mut self, store: Arc<MysqlStore>) {
+    pub async fn drop_now(self, store: Arc<MysqlStore>) {
         store.pool().close().await;
+        self.drop_database().await;
+    }
+
+    /// Drops the database (whoever used it is gone).
+    pub async fn drop_database(mut self) {
         let name = std::mem::take(&mut self.name);
         let mut conn = self.admin.connect().await.expect("admin connection");
         sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
@@ -146,5 +155,19 @@ pub async fn redis(url: &str) -> (Arc<RedisEphemeral>, RedisKeys) {
     match RedisEphemeral::connect(url).await {
         Ok(e) => (Arc::new(e.with_prefix(prefix)), keys),
         Err(e) => panic!("MELO_TEST_REDIS_URL is set but Redis is unreachable: {e}"),
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`, the query string kept.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let (scheme, rest) = base.split_once("://").expect("a URL with ://");
+    let host = rest.split_once('/').map_or(rest, |(h, _)| h);
+    match query {
+        Some(q) => format!("{scheme}://{host}/{name}?{q}"),
+        None => format!("{scheme}://{host}/{name}"),
     }
 }
