@@ -136,6 +136,22 @@ impl Ephemeral for Blinded {
             .await
     }
 
+    async fn schedule(&self, set: &str, member: &[u8], at_ms: i64) -> EphemeralResult<()> {
+        let name = self.name(set);
+        let sealed = self.seal(&name, member)?;
+        self.inner.schedule(&name, &sealed, at_ms).await
+    }
+
+    async fn take_due(&self, set: &str, now_ms: i64, max: usize) -> EphemeralResult<Vec<Vec<u8>>> {
+        let name = self.name(set);
+        let due = self.inner.take_due(&name, now_ms, max).await?;
+        // A member that does not open (another key set) is dropped: nobody could act on it.
+        Ok(due
+            .into_iter()
+            .filter_map(|m| self.open(&name, Some(m)))
+            .collect())
+    }
+
     async fn publish(&self, topic: &str, payload: Bytes) -> EphemeralResult<()> {
         self.inner.publish(topic, payload).await
     }

@@ -14,7 +14,7 @@ macro_rules! ephemeral_conformance {
     ($name:ident, optional $make:expr) => {
         mod $name {
             $crate::ephemeral::conformance::ephemeral_conformance!(@cases $make;
-                set_get_take_delete, conditional, values_expire, counters, rate_limit_window_and_block, bus, ping);
+                set_get_take_delete, conditional, values_expire, counters, rate_limit_window_and_block, deadlines, bus, ping);
         }
     };
     ($name:ident, $make:expr) => {
@@ -210,6 +210,56 @@ pub(crate) async fn bus(e: Arc<dyn Ephemeral>) {
     e.publish(&key("nobody"), Bytes::from_static(b"x"))
         .await
         .expect("publish without subscribers");
+}
+
+/// Deadlines come out once each, when due, earliest first; of concurrent takers each member
+/// goes to exactly one.
+pub(crate) async fn deadlines(e: Arc<dyn Ephemeral>) {
+    let set = key("deadlines");
+    e.schedule(&set, b"late", 3_000).await.expect("schedule");
+    e.schedule(&set, b"early", 1_000).await.expect("schedule");
+    e.schedule(&set, b"mid", 2_000).await.expect("schedule");
+    assert!(e.take_due(&set, 999, 10).await.expect("take").is_empty());
+    assert_eq!(
+        e.take_due(&set, 2_500, 10).await.expect("take"),
+        vec![b"early".to_vec(), b"mid".to_vec()]
+    );
+    assert!(
+        e.take_due(&set, 2_500, 10).await.expect("take").is_empty(),
+        "taken once"
+    );
+    assert_eq!(
+        e.take_due(&set, 5_000, 10).await.expect("take"),
+        vec![b"late".to_vec()]
+    );
+    let set = key("deadlines-race");
+    for i in 0..40u32 {
+        e.schedule(&set, &i.to_be_bytes(), i64::from(i))
+            .await
+            .expect("schedule");
+    }
+    let takers: Vec<_> = (0..4)
+        .map(|_| {
+            let (e, set) = (e.clone(), set.clone());
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = e.take_due(&set, 1_000, 3).await.expect("take");
+                    if batch.is_empty() {
+                        return got;
+                    }
+                    got.extend(batch);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in takers {
+        all.extend(t.await.expect("taker"));
+    }
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 40, "every member exactly once");
 }
 
 pub(crate) async fn ping(e: Arc<dyn Ephemeral>) {

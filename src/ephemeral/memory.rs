@@ -1,5 +1,5 @@
 use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -38,6 +38,8 @@ struct Entry {
 pub struct MemoryEphemeral {
     shards: Vec<Mutex<HashMap<String, Entry>>>,
     topics: Mutex<HashMap<String, broadcast::Sender<Bytes>>>,
+    /// Deadline sets: set → (due ms, member), earliest first.
+    deadlines: Mutex<HashMap<String, BTreeSet<(i64, Vec<u8>)>>>,
 }
 
 impl Default for MemoryEphemeral {
@@ -52,6 +54,7 @@ impl MemoryEphemeral {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             topics: Mutex::new(HashMap::new()),
+            deadlines: Mutex::new(HashMap::new()),
         }
     }
 
@@ -250,6 +253,36 @@ impl Ephemeral for MemoryEphemeral {
             });
         }
         Ok(RateDecision::Allowed)
+    }
+
+    async fn schedule(&self, set: &str, member: &[u8], at_ms: i64) -> EphemeralResult<()> {
+        let mut sets = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        sets.entry(set.to_owned())
+            .or_default()
+            .insert((at_ms, member.to_vec()));
+        Ok(())
+    }
+
+    async fn take_due(&self, set: &str, now_ms: i64, max: usize) -> EphemeralResult<Vec<Vec<u8>>> {
+        let mut sets = self.deadlines.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(s) = sets.get_mut(set) else {
+            return Ok(Vec::new());
+        };
+        let mut due = Vec::new();
+        while due.len() < max {
+            match s.first() {
+                Some((at, _)) if *at <= now_ms => {
+                    if let Some((_, m)) = s.pop_first() {
+                        due.push(m);
+                    }
+                }
+                _ => break,
+            }
+        }
+        if s.is_empty() {
+            sets.remove(set);
+        }
+        Ok(due)
     }
 
     async fn publish(&self, topic: &str, payload: Bytes) -> EphemeralResult<()> {

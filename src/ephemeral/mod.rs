@@ -1,7 +1,8 @@
 //! Fast, lossy-by-design state shared by the nodes of one deployment, and the node bus.
 //!
 //! Holds what may be lost on restart: CSRF tokens, link codes, rate-limit buckets, failed-login
-//! counters and locks, presence, typing, call state, and publish/subscribe between nodes.
+//! counters and locks, presence, typing, call state and its deadlines, and publish/subscribe
+//! between nodes.
 //! Services name keys after what they hold (`typing:{from}:{to}`); for a backend outside the
 //! process the builder wraps it so that key names reach it as keyed blind tags and values
 //! sealed (see `Blinded`), so neither Redis nor its `MONITOR` shows who is involved.
@@ -119,6 +120,15 @@ pub trait Ephemeral: Send + Sync + fmt::Debug + 'static {
         window: Duration,
         block: Duration,
     ) -> EphemeralResult<RateDecision>;
+    /// Adds `member` to the deadline set `set`, due at `at_ms` (Unix milliseconds). The set is
+    /// shared by every node; [`take_due`](Self::take_due) hands each member to exactly one of
+    /// them, so work scheduled by a node that dies is done by another. Members should be
+    /// unique (the blinding wrapper seals each one anew); whoever takes one checks that its
+    /// work is still wanted.
+    async fn schedule(&self, set: &str, member: &[u8], at_ms: i64) -> EphemeralResult<()>;
+    /// Removes and returns up to `max` members of `set` due at or before `now_ms`, earliest
+    /// first. Atomic: of concurrent callers on any node, each member goes to exactly one.
+    async fn take_due(&self, set: &str, now_ms: i64, max: usize) -> EphemeralResult<Vec<Vec<u8>>>;
     /// Publishes to every current subscriber of `topic` on every node.
     async fn publish(&self, topic: &str, payload: Bytes) -> EphemeralResult<()>;
     /// Subscribes to `topic`.

@@ -43,6 +43,8 @@ metered!(MeteredEphemeral, Ephemeral, EPHEMERAL_OPS {
     fn incr(&self, key: &str, window: Duration) -> EphemeralResult<u64>;
     fn rate_limit(&self, key: &str, limit: u64, window: Duration, block: Duration)
         -> EphemeralResult<RateDecision>;
+    fn schedule(&self, set: &str, member: &[u8], at_ms: i64) -> EphemeralResult<()>;
+    fn take_due(&self, set: &str, now_ms: i64, max: usize) -> EphemeralResult<Vec<Vec<u8>>>;
     fn publish(&self, topic: &str, payload: Bytes) -> EphemeralResult<()>;
     fn subscribe(&self, topic: &str) -> EphemeralResult<BusSubscription>;
     fn ping(&self) -> EphemeralResult<()>;

@@ -32,8 +32,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 ///   Every call is bounded by a timeout (2 s by default) and fails with
 ///   [`EphemeralError::Unavailable`], never hangs or panics.
 /// - Atomic operations take one round trip each: `SET NX PX` for `set_if_absent`, Lua scripts
-///   for `delete_if`, `take`, `incr` (expiry set on creation) and `rate_limit` (fixed window and
-///   block on server time). TTLs are milliseconds.
+///   for `delete_if`, `take`, `incr` (expiry set on creation), `rate_limit` (fixed window and
+///   block on server time) and `take_due` (a sorted set of deadlines: `ZRANGEBYSCORE` then
+///   `ZREM`). Every script touches exactly one key. TTLs are milliseconds.
 /// - The bus uses a dedicated RESP3 connection named with `CLIENT SETNAME`; a background task
 ///   reconnects it with backoff and resubscribes every live topic, so subscriptions survive a
 ///   Redis restart (messages published meanwhile are lost: the bus is best-effort, the store is
@@ -55,6 +56,7 @@ struct Scripts {
     take: Script,
     incr: Script,
     rate_limit: Script,
+    take_due: Script,
 }
 
 impl fmt::Debug for RedisEphemeral {
@@ -147,6 +149,7 @@ impl RedisEphemeral {
                 take: Script::new(scripts::TAKE),
                 incr: Script::new(scripts::INCR),
                 rate_limit: Script::new(scripts::RATE_LIMIT),
+                take_due: Script::new(scripts::TAKE_DUE),
             },
         })
     }
@@ -326,6 +329,33 @@ impl Ephemeral for RedisEphemeral {
                 retry_after: ceil_secs(u64::try_from(retry_ms).unwrap_or(0)),
             }
         })
+    }
+
+    async fn schedule(&self, set: &str, member: &[u8], at_ms: i64) -> EphemeralResult<()> {
+        let k = self.key(set);
+        self.call("schedule", |mut c| async move {
+            ::redis::cmd("ZADD")
+                .arg(k)
+                .arg(at_ms)
+                .arg(member)
+                .exec_async(&mut c)
+                .await
+        })
+        .await
+    }
+
+    async fn take_due(&self, set: &str, now_ms: i64, max: usize) -> EphemeralResult<Vec<Vec<u8>>> {
+        let k = self.key(set);
+        self.call("take_due", |mut c| async move {
+            self.scripts
+                .take_due
+                .key(k)
+                .arg(now_ms)
+                .arg(max.max(1))
+                .invoke_async(&mut c)
+                .await
+        })
+        .await
     }
 
     async fn publish(&self, topic: &str, payload: Bytes) -> EphemeralResult<()> {

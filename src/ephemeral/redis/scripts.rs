@@ -65,3 +65,13 @@ if limit == 0 then
 end
 return {1, 0}
 ";
+
+/// `KEYS[1]` a sorted set of deadlines; `ARGV` = now (ms), most to take: removes and returns the
+/// members due, earliest first (one script, so each member goes to exactly one caller).
+pub(super) const TAKE_DUE: &str = r"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #due > 0 then
+  redis.call('ZREM', KEYS[1], unpack(due))
+end
+return due
+";
