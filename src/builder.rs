@@ -177,7 +177,9 @@ impl MeloBuilder {
             passwords: PasswordHasher::new(auth.bcrypt_cost),
             config: self.config,
             hub: Arc::new(crate::service::hub::Hub::new()),
-            cache: crate::service::ReadCache::default(),
+            cache: crate::service::ReadCache::new(
+                self.cluster.then_some(crate::service::cache::CACHE_TTL),
+            ),
         };
         let services = Services::new(core);
         Melo::start(services, &handle).map_err(BuildError::Routes)

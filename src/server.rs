@@ -26,6 +26,9 @@ use crate::http::{App, Body};
 use crate::service::Services;
 use crate::store::Store;
 
+/// How often this node sweeps the shared call deadlines (ring timeout, reconnect grace).
+const CALL_SWEEP_EVERY: Duration = Duration::from_millis(250);
+
 /// A built Melo server. Owns its background tasks (key rotation, expiry sweeps); they stop
 /// when [`Melo::shutdown`] is called or the value is dropped.
 pub struct Melo {
@@ -100,6 +103,26 @@ impl Melo {
                         _ = tick.tick() => {
                             services.delivery.sweep().await;
                             services.chats.purge_expired_invites().await;
+                        }
+                    }
+                }
+            },
+            rt,
+        );
+        // Call timers live in the shared deadline set; every node sweeps it, so a call whose
+        // node died is still ended.
+        let services = app.services.clone();
+        let c = cancel.clone();
+        tasks.spawn_on(
+            async move {
+                let mut tick = tokio::time::interval(CALL_SWEEP_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = c.cancelled() => break,
+                        _ = tick.tick() => {
+                            // A full batch: more may be due.
+                            while services.calls.sweep().await >= 64 {}
                         }
                     }
                 }
@@ -404,6 +427,7 @@ fn spawn_cluster(
                     continue;
                 };
                 if let Err(e) = pcore.ephemeral.publish(TOPIC, msg).await {
+                    // The hole it leaves in this node's message counter tells the others.
                     tracing::debug!(error = %e, "cluster note not published");
                 }
             }
@@ -432,6 +456,8 @@ fn spawn_cluster(
                     }
                 };
                 backoff = Duration::from_millis(100);
+                // Notes published while this node was not subscribed are lost.
+                rcore.flush_caches();
                 loop {
                     let msg = tokio::select! {
                         _ = c.cancelled() => return,
@@ -441,12 +467,16 @@ fn spawn_cluster(
                     let Some(cluster) = rcore.cluster.as_ref() else {
                         return;
                     };
-                    let Some(raw) = cluster.open_message(&rcore.pii, &raw) else {
+                    let Some((raw, gap)) = cluster.open_message(&rcore.pii, &raw) else {
                         tracing::debug!(
                             "cluster message that does not open, stale or replayed: ignored"
                         );
                         continue;
                     };
+                    if gap {
+                        tracing::debug!("cluster messages were lost; caches flushed");
+                        rcore.flush_caches();
+                    }
                     for raw in unbundle(raw) {
                         match Note::decode(raw) {
                             Some((origin, note)) if origin != cluster.node() => {

@@ -5,8 +5,12 @@
 //!
 //! Every change to sessions and contacts goes through the services of this node, which
 //! invalidate the entries they touch, so the caches never serve a stale answer on one node.
-//! With several nodes the invalidations also travel on the bus (`cluster.rs`); a note lost
-//! there leaves another node's entry stale until the next change or the wholesale clear.
+//! With several nodes the invalidations also travel on the bus (`cluster.rs`), but the bus is
+//! lossy (a full publish queue, a lagging subscriber, Redis unreachable), so there every
+//! authorization fact (sessions, contact pairs, chat members) also expires [`CACHE_TTL`] after
+//! it was read from the store, and a detected loss of notes or a bus reconnect clears them
+//! all ([`Core::flush_caches`]): a change made through another node takes effect here within
+//! [`CACHE_TTL`] whatever happens to the bus.
 //!
 //! A fill races with an invalidation: the filler notes a generation before reading the store,
 //! inserts, then re-checks the generation and removes its entry if an invalidation happened in
@@ -15,6 +19,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
@@ -26,14 +31,31 @@ use crate::store::ContactState;
 /// Entries kept before a cache is cleared wholesale (a crude but bounded policy).
 const MAX_ENTRIES: usize = 200_000;
 
+/// With several nodes: how long an authorization fact read from the store is trusted without
+/// a note from the bus. Sockets re-check their session every [`SESSION_RECHECK`], so a session
+/// revoked through another node closes its sockets here within
+/// `CACHE_TTL + SESSION_RECHECK` (2 s), through any failure of the bus.
+pub(crate) const CACHE_TTL: Duration = Duration::from_millis(1500);
+/// With several nodes: how often an open socket re-checks that its session is still active.
+pub(crate) const SESSION_RECHECK: Duration = Duration::from_millis(500);
+
+/// One cached fact and when it was read from the store.
+#[derive(Debug)]
+struct Entry<T> {
+    value: T,
+    read_at: Instant,
+}
+
 /// The caches held by [`Core`].
 #[derive(Debug, Default)]
 pub struct ReadCache {
-    sessions: DashMap<UserId, Arc<[SessionId]>>,
+    /// How long an entry is served; `None` (one node) keeps it until it is invalidated.
+    ttl: Option<Duration>,
+    sessions: DashMap<UserId, Entry<Arc<[SessionId]>>>,
     sessions_gen: AtomicU64,
-    contacts: DashMap<(UserId, UserId), bool>,
+    contacts: DashMap<(UserId, UserId), Entry<bool>>,
     contacts_gen: AtomicU64,
-    chat_members: DashMap<i64, Arc<[UserId]>>,
+    chat_members: DashMap<i64, Entry<Arc<[UserId]>>>,
     chat_members_gen: AtomicU64,
     /// Immutable: a chat's kind never changes.
     chat_kinds: DashMap<i64, ChatKind>,
@@ -80,6 +102,26 @@ pub(crate) struct ChatMessageMeta {
     pub kind: ChatKind,
 }
 
+impl ReadCache {
+    /// Caches whose authorization facts expire `ttl` after they were read (several nodes), or
+    /// never (`None`: one node, where every change invalidates them).
+    pub(crate) fn new(ttl: Option<Duration>) -> Self {
+        Self {
+            ttl,
+            ..Self::default()
+        }
+    }
+
+    /// The value of a fresh entry.
+    fn fresh<T: Clone>(&self, entry: Option<impl std::ops::Deref<Target = Entry<T>>>) -> Option<T> {
+        let e = entry?;
+        match self.ttl {
+            Some(ttl) if e.read_at.elapsed() >= ttl => None,
+            _ => Some(e.value.clone()),
+        }
+    }
+}
+
 fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
     if a <= b {
         (a, b)
@@ -91,11 +133,12 @@ fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
 impl Core {
     /// Active session ids of `user`.
     pub(crate) async fn session_ids(&self, user: UserId) -> Result<Arc<[SessionId]>> {
-        if let Some(ids) = self.cache.sessions.get(&user) {
-            return Ok(ids.clone());
-        }
         let c = &self.cache;
+        if let Some(ids) = c.fresh(c.sessions.get(&user)) {
+            return Ok(ids);
+        }
         let gen = c.sessions_gen.load(Ordering::SeqCst);
+        let read_at = Instant::now();
         let ids: Arc<[SessionId]> = self
             .store
             .sessions_of(user)
@@ -106,7 +149,13 @@ impl Core {
         if c.sessions.len() >= MAX_ENTRIES {
             c.sessions.clear();
         }
-        c.sessions.insert(user, ids.clone());
+        c.sessions.insert(
+            user,
+            Entry {
+                value: ids.clone(),
+                read_at,
+            },
+        );
         if c.sessions_gen.load(Ordering::SeqCst) != gen {
             c.sessions.remove(&user);
         }
@@ -128,11 +177,12 @@ impl Core {
     /// True when `a` and `b` are accepted contacts.
     pub(crate) async fn are_contacts(&self, a: UserId, b: UserId) -> Result<bool> {
         let key = pair(a, b);
-        if let Some(v) = self.cache.contacts.get(&key) {
-            return Ok(*v);
-        }
         let c = &self.cache;
+        if let Some(v) = c.fresh(c.contacts.get(&key)) {
+            return Ok(v);
+        }
         let gen = c.contacts_gen.load(Ordering::SeqCst);
+        let read_at = Instant::now();
         let accepted = self
             .store
             .relationship(a, b)
@@ -141,7 +191,13 @@ impl Core {
         if c.contacts.len() >= MAX_ENTRIES {
             c.contacts.clear();
         }
-        c.contacts.insert(key, accepted);
+        c.contacts.insert(
+            key,
+            Entry {
+                value: accepted,
+                read_at,
+            },
+        );
         if c.contacts_gen.load(Ordering::SeqCst) != gen {
             c.contacts.remove(&key);
         }
@@ -150,16 +206,23 @@ impl Core {
 
     /// Every member of a chat (the fan-out list of chat messages).
     pub(crate) async fn chat_member_ids(&self, chat: i64) -> Result<Arc<[UserId]>> {
-        if let Some(ids) = self.cache.chat_members.get(&chat) {
-            return Ok(ids.clone());
-        }
         let c = &self.cache;
+        if let Some(ids) = c.fresh(c.chat_members.get(&chat)) {
+            return Ok(ids);
+        }
         let gen = c.chat_members_gen.load(Ordering::SeqCst);
+        let read_at = Instant::now();
         let ids: Arc<[UserId]> = self.store.member_ids(chat).await?.into();
         if c.chat_members.len() >= MAX_ENTRIES {
             c.chat_members.clear();
         }
-        c.chat_members.insert(chat, ids.clone());
+        c.chat_members.insert(
+            chat,
+            Entry {
+                value: ids.clone(),
+                read_at,
+            },
+        );
         if c.chat_members_gen.load(Ordering::SeqCst) != gen {
             c.chat_members.remove(&chat);
         }
@@ -230,6 +293,24 @@ impl Core {
                 *recent = RecentMessage::Dm { from };
             }
         }
+    }
+
+    /// True while `session` of `user` is active, as the sessions cache knows it (at most
+    /// [`CACHE_TTL`] old with several nodes): what an open socket re-checks.
+    pub(crate) async fn session_alive(&self, user: UserId, session: SessionId) -> Result<bool> {
+        Ok(self.session_ids(user).await?.contains(&session))
+    }
+
+    /// Forgets every cached authorization fact (sessions, contact pairs, chat members): bus
+    /// notes may have been lost (a gap in a node's note counter, a bus reconnect).
+    pub(crate) fn flush_caches(&self) {
+        let c = &self.cache;
+        c.sessions_gen.fetch_add(1, Ordering::SeqCst);
+        c.contacts_gen.fetch_add(1, Ordering::SeqCst);
+        c.chat_members_gen.fetch_add(1, Ordering::SeqCst);
+        c.sessions.clear();
+        c.contacts.clear();
+        c.chat_members.clear();
     }
 
     /// Forget a chat's member list (after any membership change).

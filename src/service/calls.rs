@@ -9,7 +9,11 @@
 //!   `timeout`), `set_if_absent`, so the first accept wins and a late accept loses to a timeout;
 //! * `call:conn:{id}` → `connected` is announced once;
 //! * `call:held:{id}` → caller frames held (sealed) for callee devices that connect while it rings;
-//! * `call:lost:{id}:{session}` → an engaged device without a socket, ended after the grace period.
+//! * `call:lost:{id}:{session}` → an engaged device without a socket, ended after the grace period;
+//! * `call:deadlines` → the call timers (ring timeout, reconnect grace, a periodic check that
+//!   the engaged devices still have a socket somewhere), a deadline set shared by every node
+//!   ([`Ephemeral::schedule`](crate::ephemeral::Ephemeral::schedule)) and swept by each
+//!   ([`CallsService::sweep`]): a call whose node died is ended by another.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +32,30 @@ const CALL_KEY_TTL: Duration = Duration::from_secs(12 * 3600);
 const HELD_MAX_FRAMES: usize = 64;
 /// Bytes held per call, at most.
 const HELD_MAX_BYTES: usize = 256 * 1024;
+/// The deadline set of every call timer.
+const DEADLINES: &str = "call:deadlines";
+/// How often a live call checks that its engaged devices still have a socket on a live node
+/// (one that died took its sockets without a word).
+const WATCH_EVERY: Duration = Duration::from_secs(10);
+/// Deadlines one sweep takes at most.
+const SWEEP_BATCH: usize = 64;
+
+/// A call timer in the shared deadline set.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+enum Deadline {
+    /// The ring timeout.
+    Ring { id: String },
+    /// An engaged device lost its socket; `token` tells its marker from a newer one.
+    Lost {
+        id: String,
+        user: UserId,
+        session: SessionId,
+        token: String,
+    },
+    /// The periodic check of the engaged devices' sockets.
+    Watch { id: String },
+}
 
 /// One call, as stored. Never changes after creation; the decision and the connected flag are
 /// separate keys so that no write can resurrect an ended call.
@@ -57,6 +85,10 @@ pub struct CallsService {
 
 fn key(kind: &str, id: &str) -> String {
     format!("call:{kind}:{id}")
+}
+
+fn lost_key(id: &str, session: SessionId) -> String {
+    format!("call:lost:{id}:{}", session.0)
 }
 
 impl CallsService {
@@ -166,7 +198,11 @@ impl CallsService {
             let _ = eph.delete_if(&callee_busy, id.as_bytes()).await;
             return Err(e.into());
         }
-        self.spawn_ring_timeout(id.clone());
+        let ring_after = Duration::from_secs(self.core.config.realtime.call_ring_timeout);
+        self.schedule(&Deadline::Ring { id: id.clone() }, ring_after)
+            .await?;
+        self.schedule(&Deadline::Watch { id: id.clone() }, WATCH_EVERY)
+            .await?;
         let ringing = state_frame(&id, "ringing", auth.user, callee, None);
         self.to_session(auth.user, auth.session, &ringing);
         // The callee's devices get `call_start` (synthesized when the call began with an offer),
@@ -400,19 +436,134 @@ impl CallsService {
         Ok(true)
     }
 
-    fn spawn_ring_timeout(&self, id: String) {
-        let this = self.clone();
-        let after = Duration::from_secs(self.core.config.realtime.call_ring_timeout);
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            if let Ok(Some(raw)) = this.core.ephemeral.get(&key("rec", &id)).await {
-                if let Ok(rec) = serde_json::from_slice::<CallRecord>(&raw) {
-                    if let Err(e) = this.end_ringing(&rec, RingEnd::TimedOut).await {
+    /// Puts a call timer in the shared deadline set, due `after` from now.
+    async fn schedule(&self, deadline: &Deadline, after: Duration) -> Result<()> {
+        let raw = serde_json::to_vec(deadline)
+            .map_err(|e| Error::Internal(format!("call deadline: {e}")))?;
+        let at = crate::model::Timestamp::now()
+            .millis()
+            .saturating_add(i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2));
+        self.core.ephemeral.schedule(DEADLINES, &raw, at).await?;
+        Ok(())
+    }
+
+    /// Runs the call timers that are due, on whichever node takes them first (every node
+    /// sweeps, see the server's background tasks); returns how many ran.
+    pub async fn sweep(&self) -> usize {
+        let now = crate::model::Timestamp::now().millis();
+        let due = match self
+            .core
+            .ephemeral
+            .take_due(DEADLINES, now, SWEEP_BATCH)
+            .await
+        {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::debug!(error = %e, "call deadlines not swept");
+                return 0;
+            }
+        };
+        let n = due.len();
+        for raw in due {
+            match serde_json::from_slice::<Deadline>(&raw) {
+                Ok(d) => self.run_deadline(d).await,
+                Err(e) => tracing::warn!(error = %e, "unreadable call deadline dropped"),
+            }
+        }
+        n
+    }
+
+    async fn record(&self, id: &str) -> Option<CallRecord> {
+        let raw = self.core.ephemeral.get(&key("rec", id)).await.ok()??;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    async fn run_deadline(&self, d: Deadline) {
+        match d {
+            Deadline::Ring { id } => {
+                if let Some(rec) = self.record(&id).await {
+                    if let Err(e) = self.end_ringing(&rec, RingEnd::TimedOut).await {
                         e.log("call ring timeout");
                     }
                 }
             }
-        });
+            Deadline::Lost {
+                id,
+                user,
+                session,
+                token,
+            } => {
+                // Still gone (a reconnect deletes the marker)?
+                let marker = lost_key(&id, session);
+                if !matches!(
+                    self.core
+                        .ephemeral
+                        .delete_if(&marker, token.as_bytes())
+                        .await,
+                    Ok(true)
+                ) {
+                    return;
+                }
+                if let Some(rec) = self.record(&id).await {
+                    self.end_for(user, &rec, "connection_lost").await;
+                }
+            }
+            Deadline::Watch { id } => {
+                let Some(rec) = self.record(&id).await else {
+                    return;
+                };
+                self.watch(&rec).await;
+                if let Err(e) = self.schedule(&Deadline::Watch { id }, WATCH_EVERY).await {
+                    e.log("call watch");
+                }
+            }
+        }
+    }
+
+    /// An engaged device with no socket on any live node (its node died, so no disconnect was
+    /// seen) gets the reconnect grace, as if its socket had closed.
+    async fn watch(&self, rec: &CallRecord) {
+        let Ok(engaged) = self.engaged_callee(&rec.id).await else {
+            return;
+        };
+        let mut devices = vec![(rec.caller, rec.caller_session)];
+        devices.extend(engaged.map(|s| (rec.callee, s)));
+        for (user, session) in devices {
+            if self.core.has_socket(user, session) || !self.core.knows_every_socket() {
+                continue;
+            }
+            let marker = lost_key(&rec.id, session);
+            if matches!(self.core.ephemeral.get(&marker).await, Ok(Some(_))) {
+                continue;
+            }
+            self.lost(rec, user, session).await;
+        }
+    }
+
+    /// Marks an engaged device as gone and schedules the end of the call after the grace
+    /// period (cancelled when it reconnects).
+    async fn lost(&self, rec: &CallRecord, user: UserId, session: SessionId) {
+        let marker = lost_key(&rec.id, session);
+        let token = uuid::Uuid::now_v7().simple().to_string();
+        let grace = Duration::from_secs(self.core.config.realtime.call_reconnect_grace);
+        if self
+            .core
+            .ephemeral
+            .set(&marker, token.as_bytes(), grace + Duration::from_secs(60))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let deadline = Deadline::Lost {
+            id: rec.id.clone(),
+            user,
+            session,
+            token,
+        };
+        if let Err(e) = self.schedule(&deadline, grace).await {
+            e.log("call reconnect grace");
+        }
     }
 
     /// Frames a socket of `auth` must get after `sync_done`: while a call to this user rings, the
@@ -422,9 +573,7 @@ impl CallsService {
             return Vec::new();
         };
         let eph = &self.core.ephemeral;
-        let _ = eph
-            .delete(&format!("call:lost:{}:{}", rec.id, auth.session.0))
-            .await;
+        let _ = eph.delete(&lost_key(&rec.id, auth.session)).await;
         if rec.callee != auth.user || !matches!(self.engaged_callee(&rec.id).await, Ok(None)) {
             return Vec::new();
         }
@@ -452,37 +601,9 @@ impl CallsService {
         } else {
             engaged == Some(auth.session)
         };
-        if !is_engaged {
-            return;
+        if is_engaged {
+            self.lost(&rec, auth.user, auth.session).await;
         }
-        let marker = format!("call:lost:{}:{}", rec.id, auth.session.0);
-        let token = uuid::Uuid::now_v7().simple().to_string();
-        let grace = Duration::from_secs(self.core.config.realtime.call_reconnect_grace);
-        if self
-            .core
-            .ephemeral
-            .set(&marker, token.as_bytes(), grace + Duration::from_secs(60))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let this = self.clone();
-        let user = auth.user;
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            // Still gone (the marker is deleted by a reconnect)?
-            if !matches!(
-                this.core
-                    .ephemeral
-                    .delete_if(&marker, token.as_bytes())
-                    .await,
-                Ok(true)
-            ) {
-                return;
-            }
-            this.end_for(user, &rec, "connection_lost").await;
-        });
     }
 
     /// A session was revoked: a call it takes part in ends with `session_revoked`.

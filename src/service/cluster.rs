@@ -333,6 +333,12 @@ pub struct Cluster {
     sealed: AtomicU64,
     /// The highest message counter accepted from each node (replays are refused).
     accepted: DashMap<u64, u64>,
+    /// Times the counter of another node skipped ahead (its messages were lost on the bus).
+    gaps: AtomicU64,
+    /// When this node started.
+    started: Instant,
+    /// Milliseconds after `started` of the last bus message opened (this node's own included).
+    last_heard_ms: AtomicU64,
 }
 
 impl Cluster {
@@ -347,6 +353,9 @@ impl Cluster {
             dropped: AtomicU64::new(0),
             sealed: AtomicU64::new(0),
             accepted: DashMap::new(),
+            gaps: AtomicU64::new(0),
+            started: Instant::now(),
+            last_heard_ms: AtomicU64::new(0),
         }
     }
 
@@ -360,11 +369,39 @@ impl Cluster {
         self.dropped.load(Ordering::Relaxed)
     }
 
+    /// Times messages of another node were found missing (a gap in its message counter);
+    /// each one flushed this node's caches.
+    pub fn gaps(&self) -> u64 {
+        self.gaps.load(Ordering::Relaxed)
+    }
+
+    /// Notes that the bus just delivered a message.
+    pub(crate) fn heard_bus(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_heard_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// True when this node's view of the other nodes' sockets can be trusted to be complete:
+    /// it has run long enough to hear every live node, and the bus delivered a message (its
+    /// own heartbeat at least) within the last two heartbeats.
+    pub(crate) fn view_complete(&self) -> bool {
+        let now = self.started.elapsed();
+        let heard = Duration::from_millis(self.last_heard_ms.load(Ordering::Relaxed));
+        now >= NODE_TIMEOUT && now.saturating_sub(heard) <= HEARTBEAT * 2
+    }
+
     /// Queues `note` for the publisher (never blocks).
     pub(crate) fn publish(&self, note: &Note) {
         if self.tx.try_send(note.encode(self.node)).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.note_dropped();
         }
+    }
+
+    /// Counts a note that never reached the bus, and skips a message number so that the
+    /// other nodes see the loss and flush their caches.
+    pub(crate) fn note_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        self.sealed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The publisher's queue; taken once by the task that drains it.
@@ -520,6 +557,12 @@ impl Core {
             },
             sessions: self.hub.sessions_of(user),
         });
+    }
+
+    /// True when [`Self::has_socket`] can be trusted to say "no socket anywhere": always on
+    /// one node; with several, see [`Cluster::view_complete`].
+    pub(crate) fn knows_every_socket(&self) -> bool {
+        self.cluster.as_ref().is_none_or(Cluster::view_complete)
     }
 
     /// True when (`user`, `session`) has a socket on this node or another live one.

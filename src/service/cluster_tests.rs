@@ -142,16 +142,16 @@ fn replayed_and_stale_bus_messages_are_refused() {
     let a2 = a.seal_message(&pii, b"two").expect("seal");
     let b1 = b.seal_message(&pii, b"bee").expect("seal");
     assert_eq!(
-        receiver.open_message(&pii, &a1).as_deref(),
+        receiver.open_message(&pii, &a1).map(|(b, _)| b).as_deref(),
         Some(&b"one"[..])
     );
     assert_eq!(receiver.open_message(&pii, &a1), None, "a replay");
     assert_eq!(
-        receiver.open_message(&pii, &b1).as_deref(),
+        receiver.open_message(&pii, &b1).map(|(b, _)| b).as_deref(),
         Some(&b"bee"[..])
     );
     assert_eq!(
-        receiver.open_message(&pii, &a2).as_deref(),
+        receiver.open_message(&pii, &a2).map(|(b, _)| b).as_deref(),
         Some(&b"two"[..])
     );
     assert_eq!(receiver.open_message(&pii, &a1), None, "an older one");
@@ -166,4 +166,38 @@ fn replayed_and_stale_bus_messages_are_refused() {
     // Too short to carry a stamp.
     let short = seal(&pii, b"x").expect("seal");
     assert_eq!(receiver.open_message(&pii, &short), None);
+}
+
+/// A node's message counter that skips ahead means its messages (and the cache invalidations
+/// they carried) were lost: the receiver is told, once, so it flushes its caches. A note the
+/// sender itself dropped (full publish queue) shows up as such a skip too.
+#[test]
+fn lost_bus_messages_are_detected() {
+    use crate::crypto::{DataKeys, JwtKey, StaticKeys};
+    let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
+    let pii = Pii::new(std::sync::Arc::new(keys));
+    let (a, receiver) = (Cluster::new(), Cluster::new());
+    let m1 = a.seal_message(&pii, b"one").expect("seal");
+    let m2 = a.seal_message(&pii, b"two").expect("seal");
+    let _lost = a.seal_message(&pii, b"lost").expect("seal");
+    let m4 = a.seal_message(&pii, b"four").expect("seal");
+    // The first message heard from a node says nothing about earlier ones.
+    assert_eq!(
+        receiver.open_message(&pii, &m2).map(|(_, gap)| gap),
+        Some(false)
+    );
+    assert_eq!(receiver.open_message(&pii, &m1), None, "older");
+    assert_eq!(
+        receiver.open_message(&pii, &m4).map(|(_, gap)| gap),
+        Some(true)
+    );
+    assert_eq!(receiver.gaps(), 1);
+    // A note dropped before it was sealed also leaves a hole in the counter.
+    a.note_dropped();
+    let m6 = a.seal_message(&pii, b"six").expect("seal");
+    assert_eq!(
+        receiver.open_message(&pii, &m6).map(|(_, gap)| gap),
+        Some(true)
+    );
+    assert_eq!(receiver.gaps(), 2);
 }

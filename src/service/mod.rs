@@ -21,7 +21,7 @@ use crate::store::Store;
 
 mod auth;
 mod avatars;
-mod cache;
+pub(crate) mod cache;
 mod calls;
 pub(crate) mod chats;
 pub mod cluster;

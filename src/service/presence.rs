@@ -15,6 +15,9 @@ use crate::store::ContactState;
 
 /// Coalescing window of forwarded `typing_start` frames.
 const TYPING_FORWARD_EVERY: Duration = Duration::from_secs(3);
+/// How long a shared announced status outlives the last change (a node that died while its
+/// users were online leaves one behind; the next change of theirs corrects it).
+const ANNOUNCED_KEEP: Duration = Duration::from_secs(86_400);
 /// How long a last-seen time is kept (older reads as `closed`).
 const LAST_SEEN_KEEP: Duration = Duration::from_secs(31 * 86_400);
 
@@ -113,14 +116,11 @@ impl PresenceService {
     pub(crate) async fn refresh(&self, user: UserId) {
         self.core.announce_local_presence(user);
         let now = self.status_of(user).await;
-        let before = self.announced.insert(user, now).unwrap_or("offline");
+        let before = self.swap_announced(user, now).await;
         if now == "offline" {
-            self.announced.remove(&user);
             self.touch_last_seen(user).await;
         }
-        // With several nodes each keeps its own `announced`, which another node's announcement
-        // makes stale; announcing every socket change there costs only duplicate frames.
-        if before == now && self.core.cluster.is_none() {
+        if before == now {
             return;
         }
         let frame = frames::to_bytes(&ServerFrame::StatusChange(StatusChange {
@@ -136,6 +136,44 @@ impl PresenceService {
             }
             Err(e) => tracing::warn!(error = %e, "presence fan-out skipped"),
         }
+    }
+
+    /// Records `now` as `user`'s announced status and returns the one announced before
+    /// (`offline` when none). One node keeps it in memory; several share it in the ephemeral
+    /// state, since another node's announcement makes a node's own memory stale. Should the
+    /// shared state fail, this node's memory answers: at worst a duplicate frame.
+    async fn swap_announced(&self, user: UserId, now: &'static str) -> &'static str {
+        let local = if now == "offline" {
+            self.announced.remove(&user).map(|(_, s)| s)
+        } else {
+            self.announced.insert(user, now)
+        }
+        .unwrap_or("offline");
+        if self.core.cluster.is_none() {
+            return local;
+        }
+        let key = format!("announced:{user}");
+        let eph = &self.core.ephemeral;
+        let shared = match eph.get(&key).await {
+            Ok(v) => match v.as_deref() {
+                Some(b"online") => "online",
+                Some(b"away") => "away",
+                _ => "offline",
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "shared presence unreadable; using this node's");
+                return local;
+            }
+        };
+        let written = if now == "offline" {
+            eph.delete(&key).await
+        } else {
+            eph.set(&key, now.as_bytes(), ANNOUNCED_KEEP).await
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "shared presence not written");
+        }
+        shared
     }
 
     async fn touch_last_seen(&self, user: UserId) {

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::{close_frame, Socket};
 use crate::http::App;
 use crate::model::UserId;
+use crate::service::cache::SESSION_RECHECK;
 use crate::service::delivery::Feed;
 use crate::service::frames::{self, ErrorFrame, ServerFrame};
 use crate::service::hub::{Outbound, SocketHandle, SocketState, OUTBOUND_CAPACITY};
@@ -173,6 +174,13 @@ impl Conn {
         let away_after = Duration::from_secs(cfg.realtime.presence_away_after.max(1));
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut pong_deadline: Option<Instant> = None;
+        // With several nodes a revocation through another node may reach this one only
+        // through the store (its bus note can be lost): the session is re-checked, through
+        // the sessions cache, on a short period.
+        let clustered = self.app.services.core().cluster.is_some();
+        let mut recheck =
+            tokio::time::interval_at(Instant::now() + SESSION_RECHECK, SESSION_RECHECK);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         if let Err(end) = self.deliver().await {
             return end;
         }
@@ -206,6 +214,7 @@ impl Conn {
                 _ = tokio::time::sleep_until(ack_at.unwrap_or_else(Instant::now)), if ack_at.is_some() => {
                     self.flush_acks().await
                 }
+                _ = recheck.tick(), if clustered => self.recheck_session().await,
                 _ = tokio::time::sleep_until(away_at), if idle => {
                     self.state.set_away(true);
                     self.app.services.presence.refresh(self.auth.user).await;
@@ -222,6 +231,24 @@ impl Conn {
                 return end;
             }
             self.report_unacked();
+        }
+    }
+
+    /// Closes the socket once its session is no longer active (revoked through another node).
+    /// A store that cannot answer keeps the socket: the next check asks again.
+    async fn recheck_session(&mut self) -> Result<(), End> {
+        let core = self.app.services.core();
+        match core.session_alive(self.auth.user, self.auth.session).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::debug!(session_id = %self.auth.session, "session no longer active; socket closed");
+                let (code, reason) = crate::service::Error::TokenRevoked.close();
+                Err(End::Close(code, reason))
+            }
+            Err(e) => {
+                e.log("session re-check");
+                Ok(())
+            }
         }
     }
 

@@ -83,8 +83,10 @@ impl Cluster {
 
     /// Opens a bus message of [`Self::seal_message`]: `None` when it does not open, is older
     /// than 30 s (or as far in the future), or is not newer than the last one accepted from
-    /// its node (a replay).
-    pub(crate) fn open_message(&self, pii: &Pii, raw: &[u8]) -> Option<Bytes> {
+    /// its node (a replay). With the message comes whether messages of its node were missed
+    /// since the last one accepted (its counter skipped ahead): their cache invalidations may
+    /// be lost, so the caller flushes its caches.
+    pub(crate) fn open_message(&self, pii: &Pii, raw: &[u8]) -> Option<(Bytes, bool)> {
         let mut b = open(pii, raw)?;
         if b.len() < STAMP_LEN {
             return None;
@@ -100,12 +102,18 @@ impl Cluster {
             self.accepted
                 .retain(|k, _| *k == self.node || self.heard.contains_key(k));
         }
+        self.heard_bus();
         let mut last = self.accepted.entry(node).or_insert(0);
         if n <= *last {
             return None;
         }
+        // The first message heard from a node says nothing about earlier ones.
+        let gap = *last != 0 && n != *last + 1;
         *last = n;
         drop(last);
-        Some(b)
+        if gap {
+            self.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        Some((b, gap))
     }
 }
