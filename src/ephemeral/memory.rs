@@ -32,14 +32,17 @@ struct Entry {
     expires: Instant,
 }
 
+/// One deadline set: (due ms, member), earliest first.
+type Deadlines = BTreeSet<(i64, Vec<u8>)>;
+
 /// Single-node ephemeral state: sharded maps with lazy expiry and a periodic sweep, and an
 /// in-process bus of bounded broadcast channels. Uses tokio time, so tests can pause it.
 #[derive(Debug)]
 pub struct MemoryEphemeral {
     shards: Vec<Mutex<HashMap<String, Entry>>>,
     topics: Mutex<HashMap<String, broadcast::Sender<Bytes>>>,
-    /// Deadline sets: set → (due ms, member), earliest first.
-    deadlines: Mutex<HashMap<String, BTreeSet<(i64, Vec<u8>)>>>,
+    /// Deadline sets by name.
+    deadlines: Mutex<HashMap<String, Deadlines>>,
 }
 
 impl Default for MemoryEphemeral {
