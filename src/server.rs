@@ -395,7 +395,9 @@ fn spawn_cluster(
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
 ) {
-    use crate::service::cluster::{bundle, unbundle, Note, HEARTBEAT, MAX_BUNDLE, TOPIC};
+    use crate::service::cluster::{
+        bundle, node_topic, unbundle, Note, ALL, HEARTBEAT, MAX_BUNDLE, TOPIC,
+    };
     let core = app.services.core().clone();
     let Some(outbox) = core.cluster.as_ref().and_then(|c| c.take_outbox()) else {
         return;
@@ -405,6 +407,8 @@ fn spawn_cluster(
         async move {
             let mut outbox = outbox;
             let mut notes = Vec::with_capacity(MAX_BUNDLE);
+            // Per destination, in the order first seen: the notes it gets.
+            let mut groups: Vec<(u64, Vec<Bytes>)> = Vec::new();
             loop {
                 notes.clear();
                 let got = tokio::select! {
@@ -414,36 +418,61 @@ fn spawn_cluster(
                 if got == 0 {
                     break;
                 }
-                // Whatever queued up while the last publish ran goes out as one bus message.
                 let Some(cluster) = pcore.cluster.as_ref() else {
                     break;
                 };
-                let msg = match notes.as_slice() {
-                    [one] => cluster.seal_message(&pcore.pii, one),
-                    many => cluster.seal_message(&pcore.pii, &bundle(many)),
-                };
-                let Some(msg) = msg else {
-                    tracing::warn!("cluster note not sealed; dropped");
-                    continue;
-                };
-                if let Err(e) = pcore.ephemeral.publish(TOPIC, msg).await {
-                    // The hole it leaves in this node's message counter tells the others.
-                    tracing::debug!(error = %e, "cluster note not published");
+                // Whatever queued up while the last publish ran goes out as one bus message
+                // per destination.
+                groups.clear();
+                for (dest, note) in notes.drain(..) {
+                    match groups.iter_mut().find(|(d, _)| *d == dest) {
+                        Some((_, list)) => list.push(note),
+                        None => groups.push((dest, vec![note])),
+                    }
+                }
+                for (dest, list) in &groups {
+                    let msg = match list.as_slice() {
+                        [one] => cluster.seal_message(&pcore.pii, *dest, one),
+                        many => cluster.seal_message(&pcore.pii, *dest, &bundle(many)),
+                    };
+                    let Some(msg) = msg else {
+                        tracing::warn!("cluster note not sealed; dropped");
+                        continue;
+                    };
+                    let topic = if *dest == ALL {
+                        TOPIC.to_owned()
+                    } else {
+                        node_topic(*dest)
+                    };
+                    cluster.count_published(list.len());
+                    if let Err(e) = pcore.ephemeral.publish(&topic, msg).await {
+                        // The hole it leaves in this node's counter tells the receivers.
+                        tracing::debug!(error = %e, "cluster note not published");
+                    }
                 }
             }
         },
         rt,
     );
-    let (c, rcore) = (cancel.clone(), core.clone());
+    let (c, rcore, rapp) = (cancel.clone(), core.clone(), app.clone());
     tasks.spawn_on(
         async move {
+            let Some(cluster) = rcore.cluster.as_ref() else {
+                return;
+            };
+            let own = node_topic(cluster.node());
             let mut backoff = Duration::from_millis(100);
             loop {
-                let sub = tokio::select! {
+                // Both topics, or neither: retry until both are subscribed.
+                let subs = tokio::select! {
                     _ = c.cancelled() => break,
-                    s = rcore.ephemeral.subscribe(TOPIC) => s,
+                    s = async {
+                        let all = rcore.ephemeral.subscribe(TOPIC).await?;
+                        let mine = rcore.ephemeral.subscribe(&own).await?;
+                        Ok::<_, crate::ephemeral::EphemeralError>((all, mine))
+                    } => s,
                 };
-                let mut sub = match sub {
+                let (mut all, mut mine) = match subs {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "cluster bus unavailable; retrying");
@@ -458,29 +487,30 @@ fn spawn_cluster(
                 backoff = Duration::from_millis(100);
                 // Notes published while this node was not subscribed are lost.
                 rcore.flush_caches();
+                rcore.hub.pump_all();
                 loop {
                     let msg = tokio::select! {
                         _ = c.cancelled() => return,
-                        m = sub.recv() => m,
+                        m = all.recv() => m,
+                        m = mine.recv() => m,
                     };
                     let Some(raw) = msg else { break };
-                    let Some(cluster) = rcore.cluster.as_ref() else {
-                        return;
-                    };
-                    let Some((raw, gap)) = cluster.open_message(&rcore.pii, &raw) else {
+                    let Some((from, raw, gap)) = cluster.open_message(&rcore.pii, &raw) else {
                         tracing::debug!(
-                            "cluster message that does not open, stale or replayed: ignored"
+                            "cluster message that does not open, is not for this node, stale or replayed: ignored"
                         );
                         continue;
                     };
-                    if gap {
-                        tracing::debug!("cluster messages were lost; caches flushed");
-                        rcore.flush_caches();
+                    if gap && from != cluster.node() {
+                        tracing::debug!("cluster messages were lost; repairing from the store");
+                        rcore.repair_after_loss(from);
                     }
                     for raw in unbundle(raw) {
                         match Note::decode(raw) {
                             Some((origin, note)) if origin != cluster.node() => {
-                                rcore.apply_note(cluster, origin, note);
+                                if let Some(user) = rcore.apply_note(cluster, origin, note) {
+                                    rapp.services.presence.remote_changed(user).await;
+                                }
                             }
                             Some(_) => {}
                             None => tracing::debug!("malformed cluster note ignored"),
@@ -491,14 +521,27 @@ fn spawn_cluster(
         },
         rt,
     );
-    let c = cancel.clone();
+    let (c, happ) = (cancel.clone(), app.clone());
     tasks.spawn_on(
         async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
             loop {
                 tokio::select! {
                     _ = c.cancelled() => break,
-                    _ = tick.tick() => core.tell_cluster(|| Note::Heartbeat),
+                    _ = tick.tick() => {
+                        core.tell_cluster(|| Note::Heartbeat);
+                        // Also on each node's own topic, so that a loss there shows too.
+                        if let Some(cl) = &core.cluster {
+                            let beat = Note::Heartbeat.encode(cl.node());
+                            for node in cl.live_nodes() {
+                                cl.publish_encoded(node, beat.clone());
+                            }
+                            // A node gone silent took its sockets: their users' presence.
+                            for user in cl.forget_silent_nodes() {
+                                happ.services.presence.remote_changed(user).await;
+                            }
+                        }
+                    }
                 }
             }
         },

@@ -1,24 +1,31 @@
 //! Several nodes acting as one server (DESIGN "Several nodes").
 //!
 //! Every node keeps its own sockets in its hub. With clustering on
-//! ([`MeloBuilder::cluster`](crate::MeloBuilder::cluster)), each delivery this node makes to
-//! its own sockets is also published once on the ephemeral bus (topic `hub`), and every other
-//! node hands it to the sockets it holds:
+//! ([`MeloBuilder::cluster`](crate::MeloBuilder::cluster)), each node subscribes to two bus
+//! topics: `hub`, which every node hears, and `hub:<its node id>`, its own.
 //!
-//! - durable frames (one note per serialized body, listing `(user, session, seq)`; the
-//!   receiving node splices each `seq` itself), ephemeral frames (presence, typing, calls),
-//!   frames for one session (call signalling) and socket closes (revocation);
-//! - cache invalidations (sessions of a user, a contact pair, a chat's members);
-//! - presence: each node announces its local state of a user (`online`/`away`/none) and a
-//!   heartbeat every 5 s; a user's status merges the local hub with the states of nodes
-//!   heard from within 20 s.
+//! - **Addressed**: what this node delivers to its own sockets goes, in one note per node, only
+//!   to the nodes that hold a socket of a recipient: durable frames (one note per serialized
+//!   body and node, listing `(user, session, seq)`; the receiving node splices each `seq`
+//!   itself), ephemeral frames (presence, typing, calls), frames for one session (call
+//!   signalling) and socket closes (revocation). Which node holds which sockets is the
+//!   registry each node keeps from the others' presence notes (below): a lookup in memory, no
+//!   round trip on the send path.
+//! - **To every node** (`hub`): cache invalidations (sessions of a user, a contact pair, a
+//!   chat's members), presence (each node announces its local state of a user,
+//!   `online`/`away`/none, and the sessions it holds sockets of) and a heartbeat every 5 s; a
+//!   user's status merges the local hub with the states of nodes heard from within 20 s.
 //!
-//! The bus is a best-effort path and the store stays the truth: a durable frame lost on the bus
-//! is a seq gap for the receiving socket, which reads the entry back from its queue (or gets it
-//! on reconnect). Publishing never blocks a request: notes go through a bounded queue to one
-//! publisher task; when it is full, notes are dropped and counted
-//! ([`Cluster::dropped`]). Every note reaches every node, so the bus carries O(nodes) copies:
-//! fine for a handful of nodes behind a load balancer.
+//! The bus is a best-effort path and the store stays the truth. Every bus message carries its
+//! node's counter for its destination; a counter that skips ahead means messages were lost, and
+//! the receiver repairs from the store: it flushes its caches, has its sockets re-read their
+//! queues, and asks the sender to announce its sockets again (a lost presence note would
+//! otherwise leave the registry without them). Heartbeats go to each known node's own topic as
+//! well, so a loss there shows within 5 s. A new socket re-reads its queue once, 2 s after it
+//! opened, for frames sent before its node's presence note reached the others. Publishing
+//! never blocks a request: notes go through a bounded queue to one publisher task; when it is
+//! full, notes are dropped and counted ([`Cluster::dropped`]), and the hole in the counter
+//! tells the receivers.
 //!
 //! Each bus message is sealed with the data key (`seal`): frames carry nicknames, public keys,
 //! SDP and ICE addresses, and whoever can watch the bus server (Redis `MONITOR`, `PSUBSCRIBE`)
@@ -37,8 +44,16 @@ use super::delivery::EntryMeta;
 use super::Core;
 use crate::model::{MessageId, SessionId, UserId};
 
-/// The bus topic of hub notes.
+/// The bus topic every node hears.
 pub(crate) const TOPIC: &str = "hub";
+
+/// The bus topic of one node.
+pub(crate) fn node_topic(node: u64) -> String {
+    format!("{TOPIC}:{node:016x}")
+}
+
+/// A bus message's destination id: [`ALL`] or a node id (never 0: ids are odd).
+pub(crate) const ALL: u64 = 0;
 /// How often a node says it is alive.
 pub(crate) const HEARTBEAT: Duration = Duration::from_secs(5);
 /// A node not heard from for this long no longer counts for presence.
@@ -126,6 +141,8 @@ pub(crate) enum Note {
     },
     /// The sender is alive.
     Heartbeat,
+    /// The receiver lost messages of the sender: announce your sockets to me again.
+    Resync,
 }
 
 fn put_user(b: &mut BytesMut, u: UserId) {
@@ -222,6 +239,7 @@ impl Note {
                 }
             }
             Note::Heartbeat => b.put_u8(7),
+            Note::Resync => b.put_u8(8),
         }
         b.freeze()
     }
@@ -312,6 +330,7 @@ impl Note {
                 }
             }
             7 => Note::Heartbeat,
+            8 => Note::Resync,
             _ => return None,
         };
         Some((origin, note))
@@ -322,17 +341,22 @@ impl Note {
 #[derive(Debug)]
 pub struct Cluster {
     node: u64,
-    tx: mpsc::Sender<Bytes>,
-    rx: std::sync::Mutex<Option<mpsc::Receiver<Bytes>>>,
+    /// Encoded notes with their destination ([`ALL`] or a node).
+    tx: mpsc::Sender<(u64, Bytes)>,
+    rx: std::sync::Mutex<Option<mpsc::Receiver<(u64, Bytes)>>>,
     /// Other nodes' presence of users: user → (node, state, sessions with a socket there).
     remote: DashMap<UserId, Vec<(u64, NodePresence, Vec<SessionId>)>>,
     /// When each other node was last heard from.
     heard: DashMap<u64, Instant>,
     dropped: AtomicU64,
-    /// Counter of the bus messages this node sealed.
-    sealed: AtomicU64,
-    /// The highest message counter accepted from each node (replays are refused).
-    accepted: DashMap<u64, u64>,
+    /// Counter of the bus messages this node sealed, per destination ([`ALL`] or a node).
+    sealed: DashMap<u64, u64>,
+    /// The highest message counter accepted from each node, on `hub` (false) and on this
+    /// node's own topic (true); replays are refused.
+    accepted: DashMap<(u64, bool), u64>,
+    /// Bus messages and notes this node published.
+    published: AtomicU64,
+    published_notes: AtomicU64,
     /// Times the counter of another node skipped ahead (its messages were lost on the bus).
     gaps: AtomicU64,
     /// When this node started.
@@ -351,8 +375,10 @@ impl Cluster {
             remote: DashMap::new(),
             heard: DashMap::new(),
             dropped: AtomicU64::new(0),
-            sealed: AtomicU64::new(0),
+            sealed: DashMap::new(),
             accepted: DashMap::new(),
+            published: AtomicU64::new(0),
+            published_notes: AtomicU64::new(0),
             gaps: AtomicU64::new(0),
             started: Instant::now(),
             last_heard_ms: AtomicU64::new(0),
@@ -390,23 +416,139 @@ impl Cluster {
         now >= NODE_TIMEOUT && now.saturating_sub(heard) <= HEARTBEAT * 2
     }
 
-    /// Queues `note` for the publisher (never blocks).
+    /// Queues `note` for every node (never blocks).
     pub(crate) fn publish(&self, note: &Note) {
-        if self.tx.try_send(note.encode(self.node)).is_err() {
-            self.note_dropped();
+        self.publish_encoded(ALL, note.encode(self.node));
+    }
+
+    /// Queues an encoded note for `dest` ([`ALL`] or a node; never blocks).
+    pub(crate) fn publish_encoded(&self, dest: u64, note: Bytes) {
+        if self.tx.try_send((dest, note)).is_err() {
+            self.note_dropped(dest);
         }
     }
 
-    /// Counts a note that never reached the bus, and skips a message number so that the
-    /// other nodes see the loss and flush their caches.
-    pub(crate) fn note_dropped(&self) {
+    /// Counts a note for `dest` that never reached the bus, and skips a message number so
+    /// that the receivers see the loss and repair from the store.
+    pub(crate) fn note_dropped(&self, dest: u64) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
-        self.sealed.fetch_add(1, Ordering::Relaxed);
+        *self.sealed.entry(dest).or_insert(0) += 1;
     }
 
     /// The publisher's queue; taken once by the task that drains it.
-    pub(crate) fn take_outbox(&self) -> Option<mpsc::Receiver<Bytes>> {
+    pub(crate) fn take_outbox(&self) -> Option<mpsc::Receiver<(u64, Bytes)>> {
         self.rx.lock().ok().and_then(|mut r| r.take())
+    }
+
+    /// Counts one bus message of `notes` notes handed to the bus.
+    pub(crate) fn count_published(&self, notes: usize) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        self.published_notes
+            .fetch_add(notes as u64, Ordering::Relaxed);
+    }
+
+    /// Bus messages this node published (a message bundles the notes queued meanwhile for one
+    /// destination).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
+    }
+
+    /// Notes this node published.
+    pub fn published_notes(&self) -> u64 {
+        self.published_notes.load(Ordering::Relaxed)
+    }
+
+    /// The other live nodes that hold a socket of (`user`, `session`).
+    fn nodes_with_session(&self, user: UserId, session: SessionId, out: &mut Vec<u64>) {
+        if let Some(list) = self.remote.get(&user) {
+            for (node, _, sessions) in list.iter() {
+                if sessions.contains(&session) && self.alive(*node) && !out.contains(node) {
+                    out.push(*node);
+                }
+            }
+        }
+    }
+
+    /// Splits the devices of a durable frame by the other live nodes holding their sockets;
+    /// devices with no socket elsewhere are left out (a device on two nodes is on both lists).
+    pub(crate) fn route(
+        &self,
+        to: Vec<(UserId, SessionId, i64)>,
+    ) -> Vec<(u64, Vec<(UserId, SessionId, i64)>)> {
+        let mut nodes = Vec::new();
+        for (user, session, _) in &to {
+            self.nodes_with_session(*user, *session, &mut nodes);
+        }
+        match nodes.as_slice() {
+            [] => Vec::new(),
+            // The common case: every device elsewhere is on one node; sent as it is (a device
+            // with no socket there is skipped by that node's hub).
+            [one] => vec![(*one, to)],
+            many => {
+                let mut on = Vec::new();
+                many.iter()
+                    .map(|node| {
+                        let mine = to
+                            .iter()
+                            .filter(|(u, s, _)| {
+                                on.clear();
+                                self.nodes_with_session(*u, *s, &mut on);
+                                on.contains(node)
+                            })
+                            .copied()
+                            .collect();
+                        (*node, mine)
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The other live nodes that hold a socket of `user`.
+    fn nodes_with_user(&self, user: UserId, out: &mut Vec<u64>) {
+        if let Some(list) = self.remote.get(&user) {
+            for (node, _, _) in list.iter() {
+                if self.alive(*node) && !out.contains(node) {
+                    out.push(*node);
+                }
+            }
+        }
+    }
+
+    /// Forgets the nodes not heard from within the node timeout (died, or cut off) and their
+    /// sockets; returns the users they held, whose merged presence may have changed.
+    pub(crate) fn forget_silent_nodes(&self) -> Vec<UserId> {
+        let silent: Vec<u64> = self
+            .heard
+            .iter()
+            .filter(|e| *e.key() != self.node && e.value().elapsed() >= NODE_TIMEOUT)
+            .map(|e| *e.key())
+            .collect();
+        if silent.is_empty() {
+            return Vec::new();
+        }
+        for n in &silent {
+            self.heard.remove(n);
+        }
+        let mut users = Vec::new();
+        self.remote.retain(|user, list| {
+            let n = list.len();
+            list.retain(|(node, _, _)| !silent.contains(node));
+            if list.len() != n {
+                users.push(*user);
+            }
+            !list.is_empty()
+        });
+        users
+    }
+
+    /// The other nodes heard from within the node timeout.
+    pub(crate) fn live_nodes(&self) -> Vec<u64> {
+        self.heard
+            .iter()
+            .filter(|e| *e.key() != self.node && e.value().elapsed() < NODE_TIMEOUT)
+            .map(|e| *e.key())
+            .collect()
     }
 
     /// Merged presence of `user` on the other live nodes: `None` when no node has a socket.
@@ -452,13 +594,12 @@ impl Cluster {
 }
 
 impl Core {
-    /// Applies a note from another node to this node's sockets and caches.
-    pub(crate) fn apply_note(&self, cluster: &Cluster, origin: u64, note: Note) {
+    /// Applies a note from another node to this node's sockets and caches. Returns the user
+    /// whose merged presence the note changed, for the presence service to announce.
+    pub(crate) fn apply_note(&self, cluster: &Cluster, origin: u64, note: Note) -> Option<UserId> {
         if cluster.heard.insert(origin, Instant::now()).is_none() {
             // A node we had not heard from (new, or back): it learns our sockets' presence.
-            for user in self.hub.users() {
-                self.announce_local_presence(user);
-            }
+            self.announce_all_presence_to(origin);
         }
         match note {
             Note::Durable { base, meta, to } => {
@@ -485,8 +626,72 @@ impl Core {
                 user,
                 state,
                 sessions,
-            } => cluster.set_remote(origin, user, state, sessions),
+            } => {
+                let before = self.all_away(user);
+                cluster.set_remote(origin, user, state, sessions);
+                if self.all_away(user) != before {
+                    return Some(user);
+                }
+            }
             Note::Heartbeat => {}
+            Note::Resync => self.announce_all_presence_to(origin),
+        }
+        None
+    }
+
+    /// Tells `node` this node's presence of every user with a socket here.
+    fn announce_all_presence_to(&self, node: u64) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        for user in self.hub.users() {
+            cluster.publish_encoded(node, self.local_presence(user).encode(cluster.node));
+        }
+    }
+
+    /// Messages of `origin` were lost (a gap in its counter): what they carried is repaired
+    /// from the store. Caches are flushed, every socket here re-reads its queue, and `origin`
+    /// is asked to announce its sockets again.
+    pub(crate) fn repair_after_loss(&self, origin: u64) {
+        self.flush_caches();
+        self.hub.pump_all();
+        if let Some(c) = &self.cluster {
+            c.publish_encoded(origin, Note::Resync.encode(c.node));
+        }
+    }
+
+    /// Publishes `note` to each of `nodes` (encoded once).
+    fn tell_nodes(&self, nodes: &[u64], note: impl FnOnce() -> Note) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        if nodes.is_empty() {
+            return;
+        }
+        let encoded = note().encode(c.node);
+        for n in nodes {
+            c.publish_encoded(*n, encoded.clone());
+        }
+    }
+
+    /// Durable frame `base` for the listed devices on other nodes: one note per node that
+    /// holds a socket of one of them.
+    pub(crate) fn tell_durable(
+        &self,
+        base: &Bytes,
+        meta: EntryMeta,
+        to: Vec<(UserId, SessionId, i64)>,
+    ) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        for (node, to) in c.route(to) {
+            let note = Note::Durable {
+                base: base.clone(),
+                meta,
+                to,
+            };
+            c.publish_encoded(node, note.encode(c.node));
         }
     }
 
@@ -497,27 +702,36 @@ impl Core {
         }
     }
 
-    /// Ephemeral frame to every socket of `user` (except `skip`) on every node.
+    /// Ephemeral frame to every socket of `user` (except `skip`) on every node that has one.
     pub(crate) fn send_ephemeral(&self, user: UserId, frame: &Bytes, skip: Option<SessionId>) {
         self.hub.send_ephemeral(user, frame, skip);
-        self.tell_cluster(|| Note::Ephemeral {
-            user,
-            skip,
-            frame: frame.clone(),
-        });
+        if let Some(c) = &self.cluster {
+            let mut nodes = Vec::new();
+            c.nodes_with_user(user, &mut nodes);
+            self.tell_nodes(&nodes, || Note::Ephemeral {
+                user,
+                skip,
+                frame: frame.clone(),
+            });
+        }
     }
 
     /// Ephemeral frame to the sockets of one session, wherever they are.
     pub(crate) fn send_to_session(&self, user: UserId, session: SessionId, frame: &Bytes) {
         self.hub.send_to_session(user, session, frame);
-        self.tell_cluster(|| Note::ToSession {
-            user,
-            session,
-            frame: frame.clone(),
-        });
+        if let Some(c) = &self.cluster {
+            let mut nodes = Vec::new();
+            c.nodes_with_session(user, session, &mut nodes);
+            self.tell_nodes(&nodes, || Note::ToSession {
+                user,
+                session,
+                frame: frame.clone(),
+            });
+        }
     }
 
-    /// Closes the sockets of a session on every node.
+    /// Closes the sockets of a session on every node. A node this one does not know to hold
+    /// them finds out by itself: sockets re-check their session (`SESSION_RECHECK`).
     pub(crate) fn close_session(
         &self,
         user: UserId,
@@ -526,12 +740,16 @@ impl Core {
         reason: &'static str,
     ) {
         self.hub.close_session(user, session, code, reason);
-        self.tell_cluster(|| Note::Close {
-            user,
-            session,
-            code,
-            reason,
-        });
+        if let Some(c) = &self.cluster {
+            let mut nodes = Vec::new();
+            c.nodes_with_session(user, session, &mut nodes);
+            self.tell_nodes(&nodes, || Note::Close {
+                user,
+                session,
+                code,
+                reason,
+            });
+        }
     }
 
     /// `Some(true)` when every socket of `user` on every live node is away, `Some(false)` when
@@ -548,7 +766,11 @@ impl Core {
 
     /// Tells the other nodes this node's presence of `user` (after a socket change).
     pub(crate) fn announce_local_presence(&self, user: UserId) {
-        self.tell_cluster(|| Note::Presence {
+        self.tell_cluster(|| self.local_presence(user));
+    }
+
+    fn local_presence(&self, user: UserId) -> Note {
+        Note::Presence {
             user,
             state: match self.hub.all_away(user) {
                 None => NodePresence::Offline,
@@ -556,7 +778,7 @@ impl Core {
                 Some(false) => NodePresence::Online,
             },
             sessions: self.hub.sessions_of(user),
-        });
+        }
     }
 
     /// True when [`Self::has_socket`] can be trusted to say "no socket anywhere": always on

@@ -55,6 +55,7 @@ fn notes_round_trip() {
             sessions: vec![SessionId(3), SessionId(4)],
         },
         Note::Heartbeat,
+        Note::Resync,
     ];
     for n in notes {
         let (origin, back) = Note::decode(n.encode(99)).expect("decodes");
@@ -138,26 +139,36 @@ fn replayed_and_stale_bus_messages_are_refused() {
     let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
     let pii = Pii::new(std::sync::Arc::new(keys));
     let (a, b, receiver) = (Cluster::new(), Cluster::new(), Cluster::new());
-    let a1 = a.seal_message(&pii, b"one").expect("seal");
-    let a2 = a.seal_message(&pii, b"two").expect("seal");
-    let b1 = b.seal_message(&pii, b"bee").expect("seal");
+    let a1 = a.seal_message(&pii, ALL, b"one").expect("seal");
+    let a2 = a.seal_message(&pii, ALL, b"two").expect("seal");
+    let b1 = b.seal_message(&pii, ALL, b"bee").expect("seal");
     assert_eq!(
-        receiver.open_message(&pii, &a1).map(|(b, _)| b).as_deref(),
+        receiver
+            .open_message(&pii, &a1)
+            .map(|(_, b, _)| b)
+            .as_deref(),
         Some(&b"one"[..])
     );
     assert_eq!(receiver.open_message(&pii, &a1), None, "a replay");
     assert_eq!(
-        receiver.open_message(&pii, &b1).map(|(b, _)| b).as_deref(),
+        receiver
+            .open_message(&pii, &b1)
+            .map(|(_, b, _)| b)
+            .as_deref(),
         Some(&b"bee"[..])
     );
     assert_eq!(
-        receiver.open_message(&pii, &a2).map(|(b, _)| b).as_deref(),
+        receiver
+            .open_message(&pii, &a2)
+            .map(|(_, b, _)| b)
+            .as_deref(),
         Some(&b"two"[..])
     );
     assert_eq!(receiver.open_message(&pii, &a1), None, "an older one");
     // A message sealed a minute ago (stamped by hand) is stale.
     let mut old = Vec::new();
     old.extend_from_slice(&77u64.to_be_bytes());
+    old.extend_from_slice(&ALL.to_be_bytes());
     old.extend_from_slice(&1u64.to_be_bytes());
     old.extend_from_slice(&(crate::model::Timestamp::now().millis() - 60_000).to_be_bytes());
     old.extend_from_slice(b"late");
@@ -177,27 +188,87 @@ fn lost_bus_messages_are_detected() {
     let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
     let pii = Pii::new(std::sync::Arc::new(keys));
     let (a, receiver) = (Cluster::new(), Cluster::new());
-    let m1 = a.seal_message(&pii, b"one").expect("seal");
-    let m2 = a.seal_message(&pii, b"two").expect("seal");
-    let _lost = a.seal_message(&pii, b"lost").expect("seal");
-    let m4 = a.seal_message(&pii, b"four").expect("seal");
+    let m1 = a.seal_message(&pii, ALL, b"one").expect("seal");
+    let m2 = a.seal_message(&pii, ALL, b"two").expect("seal");
+    let _lost = a.seal_message(&pii, ALL, b"lost").expect("seal");
+    let m4 = a.seal_message(&pii, ALL, b"four").expect("seal");
     // The first message heard from a node says nothing about earlier ones.
     assert_eq!(
-        receiver.open_message(&pii, &m2).map(|(_, gap)| gap),
+        receiver.open_message(&pii, &m2).map(|(_, _, gap)| gap),
         Some(false)
     );
     assert_eq!(receiver.open_message(&pii, &m1), None, "older");
     assert_eq!(
-        receiver.open_message(&pii, &m4).map(|(_, gap)| gap),
+        receiver.open_message(&pii, &m4).map(|(_, _, gap)| gap),
         Some(true)
     );
     assert_eq!(receiver.gaps(), 1);
     // A note dropped before it was sealed also leaves a hole in the counter.
-    a.note_dropped();
-    let m6 = a.seal_message(&pii, b"six").expect("seal");
+    a.note_dropped(ALL);
+    let m6 = a.seal_message(&pii, ALL, b"six").expect("seal");
     assert_eq!(
-        receiver.open_message(&pii, &m6).map(|(_, gap)| gap),
+        receiver.open_message(&pii, &m6).map(|(_, _, gap)| gap),
         Some(true)
     );
     assert_eq!(receiver.gaps(), 2);
+}
+
+/// A message addressed to one node opens there only; the counters of the shared topic and of a
+/// node's own topic are separate, so interleaving them shows no loss, and a message moved from
+/// one node's topic to another's is refused.
+#[test]
+fn addressed_messages_open_only_at_their_node() {
+    use crate::crypto::{DataKeys, JwtKey, StaticKeys};
+    let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
+    let pii = Pii::new(std::sync::Arc::new(keys));
+    let (a, b, c) = (Cluster::new(), Cluster::new(), Cluster::new());
+    let to_b = a.seal_message(&pii, b.node(), b"for b").expect("seal");
+    let to_all = a.seal_message(&pii, ALL, b"for all").expect("seal");
+    let to_b2 = a
+        .seal_message(&pii, b.node(), b"for b again")
+        .expect("seal");
+    let to_c = a.seal_message(&pii, c.node(), b"for c").expect("seal");
+    let open = |at: &Cluster, m: &[u8]| at.open_message(&pii, m).map(|(o, b, gap)| (o, b, gap));
+    assert_eq!(
+        open(&b, &to_b),
+        Some((a.node(), Bytes::from_static(b"for b"), false))
+    );
+    assert_eq!(open(&b, &to_all).map(|(_, _, gap)| gap), Some(false));
+    assert_eq!(
+        open(&b, &to_b2).map(|(_, _, gap)| gap),
+        Some(false),
+        "no false loss"
+    );
+    assert_eq!(open(&b, &to_c), None, "meant for another node");
+    assert_eq!(open(&c, &to_b), None, "moved to another node's topic");
+    assert!(open(&c, &to_c).is_some());
+    assert_eq!(b.gaps(), 0);
+}
+
+/// Durable frames go to the nodes that hold a socket of one of their devices, each with its
+/// own devices; nodes not heard from lately and devices without a socket elsewhere get none.
+#[test]
+fn durable_frames_are_routed_to_the_nodes_holding_their_sockets() {
+    let c = Cluster::new();
+    let (u1, u2, u3) = (uid(10_000_011), uid(10_000_012), uid(10_000_013));
+    let d = |u, s: i64, seq| (u, SessionId(s), seq);
+    assert!(c.route(vec![d(u1, 1, 5)]).is_empty(), "no other node");
+    c.heard.insert(5, Instant::now());
+    c.heard.insert(7, Instant::now());
+    c.set_remote(5, u1, NodePresence::Online, vec![SessionId(1)]);
+    c.set_remote(7, u2, NodePresence::Online, vec![SessionId(2)]);
+    c.set_remote(9, u3, NodePresence::Online, vec![SessionId(3)]);
+    // One node: the list as it is.
+    assert_eq!(
+        c.route(vec![d(u1, 1, 5), d(u1, 4, 6)]),
+        vec![(5, vec![d(u1, 1, 5), d(u1, 4, 6)])]
+    );
+    // Two nodes: each its own devices. Node 9 was never heard from.
+    let mut routed = c.route(vec![d(u1, 1, 5), d(u2, 2, 6), d(u3, 3, 7)]);
+    routed.sort_by_key(|(n, _)| *n);
+    assert_eq!(routed, vec![(5, vec![d(u1, 1, 5)]), (7, vec![d(u2, 2, 6)])]);
+    assert!(c.route(vec![d(u3, 3, 7)]).is_empty());
+    // A node that went quiet gets nothing.
+    c.heard.insert(7, Instant::now() - NODE_TIMEOUT);
+    assert_eq!(c.route(vec![d(u2, 2, 6)]), Vec::new());
 }

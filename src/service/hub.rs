@@ -34,6 +34,8 @@ pub(crate) enum Outbound {
     Ephemeral(Bytes),
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
+    /// Frames may have been lost on their way here: re-read the queue.
+    Pump,
 }
 
 /// Shared per-socket state the hub and the socket task both see.
@@ -183,6 +185,17 @@ impl Hub {
                 s.tx.try_send(Outbound::Durable { seq, frame, meta })
             {
                 s.kill.cancel();
+            }
+        }
+    }
+
+    /// Has every socket of this node re-read its queue (frames sent to it from another node
+    /// may have been lost on the bus). A socket whose outbound queue is full misses this: it
+    /// has frames to handle, and a gap among them makes it read the queue anyway.
+    pub(crate) fn pump_all(&self) {
+        for list in self.users.iter() {
+            for s in list.iter() {
+                let _ = s.tx.try_send(Outbound::Pump);
             }
         }
     }

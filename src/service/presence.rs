@@ -115,6 +115,18 @@ impl PresenceService {
     /// it changed.
     pub(crate) async fn refresh(&self, user: UserId) {
         self.core.announce_local_presence(user);
+        self.recompute(user).await;
+    }
+
+    /// Another node's presence of `user` changed (or that node went silent): the merged status
+    /// may have changed without any socket of this node. Several nodes may run this for one
+    /// change; the shared record of what was announced lets one of them announce it.
+    pub(crate) async fn remote_changed(&self, user: UserId) {
+        self.recompute(user).await;
+    }
+
+    /// Announces `user`'s status to its contacts when it differs from the one announced last.
+    async fn recompute(&self, user: UserId) {
         let now = self.status_of(user).await;
         let before = self.swap_announced(user, now).await;
         if now == "offline" {
@@ -154,26 +166,44 @@ impl PresenceService {
         }
         let key = format!("announced:{user}");
         let eph = &self.core.ephemeral;
-        let shared = match eph.get(&key).await {
-            Ok(v) => match v.as_deref() {
-                Some(b"online") => "online",
-                Some(b"away") => "away",
-                _ => "offline",
-            },
-            Err(e) => {
-                tracing::debug!(error = %e, "shared presence unreadable; using this node's");
-                return local;
+        // Compare and swap, from the atomic operations at hand: of nodes racing to announce
+        // one change, one moves the record and announces; the others find it moved.
+        for _ in 0..3 {
+            let shared = match eph.get(&key).await {
+                Ok(v) => match v.as_deref() {
+                    Some(b"online") => "online",
+                    Some(b"away") => "away",
+                    _ => "offline",
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "shared presence unreadable; using this node's");
+                    return local;
+                }
+            };
+            if shared == now {
+                return now;
             }
-        };
-        let written = if now == "offline" {
-            eph.delete(&key).await
-        } else {
-            eph.set(&key, now.as_bytes(), ANNOUNCED_KEEP).await
-        };
-        if let Err(e) = written {
-            tracing::debug!(error = %e, "shared presence not written");
+            let moved = async {
+                if shared != "offline" && !eph.delete_if(&key, shared.as_bytes()).await? {
+                    return Ok(false);
+                }
+                if now == "offline" {
+                    return Ok(true);
+                }
+                eph.set_if_absent(&key, now.as_bytes(), ANNOUNCED_KEEP)
+                    .await
+            };
+            match moved.await {
+                Ok(true) => return shared,
+                Ok(false) => continue,
+                Err::<_, crate::ephemeral::EphemeralError>(e) => {
+                    tracing::debug!(error = %e, "shared presence not written");
+                    return local;
+                }
+            }
         }
-        shared
+        // Others keep moving it: they announce.
+        now
     }
 
     async fn touch_last_seen(&self, user: UserId) {

@@ -24,6 +24,9 @@ use crate::service::frames::{self, ErrorFrame, ServerFrame};
 use crate::service::hub::{Outbound, SocketHandle, SocketState, OUTBOUND_CAPACITY};
 use crate::service::{Authenticated, WsReason};
 
+/// With several nodes: a new socket re-reads its queue once after this long, for frames other
+/// nodes sent before they heard this node announce it.
+const ANNOUNCE_SETTLE: Duration = Duration::from_secs(2);
 /// A write that takes longer than this means the peer cannot keep up.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// An unanswered server ping closes the socket after this long.
@@ -181,6 +184,9 @@ impl Conn {
         let mut recheck =
             tokio::time::interval_at(Instant::now() + SESSION_RECHECK, SESSION_RECHECK);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Other nodes address this socket's frames here once they heard this node announce
+        // it; what they sent before that is read back from the queue once, a little later.
+        let mut settle = clustered.then(|| Instant::now() + ANNOUNCE_SETTLE);
         if let Err(end) = self.deliver().await {
             return end;
         }
@@ -215,6 +221,11 @@ impl Conn {
                     self.flush_acks().await
                 }
                 _ = recheck.tick(), if clustered => self.recheck_session().await,
+                _ = tokio::time::sleep_until(settle.unwrap_or_else(Instant::now)), if settle.is_some() => {
+                    settle = None;
+                    self.pump = true;
+                    Ok(())
+                }
                 _ = tokio::time::sleep_until(away_at), if idle => {
                     self.state.set_away(true);
                     self.app.services.presence.refresh(self.auth.user).await;
@@ -319,6 +330,10 @@ impl Conn {
             }
             Outbound::Ephemeral(frame) => self.send_bytes(frame).await,
             Outbound::Close(code, reason) => Err(End::Close(code, reason)),
+            Outbound::Pump => {
+                self.pump = true;
+                Ok(())
+            }
         }
     }
 

@@ -1,11 +1,12 @@
 //! The bus wire format: one sealed message carries one note or a bundle of them, stamped with
-//! its origin node, a per-node counter and the time, so replays and stale copies are refused.
+//! its origin node, its destination, the origin's counter for that destination and the time,
+//! so replays, copies moved to another topic and stale copies are refused, and losses show.
 
 use std::sync::atomic::Ordering;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::{Cluster, MAX_BUNDLE, TOPIC};
+use super::{Cluster, ALL, MAX_BUNDLE, TOPIC};
 use crate::crypto::Pii;
 
 /// Encoding version of a bundle of encoded notes (one bus message for many notes).
@@ -60,50 +61,61 @@ pub(crate) fn unbundle(mut b: Bytes) -> Vec<Bytes> {
     out
 }
 
-/// Bytes in front of every bus message, inside the seal: origin node, its message counter and
-/// the time it was sealed (ms).
-const STAMP_LEN: usize = 24;
+/// Bytes in front of every bus message, inside the seal: origin node, destination ([`ALL`] or
+/// a node), the origin's message counter for that destination and the time it was sealed (ms).
+const STAMP_LEN: usize = 32;
 /// Bus messages sealed longer ago (or further in the future) than this are refused.
 const BUS_MAX_AGE_MS: i64 = 30_000;
 /// Nodes remembered for replay checks before the ones no longer heard from are forgotten.
 const MAX_REMEMBERED_NODES: usize = 1024;
 
 impl Cluster {
-    /// Seals one bus message with this node's id, the next counter and the time, so that a
-    /// copy replayed onto the bus (by anyone who can publish to Redis) is refused.
-    pub(crate) fn seal_message(&self, pii: &Pii, msg: &[u8]) -> Option<Bytes> {
-        let n = self.sealed.fetch_add(1, Ordering::Relaxed) + 1;
+    /// Seals one bus message for `dest` ([`ALL`] or a node) with this node's id, the next
+    /// counter for that destination and the time, so that a copy replayed onto the bus (by
+    /// anyone who can publish to Redis), or moved to another node's topic, is refused.
+    pub(crate) fn seal_message(&self, pii: &Pii, dest: u64, msg: &[u8]) -> Option<Bytes> {
+        let n = {
+            let mut c = self.sealed.entry(dest).or_insert(0);
+            *c += 1;
+            *c
+        };
         let mut b = Vec::with_capacity(STAMP_LEN + msg.len());
         b.extend_from_slice(&self.node.to_be_bytes());
+        b.extend_from_slice(&dest.to_be_bytes());
         b.extend_from_slice(&n.to_be_bytes());
         b.extend_from_slice(&crate::model::Timestamp::now().millis().to_be_bytes());
         b.extend_from_slice(msg);
         seal(pii, &b)
     }
 
-    /// Opens a bus message of [`Self::seal_message`]: `None` when it does not open, is older
-    /// than 30 s (or as far in the future), or is not newer than the last one accepted from
-    /// its node (a replay). With the message comes whether messages of its node were missed
-    /// since the last one accepted (its counter skipped ahead): their cache invalidations may
-    /// be lost, so the caller flushes its caches.
-    pub(crate) fn open_message(&self, pii: &Pii, raw: &[u8]) -> Option<(Bytes, bool)> {
+    /// Opens a bus message of [`Self::seal_message`]: `None` when it does not open, is meant
+    /// for another node, is older than 30 s (or as far in the future), or is not newer than
+    /// the last one accepted from its node on its topic (a replay). With the origin and the
+    /// message comes whether messages of that node on that topic were missed since the last
+    /// one accepted (its counter skipped ahead): the caller repairs from the store.
+    pub(crate) fn open_message(&self, pii: &Pii, raw: &[u8]) -> Option<(u64, Bytes, bool)> {
         let mut b = open(pii, raw)?;
         if b.len() < STAMP_LEN {
             return None;
         }
         let node = b.get_u64();
+        let dest = b.get_u64();
         let n = b.get_u64();
         let at = b.get_i64();
+        if dest != ALL && dest != self.node {
+            return None;
+        }
         let age = crate::model::Timestamp::now().millis().saturating_sub(at);
         if !(-BUS_MAX_AGE_MS..=BUS_MAX_AGE_MS).contains(&age) {
             return None;
         }
-        if self.accepted.len() >= MAX_REMEMBERED_NODES && !self.accepted.contains_key(&node) {
+        let key = (node, dest != ALL);
+        if self.accepted.len() >= MAX_REMEMBERED_NODES && !self.accepted.contains_key(&key) {
             self.accepted
-                .retain(|k, _| *k == self.node || self.heard.contains_key(k));
+                .retain(|(k, _), _| *k == self.node || self.heard.contains_key(k));
         }
         self.heard_bus();
-        let mut last = self.accepted.entry(node).or_insert(0);
+        let mut last = self.accepted.entry(key).or_insert(0);
         if n <= *last {
             return None;
         }
@@ -114,6 +126,6 @@ impl Cluster {
         if gap {
             self.gaps.fetch_add(1, Ordering::Relaxed);
         }
-        Some((b, gap))
+        Some((node, b, gap))
     }
 }

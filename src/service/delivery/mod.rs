@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::cluster::Note;
 use super::frames::{self, RelayDelivery, ServerFrame};
 use super::hub::with_seq;
 use super::{Authenticated, Core, Result};
@@ -82,11 +81,7 @@ impl DeliveryService {
                 .hub
                 .send_durable(*user, *session, *seq, base, meta);
         }
-        self.core.tell_cluster(|| Note::Durable {
-            base: base.clone(),
-            meta,
-            to,
-        });
+        self.core.tell_durable(base, meta, to);
     }
 
     /// Fans out what `outbox` gathered, now that its entries got `seqs`: one delivery (and one
