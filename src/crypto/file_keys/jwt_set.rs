@@ -134,7 +134,7 @@ pub(super) fn scan(dir: &Path, loaded: Option<&JwtSet>) -> Result<Vec<Loaded>, C
     // Temporary files are judged by the system clock, which wrote their modification time.
     let stale_before = std::time::SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| secs(d))
+        .map_or(0, secs)
         .saturating_sub(STALE_TEMP_SECS);
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
@@ -152,7 +152,7 @@ pub(super) fn scan(dir: &Path, loaded: Option<&JwtSet>) -> Result<Vec<Loaded>, C
             .modified()
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| secs(d));
+            .map_or(0, secs);
         if name.starts_with('.') && name.ends_with(".tmp") {
             if published < stale_before {
                 let _ = std::fs::remove_file(entry.path());
