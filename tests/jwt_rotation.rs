@@ -43,10 +43,12 @@ async fn jwks_kids(c: &common::Client) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_survive_rotation_until_expiry_and_jwks_lists_live_keys() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Rotate every 3 s; checked every second.
+    // Rotate every 5 s; checked every second; a new key is made 2 s ahead of its slot and signs
+    // once published for 2 s.
     let policy = KeyPolicy {
-        rotation: Duration::from_secs(3),
+        rotation: Duration::from_secs(5),
         token_ttl: Duration::from_secs(60),
+        publish_delay: Duration::from_secs(2),
     };
     let keys = Arc::new(
         FileKeyProvider::open(dir.path(), policy, None)
@@ -81,11 +83,18 @@ async fn tokens_survive_rotation_until_expiry_and_jwks_lists_live_keys() {
     assert!(kids.contains(&k1), "the retired key still verifies");
     // The token signed before the rotation still works.
     assert_eq!(c.get("/profile", Some(&a.token)).await.status, 200);
-    // New tokens carry the current key, which /public_key shows.
-    let r = common::login(c, &a.phone, &a.password, &a.device).await;
-    let fresh = r.body["access_token"].as_str().expect("token").to_owned();
+    // Once the new key is past its publish delay, new tokens carry it.
+    let mut fresh = String::new();
+    for _ in 0..50 {
+        let r = common::login(c, &a.phone, &a.password, &a.device).await;
+        fresh = r.body["access_token"].as_str().expect("token").to_owned();
+        if kid_of(&fresh) != k1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let k_new = kid_of(&fresh);
-    assert_ne!(k_new, k1);
+    assert_ne!(k_new, k1, "the new key signs within 5 s");
     assert!(jwks_kids(c).await.contains(&k_new));
     assert_eq!(c.get("/profile", Some(&fresh)).await.status, 200);
     // The JWKS is exactly the provider's live set (as of the same moment).
@@ -110,6 +119,7 @@ async fn tokens_survive_rotation_until_expiry_and_jwks_lists_live_keys() {
     let first_pem = std::fs::read_dir(dir.path().join("jwt"))
         .expect("jwt dir")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pem"))
         .min()
         .expect("a key file");
     let pem = std::fs::read(first_pem).expect("pem");

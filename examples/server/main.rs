@@ -275,6 +275,11 @@ pub(crate) async fn open_keys(settings: &settings::Settings) -> anyhow::Result<F
     let policy = KeyPolicy {
         rotation: Duration::from_secs(config.auth.jwt_key_rotation_days * 86_400),
         token_ttl: config.auth.token_ttl(),
+        // Every node sharing the key directory loads a new key within one key check; wait at
+        // least two (and at least the default 5 minutes) before it signs.
+        publish_delay: KeyPolicy::default().publish_delay.max(Duration::from_secs(
+            config.auth.key_check_secs.max(1).saturating_mul(2),
+        )),
     };
     let secret = settings
         .encryption_key

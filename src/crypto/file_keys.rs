@@ -2,36 +2,54 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
+use zeroize::Zeroizing;
 
 use super::keys::{random_key, DataKeys, JwtKey, KeyPolicy, KeyProvider};
 use super::CryptoError;
 use crate::model::Timestamp;
 use crate::push::VapidKey;
 
+mod jwt_set;
+
+use jwt_set::{key_file_name, secs, JwtSet};
+
 /// Keys kept in a directory, created on first start with mode 0600:
-/// `jwt/<unix-seconds>.pem` (PKCS#8 RSA keys, the newest signs) and `data-keys.json`
-/// (AES-256-GCM keys by version and the blind-index key).
+/// `jwt/<slot>.pem` (PKCS#8 RSA keys), `data-keys.json` (AES-256-GCM keys by version and the
+/// blind-index keys) and `vapid.json`.
 ///
-/// [`KeyProvider::maintain`] generates a new signing key when the current one is older than
-/// [`KeyPolicy::rotation`] and deletes retired keys once every token they signed has expired
-/// (token lifetime + 10 minutes after they stopped signing). It also re-reads `data-keys.json`,
-/// so a data key added by [`FileKeyProvider::add_data_key`] (the example's `rotate-keys
-/// --new-key`) reaches a running server before its activation time.
+/// Several nodes share one directory (a shared volume): every file is published atomically and
+/// created exclusively, so nodes starting together agree on one set of keys, and
+/// [`KeyProvider::maintain`] re-reads the directory, so every node sees the keys any node made or
+/// retired.
+///
+/// - A JWT key's name is its slot, the Unix second from which it may sign. When the newest key's
+///   slot plus [`KeyPolicy::rotation`] comes within [`KeyPolicy::publish_delay`], `maintain`
+///   makes the key for that slot; of several nodes racing, one creates the file and the others
+///   load it. A key verifies (and is in the JWKS) from the start, but signs only from its slot,
+///   and not before it has been published for the publish delay, so every node has loaded it
+///   before any token it signed exists.
+/// - A key is deleted once every token it signed has expired: token lifetime + 10 minutes after
+///   its successor started signing.
+/// - `data-keys.json` is re-read too, so a data key added by [`FileKeyProvider::add_data_key`]
+///   (the example's `rotate-keys --new-key`) reaches a running server before its activation
+///   time.
 pub struct FileKeyProvider {
     dir: PathBuf,
     policy: KeyPolicy,
-    jwt: ArcSwap<Vec<Arc<JwtKey>>>,
+    jwt: ArcSwap<JwtSet>,
     data: ArcSwap<DataKeys>,
     /// Data keys come from `ENCRYPTION_KEY_STR`, not from `data-keys.json`.
     derived: bool,
     vapid: Arc<VapidKey>,
     rotating: Mutex<()>,
+    clock: Clock,
 }
 
 impl fmt::Debug for FileKeyProvider {
@@ -40,6 +58,23 @@ impl fmt::Debug for FileKeyProvider {
             .field("dir", &self.dir)
             .field("jwt_keys", &self.jwt.load().len())
             .finish_non_exhaustive()
+    }
+}
+
+/// The provider's time: the system clock, or a settable one in unit tests.
+#[derive(Clone, Default)]
+struct Clock {
+    #[cfg(test)]
+    fixed: Option<Arc<std::sync::atomic::AtomicI64>>,
+}
+
+impl Clock {
+    fn now(&self) -> i64 {
+        #[cfg(test)]
+        if let Some(t) = &self.fixed {
+            return t.load(std::sync::atomic::Ordering::SeqCst);
+        }
+        Timestamp::now().secs()
     }
 }
 
@@ -86,7 +121,15 @@ impl FileKeyProvider {
         policy: KeyPolicy,
         data_secret: Option<&str>,
     ) -> Result<Self, CryptoError> {
-        let dir = dir.into();
+        Self::open_with(dir.into(), policy, data_secret, Clock::default()).await
+    }
+
+    async fn open_with(
+        dir: PathBuf,
+        policy: KeyPolicy,
+        data_secret: Option<&str>,
+        clock: Clock,
+    ) -> Result<Self, CryptoError> {
         let jwt_dir = dir.join("jwt");
         create_private_dir(&dir).await?;
         create_private_dir(&jwt_dir).await?;
@@ -95,10 +138,7 @@ impl FileKeyProvider {
             None => load_or_create_data_keys(&dir.join(DATA_KEYS_FILE)).await?,
         };
         let vapid = load_or_create_vapid(&dir.join("vapid.json")).await?;
-        let mut keys = load_jwt_keys(&jwt_dir).await?;
-        if keys.is_empty() {
-            keys.push(generate_and_store(&jwt_dir).await?);
-        }
+        let keys = load_jwt_set(&jwt_dir, None, &clock).await?;
         let provider = Self {
             dir,
             policy,
@@ -107,6 +147,7 @@ impl FileKeyProvider {
             derived: data_secret.is_some(),
             vapid: Arc::new(vapid),
             rotating: Mutex::new(()),
+            clock,
         };
         provider.maintain().await?;
         Ok(provider)
@@ -192,23 +233,127 @@ impl FileKeyProvider {
         }
         Ok(())
     }
+
+    /// Re-reads `jwt/`, makes the next key when one is due (unless another node did), and
+    /// deletes retired keys.
+    async fn refresh_jwt(&self) -> Result<(), CryptoError> {
+        let jwt_dir = self.dir.join("jwt");
+        let before = self.jwt.load_full();
+        let mut set = load_jwt_set(&jwt_dir, Some(before.clone()), &self.clock).await?;
+        if let Some(slot) = set.due_slot(self.clock.now(), &self.policy) {
+            if let Some(kid) = create_key(&jwt_dir, slot, &self.clock).await? {
+                tracing::info!(target: "melo::audit", event = "key_rotated", kid, slot, "made the next JWT signing key");
+            }
+            // Made here or by another node first: either way it is on disk now.
+            set = load_jwt_set(&jwt_dir, Some(Arc::new(set)), &self.clock).await?;
+        }
+        let now = self.clock.now();
+        let delay = secs(self.policy.publish_delay);
+        let keep_for = secs(self.policy.token_ttl).saturating_add(600);
+        let retired = set.retired(now, delay, keep_for);
+        for slot in &retired {
+            let Some(k) = set.iter().find(|k| k.key.created_at() == *slot) else {
+                continue;
+            };
+            match tokio::fs::remove_file(jwt_dir.join(key_file_name(*slot))).await {
+                Ok(()) => {}
+                // Another node deleted it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(error = %e, "could not delete retired JWT key file"),
+            }
+            tracing::info!(target: "melo::audit", event = "key_retired", kid = k.key.kid(), "retired JWT key");
+        }
+        let kept: Vec<_> = set
+            .iter()
+            .filter(|k| !retired.contains(&k.key.created_at()))
+            .cloned()
+            .collect();
+        // The newest key is never retired, so `kept` is never empty.
+        let set = JwtSet::new(kept).unwrap_or(set);
+        for k in set.iter() {
+            if !before.iter().any(|b| b.key.kid() == k.key.kid()) {
+                tracing::info!(
+                    kid = k.key.kid(),
+                    slot = k.key.created_at(),
+                    "loaded a JWT key"
+                );
+            }
+        }
+        for b in before.iter() {
+            if !set.iter().any(|k| k.key.kid() == b.key.kid())
+                && !retired.contains(&b.key.created_at())
+            {
+                tracing::info!(
+                    kid = b.key.kid(),
+                    "dropped a JWT key deleted from the key directory"
+                );
+            }
+        }
+        self.jwt.store(Arc::new(set));
+        Ok(())
+    }
 }
 
 const DATA_KEYS_FILE: &str = "data-keys.json";
 
+/// Reads `jwt/` into a key set. With nothing loaded yet (start-up) and no key on disk, makes the
+/// first key. A directory without a readable key while keys are loaded is an error: the loaded
+/// set stays (an unmounted volume must not replace every key).
+async fn load_jwt_set(
+    dir: &Path,
+    loaded: Option<Arc<JwtSet>>,
+    clock: &Clock,
+) -> Result<JwtSet, CryptoError> {
+    let scan = |loaded: Option<Arc<JwtSet>>| {
+        let dir = dir.to_owned();
+        async move {
+            tokio::task::spawn_blocking(move || jwt_set::scan(&dir, loaded.as_deref()))
+                .await
+                .map_err(|e| CryptoError::Keys(e.to_string()))?
+        }
+    };
+    let first_start = loaded.is_none();
+    if let Some(set) = JwtSet::new(scan(loaded).await?) {
+        return Ok(set);
+    }
+    if !first_start {
+        return Err(CryptoError::Keys(format!(
+            "{} holds no readable JWT key; keeping the loaded keys",
+            dir.display()
+        )));
+    }
+    if let Some(kid) = create_key(dir, clock.now(), clock).await? {
+        tracing::info!(target: "melo::audit", event = "key_generated", kid, "made the first JWT signing key");
+    }
+    JwtSet::new(scan(None).await?)
+        .ok_or_else(|| CryptoError::Keys(format!("{} holds no readable JWT key", dir.display())))
+}
+
+/// Generates a key for `slot` and publishes it as `jwt/<slot>.pem` unless that file exists.
+/// Returns the new key's `kid`, or `None` when another process made the slot's key first.
+async fn create_key(dir: &Path, slot: i64, clock: &Clock) -> Result<Option<String>, CryptoError> {
+    let path = dir.join(key_file_name(slot));
+    if tokio::fs::try_exists(&path).await? {
+        return Ok(None);
+    }
+    let key = tokio::task::spawn_blocking(move || JwtKey::generate(slot))
+        .await
+        .map_err(|e| CryptoError::Keys(e.to_string()))??;
+    // Published now, after the (slow) generation: the publish delay counts from here.
+    let published = UNIX_EPOCH + Duration::from_secs(u64::try_from(clock.now()).unwrap_or(0));
+    let created = publish_exclusive(&path, key.private_pem().as_bytes(), Some(published)).await?;
+    Ok(created.then(|| key.kid().to_owned()))
+}
+
 #[async_trait::async_trait]
 impl KeyProvider for FileKeyProvider {
     fn signing_key(&self) -> Arc<JwtKey> {
-        // Keys are sorted oldest first; `open` guarantees at least one.
-        self.jwt
-            .load()
-            .last()
-            .cloned()
-            .expect("FileKeyProvider always holds a key")
+        let delay = secs(self.policy.publish_delay);
+        self.jwt.load().signing(self.clock.now(), delay).key.clone()
     }
 
     fn verifying_keys(&self) -> Vec<Arc<JwtKey>> {
-        self.jwt.load().as_ref().clone()
+        self.jwt.load().keys()
     }
 
     fn data_keys(&self) -> Arc<DataKeys> {
@@ -225,34 +370,7 @@ impl KeyProvider for FileKeyProvider {
         if let Err(e) = self.reload_data_keys().await {
             tracing::error!(error = %e, "data-key file not reloaded; keeping the loaded keys");
         }
-        let now = Timestamp::now().secs();
-        let jwt_dir = self.dir.join("jwt");
-        let mut keys = self.jwt.load().as_ref().clone();
-        let newest = keys.last().map(|k| k.created_at()).unwrap_or(i64::MIN);
-        let rotation = self.policy.rotation.as_secs() as i64;
-        if now.saturating_sub(newest) >= rotation {
-            let key = generate_and_store(&jwt_dir).await?;
-            tracing::info!(target: "melo::audit", event = "key_rotated", kid = key.kid(), "rotated JWT signing key");
-            keys.push(key);
-        }
-        // A key retires when its successor starts signing; it verifies for ttl + 10 min more.
-        let keep_for = self.policy.token_ttl.as_secs() as i64 + 600;
-        let mut kept = Vec::with_capacity(keys.len());
-        for (i, key) in keys.iter().enumerate() {
-            let retired_at = keys.get(i + 1).map(|next| next.created_at());
-            match retired_at {
-                Some(at) if now > at.saturating_add(keep_for) => {
-                    let path = jwt_dir.join(format!("{}.pem", key.created_at()));
-                    if let Err(e) = tokio::fs::remove_file(&path).await {
-                        tracing::warn!(error = %e, "could not delete retired JWT key file");
-                    }
-                    tracing::info!(target: "melo::audit", event = "key_retired", kid = key.kid(), "retired JWT key");
-                }
-                _ => kept.push(key.clone()),
-            }
-        }
-        self.jwt.store(Arc::new(kept));
-        Ok(())
+        self.refresh_jwt().await
     }
 }
 
@@ -266,27 +384,91 @@ async fn create_private_dir(dir: &Path) -> Result<(), CryptoError> {
     Ok(())
 }
 
+/// Writes `contents` to a new temporary file (0600, synced) beside `path`, named
+/// `.<name>.<random>.tmp` so concurrent writers never share one. `mtime` sets its modification
+/// time.
+fn write_temp(path: &Path, contents: &[u8], mtime: Option<SystemTime>) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+    let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    let written = (|| {
+        f.write_all(contents)?;
+        if let Some(t) = mtime {
+            f.set_modified(t)?;
+        }
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(tmp)
+}
+
+/// Flushes a directory entry change to disk (best effort: not every platform can).
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// Replaces `path` atomically: readers see the old file or the new one, never a part.
 async fn write_private(path: &Path, contents: &[u8]) -> Result<(), CryptoError> {
     let path = path.to_owned();
-    let contents = contents.to_vec();
+    let contents = Zeroizing::new(contents.to_vec());
     tokio::task::spawn_blocking(move || -> Result<(), std::io::Error> {
-        use std::io::Write;
-        let tmp = path.with_extension("tmp");
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
+        let tmp = write_temp(&path, &contents, None)?;
+        let renamed = std::fs::rename(&tmp, &path);
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(&contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
+        renamed?;
+        sync_dir(&path);
+        Ok(())
     })
     .await
     .map_err(|e| CryptoError::Keys(e.to_string()))??;
     Ok(())
+}
+
+/// Creates `path` atomically and only if it does not exist: the contents go to a temporary file
+/// that is then hard-linked to `path`, which fails when `path` exists. Of several processes
+/// racing for one name, exactly one gets `true`; the others get `false` and read the winner's
+/// file, which is complete by then. The filesystem must support hard links (local filesystems,
+/// NFS, CephFS and EFS do).
+async fn publish_exclusive(
+    path: &Path,
+    contents: &[u8],
+    mtime: Option<SystemTime>,
+) -> Result<bool, CryptoError> {
+    let path = path.to_owned();
+    let contents = Zeroizing::new(contents.to_vec());
+    let created = tokio::task::spawn_blocking(move || -> Result<bool, std::io::Error> {
+        let tmp = write_temp(&path, &contents, mtime)?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                sync_dir(&path);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+    .map_err(|e| CryptoError::Keys(e.to_string()))??;
+    Ok(created)
 }
 
 async fn read_data_keys_file(path: &Path) -> Result<Option<DataKeysFile>, CryptoError> {
@@ -348,233 +530,57 @@ async fn load_or_create_data_keys(path: &Path) -> Result<DataKeys, CryptoError> 
         blind_keys: BTreeMap::new(),
         next: None,
     };
-    write_data_keys_file(path, &file).await?;
+    let json = Zeroizing::new(
+        serde_json::to_vec_pretty(&file).map_err(|e| CryptoError::Keys(e.to_string()))?,
+    );
+    // Nodes starting together on an empty shared directory: one file wins, everyone uses it.
+    if !publish_exclusive(path, &json, None).await? {
+        let file = read_data_keys_file(path).await?.ok_or_else(|| {
+            CryptoError::Keys(format!("{} vanished while being created", path.display()))
+        })?;
+        return data_keys_from_file(&file, path);
+    }
     tracing::info!(target: "melo::audit", event = "data_keys_generated", "generated data keys");
     Ok(keys)
 }
 
-async fn load_or_create_vapid(path: &Path) -> Result<VapidKey, CryptoError> {
+async fn read_vapid(path: &Path) -> Result<Option<VapidKey>, CryptoError> {
     match tokio::fs::read(path).await {
         Ok(bytes) => {
+            let bytes = Zeroizing::new(bytes);
             let file: VapidFile = serde_json::from_slice(&bytes).map_err(|_| {
                 CryptoError::Keys(format!("{} is not a VAPID key file", path.display()))
             })?;
             VapidKey::from_pair(&file.public, &file.private)
+                .map(Some)
                 .map_err(|e| CryptoError::Keys(format!("{}: {e}", path.display())))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = VapidKey::generate();
-            let file = VapidFile {
-                public: key.public_base64url(),
-                private: key.private_base64url(),
-            };
-            let json = zeroize::Zeroizing::new(
-                serde_json::to_vec_pretty(&file).map_err(|e| CryptoError::Keys(e.to_string()))?,
-            );
-            write_private(path, &json).await?;
-            tracing::info!("generated the VAPID key pair");
-            Ok(key)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
-async fn load_jwt_keys(dir: &Path) -> Result<Vec<Arc<JwtKey>>, CryptoError> {
-    let mut entries = tokio::fs::read_dir(dir).await?;
-    let mut found = Vec::new();
-    while let Some(entry) = entries.next_entry().await? {
-        let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".pem")) else {
-            continue;
-        };
-        let Ok(created) = stem.parse::<i64>() else {
-            continue;
-        };
-        let pem = zeroize::Zeroizing::new(tokio::fs::read_to_string(entry.path()).await?);
-        found.push(Arc::new(JwtKey::from_pkcs8_pem(&pem, created)?));
+async fn load_or_create_vapid(path: &Path) -> Result<VapidKey, CryptoError> {
+    if let Some(key) = read_vapid(path).await? {
+        return Ok(key);
     }
-    found.sort_by_key(|k| k.created_at());
-    Ok(found)
-}
-
-async fn generate_and_store(dir: &Path) -> Result<Arc<JwtKey>, CryptoError> {
-    let now = Timestamp::now().secs();
-    let key = tokio::task::spawn_blocking(move || JwtKey::generate(now))
-        .await
-        .map_err(|e| CryptoError::Keys(e.to_string()))??;
-    write_private(
-        &dir.join(format!("{now}.pem")),
-        key.private_pem().as_bytes(),
-    )
-    .await?;
-    Ok(Arc::new(key))
+    let key = VapidKey::generate();
+    let file = VapidFile {
+        public: key.public_base64url(),
+        private: key.private_base64url(),
+    };
+    let json = Zeroizing::new(
+        serde_json::to_vec_pretty(&file).map_err(|e| CryptoError::Keys(e.to_string()))?,
+    );
+    // As with the data keys: of nodes starting together, one pair wins.
+    if !publish_exclusive(path, &json, None).await? {
+        return read_vapid(path).await?.ok_or_else(|| {
+            CryptoError::Keys(format!("{} vanished while being created", path.display()))
+        });
+    }
+    tracing::info!("generated the VAPID key pair");
+    Ok(key)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[tokio::test]
-    async fn creates_persists_and_reloads_with_0600() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = FileKeyProvider::open(dir.path(), KeyPolicy::default(), None)
-            .await
-            .expect("open");
-        let kid = p.signing_key().kid().to_owned();
-        let blind = *p.data_keys().blind_key();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("data-keys.json"))
-                .expect("meta")
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o777, 0o600);
-            let jwt = std::fs::read_dir(dir.path().join("jwt"))
-                .expect("dir")
-                .next()
-                .expect("one")
-                .expect("entry");
-            assert_eq!(
-                jwt.metadata().expect("meta").permissions().mode() & 0o777,
-                0o600
-            );
-        }
-        drop(p);
-        let p = FileKeyProvider::open(dir.path(), KeyPolicy::default(), None)
-            .await
-            .expect("reopen");
-        assert_eq!(p.signing_key().kid(), kid);
-        assert_eq!(p.data_keys().blind_key(), &blind);
-    }
-
-    #[tokio::test]
-    async fn rotates_when_due_and_keeps_old_key_verifying() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let policy = KeyPolicy {
-            rotation: Duration::from_secs(3600),
-            token_ttl: Duration::from_secs(60),
-        };
-        let p = FileKeyProvider::open(dir.path(), policy, None)
-            .await
-            .expect("open");
-        let first = p.signing_key().kid().to_owned();
-        // Age the key file: rename it to an old timestamp and reopen.
-        let jwt_dir = dir.path().join("jwt");
-        let old = std::fs::read_dir(&jwt_dir)
-            .expect("dir")
-            .next()
-            .expect("one")
-            .expect("entry")
-            .path();
-        let aged = Timestamp::now().secs() - 7200;
-        std::fs::rename(&old, jwt_dir.join(format!("{aged}.pem"))).expect("rename");
-        let p = FileKeyProvider::open(dir.path(), policy, None)
-            .await
-            .expect("reopen");
-        assert_ne!(
-            p.signing_key().kid(),
-            first,
-            "a due key is rotated on start"
-        );
-        let kids: Vec<_> = p
-            .verifying_keys()
-            .iter()
-            .map(|k| k.kid().to_owned())
-            .collect();
-        assert!(
-            kids.contains(&first),
-            "the retired key still verifies within ttl + 10 min"
-        );
-        assert_eq!(kids.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn added_data_key_is_loaded_then_activates() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = FileKeyProvider::open(dir.path(), KeyPolicy::default(), None)
-            .await
-            .expect("open");
-        let v1_blind = *p.data_keys().blind_key();
-        let later = Timestamp::now().secs() + 3600;
-        let added = FileKeyProvider::add_data_key(dir.path(), later)
-            .await
-            .expect("add");
-        assert_eq!(added.version, 2);
-        assert!(
-            FileKeyProvider::add_data_key(dir.path(), later)
-                .await
-                .is_err(),
-            "one pending rotation at a time"
-        );
-        assert!(
-            p.data_keys().key(2).is_none(),
-            "not loaded before maintenance"
-        );
-        p.maintain().await.expect("maintain");
-        let keys = p.data_keys();
-        assert!(keys.key(2).is_some(), "loaded by maintenance");
-        assert_eq!(keys.current_version(), 1, "still pending");
-        assert_eq!(keys.blind_keys(), vec![&v1_blind, keys.blind_keys()[1]]);
-        // Due now: the next add folds it in and stages version 3.
-        let file = std::fs::read(dir.path().join(DATA_KEYS_FILE)).expect("read");
-        let mut json: serde_json::Value = serde_json::from_slice(&file).expect("json");
-        json["next"]["activates_at"] = serde_json::json!(0);
-        std::fs::write(dir.path().join(DATA_KEYS_FILE), json.to_string()).expect("write");
-        p.maintain().await.expect("maintain");
-        let keys = p.data_keys();
-        assert_eq!(keys.current_version(), 2, "active once due");
-        assert_ne!(
-            keys.blind_key(),
-            &v1_blind,
-            "version 2 has its own blind key"
-        );
-        assert_eq!(keys.blind_keys().len(), 2, "lookups try both");
-        let reopened = FileKeyProvider::open(dir.path(), KeyPolicy::default(), None)
-            .await
-            .expect("reopen");
-        assert_eq!(reopened.data_keys().current_version(), 2);
-        assert_eq!(reopened.data_keys().blind_key(), keys.blind_key());
-    }
-
-    #[tokio::test]
-    async fn retired_key_leaves_the_set_after_ttl_plus_ten_minutes() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let jwt_dir = dir.path().join("jwt");
-        create_private_dir(dir.path()).await.expect("dir");
-        create_private_dir(&jwt_dir).await.expect("jwt dir");
-        let now = Timestamp::now().secs();
-        // The first key signed until its successor started 2000 s ago; tokens live 60 s, so
-        // the first key stopped verifying 2000 - 660 s ago.
-        let mut kids = Vec::new();
-        for age in [5000, 2000] {
-            let fresh = generate_and_store(&jwt_dir).await.expect("key");
-            kids.push(fresh.kid().to_owned());
-            let created = fresh.created_at();
-            std::fs::rename(
-                jwt_dir.join(format!("{created}.pem")),
-                jwt_dir.join(format!("{}.pem", now - age)),
-            )
-            .expect("age");
-        }
-        let policy = KeyPolicy {
-            rotation: Duration::from_secs(3600),
-            token_ttl: Duration::from_secs(60),
-        };
-        let p = FileKeyProvider::open(dir.path(), policy, None)
-            .await
-            .expect("open");
-        let live: Vec<_> = p
-            .verifying_keys()
-            .iter()
-            .map(|k| k.kid().to_owned())
-            .collect();
-        assert_eq!(live, vec![kids[1].clone()], "only the successor is live");
-        assert_eq!(p.signing_key().kid(), kids[1]);
-        assert!(
-            !jwt_dir.join(format!("{}.pem", now - 5000)).exists(),
-            "file deleted"
-        );
-    }
-}
+mod tests;

@@ -84,7 +84,9 @@ impl JwtKey {
         &self.kid
     }
 
-    /// Unix seconds when this key started signing.
+    /// The key's slot, in Unix seconds: it signs from this second at the earliest (a
+    /// [`FileKeyProvider`](crate::FileKeyProvider) key also waits for its
+    /// [`publish_delay`](KeyPolicy::publish_delay)).
     pub fn created_at(&self) -> i64 {
         self.created_at
     }
@@ -289,6 +291,11 @@ pub struct KeyPolicy {
     pub rotation: Duration,
     /// Token lifetime: a retired key verifies for this long plus 10 minutes.
     pub token_ttl: Duration,
+    /// How long a new signing key is published (it verifies, and the JWKS lists it) before it
+    /// signs, so that every node sharing the key directory has loaded it before a token signed
+    /// with it exists. At least twice the key-check interval (`KEY_CHECK_SECONDS`); default
+    /// 5 minutes.
+    pub publish_delay: Duration,
 }
 
 impl Default for KeyPolicy {
@@ -296,6 +303,7 @@ impl Default for KeyPolicy {
         Self {
             rotation: Duration::from_secs(30 * 86_400),
             token_ttl: Duration::from_secs(7200),
+            publish_delay: Duration::from_secs(300),
         }
     }
 }
