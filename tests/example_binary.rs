@@ -62,9 +62,6 @@ async fn realtime_scenarios_against_the_example_binary() {
 /// of `MELO_TEST_REDIS_CLUSTER_URL` (either unset: skipped with a note; set but unreachable:
 /// the binary refuses to start and the test fails).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "S9 fails on any REDIS_URL (one server too, SQLite or MySQL): a status_change \
-            `online` of A reaches B after one of A's two sockets closes; run with --ignored \
-            once presence is fixed"]
 async fn realtime_scenarios_against_the_example_binary_on_mysql_and_a_redis_cluster() {
     let (Some(mysql), Some(cluster)) = (
         backends::env_url("MELO_TEST_MYSQL_URL"),
