@@ -1,9 +1,11 @@
 //! Two nodes on Redis (issue 6): the two-node scenario over a real Redis bus, and a Redis
 //! restart under running nodes: they keep serving, no acknowledged message is lost, and live
-//! delivery across nodes resumes once Redis is back.
+//! delivery across nodes resumes once Redis is back. The two-node scenarios run on one Redis
+//! server and again on a Redis Cluster.
 //!
-//! Needs `MELO_TEST_REDIS_URL` (CI sets it; unset skips with a note, set but unreachable
-//! fails). With `MELO_TEST_MYSQL_URL` set too (CI), both nodes share a fresh database on that
+//! Needs `MELO_TEST_REDIS_URL`, and `MELO_TEST_REDIS_CLUSTER_URL` (the cluster's seed URLs
+//! separated by commas) for the cluster runs (CI sets both; unset skips with a note, set but
+//! unreachable fails). With `MELO_TEST_MYSQL_URL` set too (CI), both nodes share a fresh database on that
 //! MySQL server as their store; otherwise one in-memory store. The restart test runs its own `redis-server` on
 //! a free port, so the shared server is never disturbed.
 
@@ -22,21 +24,52 @@ use common::ws::{is, WsClient};
 use common::{new_user, test_config, TestServer};
 use melo::{Ephemeral, MemoryStore, RedisEphemeral, Store};
 
-fn redis_url() -> Option<String> {
-    match std::env::var("MELO_TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("MELO_TEST_REDIS_URL is unset: skipping this Redis test");
-            None
+/// The Redis deployment the nodes share.
+#[derive(Clone, Copy, Debug)]
+enum Deployment {
+    /// One server: `MELO_TEST_REDIS_URL`.
+    Single,
+    /// A Redis Cluster: `MELO_TEST_REDIS_CLUSTER_URL`, its seeds separated by commas.
+    Cluster,
+}
+
+impl Deployment {
+    fn var(self) -> &'static str {
+        match self {
+            Self::Single => "MELO_TEST_REDIS_URL",
+            Self::Cluster => "MELO_TEST_REDIS_CLUSTER_URL",
+        }
+    }
+
+    fn url(self) -> Option<String> {
+        match std::env::var(self.var()) {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ => {
+                eprintln!("{} is unset: skipping this Redis test", self.var());
+                None
+            }
         }
     }
 }
 
-/// A node's ephemeral state on `url` under `prefix` (both nodes share the prefix).
+fn redis_url() -> Option<String> {
+    Deployment::Single.url()
+}
+
+/// A node's ephemeral state on `url` (one URL, or cluster seeds separated by commas) under
+/// `prefix` (both nodes share the prefix).
 async fn redis(url: &str, prefix: &str) -> Arc<dyn Ephemeral> {
     match RedisEphemeral::connect(url).await {
-        Ok(e) => Arc::new(e.with_prefix(prefix)),
-        Err(e) => panic!("Redis at {url} is unreachable: {e}"),
+        Ok(e) => {
+            assert_eq!(
+                e.is_cluster(),
+                url.contains(','),
+                "cluster mode iff several seeds"
+            );
+            Arc::new(e.with_prefix(prefix))
+        }
+        // Not the URL: it may carry a password.
+        Err(e) => panic!("the Redis test URL is set but Redis is unreachable: {e}"),
     }
 }
 
@@ -64,18 +97,18 @@ async fn nodes_with(
     (n1, n2, db)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_over_redis() {
-    let Some(url) = redis_url() else { return };
+/// The two-node scenario on `deployment`.
+async fn two_nodes(deployment: Deployment) {
+    let Some(url) = deployment.url() else { return };
     let (n1, n2, _db) = nodes(&url).await;
     common::cluster::two_nodes(&Target::of(&n1), &Target::of(&n2)).await;
     n1.stop().await;
     n2.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_http_budget_is_shared_over_redis() {
-    let Some(url) = redis_url() else { return };
+/// Two nodes on `deployment` share one HTTP rate-limit budget.
+async fn shared_http_budget(deployment: Deployment) {
+    let Some(url) = deployment.url() else { return };
     let mut config = test_config();
     config.limits.rate_limit_calls = 3;
     let (n1, n2, _db) = nodes_with(&url, config).await;
@@ -88,6 +121,26 @@ async fn the_http_budget_is_shared_over_redis() {
         .assert_error(429, "rate_limited");
     n1.stop().await;
     n2.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_over_redis() {
+    two_nodes(Deployment::Single).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_over_redis_cluster() {
+    two_nodes(Deployment::Cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_budget_is_shared_over_redis() {
+    shared_http_budget(Deployment::Single).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_budget_is_shared_over_redis_cluster() {
+    shared_http_budget(Deployment::Cluster).await;
 }
 
 struct RedisServer {

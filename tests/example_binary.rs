@@ -1,12 +1,17 @@
 //! PROTOCOL scenarios S1, S2, S5 (profile/keys) and the real-time scenarios S4, S6–S11 against the
 //! example binary operators run, configured only through a `.env` file in its working directory,
-//! with zero other setup.
+//! with zero other setup; the real-time scenarios again with MySQL and a Redis Cluster
+//! (`DB_URL`, and `REDIS_URL` listing the cluster's seeds).
 
+// The fresh-database guard of the audit test; this file uses only part of it.
+#[allow(dead_code, unreachable_pub)]
+#[path = "zk_audit/backends.rs"]
+mod backends;
 mod common;
 
 use std::path::Path;
 
-use common::binary::{start, stop};
+use common::binary::{start, start_with, stop};
 use common::realtime::{self, Target};
 use common::{avatars, calls, chats, scenarios, session_scenarios};
 
@@ -50,6 +55,28 @@ async fn scenarios_against_the_example_binary() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn realtime_scenarios_against_the_example_binary() {
+    realtime_scenarios(&[]).await;
+}
+
+/// With `DB_URL` on a fresh database of `MELO_TEST_MYSQL_URL` and `REDIS_URL` set to the seeds
+/// of `MELO_TEST_REDIS_CLUSTER_URL` (either unset: skipped with a note; set but unreachable:
+/// the binary refuses to start and the test fails).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_scenarios_against_the_example_binary_on_mysql_and_a_redis_cluster() {
+    let (Some(mysql), Some(cluster)) = (
+        backends::env_url("MELO_TEST_MYSQL_URL"),
+        backends::env_url("MELO_TEST_REDIS_CLUSTER_URL"),
+    ) else {
+        eprintln!("MELO_TEST_MYSQL_URL / MELO_TEST_REDIS_CLUSTER_URL unset: skipping");
+        return;
+    };
+    let (db, db_url) = backends::MysqlDb::create_empty(&mysql).await;
+    realtime_scenarios(&[("DB_URL", &db_url), ("REDIS_URL", &cluster)]).await;
+    db.drop_database().await;
+}
+
+/// The real-time scenarios against the binary, with `env` on top of the `.env` fixture.
+async fn realtime_scenarios(env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().expect("tempdir");
     // PROTOCOL §3.5 reserves WS_PORT=0 for "no second listener", so the second listener gets a
     // port that was free a moment ago.
@@ -67,7 +94,7 @@ async fn realtime_scenarios_against_the_example_binary() {
         ),
     )
     .expect("write .env");
-    let server = start(dir.path());
+    let server = start_with(dir.path(), env);
     let ws = server.ws_addr();
     assert_eq!(ws.port(), ws_port, "the second listener is on WS_PORT");
     let target = Target::new(server.client.clone(), server.http_addr(), ws);

@@ -2,6 +2,10 @@
 //! with secrets redacted, JSON logs with a separate audit trail (ids only), and a graceful
 //! SIGTERM under open sockets that loses no acknowledged message.
 
+// The fresh-database guard of the audit test; this file uses only part of it.
+#[allow(dead_code, unreachable_pub)]
+#[path = "zk_audit/backends.rs"]
+mod backends;
 mod common;
 
 use std::path::Path;
@@ -205,13 +209,28 @@ async fn metrics_on_their_own_address() {
 /// revocation on process 1 closes the socket on process 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_share_mysql_and_redis() {
-    let (Ok(mysql), Ok(redis)) = (
-        std::env::var("MELO_TEST_MYSQL_URL"),
-        std::env::var("MELO_TEST_REDIS_URL"),
+    two_processes("MELO_TEST_REDIS_URL").await;
+}
+
+/// The same with `REDIS_URL` listing the seeds of a Redis Cluster
+/// (`MELO_TEST_REDIS_CLUSTER_URL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_mysql_and_a_redis_cluster() {
+    two_processes("MELO_TEST_REDIS_CLUSTER_URL").await;
+}
+
+/// Two processes on a fresh database of `MELO_TEST_MYSQL_URL` and the Redis of `redis_var`.
+async fn two_processes(redis_var: &str) {
+    let (Some(mysql), Some(redis)) = (
+        backends::env_url("MELO_TEST_MYSQL_URL"),
+        backends::env_url(redis_var),
     ) else {
-        eprintln!("MELO_TEST_MYSQL_URL / MELO_TEST_REDIS_URL unset: skipping");
+        eprintln!("MELO_TEST_MYSQL_URL / {redis_var} unset: skipping");
         return;
     };
+    // A fresh `melo_t_…` database (the runs of this test go in parallel), dropped at the end
+    // or after a panic.
+    let (db, mysql) = backends::MysqlDb::create_empty(&mysql).await;
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
     // One key directory for both (the first process creates the keys).
@@ -255,4 +274,5 @@ async fn two_processes_share_mysql_and_redis() {
     wa.ack_and_close().await;
     stop(p1);
     stop(p2);
+    db.drop_database().await;
 }

@@ -93,7 +93,8 @@ async fn run(settings: settings::Settings) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
     let ephemeral: Option<Arc<dyn melo::Ephemeral>> = match settings.redis_url.as_deref() {
         Some(url) => Some(Arc::new(melo::RedisEphemeral::connect(url).await.context(
-            "REDIS_URL: cannot reach Redis (check the URL and that the server is up)",
+            "REDIS_URL: cannot reach Redis (check the URL, or each seed of a cluster, and that \
+             the server or cluster is up)",
         )?)),
         None => None,
     };

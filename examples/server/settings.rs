@@ -25,6 +25,8 @@ pub(crate) struct Settings {
     /// URL (`mariadb:` is normalized to it).
     pub(crate) db_url: Option<String>,
     /// `REDIS_URL`: shared ephemeral state and node bus (`RedisEphemeral`); unset: in memory.
+    /// One `redis://` or `redis+unix://` URL selects one Redis server; several `redis://` URLs
+    /// separated by commas select Redis Cluster, with those URLs as seed nodes.
     pub(crate) redis_url: Option<String>,
     /// `ENCRYPTION_KEY_STR`.
     pub(crate) encryption_key: Option<Secret>,
@@ -52,6 +54,10 @@ fn pair(env: &Env, a: &str, b: &str) -> anyhow::Result<Option<(String, String)>>
 
 /// A URL with any password replaced (`mysql://u:[redacted]@h/db`).
 fn redact_url(url: &str) -> String {
+    // A cluster's REDIS_URL lists several URLs, each with its own password.
+    if url.contains(',') {
+        return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -62,6 +68,34 @@ fn redact_url(url: &str) -> String {
         Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
         None => url.to_owned(),
     }
+}
+
+/// `REDIS_URL`: one server's URL, or the seeds of a cluster separated by commas. Errors name a
+/// seed by its position, never its text (it may carry a password).
+fn check_redis_url(url: &str) -> anyhow::Result<()> {
+    if !url.contains(',') {
+        if !(url.starts_with("redis://") || url.starts_with("redis+unix://")) {
+            bail!("REDIS_URL must start with redis:// or redis+unix:// (or be unset)");
+        }
+        return Ok(());
+    }
+    for (i, seed) in url.split(',').map(str::trim).enumerate() {
+        let n = i + 1;
+        if seed.is_empty() {
+            bail!("REDIS_URL: seed {n} of the cluster is empty (seeds are redis:// URLs separated by commas)");
+        }
+        if !seed.starts_with("redis://") {
+            bail!("REDIS_URL: seed {n} of the cluster must start with redis:// (a cluster cannot be reached over a Unix socket)");
+        }
+        if seed["redis://".len()..]
+            .split(['/', '?'])
+            .next()
+            .is_none_or(|authority| authority.rsplit('@').next().is_none_or(str::is_empty))
+        {
+            bail!("REDIS_URL: seed {n} of the cluster names no host");
+        }
+    }
+    Ok(())
 }
 
 impl Settings {
@@ -103,9 +137,7 @@ impl Settings {
         }
         let redis_url = env.str("REDIS_URL");
         if let Some(u) = &redis_url {
-            if !(u.starts_with("redis://") || u.starts_with("redis+unix://")) {
-                bail!("REDIS_URL must start with redis:// or redis+unix:// (or be unset)");
-            }
+            check_redis_url(u)?;
         }
         let vapid = pair(env, "VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY")?
             .map(|(public, private)| {
@@ -163,7 +195,46 @@ impl Settings {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{check_redis_url, redact_url};
+
+    #[test]
+    fn redis_urls_select_one_server_or_a_cluster() {
+        for ok in [
+            "redis://127.0.0.1:6379",
+            "redis+unix:///run/redis.sock",
+            "redis://a:7000,redis://b:7000,redis://c:7000",
+            "redis://:pw@a:7000, redis://:pw@b:7000",
+        ] {
+            check_redis_url(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, says) in [
+            ("http://a", "must start with redis://"),
+            (
+                "redis://:hunter2@a,,redis://:hunter2@b",
+                "seed 2 of the cluster is empty",
+            ),
+            (
+                "redis://:hunter2@a,redis+unix:///hunter2",
+                "seed 2 of the cluster must start",
+            ),
+            (
+                "redis://:hunter2@a,rediss://:hunter2@b",
+                "seed 2 of the cluster must start",
+            ),
+            (
+                "redis://:hunter2@,redis://:hunter2@b",
+                "seed 1 of the cluster names no host",
+            ),
+            (
+                "redis://:hunter2@a,redis://",
+                "seed 2 of the cluster names no host",
+            ),
+        ] {
+            let err = check_redis_url(bad).expect_err(bad).to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
 
     #[test]
     fn urls_lose_their_passwords() {
@@ -174,6 +245,10 @@ mod tests {
         assert_eq!(
             redact_url("redis://:hunter2@127.0.0.1:6379/0"),
             "redis://:[redacted]@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://:hunter2@a:7000,redis://u:hunter2@b:7000,redis://c:7000"),
+            "redis://:[redacted]@a:7000,redis://u:[redacted]@b:7000,redis://c:7000"
         );
         assert_eq!(
             redact_url("sqlite:///var/lib/melo.db"),

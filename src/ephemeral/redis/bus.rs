@@ -2,6 +2,14 @@
 //! (`super::RedisEphemeral`), kept alive by a background task that reconnects with backoff and
 //! re-issues `SUBSCRIBE` for every live topic.
 //!
+//! On a Redis Cluster the connection is a cluster connection (one RESP3 connection per node)
+//! and topics use sharded pub/sub: `SSUBSCRIBE` goes to the shard owning the channel's slot,
+//! one command per channel (channels of different slots cannot share one). The cluster
+//! connection repairs a lost node connection by itself; the bus does not rely on it, and treats
+//! any lost node connection, a failed health probe, or a server-side `SUNSUBSCRIBE` of a live
+//! channel (its slot moved to another shard) as a lost connection: it builds a new cluster
+//! connection from the seeds and resubscribes every live topic, as on one server.
+//!
 //! Messages arrive as RESP3 pushes and are handed, without any queue in between, to a bounded
 //! broadcast channel per topic; a subscriber that falls more than [`BUS_BUFFER`] behind skips
 //! ahead and the skipped messages are counted in [`Bus::dropped`].
@@ -12,7 +20,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use ::redis::aio::MultiplexedConnection;
-use ::redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use ::redis::{
+    AsyncConnectionConfig, Client, ConnectionInfo, ProtocolVersion, PushInfo, PushKind,
+    RedisResult, Value,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::{broadcast, watch, Notify};
@@ -28,16 +41,76 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// closed socket).
 const HEALTH_EVERY: Duration = Duration::from_secs(5);
 
+/// Where the bus connects.
+pub(super) enum BusTarget {
+    /// One server (a client whose connections speak RESP3).
+    Single(Client),
+    /// A cluster, through these seeds.
+    Cluster(Vec<ConnectionInfo>),
+}
+
+/// A live bus connection.
+#[derive(Clone)]
+enum BusConn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl BusConn {
+    /// Subscribes `channels` and returns once the server confirmed every one.
+    async fn subscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        match self {
+            Self::Single(c) => c.subscribe(channels).await,
+            Self::Cluster(c) => {
+                futures_util::future::try_join_all(channels.iter().map(|ch| {
+                    let mut c = c.clone();
+                    async move { c.ssubscribe(ch).await }
+                }))
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn unsubscribe(&mut self, channels: &[String]) -> RedisResult<()> {
+        match self {
+            Self::Single(c) => c.unsubscribe(channels).await,
+            Self::Cluster(c) => {
+                futures_util::future::try_join_all(channels.iter().map(|ch| {
+                    let mut c = c.clone();
+                    async move { c.sunsubscribe(ch).await }
+                }))
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `cmd` on the connection, or on every node's connection of a cluster.
+    async fn everywhere(&mut self, cmd: ::redis::Cmd) -> RedisResult<()> {
+        match self {
+            Self::Single(c) => cmd.exec_async(c).await,
+            Self::Cluster(c) => {
+                let all = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllNodes,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                c.route_command(cmd, all).await.map(drop)
+            }
+        }
+    }
+}
+
 /// Shared state of the bus: the topics of this node and the current connection.
 pub(super) struct Bus {
-    client: Client,
+    target: BusTarget,
     /// `CLIENT SETNAME` of the bus connection (tests find it in `CLIENT LIST`).
     pub(super) name: String,
     timeout: Duration,
     /// Full channel name → local fan-out.
     topics: Mutex<HashMap<String, broadcast::Sender<Bytes>>>,
     /// The live connection, `None` while (re)connecting.
-    conn: watch::Sender<Option<MultiplexedConnection>>,
+    conn: watch::Sender<Option<BusConn>>,
     /// Serializes (un)subscriptions with the resubscription after a reconnect, so an
     /// `UNSUBSCRIBE` of an abandoned topic never overtakes a new subscriber's `SUBSCRIBE`.
     sub_lock: tokio::sync::Mutex<()>,
@@ -56,9 +129,9 @@ fn unavailable(what: impl std::fmt::Display) -> EphemeralError {
 }
 
 impl Bus {
-    pub(super) fn new(client: Client, name: String, timeout: Duration) -> Self {
+    pub(super) fn new(target: BusTarget, name: String, timeout: Duration) -> Self {
         Self {
-            client,
+            target,
             name,
             timeout,
             topics: Mutex::new(HashMap::new()),
@@ -73,7 +146,7 @@ impl Bus {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    fn current(&self) -> Option<MultiplexedConnection> {
+    fn current(&self) -> Option<BusConn> {
         self.conn.borrow().clone()
     }
 
@@ -101,45 +174,72 @@ impl Bus {
         }
     }
 
+    /// True when `channel` has local subscribers (or is being subscribed).
+    fn is_live(&self, channel: &[u8]) -> bool {
+        std::str::from_utf8(channel).is_ok_and(|c| lock(&self.topics).contains_key(c))
+    }
+
     /// Opens a connection, names it, subscribes every live topic and publishes it as current.
     /// `lost` is notified when this connection closes.
     async fn connect(self: &Arc<Self>, lost: Arc<Notify>) -> Result<(), String> {
         let weak = Arc::downgrade(self);
         let on_push = move |info: PushInfo| -> Result<(), ()> {
             match info.kind {
-                PushKind::Message => {
+                PushKind::Message | PushKind::SMessage => {
                     if let Some(bus) = weak.upgrade() {
                         bus.dispatch(info.data);
                     }
                 }
                 PushKind::Disconnection => lost.notify_one(),
+                // The server drops a sharded subscription whose slot moved to another shard;
+                // `gc` forgets a topic before it unsubscribes it, so a live topic here was not
+                // unsubscribed by this node.
+                PushKind::SUnsubscribe => {
+                    let dropped = matches!(info.data.first(), Some(Value::BulkString(c))
+                        if weak.upgrade().is_some_and(|bus| bus.is_live(c)));
+                    if dropped {
+                        lost.notify_one();
+                    }
+                }
                 _ => {}
             }
             Ok(())
         };
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_push_sender(on_push);
         let t = self.timeout;
-        let mut conn = tokio::time::timeout(
-            t,
-            self.client
-                .get_multiplexed_async_connection_with_config(&config),
-        )
-        .await
-        .map_err(|_| "connect timed out".to_owned())?
-        .map_err(|e| format!("connect: {e}"))?;
-        tokio::time::timeout(
-            t,
-            ::redis::cmd("CLIENT")
-                .arg("SETNAME")
-                .arg(&self.name)
-                .exec_async(&mut conn),
-        )
-        .await
-        .map_err(|_| "CLIENT SETNAME timed out".to_owned())?
-        .map_err(|e| format!("CLIENT SETNAME: {e}"))?;
+        let mut conn = match &self.target {
+            BusTarget::Single(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(t))
+                    .set_response_timeout(Some(t))
+                    .set_push_sender(on_push);
+                let c = tokio::time::timeout(
+                    t,
+                    client.get_multiplexed_async_connection_with_config(&config),
+                )
+                .await
+                .map_err(|_| "connect timed out".to_owned())?
+                .map_err(|e| format!("connect: {e}"))?;
+                BusConn::Single(c)
+            }
+            BusTarget::Cluster(seeds) => {
+                let client = super::cluster_builder(seeds.clone(), t)
+                    .use_protocol(ProtocolVersion::RESP3)
+                    .push_sender(on_push)
+                    .build()
+                    .map_err(|e| format!("cluster: {e}"))?;
+                let c = tokio::time::timeout(t, client.get_async_connection())
+                    .await
+                    .map_err(|_| "connect timed out".to_owned())?
+                    .map_err(|e| format!("connect: {e}"))?;
+                BusConn::Cluster(c)
+            }
+        };
+        let mut setname = ::redis::cmd("CLIENT");
+        setname.arg("SETNAME").arg(&self.name);
+        tokio::time::timeout(t, conn.everywhere(setname))
+            .await
+            .map_err(|_| "CLIENT SETNAME timed out".to_owned())?
+            .map_err(|e| format!("CLIENT SETNAME: {e}"))?;
         let _guard = self.sub_lock.lock().await;
         let channels: Vec<String> = lock(&self.topics).keys().cloned().collect();
         if !channels.is_empty() {
@@ -163,9 +263,9 @@ impl Bus {
                 _ = self.gc.notified() => self.gc().await,
                 _ = tick.tick() => {
                     let Some(mut c) = self.current() else { return };
-                    let cmd = ::redis::cmd("PING");
-                    let ping = cmd.query_async::<Value>(&mut c);
-                    if !matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_))) {
+                    // On a cluster: every node.
+                    let ping = c.everywhere(::redis::cmd("PING"));
+                    if !matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(()))) {
                         return;
                     }
                 }
@@ -220,10 +320,10 @@ impl Bus {
             rx,
             bus: Arc::downgrade(self),
         };
-        // SUBSCRIBE is idempotent: issuing it for every subscriber means none returns before
+        // (S)SUBSCRIBE is idempotent: issuing it for every subscriber means none returns before
         // the server has confirmed the channel.
         let mut c = self.current().ok_or_else(|| unavailable("not connected"))?;
-        match tokio::time::timeout(t, c.subscribe(&channel)).await {
+        match tokio::time::timeout(t, c.subscribe(std::slice::from_ref(&channel))).await {
             Ok(Ok(())) => Ok(BusSubscription::new(Box::new(receiver))),
             Ok(Err(e)) => Err(unavailable(format!("subscribe: {e}"))),
             Err(_) => Err(unavailable("subscribe timed out")),

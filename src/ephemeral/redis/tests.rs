@@ -1,7 +1,10 @@
-//! The conformance suite and Redis-specific cases against `MELO_TEST_REDIS_URL`: unset skips
-//! (with a note), set but unreachable fails. Each test uses a random key prefix; every key the
-//! tests write carries a TTL of at most a minute, so nothing is left behind.
+//! The conformance suite and Redis-specific cases, against one server (`MELO_TEST_REDIS_URL`)
+//! and against a Redis Cluster (`MELO_TEST_REDIS_CLUSTER_URL`: its seed URLs separated by commas,
+//! every master among them): unset skips (with a note), set but unreachable fails. Each test
+//! uses a random key prefix; every key the tests write carries a TTL of at most a minute, so
+//! nothing is left behind.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,12 +13,28 @@ use bytes::Bytes;
 use super::RedisEphemeral;
 use crate::ephemeral::{Ephemeral, EphemeralError};
 
-fn url() -> Option<String> {
-    match std::env::var("MELO_TEST_REDIS_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("MELO_TEST_REDIS_URL is unset: skipping this Redis test");
-            None
+/// The deployment a test runs against.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Single,
+    Cluster,
+}
+
+impl Mode {
+    fn var(self) -> &'static str {
+        match self {
+            Self::Single => "MELO_TEST_REDIS_URL",
+            Self::Cluster => "MELO_TEST_REDIS_CLUSTER_URL",
+        }
+    }
+
+    fn url(self) -> Option<String> {
+        match std::env::var(self.var()) {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ => {
+                eprintln!("{} is unset: skipping this Redis test", self.var());
+                None
+            }
         }
     }
 }
@@ -24,30 +43,72 @@ fn test_prefix() -> String {
     format!("melo-test-{}:", uuid::Uuid::now_v7().simple())
 }
 
-/// A node on the test server with a fresh prefix; panics (fails the test) when the server
-/// named by `MELO_TEST_REDIS_URL` is unreachable.
+/// A node on the test deployment (`url`: one URL, or seeds separated by commas) with `prefix`;
+/// panics (fails the test) when it is unreachable.
 async fn node(url: &str, prefix: &str) -> RedisEphemeral {
     match RedisEphemeral::connect(url).await {
         Ok(e) => e.with_prefix(prefix),
-        Err(e) => panic!("MELO_TEST_REDIS_URL is set but Redis is unreachable: {e}"),
+        Err(e) => panic!("the Redis test URL is set but Redis is unreachable: {e}"),
     }
 }
 
-async fn make() -> Option<Arc<dyn Ephemeral>> {
-    let url = url()?;
-    let e: Arc<dyn Ephemeral> = Arc::new(node(&url, &test_prefix()).await);
+async fn make(mode: Mode) -> Option<Arc<dyn Ephemeral>> {
+    let url = mode.url()?;
+    let e = node(&url, &test_prefix()).await;
+    assert_eq!(e.is_cluster(), matches!(mode, Mode::Cluster), "{mode:?}");
+    let e: Arc<dyn Ephemeral> = Arc::new(e);
     Some(e)
 }
 
-crate::ephemeral::conformance::ephemeral_conformance!(redis, optional super::make());
+crate::ephemeral::conformance::ephemeral_conformance!(redis, optional super::make(super::Mode::Single));
+crate::ephemeral::conformance::ephemeral_conformance!(redis_cluster, optional super::make(super::Mode::Cluster));
 
-/// A plain connection for inspecting the server.
+/// Runs each case against one server and against the cluster.
+macro_rules! both_modes {
+    ($($case:ident),*) => {
+        $(
+            mod $case {
+                #[tokio::test]
+                async fn single() {
+                    super::$case(super::Mode::Single).await;
+                }
+
+                #[tokio::test]
+                async fn cluster() {
+                    super::$case(super::Mode::Cluster).await;
+                }
+            }
+        )*
+    };
+}
+
+both_modes!(
+    two_nodes_share_state_and_bus,
+    resubscribes_after_connection_kill,
+    dropping_ends_subscriptions_and_maintain_unsubscribes
+);
+
+/// The node URLs of `url` (the seeds of a cluster URL).
+fn node_urls(url: &str) -> Vec<String> {
+    url.split(',').map(|u| u.trim().to_owned()).collect()
+}
+
+/// A plain connection for inspecting one server (one cluster node).
 async fn admin(url: &str) -> ::redis::aio::MultiplexedConnection {
     ::redis::Client::open(url)
         .expect("url")
         .get_multiplexed_async_connection()
         .await
         .expect("admin connection")
+}
+
+/// A plain connection to each node of the deployment.
+async fn admins(url: &str) -> Vec<::redis::aio::MultiplexedConnection> {
+    let mut out = Vec::new();
+    for u in node_urls(url) {
+        out.push(admin(&u).await);
+    }
+    out
 }
 
 /// `CLIENT LIST` id of the connection named `name`.
@@ -65,6 +126,31 @@ async fn client_id(admin: &mut ::redis::aio::MultiplexedConnection, name: &str) 
     })
 }
 
+/// The bus channels under `prefix` with subscribers, over every node (sharded channels on a
+/// cluster).
+async fn channels(
+    mode: Mode,
+    admins: &mut [::redis::aio::MultiplexedConnection],
+    prefix: &str,
+) -> Vec<String> {
+    let sub = match mode {
+        Mode::Single => "CHANNELS",
+        Mode::Cluster => "SHARDCHANNELS",
+    };
+    let mut all = Vec::new();
+    for a in admins {
+        let v: Vec<String> = ::redis::cmd("PUBSUB")
+            .arg(sub)
+            .arg(format!("{prefix}*"))
+            .query_async(a)
+            .await
+            .expect("PUBSUB CHANNELS");
+        all.extend(v);
+    }
+    all.sort();
+    all
+}
+
 async fn recv(sub: &mut crate::ephemeral::BusSubscription, within: Duration) -> Option<Bytes> {
     tokio::time::timeout(within, sub.recv())
         .await
@@ -72,9 +158,8 @@ async fn recv(sub: &mut crate::ephemeral::BusSubscription, within: Duration) -> 
         .flatten()
 }
 
-#[tokio::test]
-async fn two_nodes_share_state_and_bus() {
-    let Some(url) = url() else { return };
+async fn two_nodes_share_state_and_bus(mode: Mode) {
+    let Some(url) = mode.url() else { return };
     let prefix = test_prefix();
     let (a, b) = (node(&url, &prefix).await, node(&url, &prefix).await);
     let ttl = Duration::from_secs(60);
@@ -115,9 +200,8 @@ async fn two_nodes_share_state_and_bus() {
     assert_eq!(other.get("k").await.expect("get"), None);
 }
 
-#[tokio::test]
-async fn resubscribes_after_connection_kill() {
-    let Some(url) = url() else { return };
+async fn resubscribes_after_connection_kill(mode: Mode) {
+    let Some(url) = mode.url() else { return };
     let prefix = test_prefix();
     let node_a = node(&url, &prefix).await;
     let publisher = node(&url, &prefix).await;
@@ -131,19 +215,25 @@ async fn resubscribes_after_connection_kill() {
         Some(&b"before"[..])
     );
 
-    let mut admin = admin(&url).await;
+    // Kill the bus connection (on a cluster: its connection to every node).
+    let mut admins = admins(&url).await;
     let name = node_a.bus_client_name().to_owned();
-    let id = client_id(&mut admin, &name)
-        .await
-        .expect("bus connection listed");
-    let killed: i64 = ::redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(&id)
-        .query_async(&mut admin)
-        .await
-        .expect("CLIENT KILL");
-    assert_eq!(killed, 1);
+    let mut killed_ids = Vec::new();
+    for admin in &mut admins {
+        let Some(id) = client_id(admin, &name).await else {
+            continue;
+        };
+        let killed: i64 = ::redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(&id)
+            .query_async(admin)
+            .await
+            .expect("CLIENT KILL");
+        assert_eq!(killed, 1);
+        killed_ids.push(id);
+    }
+    assert!(!killed_ids.is_empty(), "bus connection listed");
 
     // Publish until the resubscribed connection delivers again.
     let start = Instant::now();
@@ -163,35 +253,30 @@ async fn resubscribes_after_connection_kill() {
         delivered,
         "delivery resumed after the bus connection was killed"
     );
-    let new_id = client_id(&mut admin, &name).await.expect("reconnected");
-    assert_ne!(new_id, id, "a new connection");
+    let mut new_ids = Vec::new();
+    for admin in &mut admins {
+        new_ids.extend(client_id(admin, &name).await);
+    }
+    assert!(!new_ids.is_empty(), "reconnected");
+    for id in &new_ids {
+        assert!(!killed_ids.contains(id), "a new connection");
+    }
 }
 
-#[tokio::test]
-async fn dropping_ends_subscriptions_and_maintain_unsubscribes() {
-    let Some(url) = url() else { return };
+async fn dropping_ends_subscriptions_and_maintain_unsubscribes(mode: Mode) {
+    let Some(url) = mode.url() else { return };
     let prefix = test_prefix();
     let e = node(&url, &prefix).await;
-    let mut admin = admin(&url).await;
-    let channels = |admin: &mut ::redis::aio::MultiplexedConnection| {
-        let mut c = admin.clone();
-        let pattern = format!("{prefix}*");
-        async move {
-            let v: Vec<String> = ::redis::cmd("PUBSUB")
-                .arg("CHANNELS")
-                .arg(pattern)
-                .query_async(&mut c)
-                .await
-                .expect("PUBSUB CHANNELS");
-            v
-        }
-    };
+    let mut admins = admins(&url).await;
     let gone = e.subscribe("gone").await.expect("sub");
     let mut kept = e.subscribe("kept").await.expect("sub");
-    assert_eq!(channels(&mut admin).await.len(), 2);
+    assert_eq!(channels(mode, &mut admins, &prefix).await.len(), 2);
     drop(gone);
     e.maintain().await;
-    assert_eq!(channels(&mut admin).await, vec![format!("{prefix}kept")]);
+    assert_eq!(
+        channels(mode, &mut admins, &prefix).await,
+        vec![format!("{prefix}kept")]
+    );
 
     drop(e);
     assert_eq!(
@@ -203,10 +288,151 @@ async fn dropping_ends_subscriptions_and_maintain_unsubscribes() {
     );
 }
 
+/// The keys of one deployment spread over several shards, a value written through one seed is
+/// read through another, and the bus delivers between nodes connected through different seeds,
+/// on channels of several shards.
+#[tokio::test]
+async fn cluster_spreads_keys_and_bus_over_shards() {
+    let Some(url) = Mode::Cluster.url() else {
+        return;
+    };
+    let seeds = node_urls(&url);
+    assert!(
+        seeds.len() >= 2,
+        "MELO_TEST_REDIS_CLUSTER_URL lists several seeds"
+    );
+    let prefix = test_prefix();
+    let connect = |seed: String| {
+        let prefix = prefix.clone();
+        async move {
+            match RedisEphemeral::connect_cluster(&[seed]).await {
+                Ok(e) => e.with_prefix(prefix),
+                Err(e) => panic!("MELO_TEST_REDIS_CLUSTER_URL is set but unreachable: {e}"),
+            }
+        }
+    };
+    let a = connect(seeds[0].clone()).await;
+    let b = connect(seeds[1].clone()).await;
+    assert!(a.is_cluster() && b.is_cluster());
+    let ttl = Duration::from_secs(60);
+
+    let keys: Vec<String> = (0..32).map(|i| format!("k{i}")).collect();
+    for k in &keys {
+        a.set(k, k.as_bytes(), ttl).await.expect("set");
+    }
+    let mut admins = admins(&url).await;
+    let mut shards_with_keys = 0;
+    let mut total = 0;
+    for admin in &mut admins {
+        let found: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(admin)
+            .await
+            .expect("KEYS");
+        total += found.len();
+        shards_with_keys += usize::from(!found.is_empty());
+    }
+    assert_eq!(total, keys.len(), "every key on exactly one listed node");
+    assert!(
+        shards_with_keys >= 2,
+        "keys land on several shards ({shards_with_keys})"
+    );
+    // get_many across shards, through the other seed, in order, with a missing key.
+    let mut asked = keys.clone();
+    asked.push("missing".to_owned());
+    let got = b.get_many(&asked).await.expect("get_many");
+    for (k, v) in keys.iter().zip(&got) {
+        assert_eq!(v.as_deref(), Some(k.as_bytes()));
+    }
+    assert_eq!(got.last(), Some(&None));
+
+    // Bus: topics over several shards, both directions.
+    let topics: Vec<String> = (0..8).map(|i| format!("topic-{i}")).collect();
+    let mut on_a = Vec::new();
+    let mut on_b = Vec::new();
+    for t in &topics {
+        on_a.push(a.subscribe(t).await.expect("sub a"));
+        on_b.push(b.subscribe(t).await.expect("sub b"));
+    }
+    let mut shards_with_channels = 0;
+    for admin in &mut admins {
+        let v: Vec<String> = ::redis::cmd("PUBSUB")
+            .arg("SHARDCHANNELS")
+            .arg(format!("{prefix}*"))
+            .query_async(admin)
+            .await
+            .expect("PUBSUB SHARDCHANNELS");
+        shards_with_channels += usize::from(!v.is_empty());
+        let unique: HashSet<&String> = v.iter().collect();
+        assert_eq!(unique.len(), v.len());
+    }
+    assert!(shards_with_channels >= 2, "channels on several shards");
+    let wait = Duration::from_secs(5);
+    for (i, t) in topics.iter().enumerate() {
+        a.publish(t, Bytes::from(format!("a{i}")))
+            .await
+            .expect("pub");
+        b.publish(t, Bytes::from(format!("b{i}")))
+            .await
+            .expect("pub");
+    }
+    for subs in [&mut on_a, &mut on_b] {
+        for (i, sub) in subs.iter_mut().enumerate() {
+            assert_eq!(recv(sub, wait).await, Some(Bytes::from(format!("a{i}"))));
+            assert_eq!(recv(sub, wait).await, Some(Bytes::from(format!("b{i}"))));
+        }
+    }
+    // Plain PUBSUB channels stay unused: the bus is sharded.
+    for admin in &mut admins {
+        let v: Vec<String> = ::redis::cmd("PUBSUB")
+            .arg("CHANNELS")
+            .arg(format!("{prefix}*"))
+            .query_async(admin)
+            .await
+            .expect("PUBSUB CHANNELS");
+        assert!(v.is_empty(), "no plain channel: {v:?}");
+    }
+}
+
+/// Malformed seeds fail before any connection, and no error quotes a seed's password.
+#[tokio::test]
+async fn cluster_seeds_are_validated_without_leaking() {
+    for url in [
+        "redis://u:hunter2@127.0.0.1:1,http://u:hunter2@127.0.0.1:2",
+        "redis://u:hunter2@127.0.0.1:1,,redis://u:hunter2@127.0.0.1:2",
+        "redis://u:hunter2@127.0.0.1:1,redis+unix:///tmp/hunter2.sock",
+    ] {
+        let err = RedisEphemeral::connect_lazy(url)
+            .expect_err(url)
+            .to_string();
+        assert!(err.contains("seed 2"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    let none: [&str; 0] = [];
+    assert!(RedisEphemeral::connect_cluster_lazy(&none).is_err());
+    // Unreachable seeds: an error in time, without the password.
+    let start = Instant::now();
+    let err =
+        RedisEphemeral::connect("redis://u:hunter2@127.0.0.1:1,redis://u:hunter2@127.0.0.1:2")
+            .await
+            .expect_err("unreachable");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
 #[tokio::test]
 async fn unreachable_server_errors_without_hanging() {
     // Needs no server: port 1 refuses connections.
-    let url = "redis://127.0.0.1:1";
+    unreachable("redis://127.0.0.1:1").await;
+}
+
+#[tokio::test]
+async fn unreachable_cluster_errors_without_hanging() {
+    // Needs no server: ports 1 and 2 refuse connections.
+    unreachable("redis://127.0.0.1:1,redis://127.0.0.1:2").await;
+}
+
+async fn unreachable(url: &str) {
     let start = Instant::now();
     let err = RedisEphemeral::connect(url).await.expect_err("unreachable");
     assert!(matches!(err, EphemeralError::Unavailable(_)));
@@ -216,6 +442,7 @@ async fn unreachable_server_errors_without_hanging() {
     );
 
     let e = RedisEphemeral::connect_lazy(url).expect("lazy");
+    assert_eq!(e.is_cluster(), url.contains(','));
     let ttl = Duration::from_secs(1);
     let bound = Duration::from_secs(4);
     macro_rules! fails {
@@ -228,6 +455,7 @@ async fn unreachable_server_errors_without_hanging() {
     fails!(e.set_if_absent("k", b"v", ttl));
     fails!(e.delete_if("k", b"v"));
     fails!(e.get("k"));
+    fails!(e.get_many(&["k".to_owned(), "l".to_owned()]));
     fails!(e.take("k"));
     fails!(e.delete("k"));
     fails!(e.incr("k", ttl));
