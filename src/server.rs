@@ -536,9 +536,18 @@ fn spawn_cluster(
                             for node in cl.live_nodes() {
                                 cl.publish_encoded(node, beat.clone());
                             }
-                            // A node gone silent took its sockets: their users' presence.
-                            for user in cl.forget_silent_nodes() {
-                                happ.services.presence.remote_changed(user).await;
+                            // A node gone silent took its sockets (their users' presence may
+                            // change), and its last notes may never have been published: every
+                            // socket here re-reads its queue.
+                            if let Some(users) = cl.forget_silent_nodes() {
+                                tracing::warn!(
+                                    users = users.len(),
+                                    "a node went silent; its sockets are forgotten and every socket here re-reads its queue"
+                                );
+                                core.hub.pump_all();
+                                for user in users {
+                                    happ.services.presence.remote_changed(user).await;
+                                }
                             }
                         }
                     }

@@ -5,9 +5,10 @@
 //! chat member stops receiving, and a device that logged in meanwhile gets every message.
 //! Also presence with a shared ephemeral state: an invisible user's socket announces nothing.
 //!
-//! Runs over Redis (`MELO_TEST_REDIS_URL`) and, with `MELO_TEST_MYSQL_URL`, a fresh MySQL
-//! database shared by both nodes; without them, over the in-memory backends (one shared
-//! `MemoryEphemeral` stands in for Redis).
+//! Runs over Redis (`MELO_TEST_REDIS_URL`) and again over a Redis Cluster
+//! (`MELO_TEST_REDIS_CLUSTER_URL`), and, with `MELO_TEST_MYSQL_URL`, a fresh MySQL database shared
+//! by both nodes; without them, over the in-memory backends (one shared `MemoryEphemeral`
+//! stands in for Redis; the cluster cases are skipped).
 
 // The fresh-database guard of the audit test; this file uses only part of it.
 #[allow(dead_code, unreachable_pub)]
@@ -111,10 +112,29 @@ struct Nodes {
     _db: Option<backends::MysqlDb>,
 }
 
+/// Where the nodes' ephemeral state lives.
+#[derive(Clone, Copy)]
+enum Backend {
+    /// `MELO_TEST_REDIS_URL`, or one shared in-memory state when unset.
+    Redis,
+    /// `MELO_TEST_REDIS_CLUSTER_URL` (the seeds); unset: the case is skipped.
+    RedisCluster,
+}
+
 impl Nodes {
-    async fn start() -> Self {
+    /// `None` when the backend is not configured (the case is skipped with a note).
+    async fn start(backend: Backend) -> Option<Self> {
         let prefix = format!("melo-outage-{}:", uuid::Uuid::now_v7().simple());
-        let redis = backends::env_url("MELO_TEST_REDIS_URL");
+        let redis = match backend {
+            Backend::Redis => backends::env_url("MELO_TEST_REDIS_URL"),
+            Backend::RedisCluster => match backends::env_url("MELO_TEST_REDIS_CLUSTER_URL") {
+                Some(u) => Some(u),
+                None => {
+                    eprintln!("MELO_TEST_REDIS_CLUSTER_URL unset: skipped");
+                    return None;
+                }
+            },
+        };
         let memory: Arc<dyn Ephemeral> = Arc::new(MemoryEphemeral::new());
         let shared = |url: Option<String>| {
             let prefix = prefix.clone();
@@ -146,12 +166,12 @@ impl Nodes {
         let e2 = shared(redis).await;
         let n1 = TestServer::start_node(test_config(), store.clone(), e1).await;
         let n2 = TestServer::start_node(test_config(), store, e2).await;
-        Self {
+        Some(Self {
             n1,
             n2,
             outage,
             _db: db,
-        }
+        })
     }
 
     fn targets(&self) -> (Target, Target) {
@@ -176,9 +196,10 @@ async fn post(t: &Target, u: &User, path: &str, body: serde_json::Value) -> comm
 
 /// A session revoked through node 1 while node 1's notes are lost: its socket on node 2
 /// closes with `token_revoked` within the bound.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revocation_during_a_bus_outage_closes_the_socket() {
-    let nodes = Nodes::start().await;
+async fn a_revocation_during_a_bus_outage_closes_the_socket(backend: Backend) {
+    let Some(nodes) = Nodes::start(backend).await else {
+        return;
+    };
     let (t1, t2) = nodes.targets();
     let a = new_user(&t1.client, "oua").await;
     let a2 = second_device(&t1, &a).await;
@@ -201,9 +222,10 @@ async fn a_revocation_during_a_bus_outage_closes_the_socket() {
 
 /// A contact ended through node 1 while its note is lost: node 2 refuses the former contact's
 /// DM once the bound has passed (it accepted one before).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unsubscribe_during_a_bus_outage_takes_effect() {
-    let nodes = Nodes::start().await;
+async fn an_unsubscribe_during_a_bus_outage_takes_effect(backend: Backend) {
+    let Some(nodes) = Nodes::start(backend).await else {
+        return;
+    };
     let (t1, t2) = nodes.targets();
     let a = new_user(&t1.client, "oub").await;
     let b = new_user(&t2.client, "ouc").await;
@@ -253,9 +275,10 @@ async fn an_unsubscribe_during_a_bus_outage_takes_effect() {
 
 /// A chat member removed through node 1 while its note is lost: once the bound has passed,
 /// a message sent through node 2 no longer reaches it (live or queued).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_removal_during_a_bus_outage_takes_effect() {
-    let nodes = Nodes::start().await;
+async fn a_member_removal_during_a_bus_outage_takes_effect(backend: Backend) {
+    let Some(nodes) = Nodes::start(backend).await else {
+        return;
+    };
     let (t1, t2) = nodes.targets();
     let a = new_user(&t1.client, "oud").await;
     let b = new_user(&t1.client, "oue").await;
@@ -323,9 +346,10 @@ async fn a_member_removal_during_a_bus_outage_takes_effect() {
 
 /// A device that logs in through node 1 while its note is lost gets every DM sent through
 /// node 2 after its login answered, although node 2 had the user's sessions cached.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_device_logged_in_during_a_bus_outage_gets_every_message() {
-    let nodes = Nodes::start().await;
+async fn a_device_logged_in_during_a_bus_outage_gets_every_message(backend: Backend) {
+    let Some(nodes) = Nodes::start(backend).await else {
+        return;
+    };
     let (t1, t2) = nodes.targets();
     let a = new_user(&t2.client, "ouf").await;
     let b = new_user(&t2.client, "oug").await;
@@ -362,9 +386,10 @@ async fn a_device_logged_in_during_a_bus_outage_gets_every_message() {
 /// PROTOCOL S11.7 with a shared ephemeral state: a user in invisible mode opens a socket on
 /// one node while a contact watches from the other: no `status_change` at all; leaving
 /// invisible mode announces `online`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invisible_socket_announces_nothing_across_nodes() {
-    let nodes = Nodes::start().await;
+async fn an_invisible_socket_announces_nothing_across_nodes(backend: Backend) {
+    let Some(nodes) = Nodes::start(backend).await else {
+        return;
+    };
     let (t1, t2) = nodes.targets();
     let a = new_user(&t1.client, "ouh").await;
     let b = new_user(&t2.client, "oui").await;
@@ -396,3 +421,33 @@ async fn an_invisible_socket_announces_nothing_across_nodes() {
     wb.ping().await;
     nodes.stop().await;
 }
+
+/// Each case over one Redis (or memory) and over a Redis Cluster.
+macro_rules! on_both {
+    ($($case:ident),*) => {
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Backend::Redis).await;
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::Backend::RedisCluster).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    a_revocation_during_a_bus_outage_closes_the_socket,
+    an_unsubscribe_during_a_bus_outage_takes_effect,
+    a_member_removal_during_a_bus_outage_takes_effect,
+    a_device_logged_in_during_a_bus_outage_gets_every_message,
+    an_invisible_socket_announces_nothing_across_nodes
+);

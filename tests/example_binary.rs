@@ -1,7 +1,7 @@
 //! PROTOCOL scenarios S1, S2, S5 (profile/keys) and the real-time scenarios S4, S6–S11 against the
 //! example binary operators run, configured only through a `.env` file in its working directory,
-//! with zero other setup; the real-time scenarios again with MySQL and a Redis Cluster
-//! (`DB_URL`, and `REDIS_URL` listing the cluster's seeds).
+//! with zero other setup; the real-time scenarios again with MySQL and one Redis, and with MySQL
+//! and a Redis Cluster (`DB_URL`, and `REDIS_URL` listing the cluster's seeds).
 
 // The fresh-database guard of the audit test; this file uses only part of it.
 #[allow(dead_code, unreachable_pub)]
@@ -58,21 +58,32 @@ async fn realtime_scenarios_against_the_example_binary() {
     realtime_scenarios(&[]).await;
 }
 
-/// With `DB_URL` on a fresh database of `MELO_TEST_MYSQL_URL` and `REDIS_URL` set to the seeds
-/// of `MELO_TEST_REDIS_CLUSTER_URL` (either unset: skipped with a note; set but unreachable:
-/// the binary refuses to start and the test fails).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn realtime_scenarios_against_the_example_binary_on_mysql_and_a_redis_cluster() {
-    let (Some(mysql), Some(cluster)) = (
+/// With `DB_URL` on a fresh database of `MELO_TEST_MYSQL_URL` and `REDIS_URL` set to
+/// `redis_var` (either unset: skipped with a note; set but unreachable: the binary refuses to
+/// start and the test fails).
+async fn realtime_scenarios_on_mysql_and(redis_var: &str) {
+    let (Some(mysql), Some(redis)) = (
         backends::env_url("MELO_TEST_MYSQL_URL"),
-        backends::env_url("MELO_TEST_REDIS_CLUSTER_URL"),
+        backends::env_url(redis_var),
     ) else {
-        eprintln!("MELO_TEST_MYSQL_URL / MELO_TEST_REDIS_CLUSTER_URL unset: skipping");
+        eprintln!("MELO_TEST_MYSQL_URL / {redis_var} unset: skipping");
         return;
     };
     let (db, db_url) = backends::MysqlDb::create_empty(&mysql).await;
-    realtime_scenarios(&[("DB_URL", &db_url), ("REDIS_URL", &cluster)]).await;
+    realtime_scenarios(&[("DB_URL", &db_url), ("REDIS_URL", &redis)]).await;
     db.drop_database().await;
+}
+
+/// MySQL + one Redis server (`MELO_TEST_REDIS_URL`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_scenarios_against_the_example_binary_on_mysql_and_redis() {
+    realtime_scenarios_on_mysql_and("MELO_TEST_REDIS_URL").await;
+}
+
+/// MySQL + a Redis Cluster (`MELO_TEST_REDIS_CLUSTER_URL`, the seeds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn realtime_scenarios_against_the_example_binary_on_mysql_and_a_redis_cluster() {
+    realtime_scenarios_on_mysql_and("MELO_TEST_REDIS_CLUSTER_URL").await;
 }
 
 /// The real-time scenarios against the binary, with `env` on top of the `.env` fixture.

@@ -516,8 +516,9 @@ impl Cluster {
     }
 
     /// Forgets the nodes not heard from within the node timeout (died, or cut off) and their
-    /// sockets; returns the users they held, whose merged presence may have changed.
-    pub(crate) fn forget_silent_nodes(&self) -> Vec<UserId> {
+    /// sockets; returns the users they held, whose merged presence may have changed, or `None`
+    /// when no node went silent.
+    pub(crate) fn forget_silent_nodes(&self) -> Option<Vec<UserId>> {
         let silent: Vec<u64> = self
             .heard
             .iter()
@@ -525,7 +526,7 @@ impl Cluster {
             .map(|e| *e.key())
             .collect();
         if silent.is_empty() {
-            return Vec::new();
+            return None;
         }
         for n in &silent {
             self.heard.remove(n);
@@ -539,7 +540,7 @@ impl Cluster {
             }
             !list.is_empty()
         });
-        users
+        Some(users)
     }
 
     /// The other nodes heard from within the node timeout.

@@ -223,6 +223,7 @@ impl Conn {
                 _ = recheck.tick(), if clustered => self.recheck_session().await,
                 _ = tokio::time::sleep_until(settle.unwrap_or_else(Instant::now)), if settle.is_some() => {
                     settle = None;
+                    self.feed.suspect_loss();
                     self.pump = true;
                     Ok(())
                 }
@@ -331,6 +332,7 @@ impl Conn {
             Outbound::Ephemeral(frame) => self.send_bytes(frame).await,
             Outbound::Close(code, reason) => Err(End::Close(code, reason)),
             Outbound::Pump => {
+                self.feed.suspect_loss();
                 self.pump = true;
                 Ok(())
             }

@@ -120,6 +120,12 @@ impl Feed {
         self.window.read_request().is_some()
     }
 
+    /// Live frames for this connection may have been lost on the way (bus notes of another
+    /// node): the next [`Self::pump`] reads the store.
+    pub(crate) fn suspect_loss(&mut self) {
+        self.window.suspect_loss();
+    }
+
     /// Applies an `ack_received`; the store write waits for [`Self::flush_acks`]. False when it
     /// acknowledged nothing this connection has in flight.
     pub(crate) fn ack(&mut self, sel: AckSelector) -> bool {

@@ -296,6 +296,14 @@ impl Window {
         self.held.insert(r.seq, r);
     }
 
+    /// Live frames may have been lost before they reached this connection (another node's bus
+    /// notes): the store is read before live frames are trusted again.
+    pub(crate) fn suspect_loss(&mut self) {
+        if self.synced {
+            self.drop_held();
+        }
+    }
+
     /// Forgets the held live frames: they are read back from the store.
     fn drop_held(&mut self) {
         self.held.clear();

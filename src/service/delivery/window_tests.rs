@@ -349,3 +349,24 @@ fn a_full_window_of_dropped_entries_is_reconciled_once_per_move() {
         "full again after a move"
     );
 }
+
+/// A loss suspected from outside (another node's notes went missing, a node died) makes a synced,
+/// clean window read the store once from where it stands; before `sync_done` it changes nothing
+/// (the backlog read covers it).
+#[test]
+fn a_suspected_loss_reads_the_store_once() {
+    let mut fresh = Window::new(3);
+    let before = fresh.read_request();
+    fresh.suspect_loss();
+    assert_eq!(fresh.read_request(), before);
+
+    let mut w = synced_with_backlog(2);
+    assert_eq!(w.read_request(), None, "clean: live frames are trusted");
+    w.suspect_loss();
+    let req = w.read_request().expect("a read after the suspected loss");
+    assert_eq!((req.after, req.upto), (2, None));
+    let mut out = Vec::new();
+    w.on_read(req, vec![msg(3, 10)], true, &mut out);
+    assert_eq!(frames(&out), 1, "the lost entry");
+    assert_eq!(w.read_request(), None, "clean again");
+}
