@@ -81,6 +81,9 @@ const REASONS: [&str; 6] = [
     "closed",
 ];
 
+/// A device a durable frame goes to, with its `seq` there.
+pub(crate) type Device = (UserId, SessionId, i64);
+
 /// A user's presence on one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NodePresence {
@@ -471,10 +474,7 @@ impl Cluster {
 
     /// Splits the devices of a durable frame by the other live nodes holding their sockets;
     /// devices with no socket elsewhere are left out (a device on two nodes is on both lists).
-    pub(crate) fn route(
-        &self,
-        to: Vec<(UserId, SessionId, i64)>,
-    ) -> Vec<(u64, Vec<(UserId, SessionId, i64)>)> {
+    pub(crate) fn route(&self, to: Vec<Device>) -> Vec<(u64, Vec<Device>)> {
         let mut nodes = Vec::new();
         for (user, session, _) in &to {
             self.nodes_with_session(*user, *session, &mut nodes);
