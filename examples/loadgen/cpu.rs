@@ -61,9 +61,13 @@ struct Sample {
     own: Option<u64>,
 }
 
-fn sample(pid: Option<u32>) -> Sample {
+/// The servers' CPU is the sum over `pids` (one process per node); none without pids.
+fn sample(pids: &[u32]) -> Sample {
+    let server = (!pids.is_empty())
+        .then(|| pids.iter().map(|p| cpu_ticks(&p.to_string())).sum::<Option<u64>>())
+        .flatten();
     Sample {
-        server: pid.and_then(|p| cpu_ticks(&p.to_string())),
+        server,
         own: cpu_ticks("self"),
     }
 }
@@ -83,12 +87,12 @@ pub(super) struct CpuUsed {
 
 impl CpuWindow {
     /// Samples now and at `end`.
-    pub(super) fn start(pid: Option<u32>, end: tokio::time::Instant) -> Self {
+    pub(super) fn start(pids: Vec<u32>, end: tokio::time::Instant) -> Self {
         let end: Instant = end.into_std();
-        let first = sample(pid);
+        let first = sample(&pids);
         let second = std::thread::spawn(move || {
             std::thread::sleep(end.saturating_duration_since(Instant::now()));
-            sample(pid)
+            sample(&pids)
         });
         Self { first, second }
     }

@@ -145,7 +145,7 @@ pub(super) async fn run(args: &Args, api: Api, addr: SocketAddr, pem: Arc<String
         errors: Default::default(),
         payload: args.payload,
     });
-    let cpu = CpuWindow::start(args.pid, shared.run_end);
+    let cpu = CpuWindow::start(args.pids.clone(), shared.run_end);
     let mut set = JoinSet::new();
     for ws in sockets.split_off(1) {
         set.spawn(member(ws, shared.clone()));

@@ -31,6 +31,13 @@
 //! and `rss_per_conn_kb` = (`server_rss_kb` − `server_rss_base_kb`) / `connections`, plus
 //! `errors` (error frames and lost sockets) and `setup_s`.
 //!
+//! Several nodes: `--url2` puts the receivers on a second node; `--url3` adds a third, and then
+//! pair `i` has its sender on node `i mod 3` and its receiver on node `(i + 1) mod 3`. `--pid`
+//! takes every node's pid (comma-separated): CPU and RSS are summed. `--redis host:port` (the
+//! Redis the nodes share) adds `bus_messages`, the `PUBLISH`/`SPUBLISH` commands Redis ran over
+//! the run, and `bus_messages_per_msg` per delivered DM (other clients of that Redis count too:
+//! use one of its own).
+//!
 //! CPU per delivered message: with `--pid`, `utime + stime` of `/proc/<pid>/stat` is sampled when
 //! the senders start and again at the end of the run, the span over which `delivered` counts;
 //! `server_cpu_s` is the server's CPU seconds over it and `server_cpu_us_per_msg` the CPU µs per
@@ -417,6 +424,50 @@ async fn melo_users(
 }
 
 /// VmRSS of a process in kB.
+/// VmRSS summed over the server's processes (one per node); none without pids.
+fn rss_sum_kb(pids: &[u32]) -> Option<u64> {
+    (!pids.is_empty())
+        .then(|| pids.iter().map(|p| rss_kb(*p)).sum::<Option<u64>>())
+        .flatten()
+}
+
+/// How many `PUBLISH` and `SPUBLISH` commands the Redis at `addr` has run (`INFO commandstats`;
+/// on a Redis Cluster, ask each master and add them up): the node bus's messages.
+async fn redis_publishes(addr: &str) -> Result<u64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("--redis {addr}"))?;
+    s.write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+        .await?;
+    // A bulk string: `$<len>\r\n<text>\r\n`.
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("--redis {addr}: connection closed");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        if let Some(head) = text.find("\r\n") {
+            let len: usize = text[1..head].parse().context("INFO reply")?;
+            if buf.len() >= head + 2 + len {
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let calls = |cmd: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+            .and_then(|rest| rest.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(calls("publish") + calls("spublish"))
+}
+
 fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -440,8 +491,8 @@ fn percentile(sorted: &[u64], p: usize) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = parse_args()?;
-    if let Some(pid) = args.pid {
-        cpu::check_pid(pid);
+    for pid in &args.pids {
+        cpu::check_pid(*pid);
     }
     let setup_start = Instant::now();
     let authority = args
@@ -452,19 +503,22 @@ async fn main() -> Result<()> {
         .await?
         .next()
         .ok_or_else(|| anyhow!("{authority}: no address"))?;
-    // Receivers on a second node when asked (senders and setup stay on the first).
-    let addr2 = match &args.url2 {
-        None => addr,
-        Some(u) => {
+    // Other nodes: with --url2 alone, receivers connect to it (senders and setup stay on the
+    // first); with --url3 too, pair i's sender is on node i mod 3 and its receiver on the next.
+    let mut nodes = vec![addr];
+    for (flag, u) in [("--url2", &args.url2), ("--url3", &args.url3)] {
+        if let Some(u) = u {
             let authority = u
                 .strip_prefix("http://")
-                .ok_or_else(|| anyhow!("--url2 must start with http://"))?;
-            tokio::net::lookup_host(authority)
-                .await?
-                .next()
-                .ok_or_else(|| anyhow!("{authority}: no address"))?
+                .ok_or_else(|| anyhow!("{flag} must start with http://"))?;
+            nodes.push(
+                tokio::net::lookup_host(authority)
+                    .await?
+                    .next()
+                    .ok_or_else(|| anyhow!("{authority}: no address"))?,
+            );
         }
-    };
+    }
     let connections = 2 * args.pairs + args.idle;
     if let Some(limit) = open_file_limit() {
         if limit < connections + 64 {
@@ -499,13 +553,18 @@ async fn main() -> Result<()> {
         melo_users(&args, api, pem).await?
     };
 
-    let rss_base = args.pid.and_then(rss_kb);
+    let rss_base = rss_sum_kb(&args.pids);
+    let nodes = Arc::new(nodes);
     let mut sockets = bounded(connections, SETUP_CONCURRENCY * 4, |i| {
         let login = logins[i].clone();
-        let node = if (args.pairs..2 * args.pairs).contains(&i) {
-            addr2
-        } else {
-            addr
+        let n = nodes.len();
+        let node = match (n, i) {
+            (1, _) => nodes[0],
+            (2, i) if (args.pairs..2 * args.pairs).contains(&i) => nodes[1],
+            (2, _) => nodes[0],
+            (_, i) if i < args.pairs => nodes[i % n],
+            (_, i) if i < 2 * args.pairs => nodes[(i - args.pairs + 1) % n],
+            (_, i) => nodes[i % n],
         };
         async move { ws_open(node, login, source_for(i, node.ip(), connections)).await }
     })
@@ -526,7 +585,11 @@ async fn main() -> Result<()> {
         payload: args.payload,
     });
     // CPU over [start, run_end): the span in which `delivered` counts deliveries.
-    let cpu = CpuWindow::start(args.pid, shared.run_end);
+    let cpu = CpuWindow::start(args.pids.clone(), shared.run_end);
+    let publishes_before = match &args.redis {
+        Some(r) => Some(redis_publishes(r).await?),
+        None => None,
+    };
     let mut receiving = JoinSet::new();
     for ((ws_s, ws_r), target) in sockets.into_iter().zip(receiver_ws).zip(targets) {
         let window = Arc::new(Semaphore::new(args.window));
@@ -543,7 +606,11 @@ async fn main() -> Result<()> {
         delivered += r.in_window;
         latencies.extend(r.latencies_us);
     }
-    let rss = args.pid.and_then(rss_kb);
+    let rss = rss_sum_kb(&args.pids);
+    let bus_messages = match (&args.redis, publishes_before) {
+        (Some(r), Some(before)) => Some(redis_publishes(r).await?.saturating_sub(before)),
+        _ => None,
+    };
     let cpu = cpu.finish();
     let (server_per_msg, own_per_msg) = cpu.per_msg(delivered);
     latencies.sort_unstable();
@@ -574,6 +641,11 @@ async fn main() -> Result<()> {
         "server_cpu_us_per_msg": server_per_msg.map(round),
         "loadgen_cpu_s": cpu.own_s.map(round),
         "loadgen_cpu_us_per_msg": own_per_msg.map(round),
+        "nodes": nodes.len(),
+        "bus_messages": bus_messages,
+        "bus_messages_per_msg": bus_messages
+            .filter(|_| delivered > 0)
+            .map(|b| round(b as f64 / delivered as f64)),
     });
     println!("{report}");
     Ok(())
