@@ -445,6 +445,7 @@ fn spawn_cluster(
                         node_topic(*dest)
                     };
                     cluster.count_published(list.len());
+                    pcore.metrics.bus(true, list.len());
                     if let Err(e) = pcore.ephemeral.publish(&topic, msg).await {
                         // The hole it leaves in this node's counter tells the receivers.
                         tracing::debug!(error = %e, "cluster note not published");
@@ -505,7 +506,11 @@ fn spawn_cluster(
                         tracing::debug!("cluster messages were lost; repairing from the store");
                         rcore.repair_after_loss(from);
                     }
-                    for raw in unbundle(raw) {
+                    let notes = unbundle(raw);
+                    if from != cluster.node() {
+                        rcore.metrics.bus(false, notes.len());
+                    }
+                    for raw in notes {
                         match Note::decode(raw) {
                             Some((origin, note)) if origin != cluster.node() => {
                                 if let Some(user) = rcore.apply_note(cluster, origin, note) {

@@ -32,7 +32,8 @@ pub(super) struct Args {
     pub(super) bare: bool,
 }
 
-const USAGE: &str = "usage: loadgen [--url http://127.0.0.1:8088] [--url2 <second node> [--url3 <third node>]] \
+const USAGE: &str =
+    "usage: loadgen [--url http://127.0.0.1:8088] [--url2 <second node> [--url3 <third node>]] \
 [--redis <host:port of the shared Redis>] [--pairs 100] [--duration 10] \
 [--window 32] [--payload 64] [--idle 0] [--pid <server pid>[,<pid of another node>…]] \
 [--group <members> [--online <members with a socket>] [--rate <messages/s>]] \

@@ -64,7 +64,11 @@ struct Sample {
 /// The servers' CPU is the sum over `pids` (one process per node); none without pids.
 fn sample(pids: &[u32]) -> Sample {
     let server = (!pids.is_empty())
-        .then(|| pids.iter().map(|p| cpu_ticks(&p.to_string())).sum::<Option<u64>>())
+        .then(|| {
+            pids.iter()
+                .map(|p| cpu_ticks(&p.to_string()))
+                .sum::<Option<u64>>()
+        })
         .flatten();
     Sample {
         server,

@@ -36,7 +36,9 @@
 //! takes every node's pid (comma-separated): CPU and RSS are summed. `--redis host:port` (the
 //! Redis the nodes share) adds `bus_messages`, the `PUBLISH`/`SPUBLISH` commands Redis ran over
 //! the run, and `bus_messages_per_msg` per delivered DM (other clients of that Redis count too:
-//! use one of its own).
+//! use one of its own). `bus_notes_received` (and `_per_msg`) sums what every node's
+//! `GET /metrics` says it received from the others (`melo_bus_notes_total{direction="in"}`):
+//! the copies the bus carried, which bundling into messages does not hide.
 //!
 //! CPU per delivered message: with `--pid`, `utime + stime` of `/proc/<pid>/stat` is sampled when
 //! the senders start and again at the end of the run, the span over which `delivered` counts;
@@ -468,6 +470,35 @@ async fn redis_publishes(addr: &str) -> Result<u64> {
     Ok(calls("publish") + calls("spublish"))
 }
 
+/// Bus notes the nodes received from each other so far: `melo_bus_notes_total{direction="in"}`
+/// of every node's `GET /metrics`, summed; `None` when a node does not serve it.
+async fn bus_notes_received(urls: &[String]) -> Option<u64> {
+    use http_body_util::BodyExt;
+    let client: Client<_, http_body_util::Full<bytes::Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut total = 0;
+    for u in urls {
+        let req = http::Request::get(format!("{u}/metrics"))
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .ok()?;
+        let resp = timeout(Duration::from_secs(5), client.request(req))
+            .await
+            .ok()?
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        let text = String::from_utf8_lossy(&body);
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix(r#"melo_bus_notes_total{direction="in"} "#))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(total)
+}
+
 fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
@@ -586,6 +617,15 @@ async fn main() -> Result<()> {
     });
     // CPU over [start, run_end): the span in which `delivered` counts deliveries.
     let cpu = CpuWindow::start(args.pids.clone(), shared.run_end);
+    let node_urls: Vec<String> = std::iter::once(args.url.clone())
+        .chain(args.url2.clone())
+        .chain(args.url3.clone())
+        .collect();
+    let notes_before = if args.bare {
+        None
+    } else {
+        bus_notes_received(&node_urls).await
+    };
     let publishes_before = match &args.redis {
         Some(r) => Some(redis_publishes(r).await?),
         None => None,
@@ -607,6 +647,12 @@ async fn main() -> Result<()> {
         latencies.extend(r.latencies_us);
     }
     let rss = rss_sum_kb(&args.pids);
+    let notes_in = match notes_before {
+        Some(before) => bus_notes_received(&node_urls)
+            .await
+            .map(|after| after.saturating_sub(before)),
+        None => None,
+    };
     let bus_messages = match (&args.redis, publishes_before) {
         (Some(r), Some(before)) => Some(redis_publishes(r).await?.saturating_sub(before)),
         _ => None,
@@ -646,6 +692,10 @@ async fn main() -> Result<()> {
         "bus_messages_per_msg": bus_messages
             .filter(|_| delivered > 0)
             .map(|b| round(b as f64 / delivered as f64)),
+        "bus_notes_received": notes_in,
+        "bus_notes_received_per_msg": notes_in
+            .filter(|_| delivered > 0)
+            .map(|n| round(n as f64 / delivered as f64)),
     });
     println!("{report}");
     Ok(())

@@ -20,6 +20,8 @@
 //! | `receipts_total` | counter | `status` (`delivered`/`read`) |
 //! | `rate_limited_total` | counter | `kind` (`http`, `ws`, `login`, `slow_mode`) |
 //! | `push_total` | counter | `result` (`sent`, `gone`, `refused`, `failed`, `dropped`) |
+//! | `bus_messages_total` | counter | `direction` (`out`: published; `in`: received from other nodes) |
+//! | `bus_notes_total` | counter | `direction`: the notes those messages carried |
 //! | `store_operation_duration_seconds` | histogram | `op` (trait method) |
 //! | `store_errors_total` | counter | `op` |
 //! | `ephemeral_operation_duration_seconds` | histogram | `op` |
@@ -172,6 +174,9 @@ pub struct Metrics {
     receipts: [IntCounter; 2],
     rate_limited: [IntCounter; 4],
     push: [IntCounter; 5],
+    /// `[out, in]`.
+    bus_messages: [IntCounter; 2],
+    bus_notes: [IntCounter; 2],
     pub(crate) store_duration: HistogramVec,
     pub(crate) store_errors: IntCounterVec,
     pub(crate) ephemeral_duration: HistogramVec,
@@ -277,6 +282,21 @@ impl Metrics {
             &["kind"],
         )?;
         let push = counter(r, "push_total", "Push deliveries by result", &["result"])?;
+        let bus_messages = counter(
+            r,
+            "bus_messages_total",
+            "Node bus messages published, and received from other nodes",
+            &["direction"],
+        )?;
+        let bus_notes = counter(
+            r,
+            "bus_notes_total",
+            "Notes carried by node bus messages, by direction",
+            &["direction"],
+        )?;
+        let dirs =
+            |c: &IntCounterVec| [c.with_label_values(&["out"]), c.with_label_values(&["in"])];
+        let (bus_messages, bus_notes) = (dirs(&bus_messages), dirs(&bus_notes));
         Ok(Self {
             http_requests: counter(
                 r,
@@ -303,6 +323,8 @@ impl Metrics {
             receipts: fixed(&receipts, ["delivered", "read"]),
             rate_limited: fixed(&limited, ["http", "ws", "login", "slow_mode"]),
             push: fixed(&push, ["sent", "gone", "failed", "dropped", "refused"]),
+            bus_messages,
+            bus_notes,
             store_duration: histogram(
                 r,
                 "store_operation_duration_seconds",
@@ -374,6 +396,14 @@ impl Metrics {
     /// Counts `n` durable entries written to a socket, live or replayed from the queue.
     pub(crate) fn delivered(&self, live: bool, n: u64) {
         self.deliveries[usize::from(!live)].inc_by(n);
+    }
+
+    /// Counts one node bus message carrying `notes` notes, published (`out`) or received from
+    /// another node.
+    pub(crate) fn bus(&self, out: bool, notes: usize) {
+        let i = usize::from(!out);
+        self.bus_messages[i].inc();
+        self.bus_notes[i].inc_by(notes as u64);
     }
 
     /// Counts a queued receipt.
