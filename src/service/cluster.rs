@@ -34,6 +34,7 @@
 //! during a rolling upgrade) is dropped like a lost one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -63,6 +64,9 @@ const PUBLISH_QUEUE: usize = 65_536;
 /// Encoding version of a note (3: durable notes carry what acknowledging them means; 2 is the
 /// first byte of a bundle).
 const VERSION: u8 = 3;
+/// After a detected loss, every socket re-reads its queue this much later, once for all the
+/// losses detected meanwhile.
+const PUMP_COALESCE: Duration = Duration::from_millis(200);
 /// Most notes the publisher puts in one bus message.
 pub(crate) const MAX_BUNDLE: usize = 256;
 
@@ -366,6 +370,8 @@ pub struct Cluster {
     started: Instant,
     /// Milliseconds after `started` of the last bus message opened (this node's own included).
     last_heard_ms: AtomicU64,
+    /// A re-read of every socket's queue is scheduled (see [`Core::repair_after_loss`]).
+    pump_pending: std::sync::atomic::AtomicBool,
 }
 
 impl Cluster {
@@ -385,6 +391,7 @@ impl Cluster {
             gaps: AtomicU64::new(0),
             started: Instant::now(),
             last_heard_ms: AtomicU64::new(0),
+            pump_pending: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -653,11 +660,23 @@ impl Core {
     /// Messages of `origin` were lost (a gap in its counter): what they carried is repaired
     /// from the store. Caches are flushed, every socket here re-reads its queue, and `origin`
     /// is asked to announce its sockets again.
-    pub(crate) fn repair_after_loss(&self, origin: u64) {
+    pub(crate) fn repair_after_loss(self: &Arc<Self>, origin: u64) {
         self.flush_caches();
-        self.hub.pump_all();
-        if let Some(c) = &self.cluster {
-            c.publish_encoded(origin, Note::Resync.encode(c.node));
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        c.publish_encoded(origin, Note::Resync.encode(c.node));
+        // Losses come in bursts (an overflowing queue drops many notes): the sockets re-read
+        // their queues once per burst, a moment after its first loss, not once per loss.
+        if !c.pump_pending.swap(true, Ordering::AcqRel) {
+            let core = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(PUMP_COALESCE).await;
+                if let Some(c) = &core.cluster {
+                    c.pump_pending.store(false, Ordering::Release);
+                }
+                core.hub.pump_all();
+            });
         }
     }
 
