@@ -34,14 +34,7 @@ const FIXTURE: &str = "HTTP_PORT=0\nWS_PORT=0\nRATE_LIMIT_CALLS=100000\nFAILED_L
 const GENEROUS: Duration = Duration::from_secs(30);
 
 fn env_urls() -> Option<(String, String)> {
-    let var = |name: &str| std::env::var(name).ok().filter(|u| !u.is_empty());
-    match (var("MELO_TEST_MYSQL_URL"), var("MELO_TEST_REDIS_URL")) {
-        (Some(m), Some(r)) => Some((m, r)),
-        _ => {
-            eprintln!("MELO_TEST_MYSQL_URL or MELO_TEST_REDIS_URL unset: skipped");
-            None
-        }
-    }
+    backends::mysql_and_redis("MELO_TEST_REDIS_URL")
 }
 
 /// Two nodes sharing a fresh database, one Redis and one key directory.

@@ -62,11 +62,7 @@ async fn realtime_scenarios_against_the_example_binary() {
 /// `redis_var` (either unset: skipped with a note; set but unreachable: the binary refuses to
 /// start and the test fails).
 async fn realtime_scenarios_on_mysql_and(redis_var: &str) {
-    let (Some(mysql), Some(redis)) = (
-        backends::env_url("MELO_TEST_MYSQL_URL"),
-        backends::env_url(redis_var),
-    ) else {
-        eprintln!("MELO_TEST_MYSQL_URL / {redis_var} unset: skipping");
+    let Some((mysql, redis)) = backends::mysql_and_redis(redis_var) else {
         return;
     };
     let (db, db_url) = backends::MysqlDb::create_empty(&mysql).await;

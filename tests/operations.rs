@@ -221,11 +221,7 @@ async fn two_processes_share_mysql_and_a_redis_cluster() {
 
 /// Two processes on a fresh database of `MELO_TEST_MYSQL_URL` and the Redis of `redis_var`.
 async fn two_processes(redis_var: &str) {
-    let (Some(mysql), Some(redis)) = (
-        backends::env_url("MELO_TEST_MYSQL_URL"),
-        backends::env_url(redis_var),
-    ) else {
-        eprintln!("MELO_TEST_MYSQL_URL / {redis_var} unset: skipping");
+    let Some((mysql, redis)) = backends::mysql_and_redis(redis_var) else {
         return;
     };
     // A fresh `melo_t_…` database (the runs of this test go in parallel), dropped at the end

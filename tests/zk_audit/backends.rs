@@ -15,6 +15,19 @@ pub fn env_url(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|u| !u.is_empty())
 }
 
+/// `MELO_TEST_MYSQL_URL` and the Redis URL in `redis_var`; `None`, with a note, when either is
+/// unset (the caller skips). Used by the test crates that include this file, not by the audit.
+#[allow(dead_code)]
+pub fn mysql_and_redis(redis_var: &str) -> Option<(String, String)> {
+    match (env_url("MELO_TEST_MYSQL_URL"), env_url(redis_var)) {
+        (Some(m), Some(r)) => Some((m, r)),
+        _ => {
+            eprintln!("MELO_TEST_MYSQL_URL / {redis_var} unset: skipping");
+            None
+        }
+    }
+}
+
 /// A test database, dropped by [`MysqlDb::drop_now`] or, after a panic, on drop.
 pub struct MysqlDb {
     admin: MySqlConnectOptions,
