@@ -84,6 +84,18 @@ async fn nodes_with(
     url: &str,
     config: melo::Config,
 ) -> (TestServer, TestServer, Option<backends::MysqlDb>) {
+    let (mut nodes, db) = cluster_of(2, url, config).await;
+    let n2 = nodes.pop().expect("node 2");
+    let n1 = nodes.pop().expect("node 1");
+    (n1, n2, db)
+}
+
+/// `count` nodes on one store and one Redis (see [`nodes`]).
+async fn cluster_of(
+    count: usize,
+    url: &str,
+    config: melo::Config,
+) -> (Vec<TestServer>, Option<backends::MysqlDb>) {
     let prefix = format!("melo-cluster-{}:", uuid::Uuid::now_v7().simple());
     let (store, db): (Arc<dyn Store>, _) = match backends::env_url("MELO_TEST_MYSQL_URL") {
         Some(u) => {
@@ -92,9 +104,36 @@ async fn nodes_with(
         }
         None => (Arc::new(MemoryStore::new()), None),
     };
-    let n1 = TestServer::start_node(config.clone(), store.clone(), redis(url, &prefix).await).await;
-    let n2 = TestServer::start_node(config, store, redis(url, &prefix).await).await;
-    (n1, n2, db)
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 0..count {
+        let e = redis(url, &prefix).await;
+        nodes.push(TestServer::start_node(config.clone(), store.clone(), e).await);
+    }
+    (nodes, db)
+}
+
+/// Three nodes on `deployment`: the two-node scenario between nodes 1 and 3, then between 3
+/// and 2, each time with a bystander node that holds no socket of the users involved (frames
+/// are addressed to the right node among several).
+async fn three_nodes(deployment: Deployment) {
+    let Some(url) = deployment.url() else { return };
+    let (nodes, _db) = cluster_of(3, &url, test_config()).await;
+    let t: Vec<Target> = nodes.iter().map(Target::of).collect();
+    common::cluster::two_nodes(&t[0], &t[2]).await;
+    common::cluster::two_nodes(&t[2], &t[1]).await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_over_redis() {
+    three_nodes(Deployment::Single).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_over_a_redis_cluster() {
+    three_nodes(Deployment::Cluster).await;
 }
 
 /// The two-node scenario on `deployment`.
