@@ -28,6 +28,8 @@ use crate::store::Store;
 
 /// How often this node sweeps the shared call deadlines (ring timeout, reconnect grace).
 const CALL_SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Users whose presence waits to be recomputed after another node's change, at most.
+const PRESENCE_QUEUE: usize = 16_384;
 
 /// A built Melo server. Owns its background tasks (key rotation, expiry sweeps); they stop
 /// when [`Melo::shutdown`] is called or the value is dropped.
@@ -455,7 +457,24 @@ fn spawn_cluster(
         },
         rt,
     );
-    let (c, rcore, rapp) = (cancel.clone(), core.clone(), app.clone());
+    // Presence recomputed after another node's change: store and Redis round trips, so off the
+    // bus tasks, in a bounded queue (full: dropped; the user's next change recomputes).
+    let (presence_tx, mut presence_rx) =
+        tokio::sync::mpsc::channel::<crate::model::UserId>(PRESENCE_QUEUE);
+    let (c, papp) = (cancel.clone(), app.clone());
+    tasks.spawn_on(
+        async move {
+            loop {
+                let user = tokio::select! {
+                    _ = c.cancelled() => break,
+                    u = presence_rx.recv() => match u { Some(u) => u, None => break },
+                };
+                papp.services.presence.remote_changed(user).await;
+            }
+        },
+        rt,
+    );
+    let (c, rcore, ptx) = (cancel.clone(), core.clone(), presence_tx.clone());
     tasks.spawn_on(
         async move {
             let Some(cluster) = rcore.cluster.as_ref() else {
@@ -514,7 +533,7 @@ fn spawn_cluster(
                         match Note::decode(raw) {
                             Some((origin, note)) if origin != cluster.node() => {
                                 if let Some(user) = rcore.apply_note(cluster, origin, note) {
-                                    rapp.services.presence.remote_changed(user).await;
+                                    let _ = ptx.try_send(user);
                                 }
                             }
                             Some(_) => {}
@@ -526,7 +545,7 @@ fn spawn_cluster(
         },
         rt,
     );
-    let (c, happ) = (cancel.clone(), app.clone());
+    let (c, htx) = (cancel.clone(), presence_tx);
     tasks.spawn_on(
         async move {
             let mut tick = tokio::time::interval(HEARTBEAT);
@@ -551,7 +570,7 @@ fn spawn_cluster(
                                 );
                                 core.hub.pump_all();
                                 for user in users {
-                                    happ.services.presence.remote_changed(user).await;
+                                    let _ = htx.try_send(user);
                                 }
                             }
                         }

@@ -54,8 +54,9 @@ fn pair(env: &Env, a: &str, b: &str) -> anyhow::Result<Option<(String, String)>>
 
 /// A URL with any password replaced (`mysql://u:[redacted]@h/db`).
 fn redact_url(url: &str) -> String {
-    // A cluster's REDIS_URL lists several URLs, each with its own password.
-    if url.contains(',') {
+    // A cluster's REDIS_URL lists several URLs, each with its own password. A comma inside one
+    // URL (a password may hold one) does not make a list.
+    if url.contains(',') && url.split(',').all(|u| u.contains("://")) {
         return url.split(',').map(redact_url).collect::<Vec<_>>().join(",");
     }
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -253,6 +254,11 @@ mod tests {
         assert_eq!(
             redact_url("sqlite:///var/lib/melo.db"),
             "sqlite:///var/lib/melo.db"
+        );
+        // A comma in a password is not a list of URLs: the password is still hidden.
+        assert_eq!(
+            redact_url("mysql://root:pa,ss@127.0.0.1:3306/melo"),
+            "mysql://root:[redacted]@127.0.0.1:3306/melo"
         );
     }
 }

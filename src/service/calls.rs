@@ -37,6 +37,8 @@ const DEADLINES: &str = "call:deadlines";
 /// How often a live call checks that its engaged devices still have a socket on a live node
 /// (one that died took its sockets without a word).
 const WATCH_EVERY: Duration = Duration::from_secs(10);
+/// A timer that failed on the shared state is due again after this long.
+const DEADLINE_RETRY: Duration = Duration::from_secs(1);
 /// Deadlines one sweep takes at most.
 const SWEEP_BATCH: usize = 64;
 
@@ -199,10 +201,17 @@ impl CallsService {
             return Err(e.into());
         }
         let ring_after = Duration::from_secs(self.core.config.realtime.call_ring_timeout);
-        self.schedule(&Deadline::Ring { id: id.clone() }, ring_after)
-            .await?;
-        self.schedule(&Deadline::Watch { id: id.clone() }, WATCH_EVERY)
-            .await?;
+        let timers = async {
+            self.schedule(&Deadline::Ring { id: id.clone() }, ring_after)
+                .await?;
+            self.schedule(&Deadline::Watch { id: id.clone() }, WATCH_EVERY)
+                .await
+        };
+        if let Err(e) = timers.await {
+            // A call nothing would end: undone, so neither user stays busy.
+            let _ = self.release(&rec).await;
+            return Err(e);
+        }
         let ringing = state_frame(&id, "ringing", auth.user, callee, None);
         self.to_session(auth.user, auth.session, &ringing);
         // The callee's devices get `call_start` (synthesized when the call began with an offer),
@@ -473,19 +482,32 @@ impl CallsService {
         n
     }
 
-    async fn record(&self, id: &str) -> Option<CallRecord> {
-        let raw = self.core.ephemeral.get(&key("rec", id)).await.ok()??;
-        serde_json::from_slice(&raw).ok()
+    /// The record of call `id`: `Ok(None)` once it ended.
+    async fn record(&self, id: &str) -> Result<Option<CallRecord>> {
+        let Some(raw) = self.core.ephemeral.get(&key("rec", id)).await? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice(&raw).ok())
     }
 
+    /// Runs one due timer. One that fails on the shared state is put back, due again shortly:
+    /// taking it removed it, and a lost ring timeout would leave both users busy.
     async fn run_deadline(&self, d: Deadline) {
+        if let Err(e) = self.try_deadline(&d).await {
+            e.log("call timer");
+            if let Err(e) = self.schedule(&d, DEADLINE_RETRY).await {
+                e.log("call timer retry");
+            }
+        }
+    }
+
+    async fn try_deadline(&self, d: &Deadline) -> Result<()> {
         match d {
             Deadline::Ring { id } => {
-                if let Some(rec) = self.record(&id).await {
-                    if let Err(e) = self.end_ringing(&rec, RingEnd::TimedOut).await {
-                        e.log("call ring timeout");
-                    }
+                if let Some(rec) = self.record(id).await? {
+                    self.end_ringing(&rec, RingEnd::TimedOut).await?;
                 }
+                Ok(())
             }
             Deadline::Lost {
                 id,
@@ -493,29 +515,38 @@ impl CallsService {
                 session,
                 token,
             } => {
-                // Still gone (a reconnect deletes the marker)?
-                let marker = lost_key(&id, session);
-                if !matches!(
-                    self.core
+                // A socket of the device that is known (here or on a live node) means it is
+                // back, whatever the marker says (its reconnect may have raced the marker).
+                if self.core.has_socket(*user, *session) {
+                    let _ = self
+                        .core
                         .ephemeral
-                        .delete_if(&marker, token.as_bytes())
-                        .await,
-                    Ok(true)
-                ) {
-                    return;
+                        .delete_if(&lost_key(id, *session), token.as_bytes())
+                        .await;
+                    return Ok(());
                 }
-                if let Some(rec) = self.record(&id).await {
-                    self.end_for(user, &rec, "connection_lost").await;
+                // Still gone (a reconnect deletes the marker)?
+                let marker = lost_key(id, *session);
+                if !self
+                    .core
+                    .ephemeral
+                    .delete_if(&marker, token.as_bytes())
+                    .await?
+                {
+                    return Ok(());
                 }
+                if let Some(rec) = self.record(id).await? {
+                    self.end_for(*user, &rec, "connection_lost").await;
+                }
+                Ok(())
             }
             Deadline::Watch { id } => {
-                let Some(rec) = self.record(&id).await else {
-                    return;
+                let Some(rec) = self.record(id).await? else {
+                    return Ok(());
                 };
                 self.watch(&rec).await;
-                if let Err(e) = self.schedule(&Deadline::Watch { id }, WATCH_EVERY).await {
-                    e.log("call watch");
-                }
+                self.schedule(&Deadline::Watch { id: id.clone() }, WATCH_EVERY)
+                    .await
             }
         }
     }

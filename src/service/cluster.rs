@@ -67,6 +67,11 @@ const VERSION: u8 = 3;
 /// After a detected loss, every socket re-reads its queue this much later, once for all the
 /// losses detected meanwhile.
 const PUMP_COALESCE: Duration = Duration::from_millis(200);
+/// A node asked to announce its sockets again has them re-read their queues this much later,
+/// once the asking node has the list.
+const RESYNC_PUMP_AFTER: Duration = Duration::from_secs(1);
+/// A node asks another to announce its sockets at most this often.
+const RESYNC_EVERY: Duration = Duration::from_secs(1);
 /// Most notes the publisher puts in one bus message.
 pub(crate) const MAX_BUNDLE: usize = 256;
 
@@ -372,6 +377,8 @@ pub struct Cluster {
     last_heard_ms: AtomicU64,
     /// A re-read of every socket's queue is scheduled (see [`Core::repair_after_loss`]).
     pump_pending: std::sync::atomic::AtomicBool,
+    /// When each node was last asked to announce its sockets again.
+    resync_asked: DashMap<u64, Instant>,
 }
 
 impl Cluster {
@@ -392,6 +399,7 @@ impl Cluster {
             started: Instant::now(),
             last_heard_ms: AtomicU64::new(0),
             pump_pending: std::sync::atomic::AtomicBool::new(false),
+            resync_asked: DashMap::new(),
         }
     }
 
@@ -409,6 +417,20 @@ impl Cluster {
     /// each one flushed this node's caches.
     pub fn gaps(&self) -> u64 {
         self.gaps.load(Ordering::Relaxed)
+    }
+
+    /// Asks `node` to announce its sockets again, at most once per [`RESYNC_EVERY`] (each
+    /// answer is a note per user there; asking on every loss could feed back into losses).
+    pub(crate) fn ask_resync(&self, node: u64) {
+        let now = Instant::now();
+        let due = match self.resync_asked.get(&node) {
+            Some(at) => now.duration_since(*at) >= RESYNC_EVERY,
+            None => true,
+        };
+        if due {
+            self.resync_asked.insert(node, now);
+            self.publish_encoded(node, Note::Resync.encode(self.node));
+        }
     }
 
     /// Notes that the bus just delivered a message.
@@ -537,6 +559,7 @@ impl Cluster {
         }
         for n in &silent {
             self.heard.remove(n);
+            self.resync_asked.remove(n);
         }
         let mut users = Vec::new();
         self.remote.retain(|user, list| {
@@ -604,10 +627,18 @@ impl Cluster {
 impl Core {
     /// Applies a note from another node to this node's sockets and caches. Returns the user
     /// whose merged presence the note changed, for the presence service to announce.
-    pub(crate) fn apply_note(&self, cluster: &Cluster, origin: u64, note: Note) -> Option<UserId> {
+    pub(crate) fn apply_note(
+        self: &Arc<Self>,
+        cluster: &Cluster,
+        origin: u64,
+        note: Note,
+    ) -> Option<UserId> {
         if cluster.heard.insert(origin, Instant::now()).is_none() {
-            // A node we had not heard from (new, or back): it learns our sockets' presence.
-            self.announce_all_presence_to(origin);
+            // A node we had not heard from (new, or back after we forgot it): it learns our
+            // sockets, and we ask for its own again (what it announced before we listened, or
+            // before we forgot it, is not in our registry).
+            self.announce_all_presence();
+            cluster.ask_resync(origin);
         }
         match note {
             Note::Durable { base, meta, to } => {
@@ -642,18 +673,24 @@ impl Core {
                 }
             }
             Note::Heartbeat => {}
-            Note::Resync => self.announce_all_presence_to(origin),
+            Note::Resync => {
+                self.announce_all_presence();
+                // Frames the asking node sent here before it knew our sockets reached none of
+                // them: once it has the list, our sockets read their queues.
+                self.schedule_pump(RESYNC_PUMP_AFTER);
+            }
         }
         None
     }
 
-    /// Tells `node` this node's presence of every user with a socket here.
-    fn announce_all_presence_to(&self, node: u64) {
+    /// Tells every node this node's presence of every user with a socket here. On `hub`, like
+    /// every presence note, so that a node applies one node's presence notes in order.
+    fn announce_all_presence(&self) {
         let Some(cluster) = &self.cluster else {
             return;
         };
         for user in self.hub.users() {
-            cluster.publish_encoded(node, self.local_presence(user).encode(cluster.node));
+            cluster.publish(&self.local_presence(user));
         }
     }
 
@@ -665,13 +702,20 @@ impl Core {
         let Some(c) = &self.cluster else {
             return;
         };
-        c.publish_encoded(origin, Note::Resync.encode(c.node));
-        // Losses come in bursts (an overflowing queue drops many notes): the sockets re-read
-        // their queues once per burst, a moment after its first loss, not once per loss.
+        c.ask_resync(origin);
+        self.schedule_pump(PUMP_COALESCE);
+    }
+
+    /// Has every socket here re-read its queue `after` from now. Losses come in bursts (an
+    /// overflowing queue drops many notes): one pump is pending at a time, not one per loss.
+    fn schedule_pump(self: &Arc<Self>, after: Duration) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
         if !c.pump_pending.swap(true, Ordering::AcqRel) {
             let core = self.clone();
             tokio::spawn(async move {
-                tokio::time::sleep(PUMP_COALESCE).await;
+                tokio::time::sleep(after).await;
                 if let Some(c) = &core.cluster {
                     c.pump_pending.store(false, Ordering::Release);
                 }

@@ -243,6 +243,11 @@ fn addressed_messages_open_only_at_their_node() {
     assert_eq!(open(&c, &to_b), None, "moved to another node's topic");
     assert!(open(&c, &to_c).is_some());
     assert_eq!(b.gaps(), 0);
+    // On a node's own topic the counter starts at 1: a first message numbered 2 shows a loss.
+    let d = Cluster::new();
+    let _lost = a.seal_message(&pii, d.node(), b"lost").expect("seal");
+    let second = a.seal_message(&pii, d.node(), b"second").expect("seal");
+    assert_eq!(open(&d, &second).map(|(_, _, gap)| gap), Some(true));
 }
 
 /// Durable frames go to the nodes that hold a socket of one of their devices, each with its

@@ -15,9 +15,10 @@ use crate::store::ContactState;
 
 /// Coalescing window of forwarded `typing_start` frames.
 const TYPING_FORWARD_EVERY: Duration = Duration::from_secs(3);
-/// How long a shared announced status outlives the last change (a node that died while its
-/// users were online leaves one behind; the next change of theirs corrects it).
-const ANNOUNCED_KEEP: Duration = Duration::from_secs(86_400);
+/// How long a shared announced status outlives the last change: as long as a last-seen time,
+/// so that a record never expires under a user who stays online or away (its expiry would read
+/// as `offline` and hide the real `offline` that follows).
+const ANNOUNCED_KEEP: Duration = Duration::from_secs(31 * 86_400);
 /// How long a last-seen time is kept (older reads as `closed`).
 const LAST_SEEN_KEEP: Duration = Duration::from_secs(31 * 86_400);
 

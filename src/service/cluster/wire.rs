@@ -119,8 +119,14 @@ impl Cluster {
         if n <= *last {
             return None;
         }
-        // The first message heard from a node says nothing about earlier ones.
-        let gap = *last != 0 && n != *last + 1;
+        // The first message heard from a node on `hub` says nothing about earlier ones; on this
+        // node's own topic its counter starts at 1 (node ids are new on every start), so a first
+        // message numbered higher means the ones before it were lost.
+        let gap = if *last == 0 {
+            dest != ALL && n != 1
+        } else {
+            n != *last + 1
+        };
         *last = n;
         drop(last);
         if gap {
