@@ -389,8 +389,9 @@ fn core_has_cluster(app: &App) -> bool {
     app.services.core().cluster.is_some()
 }
 
-/// The cluster's three tasks: publish queued notes, apply notes from other nodes (resubscribing
-/// with backoff while the bus is down), and a heartbeat.
+/// The cluster's four tasks: publish queued notes (one bus message per destination), recompute
+/// presence after other nodes' changes, apply notes from other nodes (resubscribing with backoff
+/// while the bus is down), and a heartbeat.
 fn spawn_cluster(
     app: &Arc<App>,
     tasks: &TaskTracker,
