@@ -10,7 +10,7 @@ use hyper_util::client::legacy::Client;
 use serde_json::{json, Value};
 use tokio::time::timeout;
 
-use super::STEP_TIMEOUT;
+use super::{args, bounded, Login, SETUP_CONCURRENCY, STEP_TIMEOUT};
 
 #[derive(Clone)]
 pub(super) struct Api {
@@ -124,4 +124,38 @@ pub(super) async fn make_contacts(api: Api, a: User, b: User) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Registers the users of a DM run over HTTP and makes each pair contacts: a login per socket
+/// (senders, receivers, idle devices of the receivers) and the receivers' uids.
+pub(super) async fn melo_users(
+    args: &args::Args,
+    api: Api,
+    pem: Arc<String>,
+) -> Result<(Vec<Login>, Vec<String>)> {
+    let users = bounded(2 * args.pairs, SETUP_CONCURRENCY, |i| {
+        register(api.clone(), pem.clone(), i)
+    })
+    .await
+    .context("registering users")?;
+    let (senders, receivers) = users.split_at(args.pairs);
+    bounded(args.pairs, SETUP_CONCURRENCY, |i| {
+        make_contacts(api.clone(), senders[i].clone(), receivers[i].clone())
+    })
+    .await
+    .context("making contacts")?;
+    // Idle sockets need sessions of their own: more devices of the receivers.
+    let idle_tokens = bounded(args.idle, SETUP_CONCURRENCY, |i| {
+        let (api, phone) = (api.clone(), receivers[i % receivers.len()].phone.clone());
+        async move { Ok(login(&api, &phone).await?.0) }
+    })
+    .await
+    .context("logging in idle devices")?;
+    let logins = users
+        .iter()
+        .map(|u| u.token.clone())
+        .chain(idle_tokens)
+        .map(Login::Token)
+        .collect();
+    Ok((logins, receivers.iter().map(|u| u.uid.clone()).collect()))
 }

@@ -440,12 +440,7 @@ impl AuthService {
             })
             .await?;
         core.sessions_changed(user.id);
-        if core.cluster.is_some() && session.created_at.millis() >= now.millis() - 1000 {
-            // A new device: another node may hold this user's session list read just before
-            // it existed (its bus note can be lost). Answering once every such entry has
-            // expired means no message sent after this login skips the new device's queue.
-            tokio::time::sleep(super::cache::CACHE_TTL).await;
-        }
+        core.new_session_visible(session.created_at, now).await;
         let csrf_token = self.rotate_csrf(session.id).await?;
         let access_token = core.tokens.issue(user.id, session.id).await?;
         // The new key is written only once the login itself has succeeded.

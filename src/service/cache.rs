@@ -25,7 +25,7 @@ use dashmap::DashMap;
 
 use super::cluster::{Invalidate, Note};
 use super::{Core, Result};
-use crate::model::{ChatKind, MessageId, SessionId, UserId};
+use crate::model::{ChatKind, MessageId, SessionId, Timestamp, UserId};
 use crate::store::ContactState;
 
 /// Entries kept before a cache is cleared wholesale (a crude but bounded policy).
@@ -292,6 +292,17 @@ impl Core {
             if *recent == RecentMessage::DmDelivered {
                 *recent = RecentMessage::Dm { from };
             }
+        }
+    }
+
+    /// Waits, after a login wrote a session at `now`, until every node's cached session list of
+    /// its user is one read after the write, when the session is new (`created_at` is `now`'s)
+    /// and there are several nodes. Another node may hold the list read just before the new
+    /// device existed (its bus note can be lost); answering the login after that entry expired
+    /// means no message sent after the login skips the new device's queue.
+    pub(crate) async fn new_session_visible(&self, created_at: Timestamp, now: Timestamp) {
+        if self.cluster.is_some() && created_at.millis() >= now.millis() - 1000 {
+            tokio::time::sleep(CACHE_TTL).await;
         }
     }
 

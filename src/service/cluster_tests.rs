@@ -1,6 +1,7 @@
 //! Unit tests of the cluster notes and presence merge.
 use super::*;
 use crate::crypto::Pii;
+use crate::model::MessageId;
 
 fn uid(n: u32) -> UserId {
     UserId::new(n).expect("uid")
