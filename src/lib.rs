@@ -6,7 +6,7 @@
 //!
 //! The crate is a library: a [`MeloBuilder`] wires pluggable backends — a [`Store`], an
 //! [`Ephemeral`] state, a [`KeyProvider`] and a [`PushProvider`] — into a raw hyper 1.x service.
-//! The example binary `examples/server/main.rs` is what operators run.
+//! The `melo` binary (`src/bin/melo`, feature `cli`) is what operators run.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -75,7 +75,7 @@ pub use store::MysqlStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, Store};
+pub use store::{MemoryStore, Migrations, Store};
 
 /// The README's Rust examples, compiled as doctests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -2,7 +2,7 @@
 //!
 //! A rotation has two steps. First a new key version is added with an activation time (for the
 //! file key provider: [`FileKeyProvider::add_data_key`](crate::FileKeyProvider::add_data_key),
-//! the example server's `rotate-keys --new-key`); every node loads it before it activates, and
+//! `melo rotate-keys --new-key`); every node loads it before it activates, and
 //! from then on new values are sealed with it while old ones stay readable. Then [`rotate`]
 //! walks every table with sealed columns and re-seals what is still under an older version,
 //! and recomputes blind indexes under the current blind key.

@@ -38,7 +38,7 @@ use jwt_set::{key_file_name, secs, JwtSet};
 /// - A key is deleted once every token it signed has expired: token lifetime + 10 minutes after
 ///   its successor started signing.
 /// - `data-keys.json` is re-read too, so a data key added by [`FileKeyProvider::add_data_key`]
-///   (the example's `rotate-keys --new-key`) reaches a running server before its activation
+///   (`melo rotate-keys --new-key`) reaches a running server before its activation
 ///   time.
 pub struct FileKeyProvider {
     dir: PathBuf,

@@ -66,6 +66,17 @@ impl StoreError {
 /// Result alias of store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What opening a SQL store does with its schema.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply every migration of this release that the database lacks (the default).
+    #[default]
+    Apply,
+    /// Apply nothing and refuse a database whose schema is not exactly this release's: for
+    /// servers started with `--no-migrate` after an operator ran `melo migrate`.
+    Verify,
+}
+
 /// Users, their profile blobs and their E2E secret-key backup.
 #[async_trait]
 pub trait UserStore: Send + Sync + fmt::Debug {
