@@ -3,7 +3,8 @@
 //! One [`Metrics`] per server, held by [`Core`](crate::service::Core). Counters are plain
 //! atomics; the hot paths resolve their label sets once (per route, per store operation) and
 //! never take a lock to count. Labels never carry uids, ids, IPs or tokens: routes are the route
-//! table's templates, frame types come from a fixed list, and everything else is a fixed word.
+//! table's templates, frame types are the frame code's own lists of the types it decodes and
+//! sends (anything else is `other`), and everything else is a fixed word.
 //!
 //! Families (all prefixed `melo_`):
 //!
@@ -63,6 +64,7 @@ pub use store::MeteredStore;
 
 use std::fmt;
 
+use crate::service::frames;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -75,40 +77,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const LATENCY_BUCKETS: [f64; 15] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     10.0,
-];
-
-/// WebSocket frame types counted by name; anything else counts as `other`.
-const FRAME_TYPES: [&str; 30] = [
-    "relay",
-    "relay_message",
-    "relay_delivery",
-    "chat_message",
-    "ack",
-    "ack_received",
-    "ack_read",
-    "msg_status",
-    "typing",
-    "typing_start",
-    "typing_stop",
-    "presence",
-    "status_change",
-    "ping",
-    "pong",
-    "history",
-    "sync_done",
-    "gap",
-    "error",
-    "call_start",
-    "call_offer",
-    "offer",
-    "call_answer",
-    "answer",
-    "ice_candidate",
-    "call_ice",
-    "hangup",
-    "call_end",
-    "call_state",
-    "set_status",
 ];
 
 /// A metrics error (registration of a duplicate family, or encoding).
@@ -165,8 +133,8 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     pub(crate) ws_connections: IntGauge,
-    /// `[in, out]` × (`FRAME_TYPES`, then `other`), resolved once.
-    frames: [Vec<IntCounter>; 2],
+    /// Frames by type, received and sent.
+    frames: [FrameCounters; 2],
     pub(crate) ws_unacked: IntGauge,
     pub(crate) ws_backlog: Histogram,
     messages_stored: [IntCounter; 2],
@@ -249,14 +217,10 @@ impl Metrics {
             "WebSocket text frames by direction and type",
             &["direction", "type"],
         )?;
-        let of = |direction: &str| -> Vec<IntCounter> {
-            FRAME_TYPES
-                .iter()
-                .chain(std::iter::once(&"other"))
-                .map(|t| frames.with_label_values(&[direction, t]))
-                .collect()
-        };
-        let frames = [of("in"), of("out")];
+        let frames = [
+            FrameCounters::new(&frames, "in", frames::client_types()),
+            FrameCounters::new(&frames, "out", frames::server_types()),
+        ];
         let stored = counter(
             r,
             "messages_stored_total",
@@ -377,15 +341,10 @@ impl Metrics {
             .observe(secs);
     }
 
-    /// Counts one WebSocket text frame of `kind` (unknown kinds count as `other`).
+    /// Counts one WebSocket text frame of `kind`: received (a type the server decodes) or
+    /// sent (a type it sends); any other `type` counts as `other`.
     pub(crate) fn frame(&self, incoming: bool, kind: &str) {
-        let i = FRAME_TYPES
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or(FRAME_TYPES.len());
-        if let Some(c) = self.frames[usize::from(!incoming)].get(i) {
-            c.inc();
-        }
+        self.frames[usize::from(!incoming)].count(kind);
     }
 
     /// Counts a stored message (`dm` or `chat`).
@@ -419,6 +378,41 @@ impl Metrics {
     /// Counts a push outcome.
     pub(crate) fn push(&self, result: PushResult) {
         self.push[result as usize].inc();
+    }
+}
+
+/// The `melo_ws_frames_total` counters of one direction: one per frame type of that
+/// direction (from the frame code's own lists, [`frames::client_types`] and
+/// [`frames::server_types`]), then `other`, resolved once.
+struct FrameCounters {
+    types: Vec<&'static str>,
+    counters: Vec<IntCounter>,
+}
+
+impl FrameCounters {
+    fn new(
+        family: &IntCounterVec,
+        direction: &str,
+        types: impl Iterator<Item = &'static str>,
+    ) -> Self {
+        let types: Vec<&'static str> = types.collect();
+        let counters = types
+            .iter()
+            .chain(std::iter::once(&"other"))
+            .map(|t| family.with_label_values(&[direction, t]))
+            .collect();
+        Self { types, counters }
+    }
+
+    fn count(&self, kind: &str) {
+        let i = self
+            .types
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(self.types.len());
+        if let Some(c) = self.counters.get(i) {
+            c.inc();
+        }
     }
 }
 
@@ -497,6 +491,8 @@ fn status_label(status: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -518,6 +514,56 @@ mod tests {
         assert!(text.contains("melo_messages_stored_total{kind=\"dm\"} 1"));
         assert!(text.contains("melo_rate_limited_total{kind=\"http\"} 1"));
         assert!(text.contains("# TYPE melo_ws_connections gauge"));
+    }
+
+    /// The `type` label and value of every `melo_ws_frames_total` series of `direction`.
+    fn frame_series(text: &str, direction: &str) -> BTreeMap<String, f64> {
+        let prefix = format!("melo_ws_frames_total{{direction=\"{direction}\",type=\"");
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix.as_str()))
+            .filter_map(|rest| {
+                let (kind, value) = rest.split_once("\"} ")?;
+                Some((kind.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Every frame type the server decodes has its own `in` label and every type it sends its
+    /// own `out` label; the labels are those types and `other`, nothing else.
+    #[test]
+    fn frame_labels_are_the_frame_types() {
+        let m = Metrics::new().expect("metrics");
+        for kind in frames::client_types() {
+            m.frame(true, kind);
+        }
+        for kind in frames::server_types() {
+            m.frame(false, kind);
+        }
+        // Names no code knows (some were labels once) count as `other`.
+        for kind in ["relay_message", "ack", "typing", "set_status", "call_offer"] {
+            m.frame(true, kind);
+        }
+        let text = String::from_utf8(m.render().expect("render")).expect("utf8");
+        for (direction, types, others) in [
+            ("in", frames::client_types().collect::<Vec<_>>(), 5.0),
+            ("out", frames::server_types().collect(), 0.0),
+        ] {
+            let mut want: BTreeMap<String, f64> =
+                types.iter().map(|t| ((*t).to_owned(), 1.0)).collect();
+            want.insert("other".to_owned(), others);
+            assert_eq!(frame_series(&text, direction), want, "{direction}");
+        }
+        // The dispatcher's types: `get_history` and the call frames are labelled by name.
+        let received = frame_series(&text, "in");
+        for kind in [
+            "get_history",
+            "ack_read",
+            "call_signal",
+            "ice",
+            "call_end_state",
+        ] {
+            assert_eq!(received.get(kind), Some(&1.0), "{kind}");
+        }
     }
 
     #[test]
