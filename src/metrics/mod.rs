@@ -27,6 +27,11 @@
 //! | `store_errors_total` | counter | `op` |
 //! | `ephemeral_operation_duration_seconds` | histogram | `op` |
 //! | `ephemeral_errors_total` | counter | `op` |
+//! | `build_info` | gauge (always 1) | `version`, `features`, `profile` |
+//!
+//! Beside them, on Linux, the standard unprefixed `process_*` families
+//! (`src/metrics/process.rs`).
+//! docs/metrics.md lists every family for operators.
 
 /// Implements a backend trait for a metering wrapper (a struct with `inner` and `ops:
 /// OpMeters` fields and a `done(op, started, &result)` method): every method delegates to
@@ -57,6 +62,8 @@ macro_rules! metered {
 
 mod ephemeral;
 mod listener;
+#[cfg(target_os = "linux")]
+mod process;
 mod store;
 
 pub use ephemeral::MeteredEphemeral;
@@ -66,8 +73,8 @@ use std::fmt;
 
 use crate::service::frames;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The `Content-Type` of [`Metrics::render`].
@@ -182,6 +189,41 @@ fn histogram(
     Ok(h)
 }
 
+/// The Cargo features this build has (`melo_build_info{features}`).
+fn features() -> String {
+    let all = [
+        ("sqlite", cfg!(feature = "sqlite")),
+        ("mysql", cfg!(feature = "mysql")),
+        ("redis", cfg!(feature = "redis")),
+        ("web-push", cfg!(feature = "web-push")),
+        ("tls", cfg!(feature = "tls")),
+        ("fuzzing", cfg!(feature = "fuzzing")),
+    ];
+    let on: Vec<&str> = all.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
+    on.join(",")
+}
+
+/// `melo_build_info{version,features,profile} 1`: what this binary is, to join on in queries.
+fn build_info(r: &Registry) -> Result<(), MetricsError> {
+    let info = IntGaugeVec::new(
+        Opts::new(
+            "build_info",
+            "Always 1: the crate version, the Cargo features and the build profile of this node",
+        )
+        .namespace("melo"),
+        &["version", "features", "profile"],
+    )?;
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), &features(), profile])
+        .set(1);
+    r.register(Box::new(info))?;
+    Ok(())
+}
+
 /// Resolves `values` of a one-label family once.
 fn fixed<const N: usize>(family: &IntCounterVec, values: [&str; N]) -> [IntCounter; N] {
     values.map(|v| family.with_label_values(&[v]))
@@ -200,8 +242,16 @@ impl Metrics {
     }
 
     /// Fresh families registered in `registry` (to expose them beside an embedder's own).
+    /// On Linux this includes the standard `process_*` families, unless `registry` already has
+    /// them (an embedder's own process collector): then those are left as they are.
     pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
         let r = &registry;
+        build_info(r)?;
+        #[cfg(target_os = "linux")]
+        match r.register(Box::new(process::ProcessCollector::new()?)) {
+            Ok(()) | Err(prometheus::Error::AlreadyReg) => {}
+            Err(e) => return Err(e.into()),
+        }
         let backlog = Histogram::with_opts(
             HistogramOpts::new(
                 "ws_backlog_entries",
@@ -564,6 +614,39 @@ mod tests {
         ] {
             assert_eq!(received.get(kind), Some(&1.0), "{kind}");
         }
+    }
+
+    #[test]
+    fn build_info_names_this_build() {
+        let m = Metrics::new().expect("metrics");
+        let text = String::from_utf8(m.render().expect("render")).expect("utf8");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("melo_build_info{"))
+            .expect("build_info");
+        assert!(line.ends_with("} 1"), "{line}");
+        let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+        assert!(line.contains(&version), "{line}");
+        assert!(
+            line.contains(&format!("features=\"{}\"", features())),
+            "{line}"
+        );
+    }
+
+    /// An embedder's registry that already has the `process_*` families keeps them.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_embedders_process_families_are_kept() {
+        let r = Registry::new();
+        let theirs = process::ProcessCollector::new().expect("collector");
+        r.register(Box::new(theirs)).expect("register");
+        let m = Metrics::with_registry(r).expect("metrics");
+        let text = String::from_utf8(m.render().expect("render")).expect("utf8");
+        let declared = text
+            .lines()
+            .filter(|l| *l == "# TYPE process_open_fds gauge")
+            .count();
+        assert_eq!(declared, 1, "{text}");
     }
 
     #[test]
