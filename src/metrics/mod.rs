@@ -29,7 +29,8 @@
 //! | `ephemeral_errors_total` | counter | `op` |
 //! | `build_info` | gauge (always 1) | `version`, `features`, `profile` |
 //!
-//! Beside them, on Linux, the standard unprefixed `process_*` families
+//! Beside them: the node bus's health, `bus_dropped_notes_total{reason}` and more (see
+//! `src/metrics/bus.rs`), and on Linux the standard unprefixed `process_*` families
 //! (`src/metrics/process.rs`).
 //! docs/metrics.md lists every family for operators.
 
@@ -60,12 +61,14 @@ macro_rules! metered {
     };
 }
 
+mod bus;
 mod ephemeral;
 mod listener;
 #[cfg(target_os = "linux")]
 mod process;
 mod store;
 
+pub(crate) use bus::{BusMeters, Dropped};
 pub use ephemeral::MeteredEphemeral;
 pub use store::MeteredStore;
 
@@ -152,6 +155,7 @@ pub struct Metrics {
     /// `[out, in]`.
     bus_messages: [IntCounter; 2],
     bus_notes: [IntCounter; 2],
+    bus_health: BusMeters,
     pub(crate) store_duration: HistogramVec,
     pub(crate) store_errors: IntCounterVec,
     pub(crate) ephemeral_duration: HistogramVec,
@@ -339,6 +343,7 @@ impl Metrics {
             push: fixed(&push, ["sent", "gone", "failed", "dropped", "refused"]),
             bus_messages,
             bus_notes,
+            bus_health: BusMeters::register(r)?,
             store_duration: histogram(
                 r,
                 "store_operation_duration_seconds",
@@ -413,6 +418,11 @@ impl Metrics {
         let i = usize::from(!out);
         self.bus_messages[i].inc();
         self.bus_notes[i].inc_by(notes as u64);
+    }
+
+    /// The bus health families (drops, losses, resyncs, queue, message age), for the cluster.
+    pub(crate) fn bus_meters(&self) -> BusMeters {
+        self.bus_health.clone()
     }
 
     /// Counts a queued receipt.
