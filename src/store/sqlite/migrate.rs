@@ -11,6 +11,11 @@ use crate::store::{StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The version of the newest migration.
+pub(super) fn latest() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// Applies every migration not applied yet, each in its own transaction; refuses a database
 /// with a failed migration or one whose applied migrations differ from this release's.
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
