@@ -12,9 +12,10 @@ use common::backup::{check_restored, serve, workload, Sender, PRE};
 use common::realtime::{make_contacts, Target};
 use common::{new_user, TestServer};
 use melo::backup::{
-    backup, restore, verify, BackupError, BackupOptions, DatabaseKind, Layout, Manifest,
-    RestoreOptions, MANIFEST_FILE,
+    backup, restore, verify, BackupError, BackupOptions, DataKeysSource, DatabaseKind, Layout,
+    Manifest, RestoreOptions, MANIFEST_FILE,
 };
+use melo::config::Secret;
 use melo::crypto::KeyPolicy;
 use melo::{FileKeyProvider, SqliteStore};
 
@@ -371,4 +372,83 @@ async fn restore_refuses_altered_backups_and_occupied_targets() {
     let server = sqlite_server(&target).await;
     assert_eq!(server.client.get("/status", None).await.status, 200);
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_data_keys_need_the_secret_to_restore() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let live = tmp.path().join("live");
+    std::fs::create_dir(&live).expect("mkdir");
+    let secret = "correct horse battery staple";
+    let server = derived_server(&live, secret).await;
+    let a = new_user(&server.client, "Dee").await;
+    let layout = |dir: &Path, s: Option<&str>| Layout {
+        data_secret: s.map(Secret::new),
+        ..Layout::sqlite_in(dir)
+    };
+    let bk = tmp.path().join("backup");
+    let report = backup(&layout(&live, Some(secret)), &bk, &BackupOptions::default())
+        .await
+        .expect("backup");
+    server.stop().await;
+    let m = &report.manifest;
+    assert_eq!(m.keys.data_keys, DataKeysSource::Derived);
+    assert!(!m.files.contains_key("keys/data-keys.json"), "no key file");
+    assert!(!bk.join("keys/data-keys.json").exists());
+    assert!(m.key_check.opened() >= 3, "{:?}", m.key_check);
+
+    let err = verify(&bk, None).await.expect_err("the secret is needed");
+    assert!(err.to_string().contains("ENCRYPTION_KEY_STR"), "{err}");
+    let target = tmp.path().join("target");
+    let err = restore(
+        &bk,
+        &layout(&target, Some("wrong")),
+        &RestoreOptions::default(),
+    )
+    .await
+    .expect_err("another secret");
+    assert!(matches!(err, BackupError::KeyCheck(_)), "{err:?}");
+    assert!(!target.exists(), "nothing written");
+    // A backup with a key file, restored where ENCRYPTION_KEY_STR is set, would not be read.
+    let other = tmp.path().join("file");
+    std::fs::create_dir(&other).expect("mkdir");
+    let file_bk = small_backup(&other).await;
+    let err = restore(
+        &file_bk,
+        &layout(&target, Some(secret)),
+        &RestoreOptions::default(),
+    )
+    .await
+    .expect_err("a key-file backup under ENCRYPTION_KEY_STR");
+    assert!(err.to_string().contains("unset it"), "{err}");
+    assert!(!target.exists(), "nothing written");
+
+    restore(
+        &bk,
+        &layout(&target, Some(secret)),
+        &RestoreOptions::default(),
+    )
+    .await
+    .expect("restore with the secret");
+    let server = derived_server(&target, secret).await;
+    let r = common::login(&server.client, &a.phone, &a.password, &a.device).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    server.stop().await;
+}
+
+/// A server whose data keys are derived from `secret` (`ENCRYPTION_KEY_STR`).
+async fn derived_server(dir: &Path, secret: &str) -> TestServer {
+    let keys = FileKeyProvider::open(dir.join("keys"), KeyPolicy::default(), Some(secret))
+        .await
+        .expect("keys");
+    let store: Arc<dyn melo::Store> = Arc::new(
+        SqliteStore::open(dir.join("melo.db"))
+            .await
+            .expect("open SQLite"),
+    );
+    let melo = melo::Melo::builder(store.clone(), Arc::new(keys))
+        .config(common::test_config())
+        .build()
+        .expect("build");
+    TestServer::serve(melo, store).await
 }
