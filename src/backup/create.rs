@@ -148,6 +148,8 @@ struct Copied {
     dump_command: Option<String>,
 }
 
+// `options` is about the MySQL dump only.
+#[cfg_attr(not(feature = "mysql"), allow(unused_variables))]
 async fn copy_database(
     source: &Layout,
     target: &Path,

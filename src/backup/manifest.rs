@@ -132,9 +132,7 @@ pub(crate) fn allowed_path(path: &str) -> bool {
         SQLITE_FILE | DUMP_FILE => true,
         _ => match path.strip_prefix("keys/") {
             Some(DATA_KEYS_FILE | VAPID_FILE) => true,
-            Some(rest) => rest
-                .strip_prefix("jwt/")
-                .is_some_and(|name| is_jwt_file_name(name)),
+            Some(rest) => rest.strip_prefix("jwt/").is_some_and(is_jwt_file_name),
             None => false,
         },
     }

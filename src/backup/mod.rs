@@ -168,7 +168,7 @@ pub enum MysqlDump {
 }
 
 /// What [`backup`] wrote.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct BackupReport {
     /// The backup directory.
     pub dir: PathBuf,
@@ -180,7 +180,7 @@ pub struct BackupReport {
 }
 
 /// What [`verify`] checked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct Verified {
     /// The backup's manifest.
     pub manifest: Manifest,
@@ -199,7 +199,7 @@ pub struct RestoreOptions {
 }
 
 /// What [`restore`] did.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize)]
 pub struct RestoreReport {
     /// The restored backup's manifest.
     pub manifest: Manifest,

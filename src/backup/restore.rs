@@ -132,6 +132,7 @@ async fn check_loaded_mysql(
     manifest: &Manifest,
 ) -> Result<KeyCheckReport, BackupError> {
     #[cfg(feature = "mysql")]
+    #[allow(irrefutable_let_patterns)] // A build without SQLite has no other database.
     if let Database::Mysql(url) = &target.database {
         use super::mysql;
         let keys =

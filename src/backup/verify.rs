@@ -3,10 +3,8 @@
 use std::path::Path;
 
 use super::files;
-use super::keycheck::{check, check_fingerprints};
-use super::manifest::{
-    DatabaseKind, Manifest, DUMP_FILE, JWT_DIR, KEYS_DIR, MANIFEST_FILE, SQLITE_FILE,
-};
+use super::keycheck::check_fingerprints;
+use super::manifest::{DatabaseKind, Manifest, DUMP_FILE, JWT_DIR, KEYS_DIR, MANIFEST_FILE};
 use super::{blocking, keys, BackupError, KeyCheckReport, Verified};
 use crate::config::Secret;
 use crate::crypto::KeyProvider;
@@ -132,6 +130,7 @@ async fn check_sqlite(
 ) -> Result<KeyCheckReport, BackupError> {
     #[cfg(feature = "sqlite")]
     {
+        use super::manifest::SQLITE_FILE;
         let path = dir.join(SQLITE_FILE);
         let recorded = manifest.database.schema_version;
         let samples = blocking(move || {
@@ -146,7 +145,7 @@ async fn check_sqlite(
             super::sqlite::sample(&conn)
         })
         .await?;
-        check(keys, &samples)
+        super::keycheck::check(keys, &samples)
     }
     #[cfg(not(feature = "sqlite"))]
     {

@@ -13,7 +13,7 @@ mod keys;
 pub mod password;
 mod pii;
 
-#[cfg_attr(not(any(feature = "sqlite", feature = "mysql")), allow(unused_imports))]
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) use file_keys::{parse_jwt_key, read_data_keys, read_vapid_key};
 pub use file_keys::{AddedDataKey, FileKeyProvider};
 pub use keys::{DataKeys, JwtKey, KeyPolicy, KeyProvider, StaticKeys};
