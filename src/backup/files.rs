@@ -84,7 +84,8 @@ pub(crate) fn write_new(path: &Path, contents: &[u8]) -> Result<FileEntry, Backu
 pub(crate) fn hash_file(path: &Path) -> Result<FileEntry, BackupError> {
     let mut f = File::open(path).map_err(BackupError::io(path))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
+    // Key files pass through it: wiped when dropped.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK]);
     let mut size = 0u64;
     loop {
         let n = f.read(&mut buf).map_err(BackupError::io(path))?;
@@ -106,7 +107,8 @@ pub(crate) fn copy_new(from: &Path, to: &Path) -> Result<FileEntry, BackupError>
     let mut src = File::open(from).map_err(BackupError::io(from))?;
     let mut dst = create_new(to)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
+    // Key files pass through it: wiped when dropped.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; CHUNK]);
     let mut size = 0u64;
     loop {
         let n = src.read(&mut buf).map_err(BackupError::io(from))?;
