@@ -22,6 +22,7 @@
 //!
 //! # Layout
 //! - [`builder`] — [`MeloBuilder`] → [`Melo`]
+//! - [`backup`] — consistent backups of the database and keys, verification, restore
 //! - [`server`] — accept loop, graceful shutdown, [`MeloService`] for embedders
 //! - [`config`] — [`Config`]: plain data, documented defaults
 //! - `http` — router, extractors, the one error mapping, handlers (private)
@@ -34,6 +35,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "mysql"))))]
+pub mod backup;
 pub mod builder;
 pub mod config;
 pub mod crypto;

@@ -17,8 +17,12 @@ use crate::model::Timestamp;
 use crate::push::VapidKey;
 
 mod jwt_set;
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+mod read_only;
 
 use jwt_set::{key_file_name, secs, JwtSet};
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+pub(crate) use read_only::{parse_jwt_key, read_data_keys, read_vapid_key};
 
 /// Keys kept in a directory, created on first start with mode 0600:
 /// `jwt/<slot>.pem` (PKCS#8 RSA keys), `data-keys.json` (AES-256-GCM keys by version and the

@@ -39,6 +39,18 @@ pub use sealed::{KeyShape, RowKey, SealedRow, SealedStore, SealedTable, SealedUp
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
+/// The newest SQLite migration of this release (backups refuse a database past it).
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_schema_latest() -> i64 {
+    sqlite::latest_migration()
+}
+
+/// The newest MySQL migration of this release (backups refuse a database past it).
+#[cfg(feature = "mysql")]
+pub(crate) fn mysql_schema_latest() -> i64 {
+    mysql::latest_migration()
+}
+
 /// Errors a store reports.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

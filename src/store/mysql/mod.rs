@@ -38,6 +38,11 @@ mod writer_tests;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
+/// The version of the newest embedded migration.
+pub(super) fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// Connections of the pool made by [`MysqlStore::connect`].
 const POOL_SIZE: u32 = 16;
 

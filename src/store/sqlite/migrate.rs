@@ -11,6 +11,11 @@ use crate::store::{Migrations, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The version of the newest migration.
+pub(super) fn latest() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
 /// Applies every migration not applied yet, each in its own transaction ([`Migrations::Apply`]),
 /// or only checks that none is missing ([`Migrations::Verify`]); refuses a database with a
 /// failed migration or one whose applied migrations differ from this release's.

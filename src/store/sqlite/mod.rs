@@ -22,6 +22,11 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 
+/// The version of the newest embedded migration.
+pub(super) fn latest_migration() -> i64 {
+    migrate::latest()
+}
+
 /// The embedded SQLite store (feature `sqlite`): the zero-setup default of the binary.
 ///
 /// A writer thread owns the only write connection: every write is a closure it runs, and the
