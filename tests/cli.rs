@@ -1,6 +1,7 @@
 //! The `melo` binary as a process: `--help`, `--version`, usage errors, and each subcommand's
 //! exit status and output (`serve` and its `--no-migrate`, `check-config`, `migrate`,
-//! `rotate-keys`). The admin, backup and restore commands have tests of their own.
+//! `rotate-keys`). The admin, backup and restore commands have tests of their own
+//! (tests/admin_binary.rs, tests/backup_binary.rs).
 
 // The fresh-database guard of the audit test; this file uses only part of it.
 #[allow(dead_code, unreachable_pub)]
@@ -43,7 +44,15 @@ fn help_lists_every_command_and_setting_with_its_variable_and_default() {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    for command in ["serve", "check-config", "migrate", "rotate-keys"] {
+    for command in [
+        "serve",
+        "check-config",
+        "migrate",
+        "rotate-keys",
+        "backup",
+        "restore",
+        "verify-backup",
+    ] {
         assert!(help.contains(command), "{command} in --help:\n{help}");
     }
     for (var, default) in [

@@ -6,6 +6,8 @@
 //! melo check-config         # the effective settings, secrets redacted
 //! melo migrate              # apply schema migrations (then `melo serve --no-migrate`)
 //! melo rotate-keys          # data-key rotation
+//! melo backup DIR           # database + keys + manifest, while serving; `melo restore DIR`
+//! melo admin user lock UID  # and unlock, delete, sessions, revoke; `admin stats`, `admin invite`
 //! ```
 //!
 //! Every setting is a flag backed by an environment variable (also read from `./.env`); every
@@ -14,6 +16,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod backup;
 mod logging;
 mod open;
 mod rekey;
@@ -52,6 +55,14 @@ enum Command {
     /// Data-key rotation: add a key version, or move every sealed value and blind index to the
     /// current one. Safe while servers run.
     RotateKeys(rekey::RotateArgs),
+    /// Write a consistent backup of the database and the keys that open it, with a manifest,
+    /// while the server runs.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a data directory without a database or keys (or, with --force,
+    /// over them, moving them aside); refuses a backup whose files or keys do not check out.
+    Restore(backup::RestoreArgs),
+    /// Check a backup (every file's hash, the keys against the data) without restoring it.
+    VerifyBackup(backup::VerifyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -169,6 +180,18 @@ fn start(cli: Cli) -> anyhow::Result<()> {
                 println!("database schema is up to date");
                 Ok(())
             })
+        }
+        Command::Backup(args) => {
+            let _log_guards = settings.log.init(true)?;
+            runtime()?.block_on(backup::run_backup(&settings, args))
+        }
+        Command::Restore(args) => {
+            let _log_guards = settings.log.init(true)?;
+            runtime()?.block_on(backup::run_restore(&settings, args))
+        }
+        Command::VerifyBackup(args) => {
+            let _log_guards = settings.log.init(true)?;
+            runtime()?.block_on(backup::run_verify(&settings, args))
         }
         Command::RotateKeys(args) => {
             let _log_guards = settings.log.init(true)?;
