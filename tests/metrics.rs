@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::realtime::{make_contacts, online, relay, Target};
-use common::ws::{is, WAIT};
+use common::ws::WAIT;
 use common::{new_user, test_config, Client, TestServer};
 use melo::{Ephemeral, MemoryEphemeral, MemoryStore, Store};
 use serde_json::json;
@@ -274,27 +274,28 @@ async fn bus_health_is_exported() {
     make_contacts(&t1, &a, &b).await;
     let mut wa = online(&t1, &a).await;
     let mut wb = online(&t2, &b).await;
-    // B's presence reached node 1 over the bus.
-    wa.recv_where(
-        "status_change of B online",
-        |f| is(f, "status_change") && f["user_id"] == b.uid.as_str() && f["status"] == "online",
-        WAIT,
-    )
-    .await;
+    // Delivered live across the nodes, or from B's queue (which a new socket re-reads).
     let mid = relay(&mut wa, &a, &b, "QlUtMQ==", "bu-1").await;
     let d = wb.recv_type("relay_delivery", WAIT).await;
     assert_eq!(d["message_id"], mid.as_str());
+    let settled = |text: &str| {
+        sample(text, "melo_bus_publish_queue_notes") == 0.0
+            && sample(text, "melo_bus_messages_total{direction=\"in\"}") >= 1.0
+            && sample(text, "melo_bus_resyncs_total{direction=\"in\"}") >= 1.0
+            && sample(text, "melo_bus_resyncs_total{direction=\"out\"}") >= 1.0
+    };
     for (node, c) in [("node 1", &n1.client), ("node 2", &n2.client)] {
+        // Within a heartbeat (5 s) each node hears the other, asks it for its sockets and is
+        // asked for its own.
         let mut text = String::new();
-        for _ in 0..100 {
+        for _ in 0..300 {
             text = scrape(c).await;
-            let settled = sample(&text, "melo_bus_publish_queue_notes") == 0.0
-                && sample(&text, "melo_bus_resyncs_total{direction=\"in\"}") >= 1.0;
-            if settled {
+            if settled(&text) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        assert!(settled(&text), "{node}: {text}");
         let received = sample(&text, "melo_bus_messages_total{direction=\"in\"}");
         assert!(received >= 1.0, "{node}: {text}");
         let aged = sample(&text, "melo_bus_message_age_seconds_count");
@@ -302,14 +303,12 @@ async fn bus_health_is_exported() {
             aged >= 1.0 && aged <= received + 1.0,
             "{node}: {aged} of {received}"
         );
-        // Both nodes run on one machine: nothing waits seconds.
-        assert!(
-            sample(&text, "melo_bus_message_age_seconds_bucket{le=\"5\"}") >= aged,
+        // Messages older than 30 s are refused: every age is within the last finite bucket.
+        assert_eq!(
+            sample(&text, "melo_bus_message_age_seconds_bucket{le=\"30\"}"),
+            aged,
             "{node}: {text}"
         );
-        assert!(sample(&text, "melo_bus_resyncs_total{direction=\"out\"}") >= 1.0);
-        assert!(sample(&text, "melo_bus_resyncs_total{direction=\"in\"}") >= 1.0);
-        assert_eq!(sample(&text, "melo_bus_publish_queue_notes"), 0.0);
         for reason in ["queue_full", "seal_failed", "publish_failed"] {
             let series = format!("melo_bus_dropped_notes_total{{reason=\"{reason}\"}}");
             assert!(text.contains(&series), "{series}");
