@@ -93,6 +93,9 @@ impl Env {
         self.parse("LINK_CODE_TTL", &mut a.link_code_ttl)?;
         self.parse("KEY_CHECK_SECONDS", &mut a.key_check_secs)?;
         self.parse("BCRYPT_COST", &mut a.bcrypt_cost)?;
+        if let Some(v) = self.str("REGISTRATION") {
+            a.registration = v.parse().map_err(|e| format!("REGISTRATION: {e}"))?;
+        }
         let mut routes = Vec::new();
         self.list("RATE_LIMIT_ROUTES", &mut routes);
         if !routes.is_empty() {

@@ -39,6 +39,7 @@ mod messages;
 mod presence;
 mod push;
 mod push_hosts;
+pub(crate) mod register;
 mod sessions;
 mod users;
 pub(crate) mod validate;
