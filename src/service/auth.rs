@@ -364,6 +364,11 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<LoginResponse> {
         let core = &self.core;
+        // Checked once the credentials are known to be right: only their holder learns of a lock.
+        if core.store.user_locked(user.id).await? == Some(true) {
+            tracing::info!(target: "melo::audit", event = "login_refused_locked", user_id = %user.id, "login of a locked account refused");
+            return Err(Error::AccountLocked);
+        }
         let now = Timestamp::now();
         let session_row = format!("{}:{}", user.id, device);
         let seal = |col: &str, v: &str| core.pii.seal_str("sessions", col, &session_row, v);
@@ -385,6 +390,13 @@ impl AuthService {
             })
             .await?;
         core.sessions_changed(user.id);
+        // A lock written (with its revocation of every session) after the check above but before
+        // this session existed would leave it active: look again, now that it exists.
+        if core.store.user_locked(user.id).await? == Some(true) {
+            core.store.revoke_session(user.id, session.id).await?;
+            core.sessions_changed(user.id);
+            return Err(Error::AccountLocked);
+        }
         core.new_session_visible(session.created_at, now).await;
         let csrf_token = self.rotate_csrf(session.id).await?;
         let access_token = core.tokens.issue(user.id, session.id).await?;
