@@ -40,7 +40,8 @@ mod presence;
 mod push;
 mod push_hosts;
 pub(crate) mod register;
-mod sessions;
+pub(crate) mod revocations;
+pub(crate) mod sessions;
 mod users;
 pub(crate) mod validate;
 
