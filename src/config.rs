@@ -9,8 +9,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 
 pub(crate) mod ip_range;
+mod registration;
 mod route_limit;
 pub use ip_range::IpRange;
+pub use registration::Registration;
 pub use route_limit::RouteLimit;
 
 /// A secret string whose `Debug` prints `[redacted]`.
@@ -111,6 +113,8 @@ pub struct AuthConfig {
     pub key_check_secs: u64,
     /// bcrypt cost (`BCRYPT_COST`), 4–31. Default 12.
     pub bcrypt_cost: u32,
+    /// Who may register (`REGISTRATION`: `open`, `closed` or `invite`). Default open.
+    pub registration: Registration,
 }
 
 impl Default for AuthConfig {
@@ -125,6 +129,7 @@ impl Default for AuthConfig {
             link_code_ttl: 120,
             key_check_secs: 60,
             bcrypt_cost: 12,
+            registration: Registration::Open,
         }
     }
 }
@@ -349,7 +354,7 @@ impl Default for PushConfig {
 }
 
 /// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
-const VARS: [(&str, &str); 50] = [
+const VARS: [(&str, &str); 51] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),
     (
@@ -362,6 +367,7 @@ const VARS: [(&str, &str); 50] = [
     ("auth.link_code_ttl", "LINK_CODE_TTL"),
     ("auth.key_check_secs", "KEY_CHECK_SECONDS"),
     ("auth.bcrypt_cost", "BCRYPT_COST"),
+    ("auth.registration", "REGISTRATION"),
     ("http.http_port", "HTTP_PORT"),
     ("http.ws_port", "WS_PORT"),
     ("http.max_body_bytes", "MAX_BODY_BYTES"),

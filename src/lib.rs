@@ -32,9 +32,11 @@
 //! - [`crypto`] — [`KeyProvider`], PII sealing, blind indexes, JWT, passwords
 //! - [`push`] — [`PushProvider`], [`NoopPush`], [`RecordingPush`]
 //! - [`model`] — ids and domain types
+//! - [`admin`], [`rekey`] — operator tools working on the store from a process of their own
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod admin;
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "mysql"))))]
 pub mod backup;

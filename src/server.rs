@@ -131,6 +131,9 @@ impl Melo {
             },
             rt,
         );
+        // Revocations operator tools write to the store (`service::revocations`).
+        let core = app.services.core().clone();
+        crate::service::revocations::spawn(core, &tasks, cancel.clone(), rt);
         if core_has_cluster(&app) {
             spawn_cluster(&app, &tasks, &cancel, rt);
         }

@@ -177,14 +177,27 @@ pub(crate) fn table() -> Vec<Op> {
         )])),
         // §4.2 registration, login, sessions, devices
         post("/register")
-            .json(obj(&[
-                ("phone", desc(string(), "normalized to E.164: ^\\+[1-9][0-9]{1,14}$")),
-                ("name", r("DisplayName")),
-                ("nickname", r("DisplayName")),
-                ("password", r("Password")),
-                ("device_id", r("DeviceId")),
-                ("public_e2e_key", r("PemPublicKey")),
-            ]))
+            .json(obj2(
+                &[
+                    ("phone", desc(string(), "normalized to E.164: ^\\+[1-9][0-9]{1,14}$")),
+                    ("name", r("DisplayName")),
+                    ("nickname", r("DisplayName")),
+                    ("password", r("Password")),
+                    ("device_id", r("DeviceId")),
+                    ("public_e2e_key", r("PemPublicKey")),
+                ],
+                &[(
+                    "invite_code",
+                    desc(
+                        nullable(string()),
+                        "REGISTRATION=invite: a single-use code from an operator \
+                         (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX, Crockford base 32; case, dashes and \
+                         spaces ignored), ignored otherwise. 403 registration_closed \
+                         (REGISTRATION=closed), invite_required (no code), \
+                         registration_invite_invalid (unknown, used or expired code)",
+                    ),
+                )],
+            ))
             .ok(obj(&[
                 ("unique_id", r("Uid")),
                 ("public_e2e_key", string()),
@@ -200,7 +213,7 @@ pub(crate) fn table() -> Vec<Op> {
                     ("device_id", r("DeviceId")),
                 ],
                 &[
-                    ("password", desc(nullable(string()), "required unless device_token is valid")),
+                    ("password", desc(nullable(string()), "required unless device_token is valid; the right credentials of an account an operator locked answer 403 account_locked")),
                     ("device_token", desc(nullable(string()), "auto-login token of (user, device)")),
                     ("public_e2e_key", desc(nullable(string()), "when non-empty: replaces the key (rules of PemPublicKey)")),
                 ],

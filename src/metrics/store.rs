@@ -39,6 +39,8 @@ impl MeteredStore {
             CHAT_OPS,
             HEALTH_OPS,
             SEALED_OPS,
+            ADMIN_OPS,
+            REGISTRATION_INVITE_OPS,
         ];
         let ops = OpMeters::new(&all, &metrics.store_duration, &metrics.store_errors);
         Self { inner, ops }
@@ -171,4 +173,24 @@ metered!(MeteredStore, SealedStore, SEALED_OPS {
     fn sealed_rows(&self, table: SealedTable, after: Option<&RowKey>, limit: u32)
         -> StoreResult<Vec<SealedRow>>;
     fn replace_sealed(&self, table: SealedTable, updates: &[SealedUpdate]) -> StoreResult<u64>;
+});
+
+metered!(MeteredStore, AdminStore, ADMIN_OPS {
+    fn user_locked(&self, user: UserId) -> StoreResult<Option<bool>>;
+    fn lock_user(&self, user: UserId, at: Timestamp) -> StoreResult<Option<Vec<SessionId>>>;
+    fn unlock_user(&self, user: UserId) -> StoreResult<bool>;
+    fn revoke_noted(&self, user: UserId, only: Option<SessionId>, at: Timestamp)
+        -> StoreResult<Vec<SessionId>>;
+    fn all_sessions_of(&self, user: UserId, limit: u64) -> StoreResult<Vec<Session>>;
+    fn revocation_notes(&self, after: i64, limit: u64) -> StoreResult<Vec<(i64, UserId)>>;
+    fn last_revocation_note(&self) -> StoreResult<i64>;
+    fn purge_revocation_notes(&self, before: Timestamp) -> StoreResult<u64>;
+    fn counts(&self, now: Timestamp) -> StoreResult<StoreCounts>;
+});
+
+metered!(MeteredStore, RegistrationInviteStore, REGISTRATION_INVITE_OPS {
+    fn create_registration_invite(&self, index: &[u8], expires_at: Timestamp) -> StoreResult<()>;
+    fn use_registration_invite(&self, index: &[u8], now: Timestamp) -> StoreResult<bool>;
+    fn restore_registration_invite(&self, index: &[u8]) -> StoreResult<bool>;
+    fn purge_registration_invites(&self, now: Timestamp) -> StoreResult<u64>;
 });

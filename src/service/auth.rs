@@ -14,7 +14,6 @@ use crate::crypto::jwt::TokenError;
 use crate::model::{
     DeviceType, ProfileChange, Session, SessionId, SessionUpsert, Timestamp, UserId, UserRecord,
 };
-use crate::store::StoreError;
 
 /// `POST /register` body.
 #[derive(Deserialize)]
@@ -31,6 +30,9 @@ pub struct RegisterRequest {
     pub device_id: String,
     /// PEM RSA public key.
     pub public_e2e_key: String,
+    /// A registration invite code (`REGISTRATION=invite`; ignored otherwise).
+    #[serde(default)]
+    pub invite_code: Option<String>,
 }
 
 /// `POST /register` answer: the normalized values.
@@ -112,7 +114,9 @@ macro_rules! redacted_debug {
 }
 pub(crate) use redacted_debug;
 
-redacted_debug!(RegisterRequest { device_id } hides { phone, name, nickname, password, public_e2e_key });
+redacted_debug!(RegisterRequest { device_id } hides {
+    phone, name, nickname, password, public_e2e_key, invite_code
+});
 redacted_debug!(LoginRequest { device_id } hides { identifier, password, device_token, public_e2e_key });
 redacted_debug!(LoginResponse { session_id, unique_id, device_id } hides {
     access_token, csrf_token, device_token, phone, name, nickname, public_e2e_key
@@ -248,65 +252,6 @@ impl AuthService {
         Self { core }
     }
 
-    /// Creates an account (does not log in).
-    // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
-    // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
-    #[allow(clippy::manual_async_fn)]
-    pub fn register(
-        &self,
-        req: RegisterRequest,
-    ) -> impl Future<Output = Result<RegisterResponse>> + Send + '_ {
-        async move {
-            let Registration {
-                phone,
-                name,
-                nickname,
-                device,
-                key,
-            } = req.check()?;
-            let core = &self.core;
-            if self.user_by_phone(&phone).await?.is_some() {
-                return Err(Error::PhoneTaken);
-            }
-            let phone_index = core.pii.blind_index("phone", phone.as_bytes());
-            let password_hash = core.passwords.hash(&req.password).await?;
-            for _ in 0..16 {
-                let id = UserId::random();
-                let row = id.to_string();
-                let seal = |col: &str, v: &str| core.pii.seal_str("users", col, &row, v);
-                let record = UserRecord {
-                    id,
-                    phone_index: phone_index.clone(),
-                    phone: seal("phone", &phone)?,
-                    name: seal("name", &name)?,
-                    nickname: seal("nickname", &nickname)?,
-                    username: None,
-                    bio: None,
-                    public_key: Some(seal("public_key", &key)?),
-                    password_hash: password_hash.clone(),
-                    created_at: Timestamp::now(),
-                };
-                match core.store.create_user(&record).await {
-                    Ok(()) => {
-                        tracing::info!(target: "melo::audit", event = "register", user_id = %id, "registered");
-                        return Ok(RegisterResponse {
-                            unique_id: id,
-                            public_e2e_key: key,
-                            phone,
-                            name,
-                            nickname,
-                            device_id: device.to_string(),
-                        });
-                    }
-                    Err(StoreError::Conflict("uid")) => continue,
-                    Err(StoreError::Conflict(_)) => return Err(Error::PhoneTaken),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(Error::Internal("could not allocate a uid".into()))
-        }
-    }
-
     /// Resolves a login identifier: a uid, or a phone looked up by blind index.
     pub(super) async fn resolve(
         &self,
@@ -326,7 +271,7 @@ impl AuthService {
 
     /// The user with this (normalized) phone, under the blind index of any data-key version: a
     /// row that a key rotation has not moved yet is still found.
-    async fn user_by_phone(&self, phone: &str) -> Result<Option<UserRecord>> {
+    pub(super) async fn user_by_phone(&self, phone: &str) -> Result<Option<UserRecord>> {
         let store = &self.core.store;
         self.core
             .find_by_blind_index("phone", phone.as_bytes(), |index| async move {
@@ -419,6 +364,11 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<LoginResponse> {
         let core = &self.core;
+        // Checked once the credentials are known to be right: only their holder learns of a lock.
+        if core.store.user_locked(user.id).await? == Some(true) {
+            tracing::info!(target: "melo::audit", event = "login_refused_locked", user_id = %user.id, "login of a locked account refused");
+            return Err(Error::AccountLocked);
+        }
         let now = Timestamp::now();
         let session_row = format!("{}:{}", user.id, device);
         let seal = |col: &str, v: &str| core.pii.seal_str("sessions", col, &session_row, v);
@@ -440,6 +390,13 @@ impl AuthService {
             })
             .await?;
         core.sessions_changed(user.id);
+        // A lock written (with its revocation of every session) after the check above but before
+        // this session existed would leave it active: look again, now that it exists.
+        if core.store.user_locked(user.id).await? == Some(true) {
+            core.store.revoke_session(user.id, session.id).await?;
+            core.sessions_changed(user.id);
+            return Err(Error::AccountLocked);
+        }
         core.new_session_visible(session.created_at, now).await;
         let csrf_token = self.rotate_csrf(session.id).await?;
         let access_token = core.tokens.issue(user.id, session.id).await?;

@@ -43,6 +43,18 @@ pub enum Error {
     /// Login failed (one answer for every cause).
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The credentials are right but an operator locked the account (`melo::admin`).
+    #[error("account locked")]
+    AccountLocked,
+    /// `REGISTRATION=closed`: no new accounts.
+    #[error("registration closed")]
+    RegistrationClosed,
+    /// `REGISTRATION=invite` and the registration carries no invite code.
+    #[error("invite required")]
+    InviteRequired,
+    /// `REGISTRATION=invite` and the invite code is unknown, used or expired.
+    #[error("registration invite invalid")]
+    RegistrationInviteInvalid,
     /// CSRF token missing or wrong.
     #[error("csrf invalid")]
     CsrfInvalid,

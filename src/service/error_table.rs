@@ -150,6 +150,31 @@ impl Error {
                 W::InternalError,
                 "Invalid credentials",
             ),
+            Self::AccountLocked => row(
+                S::FORBIDDEN,
+                "account_locked",
+                W::InternalError,
+                "This account is locked",
+            ),
+            Self::RegistrationClosed => row(
+                S::FORBIDDEN,
+                "registration_closed",
+                W::InternalError,
+                "Registration is closed",
+            ),
+            Self::InviteRequired => row(
+                S::FORBIDDEN,
+                "invite_required",
+                W::InternalError,
+                "Registration needs an invite code",
+            ),
+            // Not `invite_invalid`: that is the 404 of chat invite codes.
+            Self::RegistrationInviteInvalid => row(
+                S::FORBIDDEN,
+                "registration_invite_invalid",
+                W::InternalError,
+                "Invite code invalid, used or expired",
+            ),
             Self::CsrfInvalid => row(
                 S::FORBIDDEN,
                 "csrf_invalid",

@@ -14,6 +14,11 @@ const HTTP_REASONS: &[(u16, &str)] = &[
     (401, "token_revoked"),
     (401, "invalid_credentials"),
     (403, "csrf_invalid"),
+    // Operator tools and registration modes (issue 17), beyond PROTOCOL §2.2.
+    (403, "account_locked"),
+    (403, "registration_closed"),
+    (403, "invite_required"),
+    (403, "registration_invite_invalid"),
     (403, "forbidden"),
     (403, "not_a_contact"),
     (403, "not_a_member"),
@@ -65,6 +70,10 @@ fn every_variant() -> Vec<Error> {
         Error::TokenExpired,
         Error::TokenRevoked,
         Error::InvalidCredentials,
+        Error::AccountLocked,
+        Error::RegistrationClosed,
+        Error::InviteRequired,
+        Error::RegistrationInviteInvalid,
         Error::CsrfInvalid,
         Error::Forbidden,
         Error::NotAContact,
@@ -103,6 +112,10 @@ fn expected(e: &Error) -> (u16, &'static str, &'static str) {
         Error::TokenExpired => (401, "token_expired", "internal_error"),
         Error::TokenRevoked => (401, "token_revoked", "internal_error"),
         Error::InvalidCredentials => (401, "invalid_credentials", "internal_error"),
+        Error::AccountLocked => (403, "account_locked", "internal_error"),
+        Error::RegistrationClosed => (403, "registration_closed", "internal_error"),
+        Error::InviteRequired => (403, "invite_required", "internal_error"),
+        Error::RegistrationInviteInvalid => (403, "registration_invite_invalid", "internal_error"),
         Error::CsrfInvalid => (403, "csrf_invalid", "internal_error"),
         Error::Forbidden => (403, "forbidden", "forbidden"),
         Error::NotAContact => (403, "not_a_contact", "not_a_contact"),
@@ -138,7 +151,7 @@ fn every_variant_has_its_protocol_row() {
     assert_eq!(kinds.len(), all.len(), "one value per variant");
     assert_eq!(
         all.len(),
-        31,
+        35,
         "every variant (add new ones to every_variant)"
     );
     for e in &all {

@@ -39,7 +39,9 @@ mod messages;
 mod presence;
 mod push;
 mod push_hosts;
-mod sessions;
+pub(crate) mod register;
+pub(crate) mod revocations;
+pub(crate) mod sessions;
 mod users;
 pub(crate) mod validate;
 

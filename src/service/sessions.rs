@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{Authenticated, Core, Error, Result};
+use crate::ephemeral::Ephemeral;
 use crate::model::{DeviceType, Session, SessionId, Timestamp, UserId};
 
 /// One active session as `GET /sessions` shows it.
@@ -78,14 +79,7 @@ impl SessionsService {
         if let Err(e) = self.core.store.drop_queue(id).await {
             tracing::warn!(error = %e, session_id = %id, "queue of a revoked session not dropped");
         }
-        let eph = &self.core.ephemeral;
-        let _ = eph.delete(&format!("csrf:{id}")).await;
-        // Redemption also checks that the issuing session is alive; this frees the entry now.
-        if let Ok(Some(tag)) = eph.take(&format!("linksess:{id}")).await {
-            if let Ok(tag) = std::str::from_utf8(&tag) {
-                let _ = eph.delete(&format!("link:{tag}")).await;
-            }
-        }
+        forget_session_secrets(self.core.ephemeral.as_ref(), id).await;
         self.core.close_session(user, id, 1008, "token_revoked");
         self.calls.session_revoked(user, id).await;
     }
@@ -123,5 +117,18 @@ impl SessionsService {
             .await?;
         self.revoked(auth.user, auth.session, auth.session).await;
         Ok(())
+    }
+}
+
+/// Deletes the ephemeral state a revoked session held: its CSRF token and any link code it
+/// made. Best effort: both also stop working without it (they are checked against the session),
+/// and expire on their own.
+pub(crate) async fn forget_session_secrets(eph: &dyn Ephemeral, id: SessionId) {
+    let _ = eph.delete(&format!("csrf:{id}")).await;
+    // Redemption also checks that the issuing session is alive; this frees the entry now.
+    if let Ok(Some(tag)) = eph.take(&format!("linksess:{id}")).await {
+        if let Ok(tag) = std::str::from_utf8(&tag) {
+            let _ = eph.delete(&format!("link:{tag}")).await;
+        }
     }
 }

@@ -34,7 +34,9 @@ macro_rules! store_conformance {
                 chat_set_public_keeps_first_code, chat_slow_mode, chat_invites, chat_share,
                 manage_edit, manage_delete, manage_pin, manage_reactions,
                 manage_state_in_queue_replay, chat_history_paging, purge_removes_reactions,
-                sealed_rows_page_in_key_order, sealed_replace_is_compare_and_set);
+                sealed_rows_page_in_key_order, sealed_replace_is_compare_and_set,
+                admin_lock_revokes_and_notes, admin_revoke_noted_one_or_all,
+                admin_all_sessions_newest_first, admin_counts, registration_invites_single_use);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -435,6 +437,7 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
     s.ping().await.expect("ping");
 }
 
+mod admin;
 mod avatars;
 mod chats;
 mod expiry;
@@ -442,6 +445,7 @@ mod manage;
 mod messages;
 mod push;
 mod sealed;
+pub(crate) use admin::*;
 pub(crate) use avatars::*;
 pub(crate) use chats::*;
 pub(crate) use expiry::*;

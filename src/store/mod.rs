@@ -19,6 +19,7 @@ use crate::model::{
     SessionUpsert, StoreOutcome, Timestamp, UserId, UserRecord,
 };
 
+mod admin;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod memory;
@@ -30,6 +31,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use admin::{AdminStore, RegistrationInviteStore, StoreCounts};
 pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
@@ -491,6 +493,8 @@ pub trait Store:
     + AvatarStore
     + ChatStore
     + SealedStore
+    + AdminStore
+    + RegistrationInviteStore
     + StoreHealth
     + 'static
 {
@@ -507,6 +511,8 @@ impl<T> Store for T where
         + AvatarStore
         + ChatStore
         + SealedStore
+        + AdminStore
+        + RegistrationInviteStore
         + StoreHealth
         + 'static
 {

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
+pub mod admin;
 pub mod authz_fixture;
 pub mod authz_frames;
 pub mod authz_routes;

@@ -3,7 +3,7 @@
 //! variable, the variable over `.env`, `.env` over the default.
 
 use clap::Args;
-use melo::config::{Config, IpRange, RouteLimit, Secret};
+use melo::config::{Config, IpRange, Registration, RouteLimit, Secret};
 
 /// The defaults shown by `--help` are the library's own.
 fn d() -> Config {
@@ -52,6 +52,11 @@ pub(crate) struct AuthArgs {
     /// bcrypt cost of password hashes, 4-31.
     #[arg(long, env = "BCRYPT_COST", global = true, default_value_t = d().auth.bcrypt_cost)]
     bcrypt_cost: u32,
+    /// Who may create an account: `open`, `closed` (403 registration_closed) or `invite` (a
+    /// single-use code from `melo admin invite`).
+    #[arg(long, env = "REGISTRATION", global = true, default_value_t = d().auth.registration,
+          value_name = "open|closed|invite")]
+    registration: Registration,
 }
 
 /// HTTP listeners and limits.
@@ -252,6 +257,7 @@ impl ConfigArgs {
         a.link_code_ttl = x.link_code_ttl;
         a.key_check_secs = x.key_check_seconds;
         a.bcrypt_cost = x.bcrypt_cost;
+        a.registration = x.registration;
 
         let (h, x) = (&mut c.http, &self.http);
         h.http_port = x.http_port;

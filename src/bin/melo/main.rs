@@ -15,6 +15,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod admin;
 mod args;
 mod backup;
 mod logging;
@@ -63,6 +64,10 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Check a backup (every file's hash, the keys against the data) without restoring it.
     VerifyBackup(backup::VerifyArgs),
+    /// Operator tools on a running deployment's database: lock, unlock, delete, sessions,
+    /// revoke, stats, invites.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -192,6 +197,10 @@ fn start(cli: Cli) -> anyhow::Result<()> {
         Command::VerifyBackup(args) => {
             let _log_guards = settings.log.init(true)?;
             runtime()?.block_on(backup::run_verify(&settings, args))
+        }
+        Command::Admin(command) => {
+            let _log_guards = settings.log.init(true)?;
+            runtime()?.block_on(admin::run(&settings, command))
         }
         Command::RotateKeys(args) => {
             let _log_guards = settings.log.init(true)?;

@@ -14,7 +14,7 @@ pub(super) struct Chats {
     next_id: i64,
     pub(super) by_id: HashMap<i64, ChatRecord>,
     /// Members per chat.
-    members: HashMap<i64, BTreeMap<UserId, ChatMember>>,
+    pub(super) members: HashMap<i64, BTreeMap<UserId, ChatMember>>,
     /// Chats per member (index for `chats_of` and `share_chat`).
     by_user: HashMap<UserId, BTreeSet<i64>>,
     /// Permanent codes: blind index → chat.

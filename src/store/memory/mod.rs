@@ -11,6 +11,7 @@ use crate::model::{
     DeviceId, ProfileChange, Session, SessionId, SessionUpsert, Timestamp, UserId, UserRecord,
 };
 
+mod admin;
 mod chats;
 mod manage;
 mod messages;
@@ -27,6 +28,7 @@ pub struct MemoryStore {
     contacts: Mutex<BTreeMap<(UserId, UserId), Contact>>,
     messages: messages::MessageMaps,
     chats: Mutex<chats::Chats>,
+    admin: Mutex<admin::AdminState>,
 }
 
 #[derive(Debug, Default)]

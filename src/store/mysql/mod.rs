@@ -16,6 +16,7 @@ use sqlx::MySqlPool;
 use super::{Migrations, StoreError, StoreHealth, StoreResult};
 
 mod accounts;
+mod admin;
 mod avatars;
 mod chats;
 mod contacts;

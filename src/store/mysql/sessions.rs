@@ -2,6 +2,7 @@
 //! device) through the unique key on the generated `active_device` column.
 
 use async_trait::async_trait;
+use sqlx::{MySql, Transaction};
 
 use super::{be, is_unique_violation, MysqlStore, TxResult};
 use crate::model::{DeviceId, Session, SessionId, SessionUpsert, Timestamp, UserId};
@@ -80,32 +81,68 @@ impl MysqlStore {
     /// One run of [`SessionStore::revoke_sessions_except`].
     async fn revoke_except_tx(&self, user: UserId, keep: i64) -> TxResult<Vec<SessionId>> {
         let mut tx = self.pool.begin().await?;
-        let mut ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM sessions WHERE uid = ? AND active = 1 AND id != ? FOR UPDATE",
-        )
-        .bind(uid(user))
-        .bind(keep)
-        .fetch_all(&mut *tx)
-        .await?;
-        ids.sort_unstable();
-        // The rows just read and locked: one statement of fixed shape.
-        sqlx::query(
-            "UPDATE sessions SET active = 0, device_token_hash = NULL, \
-             device_token_expires = NULL WHERE uid = ? AND active = 1 AND id != ?",
-        )
-        .bind(uid(user))
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
-        // Every other session of `user` is now inactive: none of their registrations may stay.
-        sqlx::query("DELETE FROM push_registrations WHERE uid = ? AND session_id != ?")
-            .bind(uid(user))
-            .bind(keep)
-            .execute(&mut *tx)
-            .await?;
+        let ids = revoke_all_but(&mut tx, user, keep).await?;
         tx.commit().await?;
-        Ok(ids.into_iter().map(SessionId).collect())
+        Ok(ids)
     }
+}
+
+/// Revokes every active session of `user` but the one with id `keep` (0: none) in `tx`, with
+/// their device tokens and push registrations; the revoked ids, ascending.
+pub(super) async fn revoke_all_but(
+    tx: &mut Transaction<'_, MySql>,
+    user: UserId,
+    keep: i64,
+) -> Result<Vec<SessionId>, sqlx::Error> {
+    let mut ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM sessions WHERE uid = ? AND active = 1 AND id != ? FOR UPDATE",
+    )
+    .bind(uid(user))
+    .bind(keep)
+    .fetch_all(&mut **tx)
+    .await?;
+    ids.sort_unstable();
+    // The rows just read and locked: one statement of fixed shape.
+    sqlx::query(
+        "UPDATE sessions SET active = 0, device_token_hash = NULL, \
+         device_token_expires = NULL WHERE uid = ? AND active = 1 AND id != ?",
+    )
+    .bind(uid(user))
+    .bind(keep)
+    .execute(&mut **tx)
+    .await?;
+    // Every other session of `user` is now inactive: none of their registrations may stay.
+    sqlx::query("DELETE FROM push_registrations WHERE uid = ? AND session_id != ?")
+        .bind(uid(user))
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?;
+    Ok(ids.into_iter().map(SessionId).collect())
+}
+
+/// Revokes the active session `id` of `user` in `tx`, with its device token and push
+/// registration; false when it is not theirs or not active.
+pub(super) async fn revoke_one(
+    tx: &mut Transaction<'_, MySql>,
+    user: UserId,
+    id: SessionId,
+) -> Result<bool, sqlx::Error> {
+    let res = sqlx::query(
+        "UPDATE sessions SET active = 0, device_token_hash = NULL, \
+         device_token_expires = NULL WHERE id = ? AND uid = ? AND active = 1",
+    )
+    .bind(id.0)
+    .bind(uid(user))
+    .execute(&mut **tx)
+    .await?;
+    if res.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query("DELETE FROM push_registrations WHERE session_id = ?")
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
 }
 
 #[async_trait]
@@ -191,24 +228,13 @@ impl SessionStore for MysqlStore {
     async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
         self.retry(move || async move {
             let mut tx = self.pool.begin().await?;
-            let res = sqlx::query(
-                "UPDATE sessions SET active = 0, device_token_hash = NULL, \
-                 device_token_expires = NULL WHERE id = ? AND uid = ? AND active = 1",
-            )
-            .bind(id.0)
-            .bind(uid(user))
-            .execute(&mut *tx)
-            .await?;
-            if res.rows_affected() != 1 {
+            let revoked = revoke_one(&mut tx, user, id).await?;
+            if revoked {
+                tx.commit().await?;
+            } else {
                 tx.rollback().await?;
-                return Ok(false);
             }
-            sqlx::query("DELETE FROM push_registrations WHERE session_id = ?")
-                .bind(id.0)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
+            Ok(revoked)
         })
         .await
     }

@@ -1,3 +1,5 @@
-//! What the SQL backends share: row decoding ([`rows`]) and the embedded-migration runner.
+//! What the SQL backends share: row decoding ([`rows`]), the operator tools' counts
+//! ([`admin`]) and the embedded-migration runner.
 
+pub(crate) mod admin;
 pub(crate) mod rows;

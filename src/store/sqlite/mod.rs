@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use crate::store::{Migrations, StoreHealth, StoreResult};
 
 mod accounts;
+mod admin;
 mod chats;
 mod db;
 mod hot;
@@ -38,7 +39,10 @@ pub(super) fn latest_migration() -> i64 {
 ///
 /// Durability: WAL with `synchronous = NORMAL`. A committed write survives the process being
 /// killed at any moment (`kill -9`); an operating-system crash or power loss can lose the last
-/// commits before a checkpoint. Only one process may open the database at a time.
+/// commits before a checkpoint. One server process serves a database; an operator tool
+/// (`melo::admin`, `melo::rekey`) may open it meanwhile from another process: its writes are
+/// short transactions that wait for the server's (and the server's for them) through the busy
+/// handler.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     db: db::Db,

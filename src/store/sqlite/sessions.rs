@@ -2,7 +2,7 @@
 //! call, reads on the reader threads. Values arrive sealed: the store only moves bytes.
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, Transaction};
 
 use super::rows::{all, exec, one};
 use super::SqliteStore;
@@ -152,25 +152,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
-        self.db
-            .write(move |t| {
-                let n = exec(
-                    t,
-                    "UPDATE sessions SET active = 0, device_token_hash = NULL, \
-                     device_token_expires = NULL WHERE id = ?1 AND uid = ?2 AND active = 1",
-                    [id.0, uid(user)],
-                )?;
-                if n != 1 {
-                    return Ok(false);
-                }
-                exec(
-                    t,
-                    "DELETE FROM push_registrations WHERE session_id = ?1",
-                    [id.0],
-                )?;
-                Ok(true)
-            })
-            .await
+        self.db.write(move |t| revoke_one(t, user, id)).await
     }
 
     async fn revoke_sessions_except(
@@ -178,27 +160,52 @@ impl SessionStore for SqliteStore {
         user: UserId,
         keep: Option<SessionId>,
     ) -> StoreResult<Vec<SessionId>> {
-        let keep = keep.map_or(0, |k| k.0);
-        self.db
-            .write(move |t| {
-                let mut ids = all(
-                    t,
-                    "UPDATE sessions SET active = 0, device_token_hash = NULL, \
-                     device_token_expires = NULL WHERE uid = ?1 AND active = 1 AND id != ?2 \
-                     RETURNING id",
-                    [uid(user), keep],
-                    |r| Ok(SessionId(r.int("id")?)),
-                )?;
-                // Every other session of `user` is now inactive: none of their registrations
-                // may stay.
-                exec(
-                    t,
-                    "DELETE FROM push_registrations WHERE uid = ?1 AND session_id != ?2",
-                    [uid(user), keep],
-                )?;
-                ids.sort();
-                Ok(ids)
-            })
-            .await
+        self.db.write(move |t| revoke_all_but(t, user, keep)).await
     }
+}
+
+/// Revokes the active session `id` of `user` (device token and push registration deleted);
+/// false when it is not theirs or not active. Inside the caller's write transaction.
+pub(super) fn revoke_one(t: &Transaction<'_>, user: UserId, id: SessionId) -> StoreResult<bool> {
+    let n = exec(
+        t,
+        "UPDATE sessions SET active = 0, device_token_hash = NULL, \
+         device_token_expires = NULL WHERE id = ?1 AND uid = ?2 AND active = 1",
+        [id.0, uid(user)],
+    )?;
+    if n != 1 {
+        return Ok(false);
+    }
+    exec(
+        t,
+        "DELETE FROM push_registrations WHERE session_id = ?1",
+        [id.0],
+    )?;
+    Ok(true)
+}
+
+/// Revokes every active session of `user` but `keep` (device tokens and push registrations
+/// deleted); the revoked ids, ascending. Inside the caller's write transaction.
+pub(super) fn revoke_all_but(
+    t: &Transaction<'_>,
+    user: UserId,
+    keep: Option<SessionId>,
+) -> StoreResult<Vec<SessionId>> {
+    let keep = keep.map_or(0, |k| k.0);
+    let mut ids = all(
+        t,
+        "UPDATE sessions SET active = 0, device_token_hash = NULL, \
+         device_token_expires = NULL WHERE uid = ?1 AND active = 1 AND id != ?2 \
+         RETURNING id",
+        [uid(user), keep],
+        |r| Ok(SessionId(r.int("id")?)),
+    )?;
+    // Every other session of `user` is now inactive: none of their registrations may stay.
+    exec(
+        t,
+        "DELETE FROM push_registrations WHERE uid = ?1 AND session_id != ?2",
+        [uid(user), keep],
+    )?;
+    ids.sort();
+    Ok(ids)
 }
