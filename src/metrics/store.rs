@@ -39,6 +39,7 @@ impl MeteredStore {
             CHAT_OPS,
             HEALTH_OPS,
             SEALED_OPS,
+            ERASE_OPS,
         ];
         let ops = OpMeters::new(&all, &metrics.store_duration, &metrics.store_errors);
         Self { inner, ops }
@@ -171,4 +172,11 @@ metered!(MeteredStore, SealedStore, SEALED_OPS {
     fn sealed_rows(&self, table: SealedTable, after: Option<&RowKey>, limit: u32)
         -> StoreResult<Vec<SealedRow>>;
     fn replace_sealed(&self, table: SealedTable, updates: &[SealedUpdate]) -> StoreResult<u64>;
+});
+
+metered!(MeteredStore, EraseStore, ERASE_OPS {
+    fn erase_user(&self, user: UserId) -> StoreResult<Option<ErasedAccount>>;
+    fn relationships_of(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Contact>, u64)>;
+    fn sessions_ever(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Session>, u64)>;
+    fn queued_entries(&self, sessions: &[SessionId]) -> StoreResult<u64>;
 });

@@ -34,7 +34,10 @@ macro_rules! store_conformance {
                 chat_set_public_keeps_first_code, chat_slow_mode, chat_invites, chat_share,
                 manage_edit, manage_delete, manage_pin, manage_reactions,
                 manage_state_in_queue_replay, chat_history_paging, purge_removes_reactions,
-                sealed_rows_page_in_key_order, sealed_replace_is_compare_and_set);
+                sealed_rows_page_in_key_order, sealed_replace_is_compare_and_set,
+                erase_removes_the_account_and_retires_the_uid, erase_sessions_queues_and_push,
+                erase_contacts_both_ways, erase_chats_pass_ownership_or_go,
+                erase_keeps_messages);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -437,6 +440,7 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
 
 mod avatars;
 mod chats;
+mod erase;
 mod expiry;
 mod manage;
 mod messages;
@@ -444,6 +448,7 @@ mod push;
 mod sealed;
 pub(crate) use avatars::*;
 pub(crate) use chats::*;
+pub(crate) use erase::*;
 pub(crate) use expiry::*;
 pub(crate) use manage::*;
 pub(crate) use messages::*;

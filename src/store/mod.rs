@@ -21,6 +21,7 @@ use crate::model::{
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod erase;
 mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -30,6 +31,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+pub use erase::{EraseStore, ErasedAccount, ErasedMembership};
 pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
@@ -467,6 +469,7 @@ pub trait Store:
     + PushStore
     + AvatarStore
     + ChatStore
+    + EraseStore
     + SealedStore
     + StoreHealth
     + 'static
@@ -483,6 +486,7 @@ impl<T> Store for T where
         + PushStore
         + AvatarStore
         + ChatStore
+        + EraseStore
         + SealedStore
         + StoreHealth
         + 'static

@@ -19,6 +19,7 @@ mod accounts;
 mod avatars;
 mod chats;
 mod contacts;
+mod erase;
 mod hot;
 mod json;
 mod messages;

@@ -11,6 +11,7 @@ use crate::store::{StoreHealth, StoreResult};
 mod accounts;
 mod chats;
 mod db;
+mod erase;
 mod hot;
 mod messages;
 mod migrate;
