@@ -19,6 +19,7 @@ use crate::ephemeral::Ephemeral;
 use crate::push::PushProvider;
 use crate::store::Store;
 
+pub mod accounts;
 mod auth;
 mod avatars;
 pub(crate) mod cache;
@@ -43,6 +44,7 @@ mod sessions;
 mod users;
 pub(crate) mod validate;
 
+pub use accounts::{AccountDeleted, AccountExport, AccountsService};
 pub use auth::{
     AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
 };
@@ -152,6 +154,8 @@ pub struct Services {
     pub push: PushService,
     /// Avatars.
     pub avatars: AvatarsService,
+    /// Account deletion and export ([`AccountsService::delete_account`] for operators).
+    pub accounts: AccountsService,
     core: Arc<Core>,
 }
 
@@ -166,6 +170,14 @@ impl Services {
         let presence = PresenceService::new(core.clone());
         let calls = CallsService::new(core.clone(), push.clone());
         let sessions = SessionsService::new(core.clone(), calls.clone());
+        let chats = ChatsService::new(core.clone(), delivery.clone());
+        let accounts = AccountsService::new(
+            core.clone(),
+            sessions.clone(),
+            contacts.clone(),
+            chats.clone(),
+            presence.clone(),
+        );
         Self {
             users: UsersService::new(
                 core.clone(),
@@ -183,7 +195,8 @@ impl Services {
             contacts,
             sessions,
             calls,
-            chats: ChatsService::new(core.clone(), delivery.clone()),
+            chats,
+            accounts,
             manage: ManageService::new(core.clone(), delivery.clone()),
             push,
             auth,
