@@ -180,3 +180,6 @@ impl AccountsService {
         self.delete_account(auth.user).await
     }
 }
+
+#[cfg(test)]
+mod tests;
