@@ -591,3 +591,75 @@ async fn the_library_deletes_an_account_without_a_password() {
         .assert_error(401, "invalid_credentials");
     s.stop().await;
 }
+
+/// Two nodes sharing the store and the bus: deleting through node 1 closes the user's sockets on
+/// node 2 too, and a contact connected to node 2 hears `subscription_removed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_closes_sockets_on_every_node() {
+    let store: Arc<dyn melo::Store> = Arc::new(melo::MemoryStore::new());
+    let eph: Arc<dyn melo::Ephemeral> = Arc::new(melo::MemoryEphemeral::new());
+    let n1 = TestServer::start_node(test_config(), store.clone(), eph.clone()).await;
+    let n2 = TestServer::start_node(test_config(), store, eph).await;
+    let (t1, t2) = (Target::of(&n1), Target::of(&n2));
+    let a = new_user(&n1.client, "Alice").await;
+    let b = new_user(&n2.client, "Bob").await;
+    make_contacts(&t1, &a, &b).await;
+    let a2 = common::realtime::second_device(&t2, &a).await;
+    let mut wa1 = online(&t1, &a).await;
+    let mut wa2 = online(&t2, &a2).await;
+    let mut wb = online(&t2, &b).await;
+    let r = delete(
+        &n1.client,
+        &a,
+        json!({"password": a.password, "csrf_token": a.csrf}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    for ws in [&mut wa1, &mut wa2] {
+        assert_eq!(
+            ws.expect_close(Duration::from_secs(5)).await,
+            (1008, "token_revoked".to_owned())
+        );
+    }
+    wb.recv_where(
+        "subscription_removed on node 2",
+        |f| is(f, "subscription_removed") && f["from_id"] == a.uid.as_str(),
+        WAIT,
+    )
+    .await;
+    n2.client
+        .get("/profile", Some(&a2.token))
+        .await
+        .assert_error(401, "token_revoked");
+    wb.close().await;
+    n1.stop().await;
+    n2.stop().await;
+}
+
+/// Wrong passwords count as failed logins of the account from that address: enough of them lock
+/// both the deletion and the login (PROTOCOL §3.4), and the account stays.
+#[tokio::test]
+async fn wrong_passwords_lock_like_failed_logins() {
+    let mut config = test_config();
+    config.limits.failed_login_limit = 3;
+    let s = TestServer::start_with(config, Arc::new(melo::MemoryStore::new())).await;
+    let c = &s.client;
+    let a = new_user(c, "Alice").await;
+    for _ in 0..3 {
+        delete(
+            c,
+            &a,
+            json!({"password": "Wrong-Passw0rd", "csrf_token": a.csrf}),
+        )
+        .await
+        .assert_error(403, "forbidden");
+    }
+    delete(c, &a, json!({"password": a.password, "csrf_token": a.csrf}))
+        .await
+        .assert_error(429, "login_locked");
+    login(c, &a.phone, &a.password, &random_device())
+        .await
+        .assert_error(429, "login_locked");
+    assert_eq!(c.get("/profile", Some(&a.token)).await.status, 200);
+    s.stop().await;
+}
