@@ -39,10 +39,10 @@ pub(super) fn routes() -> Vec<Route> {
 
 /// `DELETE /account` body.
 #[derive(Deserialize)]
-struct DeleteBody {
+pub(super) struct DeleteBody {
     /// The current password.
-    password: String,
-    /// Or the `X-CSRF-Token` header.
+    pub(super) password: String,
+    /// Or the `X-CSRF-Token` header (read from the raw body before decoding).
     #[serde(default)]
     #[allow(dead_code)]
     csrf_token: Option<String>,

@@ -26,6 +26,18 @@ pub use export::AccountExport;
 /// Longest password `DELETE /account` accepts (the rule of passwords, PROTOCOL §1.5).
 const MAX_PASSWORD_CHARS: usize = 128;
 
+/// The field rule of `DELETE /account`'s password: present, at most 128 characters (anything
+/// else is never a password of this server).
+pub(crate) fn password_input(password: &str) -> Result<()> {
+    if password.is_empty() {
+        return Err(Error::field("password", "is required"));
+    }
+    if password.chars().count() > MAX_PASSWORD_CHARS {
+        return Err(Error::field("password", "must be at most 128 characters"));
+    }
+    Ok(())
+}
+
 /// What [`AccountsService::delete_account`] did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AccountDeleted {
@@ -153,12 +165,7 @@ impl AccountsService {
         password: &str,
         client: &ClientInfo,
     ) -> Result<AccountDeleted> {
-        if password.is_empty() {
-            return Err(Error::field("password", "is required"));
-        }
-        if password.chars().count() > MAX_PASSWORD_CHARS {
-            return Err(Error::field("password", "must be at most 128 characters"));
-        }
+        password_input(password)?;
         let Some(user) = self.core.store.user(auth.user).await? else {
             return Err(Error::InvalidToken);
         };
