@@ -163,12 +163,15 @@ impl MeloBuilder {
             store = Arc::new(MeteredStore::new(store, &metrics));
             ephemeral = Arc::new(MeteredEphemeral::new(ephemeral, &metrics));
         }
+        let cluster = self
+            .cluster
+            .then(|| crate::service::cluster::Cluster::new(metrics.bus_meters()));
         let core = Core {
             store,
             ephemeral,
             metrics,
             background: tokio_util::task::TaskTracker::new(),
-            cluster: self.cluster.then(crate::service::cluster::Cluster::new),
+            cluster,
             pii,
             keys: self.keys,
             push,

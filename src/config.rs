@@ -1,6 +1,6 @@
 //! Server configuration: plain data with documented defaults.
 //!
-//! The library never reads the environment or files; `examples/server/main.rs` maps the environment
+//! The library never reads the environment or files; the `melo` binary maps the environment
 //! variables listed in the README's Configuration section onto these fields.
 
 use std::fmt;
@@ -65,7 +65,7 @@ pub struct Config {
     pub server_version: String,
     /// Serve `GET /metrics` on the API listener (`METRICS_ENABLED`). Default: true.
     pub metrics_enabled: bool,
-    /// The metrics have a listener of their own ([`crate::Melo::serve_metrics`], the example's
+    /// The metrics have a listener of their own ([`crate::Melo::serve_metrics`], the binary's
     /// `METRICS_ADDR`): the API listener's `/metrics` answers 404 `feature_disabled`. Default:
     /// false.
     pub metrics_separate_listener: bool,

@@ -6,7 +6,7 @@
 //!
 //! The crate is a library: a [`MeloBuilder`] wires pluggable backends — a [`Store`], an
 //! [`Ephemeral`] state, a [`KeyProvider`] and a [`PushProvider`] — into a raw hyper 1.x service.
-//! The example binary `examples/server/main.rs` is what operators run.
+//! The `melo` binary (`src/bin/melo`, feature `cli`) is what operators run.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -22,6 +22,7 @@
 //!
 //! # Layout
 //! - [`builder`] — [`MeloBuilder`] → [`Melo`]
+//! - [`backup`] — consistent backups of the database and keys, verification, restore
 //! - [`server`] — accept loop, graceful shutdown, [`MeloService`] for embedders
 //! - [`config`] — [`Config`]: plain data, documented defaults
 //! - `http` — router, extractors, the one error mapping, handlers (private)
@@ -34,6 +35,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "mysql"))))]
+pub mod backup;
 pub mod builder;
 pub mod config;
 pub mod crypto;
@@ -75,7 +79,7 @@ pub use store::MysqlStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use store::SqliteStore;
-pub use store::{MemoryStore, Store};
+pub use store::{MemoryStore, Migrations, Store};
 
 /// The README's Rust examples, compiled as doctests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -1,4 +1,4 @@
-//! A size-rotated log file for the example server (and embedders that want one).
+//! A size-rotated log file for the `melo` binary (and embedders that want one).
 //!
 //! [`RotatingFile`] appends to `path`. When the next write would take the file past
 //! `max_bytes`, it renames `path` to `path.1` (shifting `path.1` to `path.2` and so on; the

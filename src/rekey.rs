@@ -2,7 +2,7 @@
 //!
 //! A rotation has two steps. First a new key version is added with an activation time (for the
 //! file key provider: [`FileKeyProvider::add_data_key`](crate::FileKeyProvider::add_data_key),
-//! the example server's `rotate-keys --new-key`); every node loads it before it activates, and
+//! `melo rotate-keys --new-key`); every node loads it before it activates, and
 //! from then on new values are sealed with it while old ones stay readable. Then [`rotate`]
 //! walks every table with sealed columns and re-seals what is still under an older version,
 //! and recomputes blind indexes under the current blind key.
@@ -162,7 +162,11 @@ where
 }
 
 /// The seal's (table, column, row) for a sealed column; `None` for blind-index columns.
-fn aad(table: SealedTable, column: &str, row: &SealedRow) -> Option<(&'static str, String)> {
+pub(crate) fn aad(
+    table: SealedTable,
+    column: &str,
+    row: &SealedRow,
+) -> Option<(&'static str, String)> {
     let id = || match &row.key {
         RowKey::Id(id) => id.to_string(),
         _ => String::new(),
@@ -194,7 +198,7 @@ fn legacy_unbound(table: SealedTable) -> bool {
 }
 
 /// The column name inside the seal's AAD (differs from the SQL column for a few tables).
-fn aad_column(table: SealedTable, column: &'static str) -> &'static str {
+pub(crate) fn aad_column(table: SealedTable, column: &'static str) -> &'static str {
     match table {
         SealedTable::PushRegistrations => "subscription",
         SealedTable::Avatars => "image",
@@ -203,7 +207,10 @@ fn aad_column(table: SealedTable, column: &'static str) -> &'static str {
 }
 
 /// A blind-index column: its domain and the sealed column holding its plaintext.
-fn blind_source(table: SealedTable, column: &str) -> Option<(&'static str, &'static str)> {
+pub(crate) fn blind_source(
+    table: SealedTable,
+    column: &str,
+) -> Option<(&'static str, &'static str)> {
     match (table, column) {
         (SealedTable::Users, "phone_index") => Some(("phone", "phone")),
         (SealedTable::Chats, "code_index") => Some(("invite", "invite_code")),

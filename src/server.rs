@@ -398,6 +398,7 @@ fn spawn_cluster(
     cancel: &CancellationToken,
     rt: &tokio::runtime::Handle,
 ) {
+    use crate::metrics::Dropped;
     use crate::service::cluster::{
         bundle, node_topic, unbundle, Note, ALL, HEARTBEAT, MAX_BUNDLE, TOPIC,
     };
@@ -424,6 +425,7 @@ fn spawn_cluster(
                 let Some(cluster) = pcore.cluster.as_ref() else {
                     break;
                 };
+                cluster.dequeued(got);
                 // Whatever queued up while the last publish ran goes out as one bus message
                 // per destination.
                 groups.clear();
@@ -440,6 +442,7 @@ fn spawn_cluster(
                     };
                     let Some(msg) = msg else {
                         tracing::warn!("cluster note not sealed; dropped");
+                        cluster.meters.dropped(Dropped::SealFailed, list.len());
                         continue;
                     };
                     let topic = if *dest == ALL {
@@ -452,6 +455,7 @@ fn spawn_cluster(
                     if let Err(e) = pcore.ephemeral.publish(&topic, msg).await {
                         // The hole it leaves in this node's counter tells the receivers.
                         tracing::debug!(error = %e, "cluster note not published");
+                        cluster.meters.dropped(Dropped::PublishFailed, list.len());
                     }
                 }
             }
@@ -558,7 +562,9 @@ fn spawn_cluster(
                         // Also on each node's own topic, so that a loss there shows too.
                         if let Some(cl) = &core.cluster {
                             let beat = Note::Heartbeat.encode(cl.node());
-                            for node in cl.live_nodes() {
+                            let live = cl.live_nodes();
+                            cl.meters.nodes(live.len());
+                            for node in live {
                                 cl.publish_encoded(node, beat.clone());
                             }
                             // A node gone silent took its sockets (their users' presence may

@@ -1,4 +1,4 @@
-//! Every variable the example server reads is documented in `.env.example` and in the README's
+//! Every variable the `melo` binary reads (as `melo --help` lists them) is documented in `.env.example` and in the README's
 //! configuration table, and every documented variable is read (no stale documentation).
 
 use std::collections::BTreeSet;
@@ -9,26 +9,25 @@ fn read(rel: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// `"NAME"` string literals in the example server's sources: the variables it reads.
+/// The variables `melo --help` names (`[env: NAME=…]`): every setting the binary reads.
 fn read_by_binary() -> BTreeSet<String> {
-    let mut vars = BTreeSet::new();
-    for file in [
-        "examples/server/env.rs",
-        "examples/server/settings.rs",
-        "examples/server/logging.rs",
-    ] {
-        let src = read(file);
-        for piece in src.split('"').skip(1).step_by(2) {
-            let looks_like_var = piece.len() >= 4
-                && piece
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
-            if looks_like_var {
-                vars.insert(piece.to_owned());
-            }
-        }
-    }
-    vars
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_melo"))
+        .arg("--help")
+        .output()
+        .expect("run melo --help");
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).expect("utf-8");
+    help.split("[env:")
+        .skip(1)
+        .filter_map(|rest| {
+            let name: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
 }
 
 /// `# NAME=` and `NAME=` lines of `.env.example`.

@@ -16,7 +16,7 @@ use common::realtime::{self, Target};
 use common::{avatars, calls, chats, scenarios, session_scenarios};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scenarios_against_the_example_binary() {
+async fn scenarios_against_the_melo_binary() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The PROTOCOL §7 fixture, through .env (HTTP_PORT=0: pick a free port).
     std::fs::write(
@@ -54,7 +54,7 @@ async fn scenarios_against_the_example_binary() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn realtime_scenarios_against_the_example_binary() {
+async fn realtime_scenarios_against_the_melo_binary() {
     realtime_scenarios(&[]).await;
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::binary::{example_binary, start, stop};
+use common::binary::{melo_binary, start, stop};
 use common::{avatars, Client, User};
 use melo::crypto::Pii;
 use melo::store::{SealedStore, SealedTable};
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 /// Runs `server rotate-keys ARGS` in `dir`; returns its JSON stdout.
 fn rotate_keys(dir: &Path, args: &[&str]) -> Value {
-    let out = Command::new(example_binary())
+    let out = Command::new(melo_binary())
         .current_dir(dir)
         .env_remove("DB_URL")
         .env_remove("REDIS_URL")

@@ -61,7 +61,7 @@ fn retry_after(r: &Resp, max: u64) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s15_part2_default_limits_against_the_example_binary() {
+async fn s15_part2_default_limits_against_the_melo_binary() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Defaults (bcrypt cost 12 included), plus the scenario's four settings.
     std::fs::write(

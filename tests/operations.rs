@@ -1,4 +1,4 @@
-//! Operating the example binary: start-up validation that names the variable, `--check-config`
+//! Operating the `melo` binary: start-up validation that names the variable, `check-config`
 //! with secrets redacted, JSON logs with a separate audit trail (ids only), and a graceful
 //! SIGTERM under open sockets that loses no acknowledged message.
 
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::binary::{example_binary, start_with, stop, terminate, wait_exit};
+use common::binary::{melo_binary, start_with, stop, terminate, wait_exit};
 use common::realtime::{make_contacts, online, relay, Target};
 use common::ws::{is, WsClient};
 use common::{login, new_user};
@@ -22,7 +22,7 @@ const FIXTURE: &str = "HTTP_PORT=0\nWS_PORT=0\nRATE_LIMIT_CALLS=100000\nFAILED_L
                        FAILED_LOGIN_IP_LIMIT=100000\nBCRYPT_COST=4\n";
 
 fn run_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(example_binary());
+    let mut cmd = Command::new(melo_binary());
     cmd.current_dir(dir)
         .args(args)
         .env_remove("DB_URL")
@@ -67,7 +67,7 @@ fn check_config_prints_effective_settings_with_secrets_redacted() {
     std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
     let out = run_binary(
         dir.path(),
-        &["--check-config"],
+        &["check-config"],
         &[
             ("TURN_SECRET", "turn-secret-4242"),
             ("ENCRYPTION_KEY_STR", "operator-secret-9191"),

@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! RATE_LIMIT_CALLS=1000000 WS_MAX_CONNECTIONS_PER_IP=1000000 WS_RATE_LIMIT_MESSAGES=100000000 \
-//!   BCRYPT_COST=4 cargo run --release --example server &
+//!   BCRYPT_COST=4 cargo run --release &
 //! cargo run --release --example loadgen -- --url http://127.0.0.1:8088 --pairs 100 \
 //!   --duration 10 --window 32 --payload 64 --idle 0 --pid $!
 //! ```

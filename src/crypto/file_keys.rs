@@ -17,8 +17,12 @@ use crate::model::Timestamp;
 use crate::push::VapidKey;
 
 mod jwt_set;
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+mod read_only;
 
 use jwt_set::{key_file_name, secs, JwtSet};
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+pub(crate) use read_only::{parse_jwt_key, read_data_keys, read_vapid_key};
 
 /// Keys kept in a directory, created on first start with mode 0600:
 /// `jwt/<slot>.pem` (PKCS#8 RSA keys), `data-keys.json` (AES-256-GCM keys by version and the
@@ -38,7 +42,7 @@ use jwt_set::{key_file_name, secs, JwtSet};
 /// - A key is deleted once every token it signed has expired: token lifetime + 10 minutes after
 ///   its successor started signing.
 /// - `data-keys.json` is re-read too, so a data key added by [`FileKeyProvider::add_data_key`]
-///   (the example's `rotate-keys --new-key`) reaches a running server before its activation
+///   (`melo rotate-keys --new-key`) reaches a running server before its activation
 ///   time.
 pub struct FileKeyProvider {
     dir: PathBuf,

@@ -124,7 +124,7 @@ impl JwtKey {
 /// New values are sealed (and new blind indexes computed) with the *current* version; values of
 /// every version this set holds stay readable. A rotation adds a version that becomes current at
 /// an activation time ([`with_next`](Self::with_next)), so every node of a cluster can load the
-/// new key before any node writes with it. `rotate-keys` in the example server then moves old
+/// new key before any node writes with it. `melo rotate-keys` then moves old
 /// values to the current version.
 pub struct DataKeys {
     current: u8,

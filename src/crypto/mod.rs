@@ -13,6 +13,8 @@ mod keys;
 pub mod password;
 mod pii;
 
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+pub(crate) use file_keys::{parse_jwt_key, read_data_keys, read_vapid_key};
 pub use file_keys::{AddedDataKey, FileKeyProvider};
 pub use keys::{DataKeys, JwtKey, KeyPolicy, KeyProvider, StaticKeys};
 pub use pii::Pii;

@@ -117,7 +117,19 @@ pub(crate) fn components() -> Value {
                     ("websocket", boolean()),
                 ]),
             ),
-            ("websocket", obj(&[("connections", int()), ("port", int())])),
+            (
+                "websocket",
+                obj2(
+                    &[("port", int())],
+                    &[(
+                        "connections",
+                        desc(
+                            int(),
+                            "users with a socket on this node; only with a valid token",
+                        ),
+                    )],
+                ),
+            ),
             ("http_port", int()),
             ("ws_port", int()),
         ]),

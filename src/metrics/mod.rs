@@ -3,7 +3,8 @@
 //! One [`Metrics`] per server, held by [`Core`](crate::service::Core). Counters are plain
 //! atomics; the hot paths resolve their label sets once (per route, per store operation) and
 //! never take a lock to count. Labels never carry uids, ids, IPs or tokens: routes are the route
-//! table's templates, frame types come from a fixed list, and everything else is a fixed word.
+//! table's templates, frame types are the frame code's own lists of the types it decodes and
+//! sends (anything else is `other`), and everything else is a fixed word.
 //!
 //! Families (all prefixed `melo_`):
 //!
@@ -26,6 +27,12 @@
 //! | `store_errors_total` | counter | `op` |
 //! | `ephemeral_operation_duration_seconds` | histogram | `op` |
 //! | `ephemeral_errors_total` | counter | `op` |
+//! | `build_info` | gauge (always 1) | `version`, `features`, `profile` |
+//!
+//! Beside them: the node bus's health, `bus_dropped_notes_total{reason}` and more (see
+//! `src/metrics/bus.rs`), and on Linux the standard unprefixed `process_*` families
+//! (`src/metrics/process.rs`).
+//! docs/metrics.md lists every family for operators.
 
 /// Implements a backend trait for a metering wrapper (a struct with `inner` and `ops:
 /// OpMeters` fields and a `done(op, started, &result)` method): every method delegates to
@@ -54,18 +61,23 @@ macro_rules! metered {
     };
 }
 
+mod bus;
 mod ephemeral;
 mod listener;
+#[cfg(target_os = "linux")]
+mod process;
 mod store;
 
+pub(crate) use bus::{BusMeters, Dropped};
 pub use ephemeral::MeteredEphemeral;
 pub use store::MeteredStore;
 
 use std::fmt;
 
+use crate::service::frames;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The `Content-Type` of [`Metrics::render`].
@@ -75,40 +87,6 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 const LATENCY_BUCKETS: [f64; 15] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     10.0,
-];
-
-/// WebSocket frame types counted by name; anything else counts as `other`.
-const FRAME_TYPES: [&str; 30] = [
-    "relay",
-    "relay_message",
-    "relay_delivery",
-    "chat_message",
-    "ack",
-    "ack_received",
-    "ack_read",
-    "msg_status",
-    "typing",
-    "typing_start",
-    "typing_stop",
-    "presence",
-    "status_change",
-    "ping",
-    "pong",
-    "history",
-    "sync_done",
-    "gap",
-    "error",
-    "call_start",
-    "call_offer",
-    "offer",
-    "call_answer",
-    "answer",
-    "ice_candidate",
-    "call_ice",
-    "hangup",
-    "call_end",
-    "call_state",
-    "set_status",
 ];
 
 /// A metrics error (registration of a duplicate family, or encoding).
@@ -165,8 +143,8 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     pub(crate) ws_connections: IntGauge,
-    /// `[in, out]` × (`FRAME_TYPES`, then `other`), resolved once.
-    frames: [Vec<IntCounter>; 2],
+    /// Frames by type, received and sent.
+    frames: [FrameCounters; 2],
     pub(crate) ws_unacked: IntGauge,
     pub(crate) ws_backlog: Histogram,
     messages_stored: [IntCounter; 2],
@@ -177,6 +155,7 @@ pub struct Metrics {
     /// `[out, in]`.
     bus_messages: [IntCounter; 2],
     bus_notes: [IntCounter; 2],
+    bus_health: BusMeters,
     pub(crate) store_duration: HistogramVec,
     pub(crate) store_errors: IntCounterVec,
     pub(crate) ephemeral_duration: HistogramVec,
@@ -214,6 +193,41 @@ fn histogram(
     Ok(h)
 }
 
+/// The Cargo features this build has (`melo_build_info{features}`).
+fn features() -> String {
+    let all = [
+        ("sqlite", cfg!(feature = "sqlite")),
+        ("mysql", cfg!(feature = "mysql")),
+        ("redis", cfg!(feature = "redis")),
+        ("web-push", cfg!(feature = "web-push")),
+        ("tls", cfg!(feature = "tls")),
+        ("fuzzing", cfg!(feature = "fuzzing")),
+    ];
+    let on: Vec<&str> = all.iter().filter(|(_, on)| *on).map(|(f, _)| *f).collect();
+    on.join(",")
+}
+
+/// `melo_build_info{version,features,profile} 1`: what this binary is, to join on in queries.
+fn build_info(r: &Registry) -> Result<(), MetricsError> {
+    let info = IntGaugeVec::new(
+        Opts::new(
+            "build_info",
+            "Always 1: the crate version, the Cargo features and the build profile of this node",
+        )
+        .namespace("melo"),
+        &["version", "features", "profile"],
+    )?;
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), &features(), profile])
+        .set(1);
+    r.register(Box::new(info))?;
+    Ok(())
+}
+
 /// Resolves `values` of a one-label family once.
 fn fixed<const N: usize>(family: &IntCounterVec, values: [&str; N]) -> [IntCounter; N] {
     values.map(|v| family.with_label_values(&[v]))
@@ -232,8 +246,16 @@ impl Metrics {
     }
 
     /// Fresh families registered in `registry` (to expose them beside an embedder's own).
+    /// On Linux this includes the standard `process_*` families, unless `registry` already has
+    /// them (an embedder's own process collector): then those are left as they are.
     pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
         let r = &registry;
+        build_info(r)?;
+        #[cfg(target_os = "linux")]
+        match r.register(Box::new(process::ProcessCollector::new()?)) {
+            Ok(()) | Err(prometheus::Error::AlreadyReg) => {}
+            Err(e) => return Err(e.into()),
+        }
         let backlog = Histogram::with_opts(
             HistogramOpts::new(
                 "ws_backlog_entries",
@@ -249,14 +271,10 @@ impl Metrics {
             "WebSocket text frames by direction and type",
             &["direction", "type"],
         )?;
-        let of = |direction: &str| -> Vec<IntCounter> {
-            FRAME_TYPES
-                .iter()
-                .chain(std::iter::once(&"other"))
-                .map(|t| frames.with_label_values(&[direction, t]))
-                .collect()
-        };
-        let frames = [of("in"), of("out")];
+        let frames = [
+            FrameCounters::new(&frames, "in", frames::client_types()),
+            FrameCounters::new(&frames, "out", frames::server_types()),
+        ];
         let stored = counter(
             r,
             "messages_stored_total",
@@ -325,6 +343,7 @@ impl Metrics {
             push: fixed(&push, ["sent", "gone", "failed", "dropped", "refused"]),
             bus_messages,
             bus_notes,
+            bus_health: BusMeters::register(r)?,
             store_duration: histogram(
                 r,
                 "store_operation_duration_seconds",
@@ -377,15 +396,10 @@ impl Metrics {
             .observe(secs);
     }
 
-    /// Counts one WebSocket text frame of `kind` (unknown kinds count as `other`).
+    /// Counts one WebSocket text frame of `kind`: received (a type the server decodes) or
+    /// sent (a type it sends); any other `type` counts as `other`.
     pub(crate) fn frame(&self, incoming: bool, kind: &str) {
-        let i = FRAME_TYPES
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or(FRAME_TYPES.len());
-        if let Some(c) = self.frames[usize::from(!incoming)].get(i) {
-            c.inc();
-        }
+        self.frames[usize::from(!incoming)].count(kind);
     }
 
     /// Counts a stored message (`dm` or `chat`).
@@ -406,6 +420,11 @@ impl Metrics {
         self.bus_notes[i].inc_by(notes as u64);
     }
 
+    /// The bus health families (drops, losses, resyncs, queue, message age), for the cluster.
+    pub(crate) fn bus_meters(&self) -> BusMeters {
+        self.bus_health.clone()
+    }
+
     /// Counts a queued receipt.
     pub(crate) fn receipt(&self, read: bool) {
         self.receipts[usize::from(read)].inc();
@@ -419,6 +438,41 @@ impl Metrics {
     /// Counts a push outcome.
     pub(crate) fn push(&self, result: PushResult) {
         self.push[result as usize].inc();
+    }
+}
+
+/// The `melo_ws_frames_total` counters of one direction: one per frame type of that
+/// direction (from the frame code's own lists, [`frames::client_types`] and
+/// [`frames::server_types`]), then `other`, resolved once.
+struct FrameCounters {
+    types: Vec<&'static str>,
+    counters: Vec<IntCounter>,
+}
+
+impl FrameCounters {
+    fn new(
+        family: &IntCounterVec,
+        direction: &str,
+        types: impl Iterator<Item = &'static str>,
+    ) -> Self {
+        let types: Vec<&'static str> = types.collect();
+        let counters = types
+            .iter()
+            .chain(std::iter::once(&"other"))
+            .map(|t| family.with_label_values(&[direction, t]))
+            .collect();
+        Self { types, counters }
+    }
+
+    fn count(&self, kind: &str) {
+        let i = self
+            .types
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or(self.types.len());
+        if let Some(c) = self.counters.get(i) {
+            c.inc();
+        }
     }
 }
 
@@ -496,35 +550,4 @@ fn status_label(status: u16) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_families_with_bounded_labels() {
-        let m = Metrics::new().expect("metrics");
-        m.http(&http::Method::GET, "/status", 200, 0.001);
-        m.frame(true, "relay");
-        m.frame(true, "attacker-chosen-type-123");
-        m.message_stored(false);
-        m.limited(Limit::Http);
-        let text = String::from_utf8(m.render().expect("render")).expect("utf8");
-        assert!(text.contains(
-            "melo_http_requests_total{method=\"GET\",route=\"/status\",status=\"200\"} 1"
-        ));
-        assert!(text.contains("melo_http_request_duration_seconds_bucket"));
-        assert!(text.contains("melo_ws_frames_total{direction=\"in\",type=\"relay\"} 1"));
-        assert!(text.contains("melo_ws_frames_total{direction=\"in\",type=\"other\"} 1"));
-        assert!(!text.contains("attacker"));
-        assert!(text.contains("melo_messages_stored_total{kind=\"dm\"} 1"));
-        assert!(text.contains("melo_rate_limited_total{kind=\"http\"} 1"));
-        assert!(text.contains("# TYPE melo_ws_connections gauge"));
-    }
-
-    #[test]
-    fn unknown_status_and_method_are_bucketed() {
-        assert_eq!(status_label(418), "other");
-        assert_eq!(status_label(429), "429");
-        let m = http::Method::from_bytes(b"BREW").expect("method");
-        assert_eq!(method_label(&m), "other");
-    }
-}
+mod tests;

@@ -24,8 +24,8 @@
 //! well, so a loss there shows within 5 s. A new socket re-reads its queue once, 2 s after it
 //! opened, for frames sent before its node's presence note reached the others. Publishing
 //! never blocks a request: notes go through a bounded queue to one publisher task; when it is
-//! full, notes are dropped and counted ([`Cluster::dropped`]), and the hole in the counter
-//! tells the receivers.
+//! full, notes are dropped and counted ([`Cluster::dropped`], and
+//! `melo_bus_dropped_notes_total`), and the hole in the counter tells the receivers.
 //!
 //! Each bus message is sealed with the data key (`seal`): frames carry nicknames, public keys,
 //! SDP and ICE addresses, and whoever can watch the bus server (Redis `MONITOR`, `PSUBSCRIBE`)
@@ -43,6 +43,7 @@ use tokio::sync::mpsc;
 
 use super::delivery::EntryMeta;
 use super::Core;
+use crate::metrics::BusMeters;
 use crate::model::{SessionId, UserId};
 
 /// The bus topic every node hears.
@@ -73,6 +74,7 @@ const RESYNC_EVERY: Duration = Duration::from_secs(1);
 pub(crate) const MAX_BUNDLE: usize = 256;
 
 mod note;
+mod outbox;
 mod wire;
 pub(crate) use note::{Device, Invalidate, NodePresence, Note};
 pub(crate) use wire::{bundle, unbundle};
@@ -109,10 +111,12 @@ pub struct Cluster {
     pump_pending: std::sync::atomic::AtomicBool,
     /// When each node was last asked to announce its sockets again.
     resync_asked: DashMap<u64, Instant>,
+    /// The bus health metrics (drops, gaps, resyncs, forgotten nodes, queue, message age).
+    pub(crate) meters: BusMeters,
 }
 
 impl Cluster {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(meters: BusMeters) -> Self {
         let (tx, rx) = mpsc::channel(PUBLISH_QUEUE);
         Self {
             node: rand::random::<u64>() | 1,
@@ -130,17 +134,13 @@ impl Cluster {
             last_heard_ms: AtomicU64::new(0),
             pump_pending: std::sync::atomic::AtomicBool::new(false),
             resync_asked: DashMap::new(),
+            meters,
         }
     }
 
     /// This node's id (random per process).
     pub fn node(&self) -> u64 {
         self.node
-    }
-
-    /// Notes dropped because the publisher could not keep up.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Times messages of another node were found missing (a gap in its message counter);
@@ -159,6 +159,7 @@ impl Cluster {
         };
         if due {
             self.resync_asked.insert(node, now);
+            self.meters.resync(true);
             self.publish_encoded(node, Note::Resync.encode(self.node));
         }
     }
@@ -176,48 +177,6 @@ impl Cluster {
         let now = self.started.elapsed();
         let heard = Duration::from_millis(self.last_heard_ms.load(Ordering::Relaxed));
         now >= NODE_TIMEOUT && now.saturating_sub(heard) <= HEARTBEAT * 2
-    }
-
-    /// Queues `note` for every node (never blocks).
-    pub(crate) fn publish(&self, note: &Note) {
-        self.publish_encoded(ALL, note.encode(self.node));
-    }
-
-    /// Queues an encoded note for `dest` ([`ALL`] or a node; never blocks).
-    pub(crate) fn publish_encoded(&self, dest: u64, note: Bytes) {
-        if self.tx.try_send((dest, note)).is_err() {
-            self.note_dropped(dest);
-        }
-    }
-
-    /// Counts a note for `dest` that never reached the bus, and skips a message number so
-    /// that the receivers see the loss and repair from the store.
-    pub(crate) fn note_dropped(&self, dest: u64) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-        *self.sealed.entry(dest).or_insert(0) += 1;
-    }
-
-    /// The publisher's queue; taken once by the task that drains it.
-    pub(crate) fn take_outbox(&self) -> Option<mpsc::Receiver<(u64, Bytes)>> {
-        self.rx.lock().ok().and_then(|mut r| r.take())
-    }
-
-    /// Counts one bus message of `notes` notes handed to the bus.
-    pub(crate) fn count_published(&self, notes: usize) {
-        self.published.fetch_add(1, Ordering::Relaxed);
-        self.published_notes
-            .fetch_add(notes as u64, Ordering::Relaxed);
-    }
-
-    /// Bus messages this node published (a message bundles the notes queued meanwhile for one
-    /// destination).
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
-    }
-
-    /// Notes this node published.
-    pub fn published_notes(&self) -> u64 {
-        self.published_notes.load(Ordering::Relaxed)
     }
 
     /// The other live nodes that hold a socket of (`user`, `session`).
@@ -291,6 +250,7 @@ impl Cluster {
             self.heard.remove(n);
             self.resync_asked.remove(n);
         }
+        self.meters.forgotten(silent.len());
         let mut users = Vec::new();
         self.remote.retain(|user, list| {
             let n = list.len();
@@ -404,6 +364,7 @@ impl Core {
             }
             Note::Heartbeat => {}
             Note::Resync => {
+                cluster.meters.resync(false);
                 self.announce_all_presence();
                 // Frames the asking node sent here before it knew our sockets reached none of
                 // them: once it has the list, our sockets read their queues.

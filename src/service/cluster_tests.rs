@@ -7,6 +7,14 @@ fn uid(n: u32) -> UserId {
     UserId::new(n).expect("uid")
 }
 
+fn cluster() -> Cluster {
+    Cluster::new(
+        crate::metrics::Metrics::new()
+            .expect("metrics")
+            .bus_meters(),
+    )
+}
+
 #[test]
 fn notes_round_trip() {
     let notes = [
@@ -93,7 +101,7 @@ fn garbage_is_ignored() {
 
 #[test]
 fn remote_presence_merges_live_nodes_only() {
-    let c = Cluster::new();
+    let c = cluster();
     let u = uid(10_000_009);
     assert_eq!(c.remote_away(u), None);
     c.set_remote(5, u, NodePresence::Away, vec![SessionId(1)]);
@@ -139,7 +147,7 @@ fn replayed_and_stale_bus_messages_are_refused() {
     use crate::crypto::{DataKeys, JwtKey, StaticKeys};
     let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
     let pii = Pii::new(std::sync::Arc::new(keys));
-    let (a, b, receiver) = (Cluster::new(), Cluster::new(), Cluster::new());
+    let (a, b, receiver) = (cluster(), cluster(), cluster());
     let a1 = a.seal_message(&pii, ALL, b"one").expect("seal");
     let a2 = a.seal_message(&pii, ALL, b"two").expect("seal");
     let b1 = b.seal_message(&pii, ALL, b"bee").expect("seal");
@@ -188,7 +196,8 @@ fn lost_bus_messages_are_detected() {
     use crate::crypto::{DataKeys, JwtKey, StaticKeys};
     let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
     let pii = Pii::new(std::sync::Arc::new(keys));
-    let (a, receiver) = (Cluster::new(), Cluster::new());
+    let metrics = crate::metrics::Metrics::new().expect("metrics");
+    let (a, receiver) = (cluster(), Cluster::new(metrics.bus_meters()));
     let m1 = a.seal_message(&pii, ALL, b"one").expect("seal");
     let m2 = a.seal_message(&pii, ALL, b"two").expect("seal");
     let _lost = a.seal_message(&pii, ALL, b"lost").expect("seal");
@@ -212,6 +221,16 @@ fn lost_bus_messages_are_detected() {
         Some(true)
     );
     assert_eq!(receiver.gaps(), 2);
+    // Exported: two gaps on the shared topic, of one message each; three messages received.
+    let text = String::from_utf8(metrics.render().expect("render")).expect("utf-8");
+    for line in [
+        "melo_bus_gaps_total{topic=\"all\"} 2",
+        "melo_bus_gaps_total{topic=\"node\"} 0",
+        "melo_bus_missed_messages_total 2",
+        "melo_bus_message_age_seconds_count 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
 }
 
 /// A message addressed to one node opens there only; the counters of the shared topic and of a
@@ -222,7 +241,7 @@ fn addressed_messages_open_only_at_their_node() {
     use crate::crypto::{DataKeys, JwtKey, StaticKeys};
     let keys = StaticKeys::new(JwtKey::generate(0).expect("key"), DataKeys::generate());
     let pii = Pii::new(std::sync::Arc::new(keys));
-    let (a, b, c) = (Cluster::new(), Cluster::new(), Cluster::new());
+    let (a, b, c) = (cluster(), cluster(), cluster());
     let to_b = a.seal_message(&pii, b.node(), b"for b").expect("seal");
     let to_all = a.seal_message(&pii, ALL, b"for all").expect("seal");
     let to_b2 = a
@@ -245,7 +264,7 @@ fn addressed_messages_open_only_at_their_node() {
     assert!(open(&c, &to_c).is_some());
     assert_eq!(b.gaps(), 0);
     // On a node's own topic the counter starts at 1: a first message numbered 2 shows a loss.
-    let d = Cluster::new();
+    let d = cluster();
     let _lost = a.seal_message(&pii, d.node(), b"lost").expect("seal");
     let second = a.seal_message(&pii, d.node(), b"second").expect("seal");
     assert_eq!(open(&d, &second).map(|(_, _, gap)| gap), Some(true));
@@ -255,7 +274,7 @@ fn addressed_messages_open_only_at_their_node() {
 /// own devices; nodes not heard from lately and devices without a socket elsewhere get none.
 #[test]
 fn durable_frames_are_routed_to_the_nodes_holding_their_sockets() {
-    let c = Cluster::new();
+    let c = cluster();
     let (u1, u2, u3) = (uid(10_000_011), uid(10_000_012), uid(10_000_013));
     let d = |u, s: i64, seq| (u, SessionId(s), seq);
     assert!(c.route(vec![d(u1, 1, 5)]).is_empty(), "no other node");

@@ -41,6 +41,18 @@ pub use sealed::{KeyShape, RowKey, SealedRow, SealedStore, SealedTable, SealedUp
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
+/// The newest SQLite migration of this release (backups refuse a database past it).
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_schema_latest() -> i64 {
+    sqlite::latest_migration()
+}
+
+/// The newest MySQL migration of this release (backups refuse a database past it).
+#[cfg(feature = "mysql")]
+pub(crate) fn mysql_schema_latest() -> i64 {
+    mysql::latest_migration()
+}
+
 /// Errors a store reports.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -67,6 +79,17 @@ impl StoreError {
 
 /// Result alias of store calls.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What opening a SQL store does with its schema.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply every migration of this release that the database lacks (the default).
+    #[default]
+    Apply,
+    /// Apply nothing and refuse a database whose schema is not exactly this release's: for
+    /// servers started with `--no-migrate` after an operator ran `melo migrate`.
+    Verify,
+}
 
 /// Users, their profile blobs and their E2E secret-key backup.
 #[async_trait]

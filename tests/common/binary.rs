@@ -1,4 +1,4 @@
-//! The example binary operators run, as a child process configured through `.env` in its
+//! The `melo` binary operators run, as a child process configured through `.env` in its
 //! working directory.
 
 use std::io::{BufRead, BufReader};
@@ -9,17 +9,9 @@ use std::time::Duration;
 
 use super::Client;
 
-pub fn example_binary() -> PathBuf {
-    // target/<profile>/deps/example_binary-<hash> → target/<profile>/examples/server
-    let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("examples").join("server");
-    assert!(
-        bin.exists(),
-        "{} is missing: `cargo test` builds examples; run it with default features",
-        bin.display()
-    );
-    bin
+/// The `melo` binary cargo built for this test run.
+pub fn melo_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_melo"))
 }
 
 pub struct Server {
@@ -66,12 +58,20 @@ pub fn start(workdir: &Path) -> Server {
 
 /// The binary in `workdir` with `env` set on top of a clean environment (`RUST_LOG=warn`).
 pub fn start_with(workdir: &Path, env: &[(&str, &str)]) -> Server {
-    let mut cmd = Command::new(example_binary());
+    start_args(workdir, &[], env)
+}
+
+/// `melo ARGS` in `workdir` with `env` set on top of a clean environment (`RUST_LOG=warn`).
+pub fn start_args(workdir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(melo_binary());
     cmd.current_dir(workdir)
+        .args(args)
         .env_remove("DB_URL")
         .env_remove("REDIS_URL")
         .env_remove("MELO_DATA_DIR")
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", "warn")
+        // Tests run in parallel: not the default 127.0.0.1:9090.
+        .env("METRICS_ADDR", "127.0.0.1:0");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -79,7 +79,7 @@ pub fn start_with(workdir: &Path, env: &[(&str, &str)]) -> Server {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn example server");
+        .expect("spawn melo");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     let (ws_tx, announced) = std::sync::mpsc::channel();

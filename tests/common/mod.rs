@@ -6,6 +6,7 @@ pub mod authz_fixture;
 pub mod authz_frames;
 pub mod authz_routes;
 pub mod avatars;
+pub mod backup;
 pub mod binary;
 pub mod calls;
 pub mod chats;

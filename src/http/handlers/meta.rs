@@ -101,16 +101,23 @@ async fn root(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
 }
 
 /// # GET /status
+///
+/// `websocket.connections` (users with at least one socket on this node, PROTOCOL §4.1) only
+/// for a caller with a valid token: an anonymous caller learns nothing about the users, not
+/// even how many are online. Operators read the counts from `/metrics`.
 async fn status(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
     let (db, eph) = check_backends(c.app.services.core()).await;
     let core = c.app.services.core();
     let cfg = &core.config;
+    let mut websocket = json!({"port": cfg.http.ws_port});
+    if c.auth.is_some() {
+        websocket["connections"] = json!(core.hub.online_users());
+    }
     Ok(ok(&json!({
         "status": if db && eph { "ok" } else { "degraded" },
         "version": cfg.server_version,
         "services": {"redis": eph, "database": db, "websocket": true},
-        // Users with at least one socket on this node (PROTOCOL §4.1).
-        "websocket": {"connections": core.hub.online_users(), "port": cfg.http.ws_port},
+        "websocket": websocket,
         "http_port": cfg.http.http_port,
         "ws_port": cfg.http.ws_port,
     })))

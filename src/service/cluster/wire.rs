@@ -122,15 +122,24 @@ impl Cluster {
         // The first message heard from a node on `hub` says nothing about earlier ones; on this
         // node's own topic its counter starts at 1 (node ids are new on every start), so a first
         // message numbered higher means the ones before it were lost.
-        let gap = if *last == 0 {
-            dest != ALL && n != 1
-        } else {
-            n != *last + 1
+        let missed = match (*last, dest != ALL) {
+            (0, true) => n - 1,
+            (0, false) => 0,
+            (last, _) => n - last - 1,
         };
         *last = n;
         drop(last);
+        let gap = missed > 0;
         if gap {
             self.gaps.fetch_add(1, Ordering::Relaxed);
+        }
+        // The metrics count other nodes' messages (a gap in this node's own counter is the
+        // mirror of its own dropped notes, counted as those).
+        if node != self.node {
+            if gap {
+                self.meters.gap(dest != ALL, missed);
+            }
+            self.meters.received(age);
         }
         Some((node, b, gap))
     }

@@ -20,73 +20,36 @@ pub(crate) const MAX_SDP: usize = 64 * 1024;
 /// Largest call frame (bytes of its text).
 pub(crate) const MAX_CALL_FRAME: usize = 128 * 1024;
 
-/// A call frame's `type`, as sent (both spellings of §5.7; forwarded unchanged).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum CallKind {
-    CallStart,
-    CallSignal,
-    Offer,
-    Answer,
-    Candidate,
-    Ice,
-    Ringing,
-    CallAccept,
-    Accept,
-    CallReject,
-    Reject,
-    Hangup,
-    CallEnd,
-    CallConnected,
-    CallEndState,
+wire_kinds! {
+    /// A call frame's `type`, as sent (both spellings of §5.7; forwarded unchanged).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum CallKind {
+        CallStart = "call_start",
+        CallSignal = "call_signal",
+        Offer = "offer",
+        Answer = "answer",
+        Candidate = "candidate",
+        Ice = "ice",
+        Ringing = "ringing",
+        CallAccept = "call_accept",
+        Accept = "accept",
+        CallReject = "call_reject",
+        Reject = "reject",
+        Hangup = "hangup",
+        CallEnd = "call_end",
+        CallConnected = "call_connected",
+        CallEndState = "call_end_state",
+    }
+}
+
+/// Serialized as its wire spelling (a forwarded frame's `type`, `payload.signal`).
+impl Serialize for CallKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl CallKind {
-    /// Every call frame type.
-    pub(crate) const ALL: [Self; 15] = [
-        Self::CallStart,
-        Self::CallSignal,
-        Self::Offer,
-        Self::Answer,
-        Self::Candidate,
-        Self::Ice,
-        Self::Ringing,
-        Self::CallAccept,
-        Self::Accept,
-        Self::CallReject,
-        Self::Reject,
-        Self::Hangup,
-        Self::CallEnd,
-        Self::CallConnected,
-        Self::CallEndState,
-    ];
-
-    /// The wire spelling.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::CallStart => "call_start",
-            Self::CallSignal => "call_signal",
-            Self::Offer => "offer",
-            Self::Answer => "answer",
-            Self::Candidate => "candidate",
-            Self::Ice => "ice",
-            Self::Ringing => "ringing",
-            Self::CallAccept => "call_accept",
-            Self::Accept => "accept",
-            Self::CallReject => "call_reject",
-            Self::Reject => "reject",
-            Self::Hangup => "hangup",
-            Self::CallEnd => "call_end",
-            Self::CallConnected => "call_connected",
-            Self::CallEndState => "call_end_state",
-        }
-    }
-
-    /// The call frame type spelled `kind`.
-    pub(crate) fn of(kind: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == kind)
-    }
-
     /// What this type does in the state machine (`None` for `call_signal`: its
     /// `payload.signal` says).
     fn signal(self) -> Option<Signal> {

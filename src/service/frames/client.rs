@@ -54,6 +54,22 @@ pub(crate) struct AckReceived {
     pub(crate) up_to_seq: Option<i64>,
 }
 
+wire_kinds! {
+    /// The `type` of a client frame other than a call frame ([`CallKind`]).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum ClientKind {
+        Ping = "ping",
+        Relay = "relay",
+        ChatMessage = "chat_message",
+        GetHistory = "get_history",
+        AckReceived = "ack_received",
+        AckRead = "ack_read",
+        TypingStart = "typing_start",
+        TypingStop = "typing_stop",
+        Presence = "presence",
+    }
+}
+
 /// A client frame.
 #[derive(Debug)]
 pub(crate) enum ClientFrame<'a> {
@@ -142,10 +158,19 @@ impl<'a> Incoming<'a> {
 
 impl<'a> ClientFrame<'a> {
     fn decode(kind: &str, mut f: Fields<'a>, text: &'a str) -> Result<Self, Refusal> {
-        match kind {
-            "ping" => Ok(Self::Ping),
-            "relay" => relay(&mut f).map(Self::Relay),
-            "chat_message" => {
+        let Some(known) = ClientKind::of(kind) else {
+            return match CallKind::of(kind) {
+                Some(k) => CallFrame::decode(k, f, text.len()).map(Self::Call),
+                None => Err(Refusal {
+                    reason: WsReason::UnknownType,
+                    message: format!("unknown frame type {kind:?}").into(),
+                }),
+            };
+        };
+        match known {
+            ClientKind::Ping => Ok(Self::Ping),
+            ClientKind::Relay => relay(&mut f).map(Self::Relay),
+            ClientKind::ChatMessage => {
                 let (to, client_id) = match (address(&f), take_client_id(&mut f)) {
                     (Ok(to), Ok(client_id)) => (to, client_id),
                     _ => return Err(Refusal::invalid("chat_message needs target or chat_id")),
@@ -157,36 +182,29 @@ impl<'a> ClientFrame<'a> {
                     text,
                 }))
             }
-            "get_history" => history(&f).map(Self::GetHistory),
-            "ack_received" => ack_received(&f).map(Self::AckReceived),
-            "ack_read" => match opt_str(&f.message_id) {
+            ClientKind::GetHistory => history(&f).map(Self::GetHistory),
+            ClientKind::AckReceived => ack_received(&f).map(Self::AckReceived),
+            ClientKind::AckRead => match opt_str(&f.message_id) {
                 Ok(Some(id)) => id.parse().ok(),
                 _ => None,
             }
             .map(Self::AckRead)
             .ok_or(Refusal::invalid("ack_read needs a message_id")),
-            "typing_start" | "typing_stop" => {
+            ClientKind::TypingStart | ClientKind::TypingStop => {
                 let to = address(&f)
                     .ok()
                     .flatten()
                     .ok_or(Refusal::invalid(EXACTLY_ONE))?;
-                Ok(if kind == "typing_start" {
+                Ok(if known == ClientKind::TypingStart {
                     Self::TypingStart(to)
                 } else {
                     Self::TypingStop(to)
                 })
             }
-            "presence" => match &f.status {
+            ClientKind::Presence => match &f.status {
                 Some(Json::Str(s)) if s == "away" => Ok(Self::Presence { away: true }),
                 Some(Json::Str(s)) if s == "online" => Ok(Self::Presence { away: false }),
                 _ => Err(Refusal::invalid("status must be online or away")),
-            },
-            other => match CallKind::of(other) {
-                Some(k) => CallFrame::decode(k, f, text.len()).map(Self::Call),
-                None => Err(Refusal {
-                    reason: WsReason::UnknownType,
-                    message: format!("unknown frame type {other:?}").into(),
-                }),
             },
         }
     }

@@ -12,11 +12,50 @@
 
 use bytes::Bytes;
 
+/// Declares a fieldless enum of frame `type`s from one list of `Variant = "wire_name"` pairs,
+/// with `ALL` (every variant, in declaration order), `as_str` and `of` generated from that
+/// list, so the three cannot drift apart (the metrics' frame labels are read from `ALL`).
+macro_rules! wire_kinds {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident {
+            $($(#[$vmeta:meta])* $variant:ident = $wire:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        $vis enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            $vis const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The wire spelling.
+            $vis fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire,)+
+                }
+            }
+
+            /// The variant spelled `kind`.
+            $vis fn of(kind: &str) -> Option<Self> {
+                match kind {
+                    $($wire => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 pub(crate) mod call;
 pub(crate) mod client;
 #[cfg(test)]
 mod client_tests;
 mod fields;
+#[cfg(test)]
+mod kinds_tests;
 pub(crate) mod server;
 #[cfg(test)]
 mod server_tests;
@@ -24,6 +63,20 @@ mod server_tests;
 pub(crate) use call::{call_state, CallFrame, Media, Signal};
 pub(crate) use client::{ClientFrame, Conversation, Incoming};
 pub(crate) use server::*;
+
+/// Every client → server frame `type` the server acts on (PROTOCOL §5.4, §5.7): what
+/// [`Incoming::decode`] accepts; any other `type` is `unknown_type`.
+pub(crate) fn client_types() -> impl Iterator<Item = &'static str> {
+    let plain = client::ClientKind::ALL.iter().map(|k| k.as_str());
+    plain.chain(call::CallKind::ALL.iter().map(|k| k.as_str()))
+}
+
+/// Every server → client frame `type` (PROTOCOL §5.2–§5.7): the tags of [`ServerFrame`] and the
+/// call frames it forwards under their own `type`.
+pub(crate) fn server_types() -> impl Iterator<Item = &'static str> {
+    let plain = server::SERVER_TYPES.iter().copied();
+    plain.chain(call::CallKind::ALL.iter().map(|k| k.as_str()))
+}
 
 /// Serializes a frame; frames are plain structs of strings and numbers, so this cannot fail in
 /// practice — a failure yields an `error` frame rather than a panic.

@@ -66,6 +66,32 @@ pub(crate) enum ServerFrame<'a> {
     Call(CallForward<'a>),
 }
 
+/// The `type` of every [`ServerFrame`] variant but [`ServerFrame::Call`] (which carries a
+/// [`CallKind`](super::call::CallKind)'s), each once (`msg_status` has two shapes).
+/// `server_tests` checks this list against one frame of every variant.
+pub(crate) const SERVER_TYPES: [&str; 20] = [
+    "relay_delivery",
+    "msg_status",
+    "gap",
+    "subscription_request",
+    "subscription_confirmed",
+    "subscription_removed",
+    "edit",
+    "delete",
+    "pin",
+    "react",
+    "chat_member",
+    "key_changed",
+    "pong",
+    "sync_done",
+    "error",
+    "history",
+    "status_change",
+    "typing_start",
+    "typing_stop",
+    "call_state",
+];
+
 /// `relay_delivery`.
 #[derive(Serialize)]
 pub(crate) struct RelayDelivery<'a> {

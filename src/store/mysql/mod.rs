@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
 use sqlx::MySqlPool;
 
-use super::{StoreError, StoreHealth, StoreResult};
+use super::{Migrations, StoreError, StoreHealth, StoreResult};
 
 mod accounts;
 mod avatars;
@@ -38,6 +38,11 @@ mod tests;
 mod writer_tests;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+
+/// The version of the newest embedded migration.
+pub(super) fn latest_migration() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
 
 /// Connections of the pool made by [`MysqlStore::connect`].
 const POOL_SIZE: u32 = 16;
@@ -75,6 +80,11 @@ impl MysqlStore {
     /// Connects to a URL such as `mysql://user:pass@host:3306/melo` (`mariadb://` is accepted
     /// too) with a pool of 16 connections and applies migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_migrations(url, Migrations::Apply).await
+    }
+
+    /// [`MysqlStore::connect`], applying or only verifying migrations.
+    pub async fn connect_migrations(url: &str, migrations: Migrations) -> StoreResult<Self> {
         let url = match url.strip_prefix("mariadb:") {
             Some(rest) => format!("mysql:{rest}"),
             None => url.to_owned(),
@@ -84,7 +94,7 @@ impl MysqlStore {
             .max_connections(POOL_SIZE)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(opts);
-        Self::with_pool(pool).await
+        Self::with_pool_migrations(pool, migrations).await
     }
 
     /// Connects with explicit options and a pool of 16 connections, and applies migrations.
@@ -98,10 +108,21 @@ impl MysqlStore {
 
     /// Uses an existing pool (for embedders sharing it) and applies migrations.
     pub async fn with_pool(pool: MySqlPool) -> StoreResult<Self> {
-        MIGRATOR.run(&pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) => be(e),
-            other => StoreError::backend(other),
-        })?;
+        Self::with_pool_migrations(pool, Migrations::Apply).await
+    }
+
+    /// [`MysqlStore::with_pool`], applying or only verifying migrations.
+    pub async fn with_pool_migrations(
+        pool: MySqlPool,
+        migrations: Migrations,
+    ) -> StoreResult<Self> {
+        match migrations {
+            Migrations::Apply => MIGRATOR.run(&pool).await.map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => be(e),
+                other => StoreError::backend(other),
+            })?,
+            Migrations::Verify => verify_schema(&pool).await?,
+        }
         let hot = writer::spawn(pool.clone());
         Ok(Self {
             pool,
@@ -226,3 +247,48 @@ impl StoreHealth for MysqlStore {
 }
 
 super::sealed::sql_sealed_store!(MysqlStore, pool, be);
+
+/// [`Migrations::Verify`]: every migration of this release is applied, successfully and with the
+/// same checksum.
+async fn verify_schema(pool: &MySqlPool) -> StoreResult<()> {
+    let applied: Vec<(i64, Vec<u8>, bool)> =
+        match sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations")
+            .fetch_all(pool)
+            .await
+        {
+            Ok(rows) => rows,
+            // No bookkeeping table: nothing was ever migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42S02") => Vec::new(),
+            Err(e) => return Err(be(e)),
+        };
+    for m in MIGRATOR.iter() {
+        match applied.iter().find(|(v, _, _)| *v == m.version) {
+            Some((_, sum, true)) if sum.as_slice() == m.checksum.as_ref() => {}
+            Some((_, _, true)) => {
+                return Err(StoreError::Backend(
+                    format!("migration {} differs from the one applied", m.version).into(),
+                ))
+            }
+            Some((_, _, false)) => {
+                return Err(StoreError::Backend(
+                    format!(
+                        "migration {} failed earlier: the database needs repair",
+                        m.version
+                    )
+                    .into(),
+                ))
+            }
+            None => {
+                return Err(StoreError::Backend(
+                    format!(
+                        "the database lacks migration {} ({}) of this release: run `melo migrate` \
+                         first (or start without --no-migrate)",
+                        m.version, m.description
+                    )
+                    .into(),
+                ))
+            }
+        }
+    }
+    Ok(())
+}

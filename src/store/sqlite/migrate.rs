@@ -7,13 +7,19 @@ use std::time::Instant;
 use rusqlite::{params, Connection};
 
 use super::db::be;
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Migrations, StoreError, StoreResult};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Applies every migration not applied yet, each in its own transaction; refuses a database
-/// with a failed migration or one whose applied migrations differ from this release's.
-pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
+/// The version of the newest migration.
+pub(super) fn latest() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+/// Applies every migration not applied yet, each in its own transaction ([`Migrations::Apply`]),
+/// or only checks that none is missing ([`Migrations::Verify`]); refuses a database with a
+/// failed migration or one whose applied migrations differ from this release's.
+pub(super) fn run(conn: &mut Connection, mode: Migrations) -> StoreResult<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
             version BIGINT PRIMARY KEY,
@@ -46,6 +52,16 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
             }
             continue;
         }
+        if mode == Migrations::Verify {
+            return Err(StoreError::Backend(
+                format!(
+                    "the database lacks migration {} ({}) of this release: run `melo migrate` \
+                     first (or start without --no-migrate)",
+                    m.version, m.description
+                )
+                .into(),
+            ));
+        }
         let started = Instant::now();
         let tx = conn.transaction().map_err(be)?;
         tx.execute_batch(&m.sql).map_err(be)?;
@@ -61,6 +77,7 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
         )
         .map_err(be)?;
         tx.commit().map_err(be)?;
+        tracing::info!(version = m.version, description = %m.description, "applied migration");
     }
     Ok(())
 }

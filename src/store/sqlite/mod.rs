@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use crate::store::{StoreHealth, StoreResult};
+use crate::store::{Migrations, StoreHealth, StoreResult};
 
 mod accounts;
 mod chats;
@@ -22,6 +22,11 @@ mod sessions;
 
 #[cfg(test)]
 mod tests;
+
+/// The version of the newest embedded migration.
+pub(super) fn latest_migration() -> i64 {
+    migrate::latest()
+}
 
 /// The embedded SQLite store (feature `sqlite`): the zero-setup default of the binary.
 ///
@@ -46,12 +51,22 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database file and applies migrations.
     pub async fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
-        Self::at(db::Location::File(path.as_ref().to_path_buf())).await
+        Self::open_with(path, Migrations::Apply).await
+    }
+
+    /// Opens (creating if missing) the database file, applying or only verifying migrations.
+    pub async fn open_with(path: impl AsRef<Path>, migrations: Migrations) -> StoreResult<Self> {
+        Self::at(db::Location::File(path.as_ref().to_path_buf()), migrations).await
     }
 
     /// Opens a database URL: `sqlite://path/to/melo.db` (or `sqlite:path`), or `sqlite::memory:`
     /// for a private in-memory database. Query parameters are ignored.
     pub async fn connect(url: &str) -> StoreResult<Self> {
+        Self::connect_with(url, Migrations::Apply).await
+    }
+
+    /// [`SqliteStore::connect`], applying or only verifying migrations.
+    pub async fn connect_with(url: &str, migrations: Migrations) -> StoreResult<Self> {
         let rest = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -62,14 +77,16 @@ impl SqliteStore {
         } else {
             db::Location::File(PathBuf::from(path))
         };
-        Self::at(at).await
+        Self::at(at, migrations).await
     }
 
-    async fn at(at: db::Location) -> StoreResult<Self> {
+    async fn at(at: db::Location, migrations: Migrations) -> StoreResult<Self> {
         // Opening, migrating and starting the threads block: off the async threads.
-        let db = tokio::task::spawn_blocking(move || db::Db::open(at, migrate::run))
-            .await
-            .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))??;
+        let db = tokio::task::spawn_blocking(move || {
+            db::Db::open(at, |conn| migrate::run(conn, migrations))
+        })
+        .await
+        .map_err(|e| crate::store::StoreError::Unavailable(e.to_string()))??;
         Ok(Self {
             db,
             dedupe_horizon: Default::default(),

@@ -1,21 +1,120 @@
-//! Every setting of the example server, read and validated before anything starts: the library
-//! [`Config`] plus what only the binary uses (listeners, storage, keys, TLS, VAPID, logging).
-//! `--check-config` prints [`Settings::redacted`].
+//! Every setting of the `melo` binary, read and validated before anything starts: the library
+//! [`Config`] (`args.rs`) plus what only the binary uses (listeners, storage, keys, TLS, VAPID,
+//! logging). `melo check-config` prints [`Settings::redacted`].
 
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use melo::config::{Config, Secret};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::env::Env;
-use crate::logging::LogSettings;
+use crate::args::ConfigArgs;
+use crate::logging::{LogArgs, LogSettings};
+
+/// Where the server listens and keeps its data, and its keys.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Server, storage and keys")]
+pub(crate) struct ServerArgs {
+    /// Address the listeners bind (an IP address; `0.0.0.0` or `::` for every interface).
+    #[arg(long, env = "HOST", global = true, default_value = "127.0.0.1")]
+    host: String,
+    /// Data directory: the SQLite database (unless DB_URL) and the keys (`keys/`), created 0700.
+    #[arg(
+        long,
+        env = "MELO_DATA_DIR",
+        global = true,
+        default_value = "./melo-data",
+        value_name = "DIR"
+    )]
+    data_dir: String,
+    /// Database: unset for SQLite in the data directory, `sqlite:PATH`, `mysql://…` or
+    /// `mariadb://…`, or `memory:` (nothing persisted; tests only).
+    #[arg(
+        long,
+        env = "DB_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    db_url: Option<String>,
+    /// Shared ephemeral state and node bus: one `redis://` (or `redis+unix://`) URL, or several
+    /// `redis://` seeds separated by commas for Redis Cluster. Unset: in memory, one node.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    redis_url: Option<String>,
+    /// Derive the data key from this secret instead of the key file (compatibility with the
+    /// original server; no data-key rotation).
+    #[arg(
+        long,
+        env = "ENCRYPTION_KEY_STR",
+        global = true,
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    encryption_key_str: Option<String>,
+    /// PEM certificate chain; with TLS_KEY_FILE turns TLS on.
+    #[arg(long, env = "TLS_CERT_FILE", global = true, value_name = "PATH")]
+    tls_cert_file: Option<String>,
+    /// PEM private key of TLS_CERT_FILE.
+    #[arg(long, env = "TLS_KEY_FILE", global = true, value_name = "PATH")]
+    tls_key_file: Option<String>,
+    /// How often the TLS files are checked for a renewed certificate, seconds (1-86400).
+    #[arg(long, env = "TLS_RELOAD_SECONDS", global = true, default_value_t = 60)]
+    tls_reload_seconds: u64,
+    /// Where `GET /metrics` is served: an address of its own (port 0 picks one), or `same` for
+    /// the API port.
+    #[arg(
+        long,
+        env = "METRICS_ADDR",
+        global = true,
+        default_value = "127.0.0.1:9090",
+        value_name = "ADDR|same",
+        help_heading = "Metrics"
+    )]
+    metrics_addr: String,
+    /// VAPID public key (base64url, uncompressed P-256); unset: generated into the data directory.
+    #[arg(
+        long,
+        env = "VAPID_PUBLIC_KEY",
+        global = true,
+        value_name = "KEY",
+        help_heading = "Messages, presence, calls and push"
+    )]
+    vapid_public_key: Option<String>,
+    /// VAPID private key (base64url) of VAPID_PUBLIC_KEY.
+    #[arg(
+        long,
+        env = "VAPID_PRIVATE_KEY",
+        global = true,
+        hide_env_values = true,
+        value_name = "KEY",
+        help_heading = "Messages, presence, calls and push"
+    )]
+    vapid_private_key: Option<String>,
+}
+
+/// Every setting, as parsed.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct SettingsArgs {
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    #[command(flatten)]
+    pub(crate) log: LogArgs,
+}
 
 /// The validated settings.
 #[derive(Debug)]
 pub(crate) struct Settings {
-    /// The library settings (PROTOCOL §3.5 variables).
+    /// The library settings.
     pub(crate) config: Config,
     /// `HOST`.
     pub(crate) host: IpAddr,
@@ -25,8 +124,6 @@ pub(crate) struct Settings {
     /// URL (`mariadb:` is normalized to it).
     pub(crate) db_url: Option<String>,
     /// `REDIS_URL`: shared ephemeral state and node bus (`RedisEphemeral`); unset: in memory.
-    /// One `redis://` or `redis+unix://` URL selects one Redis server; several `redis://` URLs
-    /// separated by commas select Redis Cluster, with those URLs as seed nodes.
     pub(crate) redis_url: Option<String>,
     /// `ENCRYPTION_KEY_STR`.
     pub(crate) encryption_key: Option<Secret>,
@@ -34,7 +131,7 @@ pub(crate) struct Settings {
     pub(crate) tls: Option<(String, String)>,
     /// `TLS_RELOAD_SECONDS`: how often the PEM files are checked for changes.
     pub(crate) tls_reload_secs: u64,
-    /// `METRICS_ADDR`: a listener of its own for `GET /metrics`.
+    /// `METRICS_ADDR`: a listener of its own for `GET /metrics` (`None`: the API port).
     pub(crate) metrics_addr: Option<SocketAddr>,
     /// `VAPID_PUBLIC_KEY`, `VAPID_PRIVATE_KEY`.
     /// The parsed VAPID pair (its `Debug` shows the public half only).
@@ -43,9 +140,20 @@ pub(crate) struct Settings {
     pub(crate) log: LogSettings,
 }
 
+/// A value that is set and not blank.
+fn set(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
 /// Both or neither of a pair of variables.
-fn pair(env: &Env, a: &str, b: &str) -> anyhow::Result<Option<(String, String)>> {
-    match (env.str(a), env.str(b)) {
+fn pair(
+    (a, x): (&str, &Option<String>),
+    (b, y): (&str, &Option<String>),
+) -> anyhow::Result<Option<(String, String)>> {
+    match (set(x), set(y)) {
         (Some(x), Some(y)) => Ok(Some((x, y))),
         (None, None) => Ok(None),
         _ => bail!("set both {a} and {b}, or neither"),
@@ -100,32 +208,29 @@ fn check_redis_url(url: &str) -> anyhow::Result<()> {
 }
 
 impl Settings {
-    pub(crate) fn from_env(env: &Env) -> anyhow::Result<Self> {
-        let mut config = env.config().map_err(anyhow::Error::msg)?;
-        let mut tls_reload_secs: u64 = 60;
-        env.parse("TLS_RELOAD_SECONDS", &mut tls_reload_secs)
-            .map_err(anyhow::Error::msg)?;
+    pub(crate) fn from_args(args: &SettingsArgs) -> anyhow::Result<Self> {
+        let mut config = args.config.config().map_err(anyhow::Error::msg)?;
+        let x = &args.server;
+        let tls_reload_secs = x.tls_reload_seconds;
         if !(1..=86_400).contains(&tls_reload_secs) {
             bail!("TLS_RELOAD_SECONDS={tls_reload_secs} must be 1..=86400");
         }
-        let metrics_addr = match env.str("METRICS_ADDR") {
-            None => None,
-            Some(a) => Some(a.parse::<SocketAddr>().with_context(|| {
-                format!("METRICS_ADDR={a:?} is not an address like 127.0.0.1:9090")
+        let metrics_addr = match x.metrics_addr.trim() {
+            "same" => None,
+            a => Some(a.parse::<SocketAddr>().with_context(|| {
+                format!("METRICS_ADDR={a:?} is not an address like 127.0.0.1:9090 (or `same`)")
             })?),
         };
-        if metrics_addr.is_some() && !config.metrics_enabled {
-            bail!("METRICS_ADDR is set but METRICS_ENABLED=false; unset one of them");
-        }
-        config.metrics_separate_listener = metrics_addr.is_some();
-        let host = env.str("HOST").unwrap_or_else(|| "127.0.0.1".into());
+        config.metrics_separate_listener = metrics_addr.is_some() && config.metrics_enabled;
+        let metrics_addr = metrics_addr.filter(|_| config.metrics_enabled);
+        let host = x.host.trim();
         let host: IpAddr = host
             .trim_start_matches('[')
             .trim_end_matches(']')
             .parse()
             .with_context(|| format!("HOST={host:?} is not an IP address"))?;
         // sqlx knows `mysql:` only; MariaDB speaks the same protocol.
-        let db_url = env.str("DB_URL").map(|u| match u.strip_prefix("mariadb:") {
+        let db_url = set(&x.db_url).map(|u| match u.strip_prefix("mariadb:") {
             Some(rest) => format!("mysql:{rest}"),
             None => u,
         });
@@ -136,30 +241,34 @@ impl Settings {
                 "DB_URL must start with sqlite:, mysql: or mariadb:, or be memory: (or be unset)"
             ),
         }
-        let redis_url = env.str("REDIS_URL");
+        let redis_url = set(&x.redis_url);
         if let Some(u) = &redis_url {
             check_redis_url(u)?;
         }
-        let vapid = pair(env, "VAPID_PUBLIC_KEY", "VAPID_PRIVATE_KEY")?
-            .map(|(public, private)| {
-                melo::push::VapidKey::from_pair(&public, &private)
-                    .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))
-            })
-            .transpose()?;
+        let vapid = pair(
+            ("VAPID_PUBLIC_KEY", &x.vapid_public_key),
+            ("VAPID_PRIVATE_KEY", &x.vapid_private_key),
+        )?
+        .map(|(public, private)| {
+            melo::push::VapidKey::from_pair(&public, &private)
+                .map_err(|e| anyhow::anyhow!("VAPID_PUBLIC_KEY/VAPID_PRIVATE_KEY: {e}"))
+        })
+        .transpose()?;
         Ok(Self {
             config,
             host,
-            data_dir: env
-                .str("MELO_DATA_DIR")
-                .unwrap_or_else(|| "./melo-data".into()),
+            data_dir: x.data_dir.trim().to_owned(),
             db_url,
             redis_url,
-            encryption_key: env.str("ENCRYPTION_KEY_STR").map(Secret::new),
-            tls: pair(env, "TLS_CERT_FILE", "TLS_KEY_FILE")?,
+            encryption_key: set(&x.encryption_key_str).map(Secret::new),
+            tls: pair(
+                ("TLS_CERT_FILE", &x.tls_cert_file),
+                ("TLS_KEY_FILE", &x.tls_key_file),
+            )?,
             tls_reload_secs,
             metrics_addr,
             vapid,
-            log: LogSettings::from_env(env)?,
+            log: LogSettings::from_args(&args.log)?,
         })
     }
 

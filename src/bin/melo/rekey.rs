@@ -1,10 +1,11 @@
-//! `server rotate-keys`: add a data-key version, or move every sealed value and blind index to
+//! `melo rotate-keys`: add a data-key version, or move every sealed value and blind index to
 //! the current version (see `melo::rekey`). Uses the same settings as the server, so it finds
 //! the same database and key directory; safe to run while servers serve.
 
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use clap::Args;
 use melo::rekey::{self, RekeyOptions};
 use melo::FileKeyProvider;
 
@@ -13,7 +14,28 @@ use crate::settings::Settings;
 /// Servers re-read the key file every minute; the default activation leaves them two.
 const DEFAULT_ACTIVATE_IN: i64 = 120;
 
-/// A parsed `rotate-keys` command line.
+/// `melo rotate-keys` flags.
+#[derive(Args, Debug)]
+pub(crate) struct RotateArgs {
+    /// Add a data-key version that becomes current after --activate-in seconds (instead of
+    /// rewriting).
+    #[arg(long)]
+    new_key: bool,
+    /// With --new-key: seconds until the new version seals (0-2592000). Servers re-read the key
+    /// file every KEY_CHECK_SECONDS; the default leaves them two minutes. [default: 120]
+    #[arg(long, value_name = "SECONDS", requires = "new_key",
+          value_parser = clap::value_parser!(i64).range(0..=30 * 86_400))]
+    activate_in: Option<i64>,
+    /// Only count what a rewrite would change.
+    #[arg(long, conflicts_with = "new_key")]
+    dry_run: bool,
+    /// Rows per batch of the rewrite (1-10000).
+    #[arg(long, value_name = "ROWS", default_value_t = RekeyOptions::default().batch,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch: u32,
+}
+
+/// What `rotate-keys` does.
 #[derive(Debug)]
 pub(crate) enum Command {
     /// `--new-key [--activate-in SECONDS]`.
@@ -22,50 +44,17 @@ pub(crate) enum Command {
     Rewrite(RekeyOptions),
 }
 
-impl Command {
-    pub(crate) fn parse(args: &[&str]) -> anyhow::Result<Self> {
-        let mut new_key = false;
-        let mut activate_in = None;
-        let mut options = RekeyOptions::default();
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            match *arg {
-                "--new-key" => new_key = true,
-                "--dry-run" => options.dry_run = true,
-                "--activate-in" => {
-                    let v = it
-                        .next()
-                        .context("--activate-in needs a number of seconds")?;
-                    activate_in = Some(
-                        v.parse::<i64>()
-                            .ok()
-                            .filter(|s| (0..=30 * 86_400).contains(s))
-                            .context("--activate-in must be 0..=2592000 seconds")?,
-                    );
-                }
-                "--batch" => {
-                    let v = it.next().context("--batch needs a number of rows")?;
-                    options.batch = v
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|b| (1..=10_000).contains(b))
-                        .context("--batch must be 1..=10000")?;
-                }
-                other => bail!("rotate-keys: unknown argument {other:?}"),
-            }
+impl RotateArgs {
+    pub(crate) fn command(&self) -> anyhow::Result<Command> {
+        if self.new_key {
+            return Ok(Command::NewKey {
+                activate_in: self.activate_in.unwrap_or(DEFAULT_ACTIVATE_IN),
+            });
         }
-        match (new_key, activate_in) {
-            (true, a) => {
-                if options.dry_run {
-                    bail!("--dry-run applies to the rewrite, not to --new-key");
-                }
-                Ok(Command::NewKey {
-                    activate_in: a.unwrap_or(DEFAULT_ACTIVATE_IN),
-                })
-            }
-            (false, Some(_)) => bail!("--activate-in goes with --new-key"),
-            (false, None) => Ok(Command::Rewrite(options)),
-        }
+        Ok(Command::Rewrite(RekeyOptions {
+            dry_run: self.dry_run,
+            batch: self.batch,
+        }))
     }
 }
 
@@ -79,9 +68,9 @@ pub(crate) async fn run(settings: &Settings, command: Command) -> anyhow::Result
                 );
             }
             // Creates the key files on a first run, like the server would.
-            drop(crate::open_keys(settings).await?);
+            drop(crate::open::open_keys(settings).await?);
             let at = melo::model::Timestamp::now().secs() + activate_in;
-            let added = FileKeyProvider::add_data_key(&crate::keys_dir(settings), at)
+            let added = FileKeyProvider::add_data_key(&crate::open::keys_dir(settings), at)
                 .await
                 .context("adding a data key")?;
             println!(
@@ -100,8 +89,8 @@ pub(crate) async fn run(settings: &Settings, command: Command) -> anyhow::Result
             Ok(())
         }
         Command::Rewrite(options) => {
-            let keys = Arc::new(crate::open_keys(settings).await?);
-            let store = crate::open_store(settings).await?;
+            let keys = Arc::new(crate::open::open_keys(settings).await?);
+            let store = crate::open::open_store(settings, melo::Migrations::Apply).await?;
             let report = rekey::rotate(store.as_ref(), keys, options, |t| {
                 eprintln!(
                     "{:<20} rows {:>8}  stale {:>8}  rewritten {:>8}  changed meanwhile {:>4}  \
