@@ -87,6 +87,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     // §4.8, §4.9
     ("GET", "/ice_servers"),
     ("POST", "/register_push"),
+    // Account deletion and export (issue 17, docs/accounts.md)
+    ("DELETE", "/account"),
+    ("GET", "/account/export"),
 ];
 
 /// Routes the wire contract defines that this build does not serve yet. Serving one means moving it
@@ -269,6 +272,22 @@ async fn openapi_documents_exactly_the_served_routes_with_schemas() {
         json!([{"bearer": []}])
     );
     assert_eq!(doc["paths"]["/login"]["post"]["security"], json!([]));
+    let delete = &doc["paths"]["/account"]["delete"];
+    assert_eq!(
+        delete["requestBody"]["content"]["application/json"]["schema"]["required"],
+        json!(["password"])
+    );
+    assert_eq!(delete["security"], json!([{"bearer": []}]));
+    let export = &schemas["AccountExport"]["properties"];
+    for part in [
+        "profile",
+        "sessions",
+        "push_registrations",
+        "contacts",
+        "chats",
+    ] {
+        assert!(export[part].is_object(), "AccountExport.{part}");
+    }
 
     // Every listed operation is routed (dummy path parameters, no token, no body).
     for (m, path) in OPERATIONS {

@@ -17,6 +17,7 @@ pub(crate) mod extract;
 mod handlers;
 pub(crate) mod multipart;
 pub(crate) mod openapi;
+mod openapi_account;
 mod openapi_components;
 mod openapi_html;
 mod openapi_schemas;

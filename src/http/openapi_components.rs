@@ -304,5 +304,6 @@ pub(crate) fn components() -> Value {
             ("public_e2e_key", nullable(string())),
         ]),
     );
+    super::openapi_account::components(&mut add);
     Value::Object(c)
 }

@@ -144,7 +144,7 @@ fn uid_param(o: Op, name: &str) -> Op {
 /// Every documented operation. One entry per route of `handlers::routes()`; the unit tests in
 /// `openapi.rs` fail on a missing or stale entry.
 pub(crate) fn table() -> Vec<Op> {
-    vec![
+    let mut ops = vec![
         // §4.1 service, health and keys
         get("/").ok(obj(&[("detail", desc(string(), "Melo server <version>"))])),
         get("/status").ok(r("ServerStatus")),
@@ -397,5 +397,8 @@ pub(crate) fn table() -> Vec<Op> {
                 ],
             ))
             .ok(status("ok")),
-    ]
+    ];
+    // Account deletion and export (issue 17).
+    ops.extend(super::openapi_account::ops());
+    ops
 }

@@ -76,6 +76,12 @@ impl Route {
         self
     }
 
+    /// A JSON route whose body limit is `limit` of the settings (smaller than the default).
+    pub(crate) fn limit(mut self, limit: BodyLimit) -> Self {
+        self.body_limit = Some(limit);
+        self
+    }
+
     /// The body limit of this route under `config`.
     pub(crate) fn body_limit(&self, config: &Config) -> usize {
         self.body_limit

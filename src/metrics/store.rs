@@ -41,6 +41,7 @@ impl MeteredStore {
             SEALED_OPS,
             ADMIN_OPS,
             REGISTRATION_INVITE_OPS,
+            ERASE_OPS,
         ];
         let ops = OpMeters::new(&all, &metrics.store_duration, &metrics.store_errors);
         Self { inner, ops }
@@ -193,4 +194,11 @@ metered!(MeteredStore, RegistrationInviteStore, REGISTRATION_INVITE_OPS {
     fn use_registration_invite(&self, index: &[u8], now: Timestamp) -> StoreResult<bool>;
     fn restore_registration_invite(&self, index: &[u8]) -> StoreResult<bool>;
     fn purge_registration_invites(&self, now: Timestamp) -> StoreResult<u64>;
+});
+
+metered!(MeteredStore, EraseStore, ERASE_OPS {
+    fn erase_user(&self, user: UserId) -> StoreResult<Option<ErasedAccount>>;
+    fn relationships_of(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Contact>, u64)>;
+    fn sessions_ever(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Session>, u64)>;
+    fn queued_entries(&self, sessions: &[SessionId]) -> StoreResult<u64>;
 });

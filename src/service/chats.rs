@@ -13,6 +13,8 @@ use crate::ephemeral::RateDecision;
 use crate::model::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord, Timestamp, UserId};
 use crate::store::StoreError;
 
+mod erased;
+
 /// Characters of invite codes (URL-safe).
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
 /// Invite code length (PROTOCOL §4.7: 14 chars, 84 random bits).

@@ -292,6 +292,26 @@ impl ContactsService {
             .is_some_and(|r| r.state == ContactState::Accepted))
     }
 
+    /// After `user`'s account was erased with its relationships `gone`: each pair's cache entry
+    /// goes on every node, and the other side of an accepted relationship, or of a request
+    /// `user` had made, gets `subscription_removed` (as `/unsubscribe` sends it). A request made
+    /// to `user` ends silently, as a rejection does. Failures are logged: the erase stands.
+    pub(crate) async fn account_erased(&self, user: UserId, gone: &[crate::store::Contact]) {
+        for c in gone {
+            let other = if c.requester == user {
+                c.target
+            } else {
+                c.requester
+            };
+            self.core.contacts_changed(user, other);
+            if c.state == ContactState::Accepted || c.requester == user {
+                if let Err(e) = self.notify(other, Notice::Removed, user).await {
+                    e.log("subscription_removed after an account erase");
+                }
+            }
+        }
+    }
+
     /// Every accepted contact of `user` (for presence and key fan-out).
     pub(crate) async fn all_contacts(&self, user: UserId) -> Result<Vec<UserId>> {
         Ok(self.core.store.contacts_of(user, 0, u64::MAX / 2).await?.0)

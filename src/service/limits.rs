@@ -261,6 +261,23 @@ impl LimitsService {
         Ok(())
     }
 
+    /// Forgets the request budget and the account lockout of `user`, whose account was
+    /// erased. The per-route budgets (`limits.routes`, named by the HTTP layer) and the
+    /// lockout of each (account, client address) pair cannot be listed from here: they expire
+    /// within their periods.
+    pub(crate) async fn forget_user(&self, user: UserId) {
+        let account = self.account_key(&AccountKey::User(user));
+        for key in [
+            format!("rl:u:{user}"),
+            format!("lock:acct:{account}"),
+            format!("fail:acct:{account}"),
+        ] {
+            if let Err(e) = self.core.ephemeral.delete(&key).await {
+                tracing::debug!(error = %e, "limits of an erased account kept");
+            }
+        }
+    }
+
     /// A successful login clears the pair's counter (not the account's or the IP's).
     pub(crate) async fn login_succeeded(&self, attempt: Attempt) -> Result<()> {
         self.core

@@ -19,6 +19,7 @@ use crate::ephemeral::Ephemeral;
 use crate::push::PushProvider;
 use crate::store::Store;
 
+pub mod accounts;
 mod auth;
 mod avatars;
 pub(crate) mod cache;
@@ -45,6 +46,7 @@ pub(crate) mod sessions;
 mod users;
 pub(crate) mod validate;
 
+pub use accounts::{AccountDeleted, AccountExport, AccountsService};
 pub use auth::{
     AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
 };
@@ -154,6 +156,8 @@ pub struct Services {
     pub push: PushService,
     /// Avatars.
     pub avatars: AvatarsService,
+    /// Account deletion and export ([`AccountsService::delete_account`] for operators).
+    pub accounts: AccountsService,
     core: Arc<Core>,
 }
 
@@ -168,6 +172,14 @@ impl Services {
         let presence = PresenceService::new(core.clone());
         let calls = CallsService::new(core.clone(), push.clone());
         let sessions = SessionsService::new(core.clone(), calls.clone());
+        let chats = ChatsService::new(core.clone(), delivery.clone());
+        let accounts = AccountsService::new(
+            core.clone(),
+            sessions.clone(),
+            contacts.clone(),
+            chats.clone(),
+            presence.clone(),
+        );
         Self {
             users: UsersService::new(
                 core.clone(),
@@ -185,7 +197,8 @@ impl Services {
             contacts,
             sessions,
             calls,
-            chats: ChatsService::new(core.clone(), delivery.clone()),
+            chats,
+            accounts,
             manage: ManageService::new(core.clone(), delivery.clone()),
             push,
             auth,

@@ -208,6 +208,13 @@ impl PresenceService {
     }
 
     async fn touch_last_seen(&self, user: UserId) {
+        // An erased account keeps no last-seen time: its sockets close after the erase, and
+        // their closing must not write one again.
+        match self.core.store.user(user).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(error = %e, "last seen not stored"),
+        }
         let now = Timestamp::now().millis().to_string();
         let sealed = match self
             .core
@@ -258,6 +265,30 @@ impl PresenceService {
         self.core.store.put_settings(user, &sealed).await?;
         self.refresh(user).await;
         Ok(())
+    }
+
+    /// Forgets everything presence keeps about `user`, whose account was erased: what this
+    /// node announced and saw typed, and in the ephemeral state the last-seen time, the shared
+    /// announced status, and the typing state between `user` and each of `peers` (its former
+    /// contacts) and in each of `chats`. Best effort: a key that cannot be deleted expires.
+    pub(crate) async fn forget(&self, user: UserId, peers: &[UserId], chats: &[i64]) {
+        self.announced.remove(&user);
+        self.typed_here
+            .retain(|(from, to), _| *from != user && *to != user);
+        let mut keys = vec![format!("seen:{user}"), format!("announced:{user}")];
+        for peer in peers {
+            keys.push(Self::typing_key(user, *peer));
+            keys.push(Self::typing_key(*peer, user));
+            keys.push(format!("typingfwd:{user}:{peer}"));
+        }
+        for chat in chats {
+            keys.push(format!("typingfwd:{user}:c{chat}"));
+        }
+        for key in keys {
+            if let Err(e) = self.core.ephemeral.delete(&key).await {
+                tracing::debug!(error = %e, "presence state of an erased account kept");
+            }
+        }
     }
 
     fn typing_key(from: UserId, to: UserId) -> String {

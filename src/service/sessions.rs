@@ -79,6 +79,13 @@ impl SessionsService {
         if let Err(e) = self.core.store.drop_queue(id).await {
             tracing::warn!(error = %e, session_id = %id, "queue of a revoked session not dropped");
         }
+        self.ended(user, id).await;
+    }
+
+    /// What ends with a session besides its rows (a revocation, an erased account): its CSRF
+    /// token and link code stop working, its sockets close on every node (1008
+    /// `token_revoked`), its calls end.
+    pub(crate) async fn ended(&self, user: UserId, id: SessionId) {
         forget_session_secrets(self.core.ephemeral.as_ref(), id).await;
         self.core.close_session(user, id, 1008, "token_revoked");
         self.calls.session_revoked(user, id).await;

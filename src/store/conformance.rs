@@ -36,7 +36,10 @@ macro_rules! store_conformance {
                 manage_state_in_queue_replay, chat_history_paging, purge_removes_reactions,
                 sealed_rows_page_in_key_order, sealed_replace_is_compare_and_set,
                 admin_lock_revokes_and_notes, admin_revoke_noted_one_or_all,
-                admin_all_sessions_newest_first, admin_counts, registration_invites_single_use);
+                admin_all_sessions_newest_first, admin_counts, registration_invites_single_use,
+                erase_removes_the_account_and_retires_the_uid, erase_sessions_queues_and_push,
+                erase_contacts_both_ways, erase_chats_pass_ownership_or_go,
+                erase_keeps_messages);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -440,6 +443,7 @@ pub(crate) async fn ping(s: Arc<dyn Store>) {
 mod admin;
 mod avatars;
 mod chats;
+mod erase;
 mod expiry;
 mod manage;
 mod messages;
@@ -448,6 +452,7 @@ mod sealed;
 pub(crate) use admin::*;
 pub(crate) use avatars::*;
 pub(crate) use chats::*;
+pub(crate) use erase::*;
 pub(crate) use expiry::*;
 pub(crate) use manage::*;
 pub(crate) use messages::*;

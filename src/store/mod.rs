@@ -22,6 +22,7 @@ use crate::model::{
 mod admin;
 #[cfg(test)]
 pub(crate) mod conformance;
+mod erase;
 mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -32,6 +33,7 @@ mod sql;
 mod sqlite;
 
 pub use admin::{AdminStore, RegistrationInviteStore, StoreCounts};
+pub use erase::{EraseStore, ErasedAccount, ErasedMembership};
 pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
@@ -492,6 +494,7 @@ pub trait Store:
     + PushStore
     + AvatarStore
     + ChatStore
+    + EraseStore
     + SealedStore
     + AdminStore
     + RegistrationInviteStore
@@ -510,6 +513,7 @@ impl<T> Store for T where
         + PushStore
         + AvatarStore
         + ChatStore
+        + EraseStore
         + SealedStore
         + AdminStore
         + RegistrationInviteStore

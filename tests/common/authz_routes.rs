@@ -329,6 +329,16 @@ pub fn routes() -> Vec<Route> {
         r("GET", "/ice_servers", "the caller's credentials").expect(ANY_SESSION),
         r("POST", "/register_push", "the caller's device")
             .json(json!({"platform": "android", "push_token": "authz-push-token"})).expect(ANY_SESSION),
+        // Account deletion and export (issue 17): token, then CSRF (§3.3), then the password.
+        // A success would erase the fixture's users: every live role sends a wrong password.
+        r("DELETE", "/account", "the caller's account, wrong password")
+            .json(json!({"password": "wrong-password", "csrf_token": "$csrf"}))
+            .expect([FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, FORBIDDEN, REV, ANON]),
+        r("DELETE", "/account", "the caller's account, with the owner's CSRF token")
+            .json(json!({"password": "wrong-password", "csrf_token": "$owner_csrf"}))
+            .expect([FORBIDDEN, Exp::Err(403, "csrf_invalid"), Exp::Err(403, "csrf_invalid"),
+                     Exp::Err(403, "csrf_invalid"), Exp::Err(403, "csrf_invalid"), REV, ANON]),
+        r("GET", "/account/export", "the caller's own data").expect(ANY_SESSION),
         // §5.1 admission: upgrade, then close 1008 with the §3.1 reason.
         r("GET", "/ws", "a WebSocket upgrade").body(Body::Upgrade)
             .expect([OK, OK, OK, OK, OK, Exp::Err(1008, "token_revoked"), Exp::Err(1008, "unauthenticated")]),

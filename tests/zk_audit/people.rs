@@ -71,6 +71,20 @@ pub const DAVE: Person = Person {
 
 pub const PEOPLE: [&Person; 4] = [&ALICE, &BOB, &CAROL, &DAVE];
 
+/// Registers, exports everything the server holds about her, and deletes her account.
+pub const ERIN: Person = Person {
+    label: "erin",
+    name: "Evangeline Quarrington",
+    nick: "evquarr_zk",
+    phone: "+79995678901",
+    phone_input: "+7 (999) 567-89-01",
+    password: "Zk-Audit-Pass-E5",
+    net: Net {
+        ua: "ZkEraseProbe/5.5 (X11; Linux)",
+        ip: "198.51.100.91",
+    },
+};
+
 /// A DM's client ciphertext: stored as it came (not PII), so every store dump must show it.
 pub const DM_PAYLOAD: &str = "WktETS0x";
 /// A phone nobody registered, tried at `/login` (failed-login bookkeeping).
@@ -112,7 +126,7 @@ fn ip(needles: &mut Needles, label: &str, text: &str) {
 /// The fixed plaintexts of the workload (values the server returns are added as they come).
 pub fn fixed_needles() -> Needles {
     let mut n = Needles::default();
-    for p in PEOPLE {
+    for p in PEOPLE.into_iter().chain([&ERIN]) {
         n.phone(p.label, p.phone);
         n.add(format!("{} name", p.label), p.name);
         n.add(format!("{} nickname", p.label), p.nick);

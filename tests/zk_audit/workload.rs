@@ -6,7 +6,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 use super::api::{Actor, Api, Net};
-use super::people::{self, Person, ALICE, CAROL, DAVE};
+use super::people::{self, Person, ALICE, CAROL, DAVE, ERIN};
 use super::search::Needles;
 use crate::common::{avatars, random_device, user_pem, User};
 
@@ -178,6 +178,29 @@ async fn end_sessions(api: &Api, n: &mut Needles, c: &Actor, d: &Actor) {
     api.post(&c2, "/logout", json!({})).await;
 }
 
+/// Issue 17: a fifth user exports everything the server holds about her, then deletes her
+/// account (password and CSRF token).
+async fn account_data(api: &Api, n: &mut Needles) {
+    let uid = register(api, &ERIN).await;
+    let e = login(api, n, &ERIN, &uid, ERIN.label).await;
+    api.ok(
+        &e,
+        Method::PUT,
+        "/profile",
+        Some(json!({"bio": people::BIO})),
+    )
+    .await;
+    let doc = api.get(&e, "/account/export").await;
+    assert_eq!(doc["profile"]["phone"], ERIN.phone, "{doc}");
+    assert_eq!(
+        doc["sessions"]["items"][0]["ip_address"], ERIN.net.ip,
+        "{doc}"
+    );
+    let body = json!({"password": ERIN.password, "csrf_token": e.u.csrf});
+    let r = api.ok(&e, Method::DELETE, "/account", Some(body)).await;
+    assert_eq!(r["unique_id"], uid.as_str(), "{r}");
+}
+
 /// §4.3: profile changes, keys, the secret-key backup and avatars.
 async fn profiles(api: &Api, a: &Actor, b: &Actor) {
     let body = json!({"username": people::USERNAME, "bio": people::BIO});
@@ -305,6 +328,7 @@ pub async fn run(
     let [mut a, b, c, d] = accounts(&api, &mut n).await;
     devices(&api, &mut n, &mut a).await;
     end_sessions(&api, &mut n, &c, &d).await;
+    account_data(&api, &mut n).await;
     profiles(&api, &a, &b).await;
     let mut w = World {
         a,

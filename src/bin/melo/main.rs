@@ -18,6 +18,7 @@
 mod admin;
 mod args;
 mod backup;
+mod erase;
 mod logging;
 mod open;
 mod rekey;

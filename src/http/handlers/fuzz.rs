@@ -3,7 +3,7 @@
 //! then the checks its handler and service make before any state is read. The checks are the
 //! production functions the handlers and services call, not copies.
 
-use super::{avatars, chats, contacts, devices, manage, messages, profile};
+use super::{account_data, avatars, chats, contacts, devices, manage, messages, profile};
 use crate::http::extract::decode_json;
 use crate::service::chats::{new_chat, valid_code};
 use crate::service::{
@@ -12,7 +12,7 @@ use crate::service::{
 };
 
 /// Routes with a JSON body, in the order of the selector byte.
-pub(crate) const ROUTES: [&str; 18] = [
+pub(crate) const ROUTES: [&str; 19] = [
     "POST /register",
     "POST /login",
     "PUT /profile",
@@ -31,6 +31,7 @@ pub(crate) const ROUTES: [&str; 18] = [
     "POST /invites/create",
     "POST /invites/join",
     "POST /messages/edit, /messages/delete, /messages/pin, /messages/react",
+    "DELETE /account",
 ];
 
 /// Decodes `body` as the route `route % ROUTES.len()` does, then validates it.
@@ -77,7 +78,13 @@ pub(crate) fn fuzz_body(route: u8, body: &[u8]) {
             chats::chat_id(b.chat_id, "chat_id").map(|_| b.ttl_minutes)
         }),
         16 => check(body, |b: chats::JoinBody| Ok::<_, ()>(valid_code(&b.code))),
-        _ => check(body, |b: manage::ManageBody| b.target().map(drop)),
+        17 => check(body, |b: manage::ManageBody| b.target().map(drop)),
+        _ => {
+            let _ = contacts::body_csrf_token(body);
+            check(body, |b: account_data::DeleteBody| {
+                crate::service::accounts::password_input(&b.password)
+            });
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 use super::router::Route;
 
 mod account;
+mod account_data;
 mod avatars;
 mod chats;
 mod contacts;
@@ -37,5 +38,6 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(chats::routes());
     r.extend(manage::routes());
     r.extend(avatars::routes());
+    r.extend(account_data::routes());
     r
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::lock;
 use crate::model::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord, Timestamp, UserId};
-use crate::store::{ChatStore, StoreError, StoreResult};
+use crate::store::{ChatStore, ErasedMembership, StoreError, StoreResult};
 
 /// Chat state of [`super::MemoryStore`].
 #[derive(Debug, Default)]
@@ -27,6 +27,58 @@ impl Chats {
     fn insert_member(&mut self, chat: i64, m: ChatMember) {
         self.by_user.entry(m.user).or_default().insert(chat);
         self.members.entry(chat).or_default().insert(m.user, m);
+    }
+
+    /// The chat part of [`crate::store::EraseStore::erase_user`]: every membership of `user`
+    /// goes, an owned chat passes to its oldest admin (else oldest member), a chat left empty
+    /// goes with its invites and code; so do the invites `user` created.
+    pub(super) fn erase_user(&mut self, user: UserId) -> Vec<ErasedMembership> {
+        let mut out = Vec::new();
+        for chat in self.by_user.remove(&user).unwrap_or_default() {
+            let Some(members) = self.members.get_mut(&chat) else {
+                continue;
+            };
+            let Some(me) = members.remove(&user) else {
+                continue;
+            };
+            let kind = self.by_id.get(&chat).map(|c| c.kind);
+            let mut done = ErasedMembership {
+                chat_id: chat,
+                kind: kind.unwrap_or(ChatKind::Chat),
+                role: me.role,
+                new_owner: None,
+                deleted: false,
+            };
+            if members.is_empty() {
+                self.members.remove(&chat);
+                if let Some(record) = self.by_id.remove(&chat) {
+                    if record.invite_code.is_some() {
+                        self.by_code.retain(|_, c| *c != chat);
+                    }
+                }
+                self.invites.retain(|_, inv| inv.chat_id != chat);
+                done.deleted = true;
+            } else if me.role == ChatRole::Owner {
+                let heir = members
+                    .values()
+                    .filter(|m| m.role == ChatRole::Admin)
+                    .min_by_key(|m| (m.joined_at, m.user))
+                    .or_else(|| members.values().min_by_key(|m| (m.joined_at, m.user)))
+                    .map(|m| m.user);
+                if let Some(heir) = heir {
+                    if let Some(m) = members.get_mut(&heir) {
+                        m.role = ChatRole::Owner;
+                    }
+                    if let Some(record) = self.by_id.get_mut(&chat) {
+                        record.owner = heir;
+                    }
+                    done.new_owner = Some(heir);
+                }
+            }
+            out.push(done);
+        }
+        self.invites.retain(|_, inv| inv.created_by != user);
+        out
     }
 }
 

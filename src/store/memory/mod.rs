@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -13,6 +13,7 @@ use crate::model::{
 
 mod admin;
 mod chats;
+mod erase;
 mod manage;
 mod messages;
 mod sealed;
@@ -38,6 +39,8 @@ pub(super) struct Users {
     pub(super) secret_keys: HashMap<UserId, (Vec<u8>, Timestamp)>,
     pub(super) settings: HashMap<UserId, Vec<u8>>,
     pub(super) avatars: HashMap<UserId, StoredAvatar>,
+    /// Uids of erased accounts: never handed out again.
+    retired: HashSet<UserId>,
 }
 
 #[derive(Debug, Default)]
@@ -77,7 +80,7 @@ fn pair(a: UserId, b: UserId) -> (UserId, UserId) {
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: &UserRecord) -> StoreResult<()> {
         let mut u = lock(&self.users);
-        if u.by_id.contains_key(&user.id) {
+        if u.by_id.contains_key(&user.id) || u.retired.contains(&user.id) {
             return Err(StoreError::Conflict("uid"));
         }
         if u.by_phone.contains_key(&user.phone_index) {

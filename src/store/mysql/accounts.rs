@@ -12,9 +12,13 @@ use crate::store::{StoreError, StoreResult, UserStore};
 impl UserStore for MysqlStore {
     async fn create_user(&self, u: &UserRecord) -> StoreResult<()> {
         self.retry(move || async move {
+            // A retired uid (an erased account's) is taken for good. Under REPEATABLE READ the
+            // `INSERT … SELECT` share-locks what it reads of `retired_uids` (a gap lock when the
+            // uid is absent), so an erase retiring this uid at the same time waits or is seen.
             let res = sqlx::query(
                 "INSERT INTO users (uid, phone_index, phone, name, nickname, username, bio, \
-                 public_key, password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 public_key, password_hash, created_at) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+                 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM retired_uids WHERE uid = ?)",
             )
             .bind(uid(u.id))
             .bind(&u.phone_index)
@@ -26,9 +30,11 @@ impl UserStore for MysqlStore {
             .bind(&u.public_key)
             .bind(&u.password_hash)
             .bind(u.created_at.millis())
+            .bind(uid(u.id))
             .execute(&self.pool)
             .await;
             match res {
+                Ok(r) if r.rows_affected() == 0 => Err(StoreError::Conflict("uid").into()),
                 Ok(_) => Ok(()),
                 Err(e) if is_unique_violation(&e) => {
                     // "Duplicate entry '…' for key 'users_phone_index'" (MySQL 8 qualifies the

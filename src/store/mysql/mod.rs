@@ -20,6 +20,7 @@ mod admin;
 mod avatars;
 mod chats;
 mod contacts;
+mod erase;
 mod hot;
 mod json;
 mod messages;

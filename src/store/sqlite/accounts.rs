@@ -22,10 +22,11 @@ impl UserStore for SqliteStore {
         let u = u.clone();
         self.db
             .write(move |t| {
+                // A retired uid (an erased account's) is taken for good.
                 let res = t.execute(
                     &format!(
-                        "INSERT INTO users ({USER_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
-                         ?9, ?10)"
+                        "INSERT INTO users ({USER_COLS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, \
+                         ?9, ?10 WHERE NOT EXISTS (SELECT 1 FROM retired_uids WHERE uid = ?1)"
                     ),
                     params![
                         uid(u.id),
@@ -41,6 +42,7 @@ impl UserStore for SqliteStore {
                     ],
                 );
                 match res {
+                    Ok(0) => Err(StoreError::Conflict("uid")),
                     Ok(_) => Ok(()),
                     Err(e) => match unique_violation(&e) {
                         Some(what) if what.contains("phone_index") => {

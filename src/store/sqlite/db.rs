@@ -137,9 +137,12 @@ fn connect(at: &Location, reader: bool) -> rusqlite::Result<Connection> {
     if reader {
         conn.execute_batch("PRAGMA query_only = ON;")?;
     } else {
+        // `secure_delete = FAST`: what a write frees inside a page it writes anyway (an updated
+        // or deleted row's old cell) is overwritten with zeros, at no extra I/O, so old sealed
+        // values do not linger in free space (an account erase goes further, see `erase.rs`).
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}; \
-             PRAGMA journal_size_limit = 67108864;"
+             PRAGMA journal_size_limit = 67108864; PRAGMA secure_delete = FAST;"
         ))?;
     }
     Ok(conn)

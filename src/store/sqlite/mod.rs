@@ -12,6 +12,7 @@ mod accounts;
 mod admin;
 mod chats;
 mod db;
+mod erase;
 mod hot;
 mod messages;
 mod migrate;
