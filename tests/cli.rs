@@ -52,6 +52,7 @@ fn help_lists_every_command_and_setting_with_its_variable_and_default() {
         "backup",
         "restore",
         "verify-backup",
+        "admin",
     ] {
         assert!(help.contains(command), "{command} in --help:\n{help}");
     }
@@ -94,6 +95,15 @@ fn help_lists_every_command_and_setting_with_its_variable_and_default() {
     let out = melo(dir.path(), &["serve", "--help"], &[]);
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("--no-migrate"));
+    let out = melo(dir.path(), &["admin", "user", "--help"], &[]);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for command in ["lock", "unlock", "delete", "sessions", "revoke"] {
+        assert!(
+            help.contains(command),
+            "{command} in admin user --help:\n{help}"
+        );
+    }
     let out = melo(dir.path(), &["rotate-keys", "--help"], &[]);
     assert!(out.status.success());
     let help = text(&out.stdout);

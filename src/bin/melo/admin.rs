@@ -32,17 +32,20 @@ pub(crate) enum UserCommand {
     /// Refuse every login of the user and end every session (their sockets close).
     Lock {
         /// The user's uid.
+        #[arg(value_parser = parse_uid)]
         uid: UserId,
     },
     /// Let a locked user log in again (ended sessions stay ended).
     Unlock {
         /// The user's uid.
+        #[arg(value_parser = parse_uid)]
         uid: UserId,
     },
     /// Erase the account: every personal value, sessions, contacts, memberships; the uid is
     /// never reused.
     Delete {
         /// The user's uid.
+        #[arg(value_parser = parse_uid)]
         uid: UserId,
         /// Confirm: without it nothing is deleted.
         #[arg(long)]
@@ -51,16 +54,31 @@ pub(crate) enum UserCommand {
     /// List the user's sessions (newest first).
     Sessions {
         /// The user's uid.
+        #[arg(value_parser = parse_uid)]
         uid: UserId,
     },
     /// End one session (`--session`) or every session of the user (their sockets close).
     Revoke {
         /// The user's uid.
+        #[arg(value_parser = parse_uid)]
         uid: UserId,
         /// Only this session.
-        #[arg(long, value_name = "SESSION_ID")]
+        #[arg(long, value_name = "SESSION_ID", value_parser = parse_session)]
         session: Option<SessionId>,
     },
+}
+
+fn parse_uid(s: &str) -> Result<UserId, String> {
+    s.parse()
+        .map_err(|()| format!("{s:?} is not a uid (the digits of user_unique_id)"))
+}
+
+fn parse_session(s: &str) -> Result<SessionId, String> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(SessionId)
+        .ok_or_else(|| format!("{s:?} is not a session id (a positive number)"))
 }
 
 /// `melo admin invite` flags.
