@@ -290,6 +290,7 @@ async fn run(r: Run, store: Arc<dyn Store>, ephemeral: Arc<dyn Ephemeral>) {
     )
     .await;
     ok(c, Method::POST, "/devices/link_code", &token, json!({})).await;
+    ok(c, Method::GET, "/account/export", &token, json!({})).await;
     ok(c, Method::POST, "/status/offline", &token, json!({})).await;
     ok(c, Method::POST, "/status/online", &token, json!({})).await;
     let png = avatars::png(AVATAR_MARKER.as_bytes());
@@ -408,15 +409,18 @@ async fn run(r: Run, store: Arc<dyn Store>, ephemeral: Arc<dyn Ephemeral>) {
         format!("announced:{uid}"),
         format!("linksess:{sid}"),
         format!("rl:u:{uid}"),
+        format!("export:{uid}"),
     ];
     for k in &keys[..4] {
         assert!(r.ephem.exists(k).await, "{k} before the deletion");
     }
     if matches!(r.ephem, Ephem::Redis { .. }) {
-        assert!(
-            r.ephem.exists(&keys[4]).await,
-            "rate-limit bucket before the deletion"
-        );
+        for k in &keys[4..] {
+            assert!(
+                r.ephem.exists(k).await,
+                "{k} (a limiter) before the deletion"
+            );
+        }
     }
 
     let body = json!({"password": PASSWORD, "csrf_token": csrf});

@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::push::PushSubscription;
 use crate::service::auth::open_user;
-use crate::service::{Authenticated, Error, Result, HISTORY_MAX_BYTES};
+use crate::service::{Authenticated, Error, Result};
 use crate::store::{ContactState, HistoryPageSpec};
 
 /// Sessions listed, newest first (revoked ones included).
@@ -28,6 +28,9 @@ pub const MAX_CONVERSATIONS: usize = 500;
 pub const MESSAGES_PER_CONVERSATION: u64 = 20;
 /// Messages described in all.
 pub const MAX_MESSAGES: usize = 2000;
+/// Stored payload bytes read per conversation to describe its newest messages (the payloads
+/// are not exported; the newest message is read whatever its size).
+pub const MESSAGE_BYTES_PER_CONVERSATION: u64 = 1 << 20;
 /// Exports one user may ask for per [`EXPORT_WINDOW`].
 pub const EXPORTS_PER_WINDOW: u64 = 5;
 /// The window of [`EXPORTS_PER_WINDOW`].
@@ -408,7 +411,7 @@ impl AccountsService {
             let spec = HistoryPageSpec {
                 skip: 0,
                 take,
-                max_bytes: HISTORY_MAX_BYTES,
+                max_bytes: MESSAGE_BYTES_PER_CONVERSATION,
             };
             let (count, rows) = match (peer, chat) {
                 (Some(p), _) => {
@@ -447,7 +450,7 @@ impl AccountsService {
     /// [`EXPORTS_PER_WINDOW`] per [`EXPORT_WINDOW`]; like the HTTP budget, fails open while
     /// the ephemeral backend is unreachable.
     async fn export_allowed(&self, user: UserId) -> Result<()> {
-        let key = format!("export:{user}");
+        let key = export_key(user);
         let decision = self
             .core
             .ephemeral
@@ -462,6 +465,11 @@ impl AccountsService {
             }
         }
     }
+}
+
+/// The ephemeral key of `user`'s export budget.
+pub(super) fn export_key(user: UserId) -> String {
+    format!("export:{user}")
 }
 
 fn describe(m: &Message, me: UserId) -> ExportMessage {

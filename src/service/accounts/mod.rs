@@ -152,6 +152,9 @@ impl AccountsService {
         let chats: Vec<i64> = erased.chats.iter().map(|c| c.chat_id).collect();
         self.presence.forget(user, &peers, &chats).await;
         self.limits.forget_user(user).await;
+        if let Err(e) = self.core.ephemeral.delete(&export::export_key(user)).await {
+            tracing::debug!(error = %e, "export budget of an erased account kept");
+        }
         Ok(done)
     }
 
