@@ -8,11 +8,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use common::admin::{closed_revoked, register_body};
-use common::binary::{melo_binary, start_with, stop};
+use common::binary::{run_melo, start_with, stop};
 use common::ws::WsClient;
 use common::{login, login_user, new_user, random_device, random_phone};
 use serde_json::Value;
@@ -21,15 +21,7 @@ const FIXTURE: &str = "HTTP_PORT=0\nWS_PORT=0\nBCRYPT_COST=4\nRATE_LIMIT_CALLS=1
                        FAILED_LOGIN_LIMIT=1000\nFAILED_LOGIN_IP_LIMIT=100000\n";
 
 fn melo(dir: &Path, args: &[&str]) -> Output {
-    Command::new(melo_binary())
-        .current_dir(dir)
-        .args(args)
-        .env_remove("DB_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("MELO_DATA_DIR")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run melo")
+    run_melo(dir, args, &[])
 }
 
 /// `melo admin ARGS` off the async threads; its JSON output.

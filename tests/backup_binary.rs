@@ -7,10 +7,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::backup::{check_restored, workload, Sender, PRE};
-use common::binary::{melo_binary, start_with, stop};
+use common::binary::{run_melo, start_with, stop};
 use common::realtime::Target;
 use serde_json::Value;
 
@@ -19,15 +19,7 @@ const FIXTURE: &str = "HTTP_PORT=0\nWS_PORT=0\nBCRYPT_COST=4\nRATE_LIMIT_CALLS=1
                        WS_RATE_LIMIT_MESSAGES=100000\n";
 
 fn melo(dir: &Path, args: &[&str]) -> Output {
-    Command::new(melo_binary())
-        .current_dir(dir)
-        .args(args)
-        .env_remove("DB_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("MELO_DATA_DIR")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run melo")
+    run_melo(dir, args, &[])
 }
 
 fn ok_json(out: &Output, what: &str) -> Value {

@@ -10,24 +10,14 @@ mod backends;
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::binary::{melo_binary, start_args, stop};
+use common::binary::{run_melo, start_args, stop};
 
 const FIXTURE: &str = "HTTP_PORT=0\nWS_PORT=0\nBCRYPT_COST=4\n";
 
 fn melo(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(melo_binary());
-    cmd.current_dir(dir)
-        .args(args)
-        .env_remove("DB_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("MELO_DATA_DIR")
-        .env("RUST_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run melo")
+    run_melo(dir, args, env)
 }
 
 fn text(b: &[u8]) -> String {

@@ -9,10 +9,10 @@ mod backends;
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
-use common::binary::{melo_binary, start_with, stop, terminate, wait_exit};
+use common::binary::{run_melo, start_with, stop, terminate, wait_exit};
 use common::realtime::{make_contacts, online, relay, Target};
 use common::ws::{is, WsClient};
 use common::{login, new_user};
@@ -22,17 +22,7 @@ const FIXTURE: &str = "HTTP_PORT=0\nWS_PORT=0\nRATE_LIMIT_CALLS=100000\nFAILED_L
                        FAILED_LOGIN_IP_LIMIT=100000\nBCRYPT_COST=4\n";
 
 fn run_binary(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(melo_binary());
-    cmd.current_dir(dir)
-        .args(args)
-        .env_remove("DB_URL")
-        .env_remove("REDIS_URL")
-        .env_remove("MELO_DATA_DIR")
-        .env_remove("RUST_BACKTRACE");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run the example binary")
+    run_melo(dir, args, env)
 }
 
 #[test]

@@ -14,6 +14,23 @@ pub fn melo_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_melo"))
 }
 
+/// `melo ARGS` in `dir` to completion, with `env` on top of a clean environment (no `DB_URL`,
+/// `REDIS_URL`, `MELO_DATA_DIR` or `RUST_BACKTRACE`; `RUST_LOG=warn`).
+pub fn run_melo(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(melo_binary());
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("DB_URL")
+        .env_remove("REDIS_URL")
+        .env_remove("MELO_DATA_DIR")
+        .env_remove("RUST_BACKTRACE")
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run melo")
+}
+
 pub struct Server {
     pub child: Child,
     pub client: Client,
