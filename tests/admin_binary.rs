@@ -109,6 +109,12 @@ async fn admin_commands_against_a_running_server() {
     let r = login(&c, &b.phone, &b.password, &random_device()).await;
     assert_eq!(r.status, 401, "{}", r.body);
 
+    // Run with the wrong data directory, a tool refuses instead of making keys and a database.
+    let out = run_melo(d, &["admin", "stats"], &[("MELO_DATA_DIR", "./elsewhere")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no data keys"));
+    assert!(!d.join("elsewhere").exists(), "nothing created");
+
     // An unknown user exits 1 with one line; a malformed uid is a usage error.
     let out = admin_raw(d, &["user", "lock", &b.uid]).await;
     assert_eq!(out.status.code(), Some(1));
@@ -145,6 +151,10 @@ async fn registration_closed_and_by_invite() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     c.post("/register", None, &register_body(&p3, Some(&code)))
+        .await
+        .assert_error(403, "registration_invite_invalid");
+    // Without a valid code nobody learns whether a phone is registered.
+    c.post("/register", None, &register_body(&p2, Some(&code)))
         .await
         .assert_error(403, "registration_invite_invalid");
     // The code is never stored as it is.

@@ -182,6 +182,23 @@ async fn migrate_then_serve_without_migrating_on_sqlite() {
     let server = start_args(dir.path(), &["serve", "--no-migrate"], &[]);
     assert_eq!(server.client.get("/status", None).await.status, 200);
     stop(server);
+
+    // A database a newer release migrated: --no-migrate refuses it too.
+    let db = rusqlite::Connection::open(dir.path().join("melo-data/melo.db")).expect("open");
+    db.execute(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99999, 'from the future', TRUE, x'00', 0)",
+        [],
+    )
+    .expect("insert");
+    drop(db);
+    let out = melo(dir.path(), &["serve", "--no-migrate"], &[]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("99999") && err.contains("newer release"),
+        "{err}"
+    );
 }
 
 /// The same on MySQL (CI sets MELO_TEST_MYSQL_URL; a fresh database per run).

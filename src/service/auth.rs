@@ -391,8 +391,9 @@ impl AuthService {
             .await?;
         core.sessions_changed(user.id);
         // A lock written (with its revocation of every session) after the check above but before
-        // this session existed would leave it active: look again, now that it exists.
-        if core.store.user_locked(user.id).await? == Some(true) {
+        // this session existed would leave it active: look again, now that it exists. An account
+        // erased meanwhile (`None`) gets no session either.
+        if core.store.user_locked(user.id).await? != Some(false) {
             core.store.revoke_session(user.id, session.id).await?;
             core.sessions_changed(user.id);
             return Err(Error::AccountLocked);

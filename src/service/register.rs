@@ -76,17 +76,21 @@ impl AuthService {
                 },
             };
             let fields = req.check()?;
-            if self.user_by_phone(&fields.phone).await?.is_some() {
-                return Err(Error::PhoneTaken);
-            }
-            let password_hash = self.core.passwords.hash(&req.password).await?;
+            // The code is taken before the phone is looked up and the password hashed: without
+            // a valid code nobody learns whether a phone is registered, nor costs a bcrypt.
             let taken = match &invite {
                 Some(code) => Some(self.take_invite(code).await?),
                 None => None,
             };
-            let created = self
-                .create_account(fields, password_hash, taken.is_some())
-                .await;
+            let created = async {
+                if self.user_by_phone(&fields.phone).await?.is_some() {
+                    return Err(Error::PhoneTaken);
+                }
+                let password_hash = self.core.passwords.hash(&req.password).await?;
+                self.create_account(fields, password_hash, taken.is_some())
+                    .await
+            }
+            .await;
             if let (Err(_), Some(index)) = (&created, &taken) {
                 // The code did not make an account: it stays usable.
                 if let Err(e) = self.core.store.restore_registration_invite(index).await {

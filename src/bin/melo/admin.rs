@@ -92,6 +92,22 @@ pub(crate) struct InviteArgs {
 /// The tools over the servers' store, keys and shared ephemeral state. The schema is never
 /// migrated from here: the servers own it.
 async fn open(settings: &Settings) -> anyhow::Result<Admin> {
+    // A tool run with the wrong MELO_DATA_DIR must not make new keys (an invite blind-indexed
+    // under them would never open) or an empty database: both must be there already.
+    let keys_dir = crate::open::keys_dir(settings);
+    if settings.encryption_key.is_none() && !keys_dir.join("data-keys.json").exists() {
+        anyhow::bail!(
+            "no data keys in {}: run melo admin with the servers' MELO_DATA_DIR",
+            keys_dir.display()
+        );
+    }
+    let db = crate::open::data_dir(settings).join("melo.db");
+    if settings.db_url.is_none() && !db.exists() {
+        anyhow::bail!(
+            "no database at {}: run melo admin with the servers' MELO_DATA_DIR and DB_URL",
+            db.display()
+        );
+    }
     let keys = Arc::new(open_keys(settings).await?);
     let store = open_store(settings, Migrations::Verify).await?;
     let mut admin = Admin::new(store, keys);

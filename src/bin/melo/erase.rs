@@ -12,8 +12,9 @@ use serde_json::{json, Value};
 use crate::open::{open_keys, open_store};
 use crate::settings::Settings;
 
-/// First every session of the user ends through a revocation note, which every running server
-/// polls (their sockets close within about a second, with one node or several); then the
+/// First the account is locked, which ends every session through a revocation note that every
+/// running server polls (their sockets close within about a second, with one node or several)
+/// and refuses logins until the erase; then the
 /// account is erased in one store transaction by a Melo instance that serves nothing and joins
 /// no bus. Former contacts and chat members connected to a running server are not sent frames
 /// from here (this process holds none of their sockets): they see the change when their clients
@@ -23,7 +24,7 @@ pub(crate) async fn delete(
     admin: &Admin,
     uid: UserId,
 ) -> anyhow::Result<Value> {
-    let revoked = admin.revoke(uid, None).await?;
+    let revoked = admin.lock(uid).await?;
     let keys = Arc::new(open_keys(settings).await?);
     let store = open_store(settings, Migrations::Verify).await?;
     let mut builder = Melo::builder(store, keys).config(settings.config.clone());

@@ -150,6 +150,11 @@ fn load_dotenv() -> anyhow::Result<()> {
     match dotenvy::from_path(".env") {
         Ok(()) => Ok(()),
         Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // dotenvy's message quotes the line, which may hold a secret: name the place only.
+        Err(dotenvy::Error::LineParse(_, at)) => anyhow::bail!(
+            "reading .env: a line does not parse (at character {at} of it; not shown, it may \
+             hold a secret): quote values with spaces, `#`, `$` or `\\` in single quotes"
+        ),
         Err(e) => Err(e).context("reading .env"),
     }
 }

@@ -170,11 +170,14 @@ fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let Some((creds, host)) = rest.split_once('@') else {
+    // As URL parsers read it: the authority ends at the first `/`, `?` or `#`, and the user
+    // information at the last `@` in it (a password may hold a raw `@`).
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some((creds, host)) = rest[..end].rsplit_once('@') else {
         return url.to_owned();
     };
     match creds.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}{}", &rest[end..]),
         None => url.to_owned(),
     }
 }
@@ -363,6 +366,11 @@ mod tests {
         assert_eq!(
             redact_url("sqlite:///var/lib/melo.db"),
             "sqlite:///var/lib/melo.db"
+        );
+        // A raw `@` in a password: the user information ends at the last one.
+        assert_eq!(
+            redact_url("mysql://u:p@ss@127.0.0.1:3306/melo?ssl-mode=required"),
+            "mysql://u:[redacted]@127.0.0.1:3306/melo?ssl-mode=required"
         );
         // A comma in a password is not a list of URLs: the password is still hidden.
         assert_eq!(

@@ -262,6 +262,18 @@ async fn verify_schema(pool: &MySqlPool) -> StoreResult<()> {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42S02") => Vec::new(),
             Err(e) => return Err(be(e)),
         };
+    if let Some((v, _, _)) = applied
+        .iter()
+        .find(|(v, _, _)| MIGRATOR.iter().all(|m| m.version != *v))
+    {
+        return Err(StoreError::Backend(
+            format!(
+                "the database has migration {v}, which this release does not know: it was \
+                 migrated by a newer release"
+            )
+            .into(),
+        ));
+    }
     for m in MIGRATOR.iter() {
         match applied.iter().find(|(v, _, _)| *v == m.version) {
             Some((_, sum, true)) if sum.as_slice() == m.checksum.as_ref() => {}

@@ -43,6 +43,20 @@ pub(super) fn run(conn: &mut Connection, mode: Migrations) -> StoreResult<()> {
             format!("migration {v} failed earlier: the database needs repair").into(),
         ));
     }
+    if mode == Migrations::Verify {
+        if let Some((v, _, _)) = applied
+            .iter()
+            .find(|(v, _, _)| MIGRATOR.iter().all(|m| m.version != *v))
+        {
+            return Err(StoreError::Backend(
+                format!(
+                    "the database has migration {v}, which this release does not know: it was \
+                     migrated by a newer release"
+                )
+                .into(),
+            ));
+        }
+    }
     for m in MIGRATOR.iter() {
         if let Some((_, sum, _)) = applied.iter().find(|(v, _, _)| *v == m.version) {
             if sum.as_slice() != m.checksum.as_ref() {
