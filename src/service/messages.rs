@@ -53,6 +53,28 @@ pub struct SendOutcome {
     pub recipients: usize,
 }
 
+/// Whether an authorization counts against chat slow mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlowMode {
+    /// The post happens now: slow mode applies and counts it.
+    Apply,
+    /// Nothing is posted now (a message scheduled for later): slow mode is not consulted.
+    Skip,
+}
+
+/// Who receives an authorized send.
+#[derive(Clone, Debug)]
+pub(crate) struct Recipients {
+    /// DM recipient.
+    pub(crate) to: Option<UserId>,
+    /// Chat.
+    pub(crate) chat_id: Option<i64>,
+    /// Recipient users (chat members other than the sender; the DM peer).
+    pub(crate) users: Vec<UserId>,
+    /// The chat's kind.
+    pub(crate) chat_kind: Option<ChatKind>,
+}
+
 /// Which slice of history to read.
 #[derive(Clone, Copy, Debug)]
 pub enum HistoryQuery {
@@ -208,30 +230,73 @@ impl MessagesService {
     ) -> impl Future<Output = Result<SendOutcome>> + Send + 'a {
         async move {
             req.check()?;
-            let mut chat_kind = None;
-            let (to, chat_id, recipients) = match (req.target, req.chat_id) {
-                (Some(target), None) => {
-                    if target == auth.user {
-                        return Err(Error::InvalidTarget);
-                    }
-                    if !self.core.are_contacts(auth.user, target).await? {
-                        return Err(Error::NotAContact);
-                    }
-                    (Some(target), None, vec![target])
+            let to = self
+                .authorize(auth.user, req.target, req.chat_id, SlowMode::Apply)
+                .await?;
+            self.deliver(auth, req, to, false).await
+        }
+    }
+
+    /// The authorization of a send by `user` (the rules of `relay`, `chat_message` and
+    /// `POST /messages/send`): a DM needs an accepted contact other than the sender, a chat post
+    /// membership and the channel rule, and with [`SlowMode::Apply`] counts against slow mode.
+    /// Returns who receives it.
+    pub(crate) async fn authorize(
+        &self,
+        user: UserId,
+        target: Option<UserId>,
+        chat_id: Option<i64>,
+        slow_mode: SlowMode,
+    ) -> Result<Recipients> {
+        match (target, chat_id) {
+            (Some(target), None) => {
+                if target == user {
+                    return Err(Error::InvalidTarget);
                 }
-                (None, Some(chat)) => {
-                    let (members, kind) = self.authorize_chat_post(auth, chat).await?;
-                    chat_kind = Some(kind);
-                    let others = members.iter().copied().filter(|u| *u != auth.user);
-                    (None, Some(chat), others.collect())
+                if !self.core.are_contacts(user, target).await? {
+                    return Err(Error::NotAContact);
                 }
-                _ => {
-                    return Err(Error::field(
-                        "target_id",
-                        "exactly one of target_id and chat_id is required",
-                    ))
-                }
-            };
+                Ok(Recipients {
+                    to: Some(target),
+                    chat_id: None,
+                    users: vec![target],
+                    chat_kind: None,
+                })
+            }
+            (None, Some(chat)) => {
+                let (members, kind) = self.authorize_chat_post(user, chat, slow_mode).await?;
+                let others = members.iter().copied().filter(|u| *u != user);
+                Ok(Recipients {
+                    to: None,
+                    chat_id: Some(chat),
+                    users: others.collect(),
+                    chat_kind: Some(kind),
+                })
+            }
+            _ => Err(Error::field(
+                "target_id",
+                "exactly one of target_id and chat_id is required",
+            )),
+        }
+    }
+
+    /// Stores and delivers an authorized send (see [`Self::send`]). With `copy_to_sender` the
+    /// sending device gets a `self` copy too (a scheduled message: the device did not send it
+    /// at this moment).
+    pub(crate) async fn deliver(
+        &self,
+        auth: &Authenticated,
+        req: SendRequest,
+        authorized: Recipients,
+        copy_to_sender: bool,
+    ) -> Result<SendOutcome> {
+        {
+            let Recipients {
+                to,
+                chat_id,
+                users: recipients,
+                chat_kind,
+            } = authorized;
             let mut targets: Vec<QueueTarget> = Vec::new();
             for user in &recipients {
                 targets.extend(
@@ -251,7 +316,7 @@ impl MessagesService {
                     .session_ids(auth.user)
                     .await?
                     .iter()
-                    .filter(|s| **s != auth.session)
+                    .filter(|s| copy_to_sender || **s != auth.session)
                     .map(|s| QueueTarget {
                         session: *s,
                         user: auth.user,
@@ -373,11 +438,12 @@ impl MessagesService {
     /// slow mode for plain members (counted from this post). Returns every member and the kind.
     async fn authorize_chat_post(
         &self,
-        auth: &Authenticated,
+        user: UserId,
         chat_id: i64,
+        slow_mode: SlowMode,
     ) -> Result<(std::sync::Arc<[UserId]>, ChatKind)> {
         let store = &self.core.store;
-        let Some(me) = store.member(chat_id, auth.user).await? else {
+        let Some(me) = store.member(chat_id, user).await? else {
             return Err(Error::NotAMember);
         };
         let Some(chat) = store.chat(chat_id).await? else {
@@ -388,10 +454,10 @@ impl MessagesService {
             if chat.kind == ChatKind::Channel {
                 return Err(Error::Forbidden);
             }
-            if chat.slow_mode_secs > 0 {
+            if chat.slow_mode_secs > 0 && slow_mode == SlowMode::Apply {
                 let window = std::time::Duration::from_secs(u64::from(chat.slow_mode_secs));
                 let until = Timestamp::now().millis() + window.as_millis() as i64;
-                let key = format!("slow:{chat_id}:{}", auth.user);
+                let key = format!("slow:{chat_id}:{user}");
                 let eph = &self.core.ephemeral;
                 if !eph
                     .set_if_absent(&key, until.to_string().as_bytes(), window)

@@ -39,7 +39,9 @@ macro_rules! store_conformance {
                 admin_all_sessions_newest_first, admin_counts, registration_invites_single_use,
                 erase_removes_the_account_and_retires_the_uid, erase_sessions_queues_and_push,
                 erase_contacts_both_ways, erase_chats_pass_ownership_or_go,
-                erase_keeps_messages);
+                erase_keeps_messages, schedule_create_list_cancel, schedule_client_id_and_bound,
+                schedule_claims_and_leases, schedule_concurrent_claims_take_each_row_once,
+                erase_removes_schedules);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -448,6 +450,7 @@ mod expiry;
 mod manage;
 mod messages;
 mod push;
+mod schedule;
 mod sealed;
 pub(crate) use admin::*;
 pub(crate) use avatars::*;
@@ -457,4 +460,5 @@ pub(crate) use expiry::*;
 pub(crate) use manage::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;
+pub(crate) use schedule::*;
 pub(crate) use sealed::*;

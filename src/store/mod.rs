@@ -26,6 +26,7 @@ mod erase;
 mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod schedule;
 mod sealed;
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 mod sql;
@@ -38,6 +39,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MysqlStore;
+pub use schedule::{Claim, ScheduleId, ScheduleOutcome, ScheduleStore, ScheduledMessage};
 pub use sealed::{KeyShape, RowKey, SealedRow, SealedStore, SealedTable, SealedUpdate};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -498,6 +500,7 @@ pub trait Store:
     + SealedStore
     + AdminStore
     + RegistrationInviteStore
+    + ScheduleStore
     + StoreHealth
     + 'static
 {
@@ -517,6 +520,7 @@ impl<T> Store for T where
         + SealedStore
         + AdminStore
         + RegistrationInviteStore
+        + ScheduleStore
         + StoreHealth
         + 'static
 {

@@ -16,6 +16,7 @@ mod chats;
 mod erase;
 mod manage;
 mod messages;
+mod schedule;
 mod sealed;
 
 /// An in-process store: every trait of [`super::Store`], nothing persisted.
@@ -30,6 +31,7 @@ pub struct MemoryStore {
     messages: messages::MessageMaps,
     chats: Mutex<chats::Chats>,
     admin: Mutex<admin::AdminState>,
+    schedules: Mutex<schedule::Schedules>,
 }
 
 #[derive(Debug, Default)]

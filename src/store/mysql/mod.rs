@@ -28,6 +28,7 @@ mod push;
 mod queue;
 mod retention;
 mod rows;
+mod schedule;
 mod sessions;
 mod writer;
 

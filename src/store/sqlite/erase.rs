@@ -49,6 +49,7 @@ fn erase(t: &Transaction<'_>, user: UserId) -> StoreResult<Option<ErasedAccount>
         "DELETE FROM user_settings WHERE uid = ?1",
         "DELETE FROM avatars WHERE uid = ?1",
         "DELETE FROM push_registrations WHERE uid = ?1",
+        "DELETE FROM scheduled_messages WHERE owner_uid = ?1",
     ] {
         exec(t, sql, [me])?;
     }

@@ -18,6 +18,7 @@ mod messages;
 mod migrate;
 mod queue;
 mod rows;
+mod schedule;
 mod sealed;
 mod sessions;
 
