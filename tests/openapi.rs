@@ -98,10 +98,8 @@ const OPERATIONS: &[(&str, &str)] = &[
 
 /// Routes the wire contract defines that this build does not serve yet. Serving one means moving it
 /// to `OPERATIONS` (and giving it a schema entry).
-const PROTOCOL_NOT_SERVED: &[(&str, &str)] = &[
-    ("POST", "/status/typing"),
-    ("POST", "/status/read"),
-];
+const PROTOCOL_NOT_SERVED: &[(&str, &str)] =
+    &[("POST", "/status/typing"), ("POST", "/status/read")];
 
 /// `path` with dummy values for its parameters.
 fn concrete(path: &str) -> String {

@@ -140,7 +140,7 @@ impl OpMeters {
 
 /// What became of a scheduled message (`melo_scheduled_messages_total{outcome}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Scheduled {
+pub(crate) enum ScheduleStep {
     /// Accepted by `POST /schedule/message`.
     Scheduled = 0,
     /// Sent at its time.
@@ -429,7 +429,7 @@ impl Metrics {
     }
 
     /// Counts a scheduled message's step.
-    pub(crate) fn scheduled(&self, outcome: Scheduled) {
+    pub(crate) fn scheduled(&self, outcome: ScheduleStep) {
         self.scheduled[outcome as usize].inc();
     }
 

@@ -68,8 +68,8 @@ pub use messages::{
     HISTORY_MAX_BYTES, MAX_PAYLOAD,
 };
 pub use presence::{ContactStatus, PresenceService};
-pub use schedule::{ScheduleRequest, ScheduleService, SchedulePage, ScheduleView};
 pub use push::{PushService, RegisterPush, WebKeysInput, WebSubscriptionInput};
+pub use schedule::{SchedulePage, ScheduleRequest, ScheduleService, ScheduleView};
 pub use sessions::{SessionView, SessionsService};
 pub use users::{ProfileResponse, ProfileUpdate, SecretKeyResponse, UsersService};
 

@@ -44,7 +44,7 @@ use tokio_util::task::TaskTracker;
 
 use super::messages::SlowMode;
 use super::{Authenticated, Core, Error, MessagesService, Result, SendRequest};
-use crate::metrics::Scheduled;
+use crate::metrics::ScheduleStep;
 use crate::model::{Timestamp, UserId};
 use crate::store::{Claim, ScheduleId, ScheduleOutcome, ScheduledMessage};
 
@@ -189,7 +189,7 @@ impl ScheduleService {
         let max = self.core.config.messages.schedule_max_pending;
         match self.core.store.create_schedule(&row, max).await? {
             ScheduleOutcome::Created => {
-                self.core.metrics.scheduled(Scheduled::Scheduled);
+                self.core.metrics.scheduled(ScheduleStep::Scheduled);
                 if row.due_at.millis() < self.wake.at.load(Ordering::Relaxed) {
                     self.wake.bell.notify_one();
                 }
@@ -208,7 +208,12 @@ impl ScheduleService {
     }
 
     /// `GET /schedule`: the caller's pending schedules, due soonest first.
-    pub async fn list(&self, auth: &Authenticated, page: u64, per_page: u64) -> Result<SchedulePage> {
+    pub async fn list(
+        &self,
+        auth: &Authenticated,
+        page: u64,
+        per_page: u64,
+    ) -> Result<SchedulePage> {
         let offset = page.saturating_sub(1).saturating_mul(per_page);
         let (rows, total) = self
             .core
@@ -279,11 +284,13 @@ impl ScheduleService {
         for row in rows {
             // A failure leaves the row claimed: it is claimed again once the lease ends.
             match self.send_due(row, claim.token).await {
-                Ok(Fate::Sent) => self.core.metrics.scheduled(Scheduled::Sent),
+                Ok(Fate::Sent) => self.core.metrics.scheduled(ScheduleStep::Sent),
                 Ok(Fate::Discarded) => {
-                    self.core.metrics.scheduled(Scheduled::Discarded);
+                    self.core.metrics.scheduled(ScheduleStep::Discarded);
                     // No ids or uids in the log: the reason is enough to count and debug.
-                    tracing::debug!("scheduled message discarded: the sender may no longer send it");
+                    tracing::debug!(
+                        "scheduled message discarded: the sender may no longer send it"
+                    );
                 }
                 Ok(Fate::Deferred | Fate::AlreadySent) => {}
                 Err(e) => e.log("sending a scheduled message"),

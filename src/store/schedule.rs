@@ -176,8 +176,12 @@ pub trait ScheduleStore: Send + Sync + fmt::Debug {
 
     /// Deletes `owner`'s schedule `id` unless a claim on it is live at `now` (it is being
     /// sent); false when there is no such schedule of `owner`, or it is being sent.
-    async fn cancel_schedule(&self, owner: UserId, id: ScheduleId, now: Timestamp)
-        -> StoreResult<bool>;
+    async fn cancel_schedule(
+        &self,
+        owner: UserId,
+        id: ScheduleId,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// Claims at most `limit` rows that are due at `claim.now` and free (never claimed, or
     /// their lease ended at or before `claim.now`), earliest `due_at` first, and returns them.

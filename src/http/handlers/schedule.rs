@@ -68,12 +68,7 @@ async fn schedule(mut c: Ctx) -> Res {
     let data = match body.data {
         serde_json::Value::String(s) => s,
         v @ serde_json::Value::Object(_) => v.to_string(),
-        _ => {
-            return Err(ApiError::field(
-                "data",
-                "must be a string or a JSON object",
-            ))
-        }
+        _ => return Err(ApiError::field("data", "must be a string or a JSON object")),
     };
     let send = SendBody {
         target_id: body.target_id,

@@ -161,9 +161,15 @@ pub(crate) async fn schedule_claims_and_leases(s: Arc<dyn Store>) {
         .expect("claim")
         .is_empty());
     // Due rows, earliest first, at most `limit`.
-    let got = s.claim_due(claim(1, 2_500, 30_000), 1).await.expect("claim");
+    let got = s
+        .claim_due(claim(1, 2_500, 30_000), 1)
+        .await
+        .expect("claim");
     assert_eq!(got, vec![m1.clone()]);
-    let got = s.claim_due(claim(2, 2_500, 30_000), 10).await.expect("claim");
+    let got = s
+        .claim_due(claim(2, 2_500, 30_000), 10)
+        .await
+        .expect("claim");
     assert_eq!(got, vec![m2.clone()], "m1 is held by claim 1");
     assert!(s
         .claim_due(claim(3, 2_600, 30_000), 10)
@@ -200,7 +206,10 @@ pub(crate) async fn schedule_claims_and_leases(s: Arc<dyn Store>) {
         .expect("claim");
     assert_eq!(got, vec![m2.clone()]);
     assert!(s.defer_schedule(m2.id, 6, t(90_000)).await.expect("defer"));
-    assert!(s.cancel_schedule(a, m2.id, t(41_000)).await.expect("cancel"));
+    assert!(s
+        .cancel_schedule(a, m2.id, t(41_000))
+        .await
+        .expect("cancel"));
     assert!(!s.finish_schedule(m2.id, 6).await.expect("cancelled"));
 
     // m3 is held by claim 4 until 62 500; cancel after the lease ended succeeds.

@@ -174,11 +174,12 @@ impl ScheduleStore for MysqlStore {
 
     async fn finish_schedule(&self, id: ScheduleId, claim_token: u64) -> StoreResult<bool> {
         self.retry(move || async move {
-            let res = sqlx::query("DELETE FROM scheduled_messages WHERE id = ? AND claim_token = ?")
-                .bind(id.to_bytes().to_vec())
-                .bind(token(claim_token))
-                .execute(&self.pool)
-                .await?;
+            let res =
+                sqlx::query("DELETE FROM scheduled_messages WHERE id = ? AND claim_token = ?")
+                    .bind(id.to_bytes().to_vec())
+                    .bind(token(claim_token))
+                    .execute(&self.pool)
+                    .await?;
             Ok(res.rows_affected() == 1)
         })
         .await
