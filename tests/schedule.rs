@@ -581,6 +581,18 @@ async fn account_erasure_removes_and_discards_schedules() {
         json!({"target_id": a.uid, "when": at(1_000), "data": "dG8gYQ=="}),
     )
     .await;
+    // The export describes the pending schedule without its payload.
+    let r = c.get("/account/export", Some(&a.token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let x = &r.body["scheduled_messages"];
+    assert_eq!(x["total"], 1, "{x}");
+    assert_eq!(x["truncated"], false);
+    assert_eq!(x["items"][0]["target_id"], b.uid.as_str());
+    assert_eq!(x["items"][0]["payload_bytes"], 8);
+    assert!(
+        !r.body.to_string().contains("ZnJvbSBh"),
+        "no payload in the export"
+    );
     let a_uid: UserId = a.uid.parse().expect("uid");
     assert_eq!(s.store.schedules_of(a_uid, 0, 10).await.expect("rows").1, 1);
     let r = c

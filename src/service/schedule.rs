@@ -256,6 +256,9 @@ impl ScheduleService {
                 }
             }
             let poll = now.millis().saturating_add(millis(POLL_EVERY));
+            // Announced before the store is asked: a schedule accepted meanwhile that is due
+            // sooner rings the bell (the permit is kept until the select below).
+            self.wake.at.store(poll, Ordering::Relaxed);
             let next = match self.core.store.next_due_after(now).await {
                 Ok(Some(due)) => due.millis().min(poll),
                 _ => poll,
