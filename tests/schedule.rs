@@ -209,6 +209,73 @@ async fn a_scheduled_chat_post_reaches_the_members() {
     s.stop().await;
 }
 
+/// Slow mode is not consulted when scheduling (nothing is posted then); at `when` it applies:
+/// a member who posted too recently has the scheduled post deferred until slow mode allows it,
+/// not discarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_mode_defers_a_scheduled_post() {
+    let s = TestServer::start().await;
+    let t = Target::of(&s);
+    let c = &s.client;
+    let a = new_user(c, "Alice").await;
+    let b = new_user(c, "Bob").await;
+    make_contacts(&t, &a, &b).await;
+    let r = c
+        .post("/chats/create", Some(&a.token), &json!({"name": "Slow"}))
+        .await;
+    let chat = r.body["chat_id"].as_i64().expect("chat_id");
+    for (path, body) in [
+        (
+            "/chats/members/add",
+            json!({"chat_id": chat, "user_unique_id": b.uid}),
+        ),
+        (
+            "/chats/set_slow_mode",
+            json!({"chat_id": chat, "seconds": 3}),
+        ),
+    ] {
+        let r = c.post(path, Some(&a.token), &body).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    }
+    let mut wa = online(&t, &a).await;
+    let r = c
+        .post(
+            "/messages/send",
+            Some(&b.token),
+            &json!({"chat_id": chat, "data": "Zmlyc3Q="}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let first = delivered(&mut wa, "Zmlyc3Q=").await;
+    // Within the slow-mode window: refused now, but scheduling is not posting.
+    c.post(
+        "/messages/send",
+        Some(&b.token),
+        &json!({"chat_id": chat, "data": "eA=="}),
+    )
+    .await
+    .assert_error(429, "slow_mode");
+    schedule_ok(
+        c,
+        &b,
+        json!({"chat_id": chat, "when": at(500), "data": "ZGVmZXJyZWQ="}),
+    )
+    .await;
+    let f = delivered(&mut wa, "ZGVmZXJyZWQ=").await;
+    // Due about 0.5 s after the first post, sent only once the 3 s window had passed (less a
+    // margin for the moment the window was counted from).
+    assert!(
+        millis(&f["ts"]) >= millis(&first["ts"]) + 2_500,
+        "deferred past slow mode: {first} then {f}"
+    );
+    until_none_pending(c, &b).await;
+    let r = c
+        .get(&format!("/messages/history/chat/{chat}"), Some(&a.token))
+        .await;
+    assert_eq!(r.body["total"], 2, "{}", r.body);
+    s.stop().await;
+}
+
 fn assert_field(r: &Resp, field: &str) {
     r.assert_error(422, "validation_failed");
     let fields = r.body["error"]["fields"].as_array().expect("fields");
