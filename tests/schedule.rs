@@ -481,6 +481,36 @@ async fn a_removed_contact_gets_nothing() {
     s.stop().await;
 }
 
+/// An operator locks the sender before `when`: the message is discarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sender_sends_nothing() {
+    let s = TestServer::start().await;
+    let t = Target::of(&s);
+    let c = &s.client;
+    let a = new_user(c, "Alice").await;
+    let b = new_user(c, "Bob").await;
+    make_contacts(&t, &a, &b).await;
+    schedule_ok(
+        c,
+        &a,
+        json!({"target_id": b.uid, "when": at(1_000), "data": "bG9ja2Vk"}),
+    )
+    .await;
+    let a_uid: UserId = a.uid.parse().expect("uid");
+    s.store
+        .lock_user(a_uid, Timestamp::now())
+        .await
+        .expect("lock")
+        .expect("the user exists");
+    let deadline = tokio::time::Instant::now() + GENEROUS;
+    while s.store.schedules_of(a_uid, 0, 10).await.expect("rows").1 > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dm_history(c, &b, &a).await["total"], 0, "discarded");
+    s.stop().await;
+}
+
 /// `GET /schedule` lists the caller's pending schedules, soonest first, with paging; only the
 /// owner cancels (someone else's or an unknown id is 404 `schedule_not_found`).
 #[tokio::test]

@@ -10,6 +10,9 @@
 //! under a `client_id` derived from the schedule id), so a node that died between the send and
 //! the delete does not make a second message.
 //!
+//! Times (`now`, lease ends) are the callers' clocks: nodes sharing a store are expected to keep
+//! their clocks synchronized, as for every other expiry.
+//!
 //! Like message payloads, the payload is the client's opaque (end-to-end encrypted) text and is
 //! stored as is; the uids and the chat id are stored as they are in `messages`.
 
