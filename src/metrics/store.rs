@@ -42,6 +42,7 @@ impl MeteredStore {
             ADMIN_OPS,
             REGISTRATION_INVITE_OPS,
             ERASE_OPS,
+            IMPORT_OPS,
         ];
         let ops = OpMeters::new(&all, &metrics.store_duration, &metrics.store_errors);
         Self { inner, ops }
@@ -201,4 +202,11 @@ metered!(MeteredStore, EraseStore, ERASE_OPS {
     fn relationships_of(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Contact>, u64)>;
     fn sessions_ever(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Session>, u64)>;
     fn queued_entries(&self, sessions: &[SessionId]) -> StoreResult<u64>;
+});
+
+metered!(MeteredStore, ImportStore, IMPORT_OPS {
+    fn import_user(&self, user: &UserRecord) -> StoreResult<ImportOutcome>;
+    fn import_chat(&self, chat: &ImportedChat) -> StoreResult<ImportOutcome>;
+    fn reserve_chat_ids(&self, through: i64) -> StoreResult<()>;
+    fn is_imported_user(&self, user: UserId) -> StoreResult<bool>;
 });

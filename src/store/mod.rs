@@ -23,6 +23,7 @@ mod admin;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod erase;
+mod import;
 mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;
@@ -34,6 +35,7 @@ mod sqlite;
 
 pub use admin::{AdminStore, RegistrationInviteStore, StoreCounts};
 pub use erase::{EraseStore, ErasedAccount, ErasedMembership};
+pub use import::{ImportOutcome, ImportStore, ImportedChat};
 pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
@@ -498,6 +500,7 @@ pub trait Store:
     + SealedStore
     + AdminStore
     + RegistrationInviteStore
+    + ImportStore
     + StoreHealth
     + 'static
 {
@@ -517,6 +520,7 @@ impl<T> Store for T where
         + SealedStore
         + AdminStore
         + RegistrationInviteStore
+        + ImportStore
         + StoreHealth
         + 'static
 {

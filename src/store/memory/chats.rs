@@ -11,7 +11,9 @@ use crate::store::{ChatStore, ErasedMembership, StoreError, StoreResult};
 /// Chat state of [`super::MemoryStore`].
 #[derive(Debug, Default)]
 pub(super) struct Chats {
-    next_id: i64,
+    pub(super) next_id: i64,
+    /// Ids of the chats an import created (kept after the chat is deleted).
+    pub(super) imported: std::collections::HashSet<i64>,
     pub(super) by_id: HashMap<i64, ChatRecord>,
     /// Members per chat.
     pub(super) members: HashMap<i64, BTreeMap<UserId, ChatMember>>,
@@ -24,7 +26,7 @@ pub(super) struct Chats {
 }
 
 impl Chats {
-    fn insert_member(&mut self, chat: i64, m: ChatMember) {
+    pub(super) fn insert_member(&mut self, chat: i64, m: ChatMember) {
         self.by_user.entry(m.user).or_default().insert(chat);
         self.members.entry(chat).or_default().insert(m.user, m);
     }

@@ -22,6 +22,7 @@ mod chats;
 mod contacts;
 mod erase;
 mod hot;
+mod import;
 mod json;
 mod messages;
 mod push;

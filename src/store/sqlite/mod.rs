@@ -14,6 +14,7 @@ mod chats;
 mod db;
 mod erase;
 mod hot;
+mod import;
 mod messages;
 mod migrate;
 mod queue;
