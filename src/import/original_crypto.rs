@@ -187,15 +187,15 @@ mod tests {
     #[test]
     fn fernet_tokens_of_the_spec_open() {
         // The Fernet specification's test vector (github.com/fernet/spec, generate.json).
-        let key = OriginalKey::parse("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=").expect("key");
+        let spec = OriginalKey::parse("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=").expect("key");
         let token = "gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA==";
         assert_eq!(
-            key.fernet_decrypt(token).as_deref().map(Vec::as_slice),
+            spec.fernet_decrypt(token).as_deref().map(Vec::as_slice),
             Some(&b"hello"[..])
         );
         let mut bad = token.as_bytes().to_vec();
         bad[60] = if bad[60] == b'A' { b'B' } else { b'A' };
-        assert!(key
+        assert!(spec
             .fernet_decrypt(std::str::from_utf8(&bad).expect("ascii"))
             .is_none());
         assert!(key().0.fernet_decrypt(token).is_none(), "another key");
