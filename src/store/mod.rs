@@ -26,6 +26,7 @@ mod erase;
 mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod read_markers;
 mod sealed;
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 mod sql;
@@ -38,6 +39,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MysqlStore;
+pub use read_markers::{ReadMarker, ReadMarkerStore, READ_MARKER_ID_MAX_BYTES};
 pub use sealed::{KeyShape, RowKey, SealedRow, SealedStore, SealedTable, SealedUpdate};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -494,6 +496,7 @@ pub trait Store:
     + PushStore
     + AvatarStore
     + ChatStore
+    + ReadMarkerStore
     + EraseStore
     + SealedStore
     + AdminStore
@@ -513,6 +516,7 @@ impl<T> Store for T where
         + PushStore
         + AvatarStore
         + ChatStore
+        + ReadMarkerStore
         + EraseStore
         + SealedStore
         + AdminStore

@@ -16,6 +16,7 @@ mod chats;
 mod erase;
 mod manage;
 mod messages;
+mod read_markers;
 mod sealed;
 
 /// An in-process store: every trait of [`super::Store`], nothing persisted.

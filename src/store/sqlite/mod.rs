@@ -17,6 +17,7 @@ mod hot;
 mod messages;
 mod migrate;
 mod queue;
+mod read_markers;
 mod rows;
 mod sealed;
 mod sessions;
