@@ -37,6 +37,7 @@ impl MeteredStore {
             PUSH_OPS,
             AVATAR_OPS,
             CHAT_OPS,
+            READ_MARKER_OPS,
             HEALTH_OPS,
             SEALED_OPS,
             ADMIN_OPS,
@@ -165,6 +166,12 @@ metered!(MeteredStore, ChatStore, CHAT_OPS {
     fn invite(&self, index: &[u8]) -> StoreResult<Option<InviteRecord>>;
     fn purge_invites(&self, now: Timestamp) -> StoreResult<u64>;
     fn share_chat(&self, a: UserId, b: UserId) -> StoreResult<bool>;
+});
+
+metered!(MeteredStore, ReadMarkerStore, READ_MARKER_OPS {
+    fn advance_read_marker(&self, user: UserId, chat: i64, marker: &ReadMarker)
+        -> StoreResult<bool>;
+    fn read_markers(&self, user: UserId, chats: &[i64]) -> StoreResult<Vec<(i64, ReadMarker)>>;
 });
 
 metered!(MeteredStore, StoreHealth, HEALTH_OPS {

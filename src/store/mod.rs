@@ -27,6 +27,7 @@ mod import;
 mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod read_markers;
 mod sealed;
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 mod sql;
@@ -40,6 +41,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MysqlStore;
+pub use read_markers::{ReadMarker, ReadMarkerStore, READ_MARKER_ID_MAX_BYTES};
 pub use sealed::{KeyShape, RowKey, SealedRow, SealedStore, SealedTable, SealedUpdate};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -496,6 +498,7 @@ pub trait Store:
     + PushStore
     + AvatarStore
     + ChatStore
+    + ReadMarkerStore
     + EraseStore
     + SealedStore
     + AdminStore
@@ -516,6 +519,7 @@ impl<T> Store for T where
         + PushStore
         + AvatarStore
         + ChatStore
+        + ReadMarkerStore
         + EraseStore
         + SealedStore
         + AdminStore

@@ -23,6 +23,9 @@ pub(super) struct Chats {
     pub(super) by_code: HashMap<Vec<u8>, i64>,
     /// Temporary invites by blind index.
     pub(super) invites: HashMap<Vec<u8>, InviteRecord>,
+    /// Read markers by (user, chat) (under this lock, so a membership and its marker go
+    /// together).
+    pub(super) read_markers: HashMap<(UserId, i64), crate::store::ReadMarker>,
 }
 
 impl Chats {
@@ -36,6 +39,7 @@ impl Chats {
     /// goes with its invites and code; so do the invites `user` created.
     pub(super) fn erase_user(&mut self, user: UserId) -> Vec<ErasedMembership> {
         let mut out = Vec::new();
+        self.read_markers.retain(|(u, _), _| *u != user);
         for chat in self.by_user.remove(&user).unwrap_or_default() {
             let Some(members) = self.members.get_mut(&chat) else {
                 continue;
@@ -233,6 +237,7 @@ impl ChatStore for super::MemoryStore {
             .and_then(|m| m.remove(&user))
             .is_some();
         if removed {
+            c.read_markers.remove(&(user, chat));
             if let Some(chats) = c.by_user.get_mut(&user) {
                 chats.remove(&chat);
                 if chats.is_empty() {

@@ -17,6 +17,7 @@ mod erase;
 mod import;
 mod manage;
 mod messages;
+mod read_markers;
 mod sealed;
 
 /// An in-process store: every trait of [`super::Store`], nothing persisted.

@@ -58,6 +58,7 @@ impl MysqlStore {
             "DELETE FROM user_settings WHERE uid = ?",
             "DELETE FROM avatars WHERE uid = ?",
             "DELETE FROM push_registrations WHERE uid = ?",
+            "DELETE FROM read_markers WHERE uid = ?",
         ] {
             exec(&mut tx, sql, me).await?;
         }

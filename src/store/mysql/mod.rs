@@ -27,6 +27,7 @@ mod json;
 mod messages;
 mod push;
 mod queue;
+mod read_markers;
 mod retention;
 mod rows;
 mod sessions;

@@ -50,6 +50,7 @@ fn erase(t: &Transaction<'_>, user: UserId) -> StoreResult<Option<ErasedAccount>
         "DELETE FROM user_settings WHERE uid = ?1",
         "DELETE FROM avatars WHERE uid = ?1",
         "DELETE FROM push_registrations WHERE uid = ?1",
+        "DELETE FROM read_markers WHERE uid = ?1",
     ] {
         exec(t, sql, [me])?;
     }

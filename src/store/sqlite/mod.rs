@@ -18,6 +18,7 @@ mod import;
 mod messages;
 mod migrate;
 mod queue;
+mod read_markers;
 mod rows;
 mod sealed;
 mod sessions;
