@@ -107,6 +107,9 @@ const SECRET_BACKUP: &str = "client-side-encrypted-backup-of-alice-0123456789";
 const ALICE_BIO: &str = "Biography of Alicia from the original";
 const CHAT_NAME: &str = "Project Falcon Crew";
 const CHANNEL_NAME: &str = "Falcon Announcements";
+const OLD_MARKER: &str = "0190f5d2-0000-7abc-8def-000000000001";
+const ALICE_MARKER: &str = "0190f5d2-7c1e-7abc-8def-0123456789ab";
+const BOB_MARKER: &str = "b0b0b0b0-7c1e-7abc-8def-0123456789ab";
 
 /// Every user row of the fixture: the four good ones, and dave (phone under another key), eve
 /// (a phone the original's rules refuse), frank (bob's phone without `+`: a duplicate once
@@ -116,6 +119,7 @@ struct Fixture {
     ids: std::collections::HashMap<&'static str, i64>,
     edges: std::collections::HashMap<&'static str, i64>,
     members: std::collections::HashMap<&'static str, i64>,
+    markers: std::collections::HashMap<&'static str, i64>,
 }
 
 fn hash(pw: &str) -> String {
@@ -221,13 +225,22 @@ async fn fill(db: &OriginalDb) -> Fixture {
     members.insert("12x", db.member(12, 999, "member").await);
     members.insert("77a", db.member(77, a, "member").await);
     members.insert("20a", db.member(20, a, "member").await);
-    db.read_marker(a, 7, "0190f5d2-7c1e-7abc-8def-0123456789ab")
-        .await;
+    let mut markers = std::collections::HashMap::new();
+    // alice in chat 7: an older row and the newest (written later): the newest wins.
+    markers.insert("a7old", db.read_marker(a, 7, OLD_MARKER).await);
+    markers.insert("a7", db.read_marker(a, 7, ALICE_MARKER).await);
+    // bob in channel 12: its owner, without a member row.
+    markers.insert("b12", db.read_marker(b, 12, BOB_MARKER).await);
+    // carol is not a member of channel 12; chat 15 was not imported; dave was not imported.
+    markers.insert("c12", db.read_marker(c, 12, "c-12").await);
+    markers.insert("a15", db.read_marker(a, 15, "a-15").await);
+    markers.insert("d7", db.read_marker(d, 7, "d-7").await);
     Fixture {
         key,
         ids,
         edges,
         members,
+        markers,
     }
 }
 
@@ -469,6 +482,35 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     );
     // 8 rows: 3 skipped; 7a is the owner's (already there with the chat); 7b1+7b2 merge.
     assert_eq!(counts(&dry, "members"), (8, 3, 1, 1, 3), "{dry}");
+    assert!(
+        has(
+            &p,
+            "message_read_statuses",
+            f.markers["c12"],
+            "not_a_member"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(
+            &p,
+            "message_read_statuses",
+            f.markers["a15"],
+            "chat_not_imported"
+        ),
+        "{p:?}"
+    );
+    assert!(
+        has(
+            &p,
+            "message_read_statuses",
+            f.markers["d7"],
+            "user_not_imported"
+        ),
+        "{p:?}"
+    );
+    // 6 rows: 3 skipped; a7old folds into a7.
+    assert_eq!(counts(&dry, "read_markers"), (6, 2, 0, 1, 3), "{dry}");
     let carol_key = format!("device:{}:{CAROL_DEVICE}", CAROL.uid);
     let dave_key = format!("device:14142135:{DAVE_DEVICE}");
     assert!(has(&p, "redis", &carol_key, "token_unusable"), "{p:?}");
@@ -483,7 +525,14 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     no_personal_values("the run's report", &run, &n);
     let first = json_report(&run);
     assert_eq!(first["dry_run"], false);
-    for kind in ["users", "contacts", "chats", "members", "device_tokens"] {
+    for kind in [
+        "users",
+        "contacts",
+        "chats",
+        "members",
+        "read_markers",
+        "device_tokens",
+    ] {
         assert_eq!(
             counts(&first, kind),
             counts(&dry, kind),
@@ -498,6 +547,7 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     assert_eq!(counts(&again, "contacts"), (9, 0, 3, 4, 2), "{again}");
     assert_eq!(counts(&again, "chats"), (4, 0, 2, 0, 2), "{again}");
     assert_eq!(counts(&again, "members"), (8, 0, 4, 1, 3), "{again}");
+    assert_eq!(counts(&again, "read_markers"), (6, 0, 2, 1, 3), "{again}");
     assert_eq!(counts(&again, "device_tokens"), (4, 0, 2, 0, 2), "{again}");
     assert_eq!(counts(&again, "avatars").1, 0);
 
@@ -720,6 +770,23 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     assert!(
         hash_of(GRACE.uid).starts_with("original:$2b$"),
         "not logged in yet"
+    );
+    // Read markers with the original's message ids and time 0.
+    let mut markers: Vec<(i64, i64, String, i64)> = conn
+        .prepare("SELECT uid, chat_id, message_id, at FROM read_markers")
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect()
+        })
+        .expect("read markers");
+    markers.sort();
+    let uid = |p: &Person| p.uid.parse::<i64>().expect("uid");
+    assert_eq!(
+        markers,
+        vec![
+            (uid(&BOB), 12, BOB_MARKER.to_owned(), 0),
+            (uid(&ALICE), 7, ALICE_MARKER.to_owned(), 0),
+        ]
     );
     drop(conn);
 

@@ -349,22 +349,3 @@ async fn member(run: &mut Run<'_>, rows: Vec<MemberRow>) -> Result<(), ImportErr
     }
     Ok(())
 }
-
-/// Read markers are not imported by this release: their rows are counted, and the report says
-/// so.
-pub(crate) async fn count_markers(run: &mut Run<'_>) -> Result<(), ImportError> {
-    if !run.db.has_table("message_read_statuses") {
-        return Ok(());
-    }
-    let db = run.db;
-    let mut rows = std::pin::pin!(db.markers());
-    let mut n = 0u64;
-    while rows.try_next().await?.is_some() {
-        n += 1;
-    }
-    run.report.counts("read_markers").read += n;
-    run.report.notes.push(format!(
-        "read markers (message_read_statuses, {n} rows) are not imported by this release"
-    ));
-    Ok(())
-}

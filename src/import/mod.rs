@@ -9,6 +9,8 @@
 //! - contacts (pending and accepted; duplicate and two-way edges merged, accepted wins);
 //! - chats and channels with their original ids, owners, members and roles (duplicates merged,
 //!   highest role kept), public codes and slow mode;
+//! - read markers (the last message each user read in each chat), with the original's message
+//!   id and time 0, so that any read in Melo moves them;
 //! - device tokens, as sessions of (user, device) holding the token's hash and remaining
 //!   lifetime, so installed apps log in automatically.
 //!
@@ -34,6 +36,7 @@ use crate::store::{Store, StoreError};
 
 mod devices;
 mod graph;
+mod markers;
 pub mod original_crypto;
 pub mod report;
 mod source;
@@ -184,7 +187,7 @@ impl Importer {
             }
         }
         graph::members(&mut run).await?;
-        graph::count_markers(&mut run).await?;
+        markers::import(&mut run).await?;
         match redis {
             Some(redis) => devices::import(&mut run, redis).await?,
             None => run.report.notes.push(

@@ -349,6 +349,21 @@ impl OriginalDb {
         })
     }
 
+    /// Whether the original has a membership row of `user` (its `users.id`) in `chat`.
+    pub(crate) async fn is_member(&self, chat: i64, user: i64) -> Result<bool, ImportError> {
+        Ok(
+            sqlx::query(
+                "SELECT 1 AS x FROM chat_members WHERE chat_id = ? AND user_id = ? LIMIT 1",
+            )
+            .bind(chat)
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(src)?
+            .is_some(),
+        )
+    }
+
     /// Closes the connections.
     pub async fn close(&self) {
         self.pool.close().await;
