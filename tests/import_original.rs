@@ -903,3 +903,100 @@ fn bad_settings_fail_with_one_line() {
     assert!(help.contains("ORIGINAL_ENCRYPTION_KEY_STR"), "{help}");
     assert!(!help.contains(&key), "the key is hidden in --help");
 }
+
+/// The same import into a MySQL store (Melo's `DB_URL`): the counts of the SQLite run, nothing
+/// twice, and the server on it logs the old password in and lists the chats by their ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn into_a_mysql_store_as_well() {
+    let Some(mysql_url) = backends::env_url("MELO_TEST_MYSQL_URL") else {
+        eprintln!("MELO_TEST_MYSQL_URL is unset: skipping");
+        return;
+    };
+    let db = OriginalDb::create(&mysql_url, false).await;
+    let f = fill(&db).await;
+    let (melo_db, melo_url) = backends::MysqlDb::create_empty(&mysql_url).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
+    let data_s = dir.path().join("data").display().to_string();
+    let key_text = f.key.text();
+    let env = [
+        ("MELO_DATA_DIR", data_s.as_str()),
+        ("DB_URL", melo_url.as_str()),
+        ("ORIGINAL_DB_URL", db.url.as_str()),
+        ("ORIGINAL_ENCRYPTION_KEY_STR", key_text.as_str()),
+    ];
+    let first = json_report(&import(dir.path(), &["--report", "json"], &env));
+    assert_eq!(counts(&first, "users"), (7, 4, 0, 0, 3), "{first}");
+    assert_eq!(counts(&first, "contacts"), (9, 3, 0, 4, 2), "{first}");
+    assert_eq!(counts(&first, "chats"), (4, 2, 0, 0, 2), "{first}");
+    assert_eq!(counts(&first, "members"), (8, 3, 1, 1, 3), "{first}");
+    assert_eq!(counts(&first, "read_markers"), (6, 2, 0, 1, 3), "{first}");
+    // A dry run now sees everything there already.
+    let dry = json_report(&import(
+        dir.path(),
+        &["--dry-run", "--report", "json"],
+        &env,
+    ));
+    assert_eq!(counts(&dry, "users"), (7, 0, 4, 0, 3), "{dry}");
+    assert_eq!(counts(&dry, "contacts"), (9, 0, 3, 4, 2), "{dry}");
+    assert_eq!(counts(&dry, "chats"), (4, 0, 2, 0, 2), "{dry}");
+    assert_eq!(counts(&dry, "members"), (8, 0, 4, 1, 3), "{dry}");
+    let again = json_report(&import(dir.path(), &["--report", "json"], &env));
+    assert_eq!(counts(&again, "users"), (7, 0, 4, 0, 3), "{again}");
+    assert_eq!(counts(&again, "chats"), (4, 0, 2, 0, 2), "{again}");
+    assert_eq!(counts(&again, "members"), (8, 0, 4, 1, 3), "{again}");
+    assert_eq!(counts(&again, "read_markers"), (6, 0, 2, 1, 3), "{again}");
+
+    let server = start_with(
+        dir.path(),
+        &[
+            ("MELO_DATA_DIR", data_s.as_str()),
+            ("DB_URL", melo_url.as_str()),
+        ],
+    );
+    let c = server.client.clone();
+    let r = login(
+        &c,
+        json!({"identifier": BOB.phone, "password": BOB.password, "device_id": "00000000000000c1"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bob = r.body["access_token"].as_str().expect("token").to_owned();
+    let chats = c.get("/chats/list?per_page=100", Some(&bob)).await.body;
+    let mut ids: Vec<(i64, String, String)> = chats["chats"]
+        .as_array()
+        .expect("chats")
+        .iter()
+        .map(|x| {
+            (
+                x["id"].as_i64().expect("id"),
+                x["name"].as_str().expect("name").to_owned(),
+                x["role"].as_str().expect("role").to_owned(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec![
+            (7, CHAT_NAME.to_owned(), "admin".to_owned()),
+            (12, CHANNEL_NAME.to_owned(), "owner".to_owned()),
+        ]
+    );
+    let made = c
+        .post(
+            "/chats/create",
+            Some(&bob),
+            &json!({"name": "Brand New", "type": "channel"}),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    assert!(
+        made.body["chat_id"].as_i64().expect("id") > 20,
+        "{}",
+        made.body
+    );
+    stop(server);
+    melo_db.drop_database().await;
+    db.drop_now().await;
+}
