@@ -271,6 +271,12 @@ async fn fill_redis(r: &OriginalRedis, key: &OriginalKey) {
         Some(MONTH),
     )
     .await;
+    // Not a string: the original never wrote such a key.
+    r.rpush(
+        &format!("device:{}:1111111111111111", ALICE.uid),
+        &["not", "a", "token"],
+    )
+    .await;
     // What is not imported.
     r.rpush(
         &format!("history:{}:{}", ALICE.uid, BOB.uid),
@@ -515,7 +521,16 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     let dave_key = format!("device:14142135:{DAVE_DEVICE}");
     assert!(has(&p, "redis", &carol_key, "token_unusable"), "{p:?}");
     assert!(has(&p, "redis", &dave_key, "user_not_imported"), "{p:?}");
-    assert_eq!(counts(&dry, "device_tokens"), (4, 2, 0, 0, 2), "{dry}");
+    assert!(
+        has(
+            &p,
+            "redis",
+            format!("device:{}:1111111111111111", ALICE.uid),
+            "value_not_a_string"
+        ),
+        "{p:?}"
+    );
+    assert_eq!(counts(&dry, "device_tokens"), (5, 2, 0, 0, 3), "{dry}");
     assert_eq!(counts(&dry, "avatars").1, 1);
     assert_eq!(counts(&dry, "secret_key_backups").1, 1);
     assert_eq!(counts(&dry, "public_keys").1, 4);
@@ -548,7 +563,7 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     assert_eq!(counts(&again, "chats"), (4, 0, 2, 0, 2), "{again}");
     assert_eq!(counts(&again, "members"), (8, 0, 4, 1, 3), "{again}");
     assert_eq!(counts(&again, "read_markers"), (6, 0, 2, 1, 3), "{again}");
-    assert_eq!(counts(&again, "device_tokens"), (4, 0, 2, 0, 2), "{again}");
+    assert_eq!(counts(&again, "device_tokens"), (5, 0, 2, 0, 3), "{again}");
     assert_eq!(counts(&again, "avatars").1, 0);
 
     // Melo on the result.

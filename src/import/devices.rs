@@ -99,6 +99,8 @@ pub(crate) async fn import(run: &mut Run<'_>, redis: &OriginalRedis) -> Result<(
             .map_err(redis_err)?;
         if !keys.is_empty() {
             let mut pipe = redis::pipe();
+            // A key of another type fails its GET alone, not the whole pipeline.
+            pipe.ignore_errors();
             for k in &keys {
                 pipe.cmd("GET").arg(k).cmd("PTTL").arg(k);
             }
@@ -160,8 +162,15 @@ async fn one(
         return Ok(());
     };
     let Some(value) = value else {
-        // Expired between SCAN and GET.
-        skip(run, "expired");
+        // Expired between SCAN and GET, or not a string.
+        skip(
+            run,
+            if pttl == -2 {
+                "expired"
+            } else {
+                "value_not_a_string"
+            },
+        );
         return Ok(());
     };
     let Some(token) = token_of(run, &value) else {
