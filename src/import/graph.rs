@@ -1,5 +1,5 @@
 //! Contacts, chats and their members: the original's rows merged where it let duplicates in
-//! (ORIGINAL_DATA \[B17\]) and written with Melo's store calls.
+//! (it had no unique key on either) and written with Melo's store calls.
 
 use futures_util::TryStreamExt;
 

@@ -19,8 +19,8 @@ fn secs(col: &str) -> String {
     format!("TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {col})")
 }
 
-/// How the original's `users.unique_id` column is typed (ORIGINAL_DATA: older deployments made
-/// it an integer, which lost leading zeros).
+/// How the original's `users.unique_id` column is typed (older deployments made it an integer,
+/// which lost leading zeros).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum UidColumn {

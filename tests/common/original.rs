@@ -15,7 +15,7 @@ use sqlx::mysql::MySqlPool;
 
 use crate::backends::MysqlDb;
 
-/// The original's tables (ORIGINAL_DATA §3.1): no UNIQUE(user_id, target_id) on
+/// The original's tables, as its models and start-up migrations made them: no UNIQUE(user_id, target_id) on
 /// `subscriptions` and no UNIQUE(chat_id, user_id) on `chat_members`, so duplicates happen.
 fn ddl(uid_int: bool) -> Vec<String> {
     let uid = if uid_int { "INT" } else { "VARCHAR(8)" };
