@@ -73,7 +73,8 @@ enum Command {
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Move a deployment of the original Python server into this Melo: users, contacts, chats,
-    /// members and device tokens from its MySQL and Redis (docs/import-original.md).
+    /// members, read markers and device tokens from its MySQL and Redis
+    /// (docs/import-original.md).
     #[cfg(feature = "mysql")]
     ImportOriginal(import::ImportArgs),
 }
