@@ -37,11 +37,13 @@ impl MeteredStore {
             PUSH_OPS,
             AVATAR_OPS,
             CHAT_OPS,
+            READ_MARKER_OPS,
             HEALTH_OPS,
             SEALED_OPS,
             ADMIN_OPS,
             REGISTRATION_INVITE_OPS,
             ERASE_OPS,
+            IMPORT_OPS,
         ];
         let ops = OpMeters::new(&all, &metrics.store_duration, &metrics.store_errors);
         Self { inner, ops }
@@ -166,6 +168,12 @@ metered!(MeteredStore, ChatStore, CHAT_OPS {
     fn share_chat(&self, a: UserId, b: UserId) -> StoreResult<bool>;
 });
 
+metered!(MeteredStore, ReadMarkerStore, READ_MARKER_OPS {
+    fn advance_read_marker(&self, user: UserId, chat: i64, marker: &ReadMarker)
+        -> StoreResult<bool>;
+    fn read_markers(&self, user: UserId, chats: &[i64]) -> StoreResult<Vec<(i64, ReadMarker)>>;
+});
+
 metered!(MeteredStore, StoreHealth, HEALTH_OPS {
     fn ping(&self) -> StoreResult<()>;
 });
@@ -201,4 +209,11 @@ metered!(MeteredStore, EraseStore, ERASE_OPS {
     fn relationships_of(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Contact>, u64)>;
     fn sessions_ever(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Session>, u64)>;
     fn queued_entries(&self, sessions: &[SessionId]) -> StoreResult<u64>;
+});
+
+metered!(MeteredStore, ImportStore, IMPORT_OPS {
+    fn import_user(&self, user: &UserRecord) -> StoreResult<ImportOutcome>;
+    fn import_chat(&self, chat: &ImportedChat) -> StoreResult<ImportOutcome>;
+    fn reserve_chat_ids(&self, through: i64) -> StoreResult<()>;
+    fn is_imported_user(&self, user: UserId) -> StoreResult<bool>;
 });

@@ -39,7 +39,11 @@ macro_rules! store_conformance {
                 admin_all_sessions_newest_first, admin_counts, registration_invites_single_use,
                 erase_removes_the_account_and_retires_the_uid, erase_sessions_queues_and_push,
                 erase_contacts_both_ways, erase_chats_pass_ownership_or_go,
-                erase_keeps_messages);
+                erase_keeps_messages, read_markers_forward_only,
+                read_markers_concurrent_advances, read_markers_per_user, read_markers_empty,
+                read_markers_follow_membership, import_users_once_never_over_melo_users,
+                import_chats_keep_their_ids, import_reserves_chat_ids,
+                import_deleted_chat_stays_deleted);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -445,16 +449,20 @@ mod avatars;
 mod chats;
 mod erase;
 mod expiry;
+mod import;
 mod manage;
 mod messages;
 mod push;
+mod read_markers;
 mod sealed;
 pub(crate) use admin::*;
 pub(crate) use avatars::*;
 pub(crate) use chats::*;
 pub(crate) use erase::*;
 pub(crate) use expiry::*;
+pub(crate) use import::*;
 pub(crate) use manage::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;
+pub(crate) use read_markers::*;
 pub(crate) use sealed::*;
