@@ -809,9 +809,10 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
 }
 
 /// Older deployments typed `unique_id` as INT: leading zeros were lost there, and the importer
-/// pads them back; a uid that then starts with 0 has no Melo form and is reported.
+/// pads them back. A uid that then starts with 0 keeps it: its owner logs in with it and its
+/// contacts still know it by it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn integer_uids_are_padded_and_a_leading_zero_is_reported() {
+async fn integer_uids_are_padded_and_keep_a_leading_zero() {
     let Some(mysql_url) = backends::env_url("MELO_TEST_MYSQL_URL") else {
         eprintln!("MELO_TEST_MYSQL_URL is unset: skipping");
         return;
@@ -828,8 +829,8 @@ async fn integer_uids_are_padded_and_a_leading_zero_is_reported() {
     };
     let ok = db.user(&row("31415926", "+79161239001")).await;
     // `01234567` as an INT column keeps it: 1234567.
-    let lost = db.user(&row("1234567", "+79161239002")).await;
-    db.edge(ok, lost, "accepted").await;
+    let padded = db.user(&row("1234567", "+79161239002")).await;
+    db.edge(ok, padded, "accepted").await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
@@ -843,10 +844,9 @@ async fn integer_uids_are_padded_and_a_leading_zero_is_reported() {
     ];
     let r = json_report(&import(dir.path(), &["--report", "json"], &env));
     assert_eq!(r["uid_column"], "integer");
-    assert_eq!(counts(&r, "users"), (2, 1, 0, 0, 1), "{r}");
-    let p = problems(&r);
-    assert!(has(&p, "users", lost, "uid_leading_zero"), "{p:?}");
-    assert_eq!(counts(&r, "contacts"), (1, 0, 0, 0, 1), "{r}");
+    assert_eq!(counts(&r, "users"), (2, 2, 0, 0, 0), "{r}");
+    assert!(problems(&r).is_empty(), "{r}");
+    assert_eq!(counts(&r, "contacts"), (1, 1, 0, 0, 0), "{r}");
     assert!(
         r["notes"]
             .to_string()
@@ -861,6 +861,21 @@ async fn integer_uids_are_padded_and_a_leading_zero_is_reported() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
+    let token = r.body["access_token"].as_str().expect("token").to_owned();
+    let contacts = server.client.get("/contacts", Some(&token)).await;
+    assert_eq!(contacts.status, 200, "{}", contacts.body);
+    assert!(
+        contacts.body.to_string().contains("\"01234567\""),
+        "the padded uid is the contact's uid: {}",
+        contacts.body
+    );
+    let r = login(
+        &server.client,
+        json!({"identifier": "01234567", "password": "integer-password", "device_id": "00000000000000b2"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["unique_id"], "01234567", "{}", r.body);
     stop(server);
     db.drop_now().await;
 }

@@ -31,11 +31,6 @@ pub(crate) fn melo_uid(raw: &str, column: UidColumn) -> Result<UserId, &'static 
     if padded.len() != 8 {
         return Err("uid_invalid");
     }
-    if padded.starts_with('0') {
-        // Melo's uids are `^[1-9][0-9]{7}$` (PROTOCOL §1.2): a uid with a leading zero has no
-        // Melo form that its contacts would recognize.
-        return Err("uid_leading_zero");
-    }
     validate::uid(&padded).map_err(|_| "uid_invalid")
 }
 
@@ -337,8 +332,13 @@ mod tests {
             ok(" 12345678 ", UidColumn::Integer).as_deref(),
             Ok("12345678")
         );
-        assert_eq!(ok("1234567", UidColumn::Integer), Err("uid_leading_zero"));
-        assert_eq!(ok("01234567", UidColumn::Text), Err("uid_leading_zero"));
+        // A leading zero is kept (padded back for an integer column).
+        assert_eq!(
+            ok("1234567", UidColumn::Integer).as_deref(),
+            Ok("01234567")
+        );
+        assert_eq!(ok("01234567", UidColumn::Text).as_deref(), Ok("01234567"));
+        assert_eq!(ok("0", UidColumn::Integer), Err("uid_invalid"));
         assert_eq!(ok("1234567", UidColumn::Text), Err("uid_invalid"));
         assert_eq!(ok("123456789", UidColumn::Integer), Err("uid_invalid"));
         assert_eq!(ok("1234a678", UidColumn::Text), Err("uid_invalid"));
