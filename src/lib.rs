@@ -49,6 +49,9 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
+#[cfg(all(feature = "mysql", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "mysql", feature = "redis"))))]
+pub mod import;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -43,6 +43,7 @@ fn help_lists_every_command_and_setting_with_its_variable_and_default() {
         "restore",
         "verify-backup",
         "admin",
+        "import-original",
     ] {
         assert!(help.contains(command), "{command} in --help:\n{help}");
     }

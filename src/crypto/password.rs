@@ -3,6 +3,10 @@
 //! bcrypt reads only the first 72 bytes of its input, but every character of a Melo password
 //! (up to 128) is significant: the password is first reduced to base64(SHA-256(password)),
 //! 44 ASCII bytes without NULs, and that is what bcrypt hashes.
+//!
+//! Hashes imported from the original server (`melo import-original`) are bcrypt of the password
+//! itself; they are stored behind [`ORIGINAL_HASH_PREFIX`], verified the original's way, and
+//! replaced by a hash of Melo's form at the next successful login ([`needs_rehash`]).
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -12,6 +16,15 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 use super::CryptoError;
+
+/// Marks a stored hash as the original server's: bcrypt of the password as typed (bcrypt reads
+/// its first 72 bytes), not of Melo's SHA-256 reduction.
+pub const ORIGINAL_HASH_PREFIX: &str = "original:";
+
+/// True for a stored hash that a successful login should replace with one of Melo's form.
+pub fn needs_rehash(hash: &str) -> bool {
+    hash.starts_with(ORIGINAL_HASH_PREFIX)
+}
 
 /// Hashes and verifies passwords at a fixed bcrypt cost.
 #[derive(Clone, Debug)]
@@ -58,10 +71,15 @@ impl PasswordHasher {
     /// hashing capacity stays saturated for too long.
     pub async fn verify(&self, password: &str, hash: &str) -> Result<bool, CryptoError> {
         let _permit = self.permit().await?;
-        let password = prehash(password);
-        let hash = hash.to_owned();
+        let (input, hash) = match hash.strip_prefix(ORIGINAL_HASH_PREFIX) {
+            Some(original) => (
+                zeroize::Zeroizing::new(password.to_owned()),
+                original.to_owned(),
+            ),
+            None => (prehash(password), hash.to_owned()),
+        };
         Ok(tokio::task::spawn_blocking(move || {
-            bcrypt::verify(password.as_bytes(), &hash).unwrap_or(false)
+            bcrypt::verify(input.as_bytes(), &hash).unwrap_or(false)
         })
         .await
         .unwrap_or(false))
@@ -106,5 +124,25 @@ mod tests {
             !h.verify(&long_b, &hash).await.expect("verify"),
             "characters past 72 bytes count"
         );
+    }
+
+    #[tokio::test]
+    async fn original_hashes_verify_the_originals_way() {
+        let h = PasswordHasher::new(4);
+        let raw = bcrypt::hash("original-pw-1", 4).expect("bcrypt");
+        assert!(
+            !h.verify("original-pw-1", &raw).await.expect("verify"),
+            "without the prefix a hash is of Melo's form"
+        );
+        let stored = format!("{ORIGINAL_HASH_PREFIX}{raw}");
+        assert!(needs_rehash(&stored));
+        assert!(h.verify("original-pw-1", &stored).await.expect("verify"));
+        assert!(!h.verify("original-pw-2", &stored).await.expect("verify"));
+        let melo = h.hash("original-pw-1").await.expect("hash");
+        assert!(!needs_rehash(&melo));
+        assert!(!h
+            .verify("original-pw-1", &format!("{ORIGINAL_HASH_PREFIX}{melo}"))
+            .await
+            .expect("verify"));
     }
 }

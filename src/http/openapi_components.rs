@@ -33,7 +33,7 @@ pub(crate) fn components() -> Value {
     );
     add(
         "Uid",
-        json!({"type": "string", "pattern": "^[1-9][0-9]{7}$", "description": "user id (a JSON string)"}),
+        json!({"type": "string", "pattern": "^[0-9]{8}$", "description": "user id (a JSON string; new ones never start with 0, imported ones may)"}),
     );
     add(
         "MessageId",

@@ -37,11 +37,13 @@ impl MeteredStore {
             PUSH_OPS,
             AVATAR_OPS,
             CHAT_OPS,
+            READ_MARKER_OPS,
             HEALTH_OPS,
             SEALED_OPS,
             ADMIN_OPS,
             REGISTRATION_INVITE_OPS,
             ERASE_OPS,
+            IMPORT_OPS,
             SCHEDULE_OPS,
         ];
         let ops = OpMeters::new(&all, &metrics.store_duration, &metrics.store_errors);
@@ -167,6 +169,12 @@ metered!(MeteredStore, ChatStore, CHAT_OPS {
     fn share_chat(&self, a: UserId, b: UserId) -> StoreResult<bool>;
 });
 
+metered!(MeteredStore, ReadMarkerStore, READ_MARKER_OPS {
+    fn advance_read_marker(&self, user: UserId, chat: i64, marker: &ReadMarker)
+        -> StoreResult<bool>;
+    fn read_markers(&self, user: UserId, chats: &[i64]) -> StoreResult<Vec<(i64, ReadMarker)>>;
+});
+
 metered!(MeteredStore, StoreHealth, HEALTH_OPS {
     fn ping(&self) -> StoreResult<()>;
 });
@@ -215,4 +223,11 @@ metered!(MeteredStore, ScheduleStore, SCHEDULE_OPS {
     fn defer_schedule(&self, id: ScheduleId, token: u64, not_before: Timestamp)
         -> StoreResult<bool>;
     fn next_due_after(&self, after: Timestamp) -> StoreResult<Option<Timestamp>>;
+});
+
+metered!(MeteredStore, ImportStore, IMPORT_OPS {
+    fn import_user(&self, user: &UserRecord) -> StoreResult<ImportOutcome>;
+    fn import_chat(&self, chat: &ImportedChat) -> StoreResult<ImportOutcome>;
+    fn reserve_chat_ids(&self, through: i64) -> StoreResult<()>;
+    fn is_imported_user(&self, user: UserId) -> StoreResult<bool>;
 });

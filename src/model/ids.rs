@@ -3,21 +3,29 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A user's public handle: 8 decimal digits, `^[1-9][0-9]{7}$` (PROTOCOL §1.2).
+/// A user's public handle: 8 decimal digits (PROTOCOL §1.2).
+///
+/// New uids are drawn from `^[1-9][0-9]{7}$`. Accounts imported from the original server keep
+/// their uid, and the original drew some with a leading zero (`01234567`), so any 8 digits
+/// other than `00000000` parse, and the text form is always 8 digits, zero-padded.
 ///
 /// On the wire it is always a JSON string; a JSON number is rejected on input.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(u32);
 
 impl UserId {
-    /// Smallest valid uid.
+    /// Smallest uid the server draws for a new account.
     pub const MIN: u32 = 10_000_000;
     /// Largest valid uid.
     pub const MAX: u32 = 99_999_999;
+    /// Smallest valid uid: `00000001`, an imported account's (see the type's docs).
+    pub const MIN_IMPORTED: u32 = 1;
 
-    /// Wraps a number, checking the 8-digit range.
+    /// Wraps a number, checking the 8-digit range (leading zeros allowed, see the type's docs).
     pub fn new(n: u32) -> Option<Self> {
-        (Self::MIN..=Self::MAX).contains(&n).then_some(Self(n))
+        (Self::MIN_IMPORTED..=Self::MAX)
+            .contains(&n)
+            .then_some(Self(n))
     }
 
     /// Draws a random uid (uniqueness is the store's job).
@@ -35,7 +43,7 @@ impl UserId {
 impl FromStr for UserId {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) || s.starts_with('0') {
+        if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
             return Err(());
         }
         s.parse::<u32>().ok().and_then(Self::new).ok_or(())
@@ -44,13 +52,13 @@ impl FromStr for UserId {
 
 impl fmt::Display for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        write!(f, "{:08}", self.0)
     }
 }
 
 impl fmt::Debug for UserId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "UserId({})", self.0)
+        write!(f, "UserId({:08})", self.0)
     }
 }
 
@@ -64,7 +72,7 @@ impl<'de> Deserialize<'de> for UserId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse()
-            .map_err(|()| serde::de::Error::custom("must be 8 digits, not starting with 0"))
+            .map_err(|()| serde::de::Error::custom("must be 8 digits"))
     }
 }
 
@@ -111,7 +119,11 @@ mod tests {
     fn uid_rules() {
         assert!("12345678".parse::<UserId>().is_ok());
         assert!("80000000".parse::<UserId>().is_ok());
-        assert!("02345678".parse::<UserId>().is_err());
+        // An imported account's uid keeps its leading zero, in and out.
+        let padded = "02345678".parse::<UserId>().expect("leading zero");
+        assert_eq!(padded.to_string(), "02345678");
+        assert!("00000000".parse::<UserId>().is_err());
+        assert_eq!(UserId::new(0), None);
         assert!("1234567".parse::<UserId>().is_err());
         assert!("123456789".parse::<UserId>().is_err());
         assert!("1234567a".parse::<UserId>().is_err());

@@ -239,7 +239,7 @@ impl LoginRequest {
     }
 }
 
-pub(super) fn token_hash(token: &str) -> Vec<u8> {
+pub(crate) fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -346,11 +346,21 @@ impl AuthService {
                     false
                 }
             };
-            let Some(user) = user.filter(|_| ok) else {
+            let Some(mut user) = user.filter(|_| ok) else {
                 limits.login_failed(attempt).await?;
                 return Err(Error::InvalidCredentials);
             };
             limits.login_succeeded(attempt).await?;
+            if crate::crypto::password::needs_rehash(&user.password_hash) {
+                // An imported account's first login: its hash becomes one of Melo's form.
+                let hash = self.core.passwords.hash(password).await?;
+                let change = ProfileChange {
+                    password_hash: Some(hash.clone()),
+                    ..ProfileChange::default()
+                };
+                self.core.store.update_user(user.id, &change).await?;
+                user.password_hash = hash;
+            }
             self.complete_login(user, device, new_key, client).await
         }
     }

@@ -11,8 +11,8 @@ use crate::model::{Timestamp, UserId};
 use crate::store::StoredAvatar;
 
 /// PII table and column the image is sealed under (the row is the owner's uid).
-const SEAL_TABLE: &str = "avatars";
-const SEAL_COLUMN: &str = "image";
+pub(crate) const SEAL_TABLE: &str = "avatars";
+pub(crate) const SEAL_COLUMN: &str = "image";
 
 /// An accepted avatar type, sniffed from the leading bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,7 +208,7 @@ impl AvatarsService {
 /// Entity tag of a sealed blob: hex of the first 16 bytes of its SHA-256. The blob is
 /// ciphertext under a random nonce, so the tag reveals nothing about the image and changes on
 /// every upload.
-fn etag_of(sealed: &[u8]) -> String {
+pub(crate) fn etag_of(sealed: &[u8]) -> String {
     let digest = Sha256::digest(sealed);
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }

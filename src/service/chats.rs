@@ -71,7 +71,7 @@ pub struct ChatsService {
     delivery: super::DeliveryService,
 }
 
-fn new_code() -> String {
+pub(crate) fn new_code() -> String {
     let mut rng = rand::thread_rng();
     (0..CODE_LEN)
         .map(|_| char::from(CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())]))

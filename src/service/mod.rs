@@ -20,8 +20,8 @@ use crate::push::PushProvider;
 use crate::store::Store;
 
 pub mod accounts;
-mod auth;
-mod avatars;
+pub(crate) mod auth;
+pub(crate) mod avatars;
 pub(crate) mod cache;
 mod calls;
 pub(crate) mod chats;

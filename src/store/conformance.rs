@@ -39,7 +39,12 @@ macro_rules! store_conformance {
                 admin_all_sessions_newest_first, admin_counts, registration_invites_single_use,
                 erase_removes_the_account_and_retires_the_uid, erase_sessions_queues_and_push,
                 erase_contacts_both_ways, erase_chats_pass_ownership_or_go,
-                erase_keeps_messages, schedule_create_list_cancel, schedule_client_id_and_bound,
+                erase_keeps_messages, read_markers_forward_only,
+                read_markers_concurrent_advances, read_markers_per_user, read_markers_empty,
+                read_markers_follow_membership, import_users_once_never_over_melo_users,
+                import_chats_keep_their_ids, import_reserves_chat_ids,
+                import_deleted_chat_stays_deleted,
+                schedule_create_list_cancel, schedule_client_id_and_bound,
                 schedule_claims_and_leases, schedule_concurrent_claims_take_each_row_once,
                 erase_removes_schedules);
         }
@@ -447,9 +452,11 @@ mod avatars;
 mod chats;
 mod erase;
 mod expiry;
+mod import;
 mod manage;
 mod messages;
 mod push;
+mod read_markers;
 mod schedule;
 mod sealed;
 pub(crate) use admin::*;
@@ -457,8 +464,10 @@ pub(crate) use avatars::*;
 pub(crate) use chats::*;
 pub(crate) use erase::*;
 pub(crate) use expiry::*;
+pub(crate) use import::*;
 pub(crate) use manage::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;
+pub(crate) use read_markers::*;
 pub(crate) use schedule::*;
 pub(crate) use sealed::*;

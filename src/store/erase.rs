@@ -56,6 +56,7 @@ pub trait EraseStore: Send + Sync + fmt::Debug {
     ///   oldest member (by `joined_at`, then uid): `owner` and the member's role become the
     ///   owner's. A chat left without members is deleted with its invites and its permanent
     ///   code;
+    /// - every read marker of the user;
     /// - the temporary invites the user created;
     /// - the user's pending scheduled messages.
     ///

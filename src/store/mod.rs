@@ -23,9 +23,11 @@ mod admin;
 #[cfg(test)]
 pub(crate) mod conformance;
 mod erase;
+mod import;
 mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod read_markers;
 mod schedule;
 mod sealed;
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
@@ -35,10 +37,12 @@ mod sqlite;
 
 pub use admin::{AdminStore, RegistrationInviteStore, StoreCounts};
 pub use erase::{EraseStore, ErasedAccount, ErasedMembership};
+pub use import::{ImportOutcome, ImportStore, ImportedChat};
 pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MysqlStore;
+pub use read_markers::{ReadMarker, ReadMarkerStore, READ_MARKER_ID_MAX_BYTES};
 pub use schedule::{Claim, ScheduleId, ScheduleOutcome, ScheduleStore, ScheduledMessage};
 pub use sealed::{KeyShape, RowKey, SealedRow, SealedStore, SealedTable, SealedUpdate};
 #[cfg(feature = "sqlite")]
@@ -496,10 +500,12 @@ pub trait Store:
     + PushStore
     + AvatarStore
     + ChatStore
+    + ReadMarkerStore
     + EraseStore
     + SealedStore
     + AdminStore
     + RegistrationInviteStore
+    + ImportStore
     + ScheduleStore
     + StoreHealth
     + 'static
@@ -516,10 +522,12 @@ impl<T> Store for T where
         + PushStore
         + AvatarStore
         + ChatStore
+        + ReadMarkerStore
         + EraseStore
         + SealedStore
         + AdminStore
         + RegistrationInviteStore
+        + ImportStore
         + ScheduleStore
         + StoreHealth
         + 'static

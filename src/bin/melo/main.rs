@@ -8,6 +8,7 @@
 //! melo rotate-keys          # data-key rotation
 //! melo backup DIR           # database + keys + manifest, while serving; `melo restore DIR`
 //! melo admin user lock UID  # and unlock, delete, sessions, revoke; `admin stats`, `admin invite`
+//! melo import-original      # move a deployment of the original server (ORIGINAL_DB_URL, …)
 //! ```
 //!
 //! Every setting is a flag backed by an environment variable (also read from `./.env`); every
@@ -19,6 +20,8 @@ mod admin;
 mod args;
 mod backup;
 mod erase;
+#[cfg(feature = "mysql")]
+mod import;
 mod logging;
 mod open;
 mod rekey;
@@ -69,6 +72,11 @@ enum Command {
     /// revoke, stats, invites.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Move a deployment of the original Python server into this Melo: users, contacts, chats,
+    /// members, read markers and device tokens from its MySQL and Redis
+    /// (docs/import-original.md).
+    #[cfg(feature = "mysql")]
+    ImportOriginal(import::ImportArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -126,6 +134,13 @@ fn one_line(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
     let first = rendered.lines().next().unwrap_or_default();
     let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    if let (clap::error::ErrorKind::MissingRequiredArgument, Some(ContextValue::Strings(args))) =
+        (e.kind(), e.get(ContextKind::InvalidArg))
+    {
+        // "the following required arguments were not provided:" lists them on the next lines.
+        line = format!("{} {}", line.trim_end_matches(':'), args.join(", "));
+        return line;
+    }
     if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
         let long = arg
             .trim_start_matches('-')
@@ -212,6 +227,11 @@ fn start(cli: Cli) -> anyhow::Result<()> {
             let _log_guards = settings.log.init(true)?;
             let command = args.command()?;
             runtime()?.block_on(rekey::run(&settings, command))
+        }
+        #[cfg(feature = "mysql")]
+        Command::ImportOriginal(args) => {
+            let _log_guards = settings.log.init(true)?;
+            runtime()?.block_on(import::run(&settings, args))
         }
     }
 }

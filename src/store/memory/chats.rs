@@ -11,7 +11,9 @@ use crate::store::{ChatStore, ErasedMembership, StoreError, StoreResult};
 /// Chat state of [`super::MemoryStore`].
 #[derive(Debug, Default)]
 pub(super) struct Chats {
-    next_id: i64,
+    pub(super) next_id: i64,
+    /// Ids of the chats an import created (kept after the chat is deleted).
+    pub(super) imported: std::collections::HashSet<i64>,
     pub(super) by_id: HashMap<i64, ChatRecord>,
     /// Members per chat.
     pub(super) members: HashMap<i64, BTreeMap<UserId, ChatMember>>,
@@ -21,10 +23,13 @@ pub(super) struct Chats {
     pub(super) by_code: HashMap<Vec<u8>, i64>,
     /// Temporary invites by blind index.
     pub(super) invites: HashMap<Vec<u8>, InviteRecord>,
+    /// Read markers by (user, chat) (under this lock, so a membership and its marker go
+    /// together).
+    pub(super) read_markers: HashMap<(UserId, i64), crate::store::ReadMarker>,
 }
 
 impl Chats {
-    fn insert_member(&mut self, chat: i64, m: ChatMember) {
+    pub(super) fn insert_member(&mut self, chat: i64, m: ChatMember) {
         self.by_user.entry(m.user).or_default().insert(chat);
         self.members.entry(chat).or_default().insert(m.user, m);
     }
@@ -34,6 +39,7 @@ impl Chats {
     /// goes with its invites and code; so do the invites `user` created.
     pub(super) fn erase_user(&mut self, user: UserId) -> Vec<ErasedMembership> {
         let mut out = Vec::new();
+        self.read_markers.retain(|(u, _), _| *u != user);
         for chat in self.by_user.remove(&user).unwrap_or_default() {
             let Some(members) = self.members.get_mut(&chat) else {
                 continue;
@@ -231,6 +237,7 @@ impl ChatStore for super::MemoryStore {
             .and_then(|m| m.remove(&user))
             .is_some();
         if removed {
+            c.read_markers.remove(&(user, chat));
             if let Some(chats) = c.by_user.get_mut(&user) {
                 chats.remove(&chat);
                 if chats.is_empty() {

@@ -32,6 +32,7 @@ impl EraseStore for MemoryStore {
         users.settings.remove(&user);
         users.avatars.remove(&user);
         users.retired.insert(user);
+        users.imported.remove(&user);
         self.erase_schedules(user);
 
         let mut st = lock(&self.sessions);

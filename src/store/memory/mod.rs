@@ -14,8 +14,10 @@ use crate::model::{
 mod admin;
 mod chats;
 mod erase;
+mod import;
 mod manage;
 mod messages;
+mod read_markers;
 mod schedule;
 mod sealed;
 
@@ -42,7 +44,9 @@ pub(super) struct Users {
     pub(super) settings: HashMap<UserId, Vec<u8>>,
     pub(super) avatars: HashMap<UserId, StoredAvatar>,
     /// Uids of erased accounts: never handed out again.
-    retired: HashSet<UserId>,
+    pub(super) retired: HashSet<UserId>,
+    /// Uids of the users an import created (and that still exist).
+    pub(super) imported: HashSet<UserId>,
 }
 
 #[derive(Debug, Default)]

@@ -173,13 +173,17 @@ impl ChatStore for MysqlStore {
     }
 
     async fn remove_member(&self, chat: i64, user: UserId) -> StoreResult<bool> {
+        // One statement: the read marker goes with the membership (and only with it).
         self.retry(move || async move {
-            let res = sqlx::query("DELETE FROM chat_members WHERE chat_id = ? AND uid = ?")
-                .bind(chat)
-                .bind(uid(user))
-                .execute(&self.pool)
-                .await?;
-            Ok(res.rows_affected() == 1)
+            let res = sqlx::query(
+                "DELETE m, r FROM chat_members m LEFT JOIN read_markers r \
+                 ON r.uid = m.uid AND r.chat_id = m.chat_id WHERE m.chat_id = ? AND m.uid = ?",
+            )
+            .bind(chat)
+            .bind(uid(user))
+            .execute(&self.pool)
+            .await?;
+            Ok(res.rows_affected() >= 1)
         })
         .await
     }

@@ -54,9 +54,11 @@ impl MysqlStore {
         .await?;
         for sql in [
             "DELETE FROM secret_keys WHERE uid = ?",
+            "DELETE FROM imported_users WHERE uid = ?",
             "DELETE FROM user_settings WHERE uid = ?",
             "DELETE FROM avatars WHERE uid = ?",
             "DELETE FROM push_registrations WHERE uid = ?",
+            "DELETE FROM read_markers WHERE uid = ?",
             "DELETE FROM scheduled_messages WHERE owner_uid = ?",
         ] {
             exec(&mut tx, sql, me).await?;

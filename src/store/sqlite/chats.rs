@@ -194,6 +194,12 @@ impl ChatStore for SqliteStore {
                     "DELETE FROM chat_members WHERE chat_id = ?1 AND uid = ?2",
                     [chat, uid(user)],
                 )?;
+                // The marker goes with the membership (same transaction).
+                exec(
+                    t,
+                    "DELETE FROM read_markers WHERE uid = ?1 AND chat_id = ?2",
+                    [uid(user), chat],
+                )?;
                 Ok(n == 1)
             })
             .await

@@ -46,9 +46,11 @@ fn erase(t: &Transaction<'_>, user: UserId) -> StoreResult<Option<ErasedAccount>
     )?;
     for sql in [
         "DELETE FROM secret_keys WHERE uid = ?1",
+        "DELETE FROM imported_users WHERE uid = ?1",
         "DELETE FROM user_settings WHERE uid = ?1",
         "DELETE FROM avatars WHERE uid = ?1",
         "DELETE FROM push_registrations WHERE uid = ?1",
+        "DELETE FROM read_markers WHERE uid = ?1",
         "DELETE FROM scheduled_messages WHERE owner_uid = ?1",
     ] {
         exec(t, sql, [me])?;

@@ -1,0 +1,229 @@
+//! [`ImportStore`] of the MySQL backend: each import is one transaction.
+
+use async_trait::async_trait;
+use sqlx::{MySql, Transaction};
+
+use super::{be, is_unique_violation, MysqlStore, TxResult};
+use crate::model::{ChatRole, UserId, UserRecord};
+use crate::store::sql::rows::uid;
+use crate::store::{ImportOutcome, ImportStore, ImportedChat, StoreResult};
+
+/// Whether `sql` (with one parameter) finds a row; the row is locked for the transaction.
+async fn exists<'q, T>(tx: &mut Transaction<'_, MySql>, sql: &'q str, key: T) -> TxResult<bool>
+where
+    T: 'q + Send + sqlx::Encode<'q, MySql> + sqlx::Type<MySql>,
+{
+    Ok(sqlx::query(sql)
+        .bind(key)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
+}
+
+async fn import_user(tx: &mut Transaction<'_, MySql>, u: &UserRecord) -> TxResult<ImportOutcome> {
+    let me = uid(u.id);
+    if exists(
+        tx,
+        "SELECT 1 FROM imported_users WHERE uid = ? FOR UPDATE",
+        me,
+    )
+    .await?
+    {
+        return Ok(ImportOutcome::AlreadyImported);
+    }
+    if exists(tx, "SELECT 1 FROM users WHERE uid = ? FOR UPDATE", me).await? {
+        return Ok(ImportOutcome::Conflict("uid"));
+    }
+    if exists(
+        tx,
+        "SELECT 1 FROM retired_uids WHERE uid = ? FOR UPDATE",
+        me,
+    )
+    .await?
+    {
+        return Ok(ImportOutcome::Conflict("retired"));
+    }
+    if exists(
+        tx,
+        "SELECT 1 FROM users WHERE phone_index = ? FOR UPDATE",
+        u.phone_index.as_slice(),
+    )
+    .await?
+    {
+        return Ok(ImportOutcome::Conflict("phone"));
+    }
+    sqlx::query(
+        "INSERT INTO users (uid, phone_index, phone, name, nickname, username, bio, public_key, \
+         password_hash, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(me)
+    .bind(&u.phone_index)
+    .bind(&u.phone)
+    .bind(&u.name)
+    .bind(&u.nickname)
+    .bind(&u.username)
+    .bind(&u.bio)
+    .bind(&u.public_key)
+    .bind(&u.password_hash)
+    .bind(u.created_at.millis())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO imported_users (uid) VALUES (?)")
+        .bind(me)
+        .execute(&mut **tx)
+        .await?;
+    Ok(ImportOutcome::Created)
+}
+
+async fn import_chat(tx: &mut Transaction<'_, MySql>, c: &ImportedChat) -> TxResult<ImportOutcome> {
+    if exists(
+        tx,
+        "SELECT 1 FROM imported_chats WHERE id = ? FOR UPDATE",
+        c.id,
+    )
+    .await?
+    {
+        return Ok(ImportOutcome::AlreadyImported);
+    }
+    if exists(tx, "SELECT 1 FROM chats WHERE id = ? FOR UPDATE", c.id).await? {
+        return Ok(ImportOutcome::Conflict("chat"));
+    }
+    if let Some((_, index)) = &c.code {
+        if exists(
+            tx,
+            "SELECT 1 FROM chats WHERE code_index = ? FOR UPDATE",
+            index.as_slice(),
+        )
+        .await?
+        {
+            return Ok(ImportOutcome::Conflict("invite"));
+        }
+    }
+    // InnoDB moves the AUTO_INCREMENT counter past an explicit id: later chats get higher ids.
+    sqlx::query(
+        "INSERT INTO chats (id, kind, name, owner, created_at, is_public, invite_code, \
+         code_index, slow_mode_secs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(c.id)
+    .bind(c.kind.as_str())
+    .bind(&c.sealed_name)
+    .bind(uid(c.owner))
+    .bind(c.created_at.millis())
+    .bind(c.is_public)
+    .bind(c.code.as_ref().map(|(code, _)| code))
+    .bind(c.code.as_ref().map(|(_, index)| index))
+    .bind(i64::from(c.slow_mode_secs))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO chat_members (chat_id, uid, role, joined_at) VALUES (?, ?, ?, ?)")
+        .bind(c.id)
+        .bind(uid(c.owner))
+        .bind(ChatRole::Owner.as_str())
+        .bind(c.created_at.millis())
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT INTO imported_chats (id) VALUES (?)")
+        .bind(c.id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(ImportOutcome::Created)
+}
+
+#[async_trait]
+impl ImportStore for MysqlStore {
+    async fn import_user(&self, user: &UserRecord) -> StoreResult<ImportOutcome> {
+        self.retry(move || async move {
+            let mut tx = self.pool.begin().await?;
+            match import_user(&mut tx, user).await {
+                Ok(ImportOutcome::Created) => {
+                    tx.commit().await?;
+                    Ok(ImportOutcome::Created)
+                }
+                Ok(other) => {
+                    tx.rollback().await?;
+                    Ok(other)
+                }
+                // A concurrent writer took the uid or the phone between the checks and the
+                // insert.
+                Err(super::TxError::Sql(e)) if is_unique_violation(&e) => {
+                    tx.rollback().await?;
+                    Ok(ImportOutcome::Conflict(
+                        if e.to_string().contains("phone_index") {
+                            "phone"
+                        } else {
+                            "uid"
+                        },
+                    ))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn import_chat(&self, chat: &ImportedChat) -> StoreResult<ImportOutcome> {
+        self.retry(move || async move {
+            let mut tx = self.pool.begin().await?;
+            match import_chat(&mut tx, chat).await {
+                Ok(ImportOutcome::Created) => {
+                    tx.commit().await?;
+                    Ok(ImportOutcome::Created)
+                }
+                Ok(other) => {
+                    tx.rollback().await?;
+                    Ok(other)
+                }
+                Err(super::TxError::Sql(e)) if is_unique_violation(&e) => {
+                    tx.rollback().await?;
+                    Ok(ImportOutcome::Conflict(
+                        if e.to_string().contains("code_index") {
+                            "invite"
+                        } else {
+                            "chat"
+                        },
+                    ))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn reserve_chat_ids(&self, through: i64) -> StoreResult<()> {
+        // InnoDB's AUTO_INCREMENT counter moves past an explicit id and never back (it is
+        // persistent in MySQL 8 and MariaDB 10.2+): a row with id `through` inserted and deleted
+        // in one transaction moves it, and nobody sees the row.
+        if through < 1 {
+            return Ok(());
+        }
+        self.retry(move || async move {
+            let mut tx = self.pool.begin().await?;
+            if exists(&mut tx, "SELECT 1 FROM chats WHERE id = ? FOR UPDATE", through).await? {
+                tx.rollback().await?;
+                return Ok(());
+            }
+            sqlx::query(
+                "INSERT INTO chats (id, kind, name, owner, created_at) VALUES (?, 'chat', '', 0, 0)",
+            )
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM chats WHERE id = ?")
+                .bind(through)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_imported_user(&self, user: UserId) -> StoreResult<bool> {
+        Ok(sqlx::query("SELECT 1 FROM imported_users WHERE uid = ?")
+            .bind(uid(user))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(be)?
+            .is_some())
+    }
+}

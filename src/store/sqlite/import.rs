@@ -1,0 +1,167 @@
+//! [`ImportStore`] of [`SqliteStore`]: each import is one write transaction.
+
+use async_trait::async_trait;
+use rusqlite::{params, Transaction};
+
+use super::db::unique_violation;
+use super::rows::{exec, one};
+use super::SqliteStore;
+use crate::model::{ChatRole, UserId, UserRecord};
+use crate::store::sql::rows::{uid, Cells};
+use crate::store::{ImportOutcome, ImportStore, ImportedChat, StoreError, StoreResult};
+
+/// Whether `sql` (with one parameter) finds a row.
+fn exists(t: &Transaction<'_>, sql: &str, key: impl rusqlite::ToSql) -> StoreResult<bool> {
+    Ok(one(t, sql, [key], |r| r.int("x"))?.is_some())
+}
+
+fn import_user(t: &Transaction<'_>, u: &UserRecord) -> StoreResult<ImportOutcome> {
+    let me = uid(u.id);
+    if exists(t, "SELECT 1 AS x FROM imported_users WHERE uid = ?1", me)? {
+        return Ok(ImportOutcome::AlreadyImported);
+    }
+    if exists(t, "SELECT 1 AS x FROM users WHERE uid = ?1", me)? {
+        return Ok(ImportOutcome::Conflict("uid"));
+    }
+    if exists(t, "SELECT 1 AS x FROM retired_uids WHERE uid = ?1", me)? {
+        return Ok(ImportOutcome::Conflict("retired"));
+    }
+    if exists(
+        t,
+        "SELECT 1 AS x FROM users WHERE phone_index = ?1",
+        &u.phone_index,
+    )? {
+        return Ok(ImportOutcome::Conflict("phone"));
+    }
+    exec(
+        t,
+        "INSERT INTO users (uid, phone_index, phone, name, nickname, username, bio, public_key, \
+         password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            me,
+            u.phone_index,
+            u.phone,
+            u.name,
+            u.nickname,
+            u.username,
+            u.bio,
+            u.public_key,
+            u.password_hash,
+            u.created_at.millis()
+        ],
+    )?;
+    exec(t, "INSERT INTO imported_users (uid) VALUES (?1)", [me])?;
+    Ok(ImportOutcome::Created)
+}
+
+fn import_chat(t: &Transaction<'_>, c: &ImportedChat) -> StoreResult<ImportOutcome> {
+    if exists(t, "SELECT 1 AS x FROM imported_chats WHERE id = ?1", c.id)? {
+        return Ok(ImportOutcome::AlreadyImported);
+    }
+    if exists(t, "SELECT 1 AS x FROM chats WHERE id = ?1", c.id)? {
+        return Ok(ImportOutcome::Conflict("chat"));
+    }
+    let (code, index) = match &c.code {
+        Some((code, index)) => (Some(code), Some(index)),
+        None => (None, None),
+    };
+    if let Some(index) = index {
+        if exists(t, "SELECT 1 AS x FROM chats WHERE code_index = ?1", index)? {
+            return Ok(ImportOutcome::Conflict("invite"));
+        }
+    }
+    // An explicit id above the AUTOINCREMENT counter moves the counter: later chats get higher
+    // ids.
+    exec(
+        t,
+        "INSERT INTO chats (id, kind, name, owner, created_at, is_public, invite_code, \
+         code_index, slow_mode_secs) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            c.id,
+            c.kind.as_str(),
+            c.sealed_name,
+            uid(c.owner),
+            c.created_at.millis(),
+            c.is_public,
+            code,
+            index,
+            c.slow_mode_secs
+        ],
+    )?;
+    exec(
+        t,
+        "INSERT INTO chat_members (chat_id, uid, role, joined_at) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            c.id,
+            uid(c.owner),
+            ChatRole::Owner.as_str(),
+            c.created_at.millis()
+        ],
+    )?;
+    exec(t, "INSERT INTO imported_chats (id) VALUES (?1)", [c.id])?;
+    Ok(ImportOutcome::Created)
+}
+
+/// A unique violation the checks above did not foresee (a concurrent writer): a conflict.
+fn conflict_on_race(
+    r: StoreResult<ImportOutcome>,
+    what: &'static str,
+) -> StoreResult<ImportOutcome> {
+    match r {
+        Err(StoreError::Backend(e)) => match e.downcast_ref::<rusqlite::Error>() {
+            Some(sql) if unique_violation(sql).is_some() => Ok(ImportOutcome::Conflict(what)),
+            _ => Err(StoreError::Backend(e)),
+        },
+        other => other,
+    }
+}
+
+#[async_trait]
+impl ImportStore for SqliteStore {
+    async fn import_user(&self, user: &UserRecord) -> StoreResult<ImportOutcome> {
+        let user = user.clone();
+        let r = self.db.write(move |t| import_user(t, &user)).await;
+        conflict_on_race(r, "uid")
+    }
+
+    async fn import_chat(&self, chat: &ImportedChat) -> StoreResult<ImportOutcome> {
+        let chat = chat.clone();
+        let r = self.db.write(move |t| import_chat(t, &chat)).await;
+        conflict_on_race(r, "chat")
+    }
+
+    async fn reserve_chat_ids(&self, through: i64) -> StoreResult<()> {
+        // AUTOINCREMENT keeps the highest id ever inserted: a row with id `through` inserted
+        // and deleted in one transaction moves it (never down), and nobody sees the row.
+        self.db
+            .write(move |t| {
+                if through < 1 || exists(t, "SELECT 1 AS x FROM chats WHERE id = ?1", through)? {
+                    return Ok(());
+                }
+                exec(
+                    t,
+                    "INSERT INTO chats (id, kind, name, owner, created_at) \
+                     VALUES (?1, 'chat', x'', 0, 0)",
+                    [through],
+                )?;
+                exec(t, "DELETE FROM chats WHERE id = ?1", [through])?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn is_imported_user(&self, user: UserId) -> StoreResult<bool> {
+        let me = uid(user);
+        self.db
+            .read(move |c| {
+                Ok(one(
+                    c,
+                    "SELECT 1 AS x FROM imported_users WHERE uid = ?1",
+                    [me],
+                    |r| r.int("x"),
+                )?
+                .is_some())
+            })
+            .await
+    }
+}
