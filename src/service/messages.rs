@@ -290,148 +290,146 @@ impl MessagesService {
         authorized: Recipients,
         copy_to_sender: bool,
     ) -> Result<SendOutcome> {
-        {
-            let Recipients {
-                to,
-                chat_id,
-                users: recipients,
-                chat_kind,
-            } = authorized;
-            let mut targets: Vec<QueueTarget> = Vec::new();
-            for user in &recipients {
-                targets.extend(
-                    self.core
-                        .session_ids(*user)
-                        .await?
-                        .iter()
-                        .map(|s| QueueTarget {
-                            session: *s,
-                            user: *user,
-                            self_copy: false,
-                        }),
-                );
-            }
+        let Recipients {
+            to,
+            chat_id,
+            users: recipients,
+            chat_kind,
+        } = authorized;
+        let mut targets: Vec<QueueTarget> = Vec::new();
+        for user in &recipients {
             targets.extend(
                 self.core
-                    .session_ids(auth.user)
+                    .session_ids(*user)
                     .await?
                     .iter()
-                    .filter(|s| copy_to_sender || **s != auth.session)
                     .map(|s| QueueTarget {
                         session: *s,
-                        user: auth.user,
-                        self_copy: true,
+                        user: *user,
+                        self_copy: false,
                     }),
             );
-            let message = Message {
-                id: MessageId::new(),
-                from: auth.user,
-                to,
-                chat_id,
-                payload: req.payload,
-                signature: req.signature,
-                created_at: Timestamp::now(),
-                delivered: false,
-                read: false,
-                edited_at: None,
-                deleted: false,
-                pinned: false,
-                reactions: Default::default(),
-            };
-            let new = NewMessage {
-                message,
-                sender_session: auth.session,
-                client_id: req.client_id,
-            };
-            let seqs = match self.core.store.store_message(&new, &targets).await? {
-                StoreOutcome::Duplicate(id) => {
-                    let ts = self
-                        .core
-                        .store
-                        .message(id)
-                        .await?
-                        .map_or(new.message.created_at, |m| m.created_at);
-                    return Ok(SendOutcome {
-                        message_id: id,
-                        to,
-                        chat_id,
-                        ts,
-                        duplicate: true,
-                        recipients: recipients.len(),
-                    });
-                }
-                StoreOutcome::Stored(seqs) => seqs,
-            };
-            let m = &new.message;
-            self.core.metrics.message_stored(chat_id.is_some());
-            let recent = match (chat_id, chat_kind) {
-                (Some(chat_id), Some(kind)) => Some(RecentMessage::Chat(ChatMessageMeta {
-                    from: m.from,
-                    chat_id,
-                    kind,
-                })),
-                _ if to.is_some() => Some(RecentMessage::Dm { from: m.from }),
-                _ => None,
-            };
-            if let Some(recent) = recent {
-                self.core.remember_message(m.id, recent);
-            }
-            let base = frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, false)));
-            let self_base = targets
-                .iter()
-                .any(|t| t.self_copy)
-                .then(|| frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, true))));
-            // Offline devices, grouped by user (targets are in user order).
-            let mut offline: Vec<(UserId, Vec<SessionId>)> = Vec::new();
-            let mut to_others = Vec::with_capacity(targets.len());
-            let mut to_self = Vec::new();
-            for (t, seq) in targets.iter().zip(seqs) {
-                if !t.self_copy && !self.core.has_socket(t.user, t.session) {
-                    match offline.last_mut() {
-                        Some((u, list)) if *u == t.user => list.push(t.session),
-                        _ => offline.push((t.user, vec![t.session])),
-                    }
-                }
-                let list = if t.self_copy && self_base.is_some() {
-                    &mut to_self
-                } else {
-                    &mut to_others
-                };
-                list.push((t.user, t.session, seq));
-            }
-            let meta = EntryMeta {
-                message: Some(m.id),
-                receipt: true,
-            };
-            self.delivery.fan_out(&base, meta, to_others);
-            if let Some(sb) = &self_base {
-                let meta = EntryMeta {
-                    receipt: false,
-                    ..meta
-                };
-                self.delivery.fan_out(sb, meta, to_self);
-            }
-            for (user, sessions) in offline {
-                let event = crate::push::PushEvent::Message {
-                    message_id: m.id,
-                    chat_id,
-                };
-                self.push.notify(user, &sessions, event, false);
-            }
-            if let Some(target) = to {
-                self.presence
-                    .stop_typing_on_message(auth.user, target)
-                    .await;
-            }
-            Ok(SendOutcome {
-                message_id: m.id,
-                to,
-                chat_id,
-                ts: m.created_at,
-                duplicate: false,
-                recipients: recipients.len(),
-            })
         }
+        targets.extend(
+            self.core
+                .session_ids(auth.user)
+                .await?
+                .iter()
+                .filter(|s| copy_to_sender || **s != auth.session)
+                .map(|s| QueueTarget {
+                    session: *s,
+                    user: auth.user,
+                    self_copy: true,
+                }),
+        );
+        let message = Message {
+            id: MessageId::new(),
+            from: auth.user,
+            to,
+            chat_id,
+            payload: req.payload,
+            signature: req.signature,
+            created_at: Timestamp::now(),
+            delivered: false,
+            read: false,
+            edited_at: None,
+            deleted: false,
+            pinned: false,
+            reactions: Default::default(),
+        };
+        let new = NewMessage {
+            message,
+            sender_session: auth.session,
+            client_id: req.client_id,
+        };
+        let seqs = match self.core.store.store_message(&new, &targets).await? {
+            StoreOutcome::Duplicate(id) => {
+                let ts = self
+                    .core
+                    .store
+                    .message(id)
+                    .await?
+                    .map_or(new.message.created_at, |m| m.created_at);
+                return Ok(SendOutcome {
+                    message_id: id,
+                    to,
+                    chat_id,
+                    ts,
+                    duplicate: true,
+                    recipients: recipients.len(),
+                });
+            }
+            StoreOutcome::Stored(seqs) => seqs,
+        };
+        let m = &new.message;
+        self.core.metrics.message_stored(chat_id.is_some());
+        let recent = match (chat_id, chat_kind) {
+            (Some(chat_id), Some(kind)) => Some(RecentMessage::Chat(ChatMessageMeta {
+                from: m.from,
+                chat_id,
+                kind,
+            })),
+            _ if to.is_some() => Some(RecentMessage::Dm { from: m.from }),
+            _ => None,
+        };
+        if let Some(recent) = recent {
+            self.core.remember_message(m.id, recent);
+        }
+        let base = frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, false)));
+        let self_base = targets
+            .iter()
+            .any(|t| t.self_copy)
+            .then(|| frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, true))));
+        // Offline devices, grouped by user (targets are in user order).
+        let mut offline: Vec<(UserId, Vec<SessionId>)> = Vec::new();
+        let mut to_others = Vec::with_capacity(targets.len());
+        let mut to_self = Vec::new();
+        for (t, seq) in targets.iter().zip(seqs) {
+            if !t.self_copy && !self.core.has_socket(t.user, t.session) {
+                match offline.last_mut() {
+                    Some((u, list)) if *u == t.user => list.push(t.session),
+                    _ => offline.push((t.user, vec![t.session])),
+                }
+            }
+            let list = if t.self_copy && self_base.is_some() {
+                &mut to_self
+            } else {
+                &mut to_others
+            };
+            list.push((t.user, t.session, seq));
+        }
+        let meta = EntryMeta {
+            message: Some(m.id),
+            receipt: true,
+        };
+        self.delivery.fan_out(&base, meta, to_others);
+        if let Some(sb) = &self_base {
+            let meta = EntryMeta {
+                receipt: false,
+                ..meta
+            };
+            self.delivery.fan_out(sb, meta, to_self);
+        }
+        for (user, sessions) in offline {
+            let event = crate::push::PushEvent::Message {
+                message_id: m.id,
+                chat_id,
+            };
+            self.push.notify(user, &sessions, event, false);
+        }
+        if let Some(target) = to {
+            self.presence
+                .stop_typing_on_message(auth.user, target)
+                .await;
+        }
+        Ok(SendOutcome {
+            message_id: m.id,
+            to,
+            chat_id,
+            ts: m.created_at,
+            duplicate: false,
+            recipients: recipients.len(),
+        })
     }
 
     /// A chat post by `auth` is allowed: membership, the channel rule (owner and admins post),
