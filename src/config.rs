@@ -267,6 +267,8 @@ pub struct MessagesConfig {
     /// Seconds between expiry/overflow sweeps of queues and history (`QUEUE_SWEEP_SECONDS`).
     /// Default 60. A queue may exceed `queue_max` by what arrives between two sweeps.
     pub sweep_interval_secs: u64,
+    /// Scheduled messages a user may have pending at once (`SCHEDULE_MAX_PENDING`). Default 100.
+    pub schedule_max_pending: u64,
 }
 
 impl Default for MessagesConfig {
@@ -276,6 +278,7 @@ impl Default for MessagesConfig {
             queue_ttl: 1_209_600,
             queue_max: 10_000,
             sweep_interval_secs: 60,
+            schedule_max_pending: 100,
         }
     }
 }
@@ -354,7 +357,7 @@ impl Default for PushConfig {
 }
 
 /// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
-const VARS: [(&str, &str); 51] = [
+const VARS: [(&str, &str); 52] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),
     (
@@ -399,6 +402,7 @@ const VARS: [(&str, &str); 51] = [
     ("messages.queue_ttl", "QUEUE_TTL"),
     ("messages.queue_max", "QUEUE_MAX"),
     ("messages.sweep_interval_secs", "QUEUE_SWEEP_SECONDS"),
+    ("messages.schedule_max_pending", "SCHEDULE_MAX_PENDING"),
     ("realtime.presence_away_after", "PRESENCE_AWAY_AFTER"),
     ("realtime.typing_ttl", "TYPING_TTL"),
     ("realtime.call_ring_timeout", "CALL_RING_TIMEOUT"),
@@ -526,6 +530,7 @@ impl Config {
             ("ws.rate_limit_messages", w.rate_limit_messages),
             ("ws.rate_limit_grace", w.rate_limit_grace),
             ("messages.queue_max", m.queue_max),
+            ("messages.schedule_max_pending", m.schedule_max_pending),
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("http.max_connections", self.http.max_connections as u64),
             ("ws.max_connections_per_ip", w.max_connections_per_ip as u64),

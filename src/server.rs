@@ -131,6 +131,8 @@ impl Melo {
             },
             rt,
         );
+        // Scheduled messages: every node claims and sends due ones (`service::schedule`).
+        crate::service::schedule::spawn(app.services.schedule.clone(), &tasks, cancel.clone(), rt);
         // Revocations operator tools write to the store (`service::revocations`).
         let core = app.services.core().clone();
         crate::service::revocations::spawn(core, &tasks, cancel.clone(), rt);

@@ -90,15 +90,16 @@ const OPERATIONS: &[(&str, &str)] = &[
     // Account deletion and export (issue 17, docs/accounts.md)
     ("DELETE", "/account"),
     ("GET", "/account/export"),
+    // Scheduled messages (§4.6, docs/scheduled-messages.md)
+    ("POST", "/schedule/message"),
+    ("GET", "/schedule"),
+    ("DELETE", "/schedule/{schedule_id}"),
 ];
 
 /// Routes the wire contract defines that this build does not serve yet. Serving one means moving it
 /// to `OPERATIONS` (and giving it a schema entry).
-const PROTOCOL_NOT_SERVED: &[(&str, &str)] = &[
-    ("POST", "/status/typing"),
-    ("POST", "/status/read"),
-    ("POST", "/schedule/message"),
-];
+const PROTOCOL_NOT_SERVED: &[(&str, &str)] =
+    &[("POST", "/status/typing"), ("POST", "/status/read")];
 
 /// `path` with dummy values for its parameters.
 fn concrete(path: &str) -> String {
@@ -107,6 +108,7 @@ fn concrete(path: &str) -> String {
         .replace("{target_id}", "12345678")
         .replace("{chat_id}", "1")
         .replace("{code}", "AAAAAAAAAAAAAA")
+        .replace("{schedule_id}", "0193a1b2c3d4e5f60718293a4b5c6d7e")
 }
 
 fn method(m: &str) -> Method {

@@ -20,6 +20,7 @@ pub(crate) mod openapi;
 mod openapi_account;
 mod openapi_components;
 mod openapi_html;
+mod openapi_schedule;
 mod openapi_schemas;
 mod readiness;
 pub(crate) mod response;

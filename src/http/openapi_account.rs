@@ -159,6 +159,17 @@ pub(super) fn components(add: &mut dyn FnMut(&str, Value)) {
                     "some conversation lists fewer messages than it has (caps)",
                 ),
             ),
+            (
+                "scheduled_messages",
+                capped(obj(&[
+                    ("schedule_id", r("ScheduleId")),
+                    ("target_id", nullable(r("Uid"))),
+                    ("chat_id", nullable(r("ChatId"))),
+                    ("when", ts()),
+                    ("created_at", ts()),
+                    ("payload_bytes", int()),
+                ])),
+            ),
         ]),
     );
     add(

@@ -305,5 +305,6 @@ pub(crate) fn components() -> Value {
         ]),
     );
     super::openapi_account::components(&mut add);
+    super::openapi_schedule::components(&mut add);
     Value::Object(c)
 }

@@ -400,5 +400,7 @@ pub(crate) fn table() -> Vec<Op> {
     ];
     // Account deletion and export (issue 17).
     ops.extend(super::openapi_account::ops());
+    // Scheduled messages.
+    ops.extend(super::openapi_schedule::ops());
     ops
 }

@@ -17,6 +17,7 @@
 //! | `ws_unacked_frames` | gauge | durable frames sent and not yet acknowledged |
 //! | `ws_backlog_entries` | histogram | queue depth of a device when its socket connects |
 //! | `messages_stored_total` | counter | `kind` (`dm`/`chat`) |
+//! | `scheduled_messages_total` | counter | `outcome` (`scheduled`, `sent`, `discarded`) |
 //! | `deliveries_total` | counter | `path` (`live`: written to a socket as it happened; `replay`: read back from the queue) |
 //! | `receipts_total` | counter | `status` (`delivered`/`read`) |
 //! | `rate_limited_total` | counter | `kind` (`http`, `ws`, `login`, `slow_mode`) |
@@ -137,6 +138,17 @@ impl OpMeters {
     }
 }
 
+/// What became of a scheduled message (`melo_scheduled_messages_total{outcome}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScheduleStep {
+    /// Accepted by `POST /schedule/message`.
+    Scheduled = 0,
+    /// Sent at its time.
+    Sent = 1,
+    /// Dropped at its time: its authorization no longer held.
+    Discarded = 2,
+}
+
 /// The node's metric families.
 pub struct Metrics {
     registry: Registry,
@@ -148,6 +160,8 @@ pub struct Metrics {
     pub(crate) ws_unacked: IntGauge,
     pub(crate) ws_backlog: Histogram,
     messages_stored: [IntCounter; 2],
+    /// `[scheduled, sent, discarded]`.
+    scheduled: [IntCounter; 3],
     deliveries: [IntCounter; 2],
     receipts: [IntCounter; 2],
     rate_limited: [IntCounter; 4],
@@ -281,6 +295,12 @@ impl Metrics {
             "Messages stored, by kind",
             &["kind"],
         )?;
+        let scheduled = counter(
+            r,
+            "scheduled_messages_total",
+            "Scheduled messages accepted, sent at their time, and discarded (authorization gone)",
+            &["outcome"],
+        )?;
         let deliveries = counter(
             r,
             "deliveries_total",
@@ -337,6 +357,7 @@ impl Metrics {
             )?,
             ws_backlog: backlog,
             messages_stored: fixed(&stored, ["dm", "chat"]),
+            scheduled: fixed(&scheduled, ["scheduled", "sent", "discarded"]),
             deliveries: fixed(&deliveries, ["live", "replay"]),
             receipts: fixed(&receipts, ["delivered", "read"]),
             rate_limited: fixed(&limited, ["http", "ws", "login", "slow_mode"]),
@@ -405,6 +426,11 @@ impl Metrics {
     /// Counts a stored message (`dm` or `chat`).
     pub(crate) fn message_stored(&self, chat: bool) {
         self.messages_stored[usize::from(chat)].inc();
+    }
+
+    /// Counts a scheduled message's step.
+    pub(crate) fn scheduled(&self, outcome: ScheduleStep) {
+        self.scheduled[outcome as usize].inc();
     }
 
     /// Counts `n` durable entries written to a socket, live or replayed from the queue.

@@ -44,6 +44,7 @@ impl MeteredStore {
             REGISTRATION_INVITE_OPS,
             ERASE_OPS,
             IMPORT_OPS,
+            SCHEDULE_OPS,
         ];
         let ops = OpMeters::new(&all, &metrics.store_duration, &metrics.store_errors);
         Self { inner, ops }
@@ -209,6 +210,19 @@ metered!(MeteredStore, EraseStore, ERASE_OPS {
     fn relationships_of(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Contact>, u64)>;
     fn sessions_ever(&self, user: UserId, limit: u64) -> StoreResult<(Vec<Session>, u64)>;
     fn queued_entries(&self, sessions: &[SessionId]) -> StoreResult<u64>;
+});
+
+metered!(MeteredStore, ScheduleStore, SCHEDULE_OPS {
+    fn create_schedule(&self, s: &ScheduledMessage, max_pending: u64)
+        -> StoreResult<ScheduleOutcome>;
+    fn schedules_of(&self, owner: UserId, offset: u64, limit: u64)
+        -> StoreResult<(Vec<ScheduledMessage>, u64)>;
+    fn cancel_schedule(&self, owner: UserId, id: ScheduleId, now: Timestamp) -> StoreResult<bool>;
+    fn claim_due(&self, claim: Claim, limit: u64) -> StoreResult<Vec<ScheduledMessage>>;
+    fn finish_schedule(&self, id: ScheduleId, token: u64) -> StoreResult<bool>;
+    fn defer_schedule(&self, id: ScheduleId, token: u64, not_before: Timestamp)
+        -> StoreResult<bool>;
+    fn next_due_after(&self, after: Timestamp) -> StoreResult<Option<Timestamp>>;
 });
 
 metered!(MeteredStore, ImportStore, IMPORT_OPS {

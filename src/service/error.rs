@@ -137,6 +137,15 @@ pub enum Error {
     /// The caller is already in a call.
     #[error("call in progress")]
     CallInProgress,
+    /// A scheduled message unknown, not the caller's, already sent, discarded or cancelled.
+    #[error("schedule not found")]
+    ScheduleNotFound,
+    /// The caller has `SCHEDULE_MAX_PENDING` scheduled messages pending.
+    #[error("too many scheduled messages")]
+    ScheduleLimit {
+        /// Seconds until the earliest of them is due (a slot frees up then).
+        retry_after: u64,
+    },
     /// A backend is unreachable.
     #[error("unavailable: {0}")]
     Unavailable(String),

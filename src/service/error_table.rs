@@ -308,6 +308,19 @@ impl Error {
                 W::CallInProgress,
                 "You are already in a call",
             ),
+            // Scheduled messages exist over HTTP only (`/schedule/...`).
+            Self::ScheduleNotFound => row(
+                S::NOT_FOUND,
+                "schedule_not_found",
+                W::InternalError,
+                "Scheduled message not found",
+            ),
+            Self::ScheduleLimit { .. } => row(
+                S::TOO_MANY_REQUESTS,
+                "schedule_limit",
+                W::InternalError,
+                "Too many scheduled messages pending",
+            ),
             // §5.2 has no `unavailable`: a backend outage is `internal_error` on a socket.
             Self::Unavailable(_) => row(
                 S::SERVICE_UNAVAILABLE,
@@ -348,7 +361,8 @@ impl Error {
         match self {
             Self::RateLimited { retry_after }
             | Self::SlowMode { retry_after }
-            | Self::LoginLocked { retry_after } => Some(*retry_after),
+            | Self::LoginLocked { retry_after }
+            | Self::ScheduleLimit { retry_after } => Some(*retry_after),
             _ => None,
         }
     }

@@ -28,6 +28,9 @@ const HTTP_REASONS: &[(u16, &str)] = &[
     (404, "message_not_found"),
     (404, "no_pending_request"),
     (404, "invite_invalid"),
+    // Scheduled messages (docs/scheduled-messages.md), beyond PROTOCOL §2.2.
+    (404, "schedule_not_found"),
+    (429, "schedule_limit"),
     (405, "method_not_allowed"),
     (409, "phone_taken"),
     (409, "already_contact"),
@@ -97,6 +100,8 @@ fn every_variant() -> Vec<Error> {
         Error::InvalidSubscription,
         Error::CallNotFound,
         Error::CallInProgress,
+        Error::ScheduleNotFound,
+        Error::ScheduleLimit { retry_after: 10 },
         Error::Unavailable("redis: connection refused".into()),
         Error::Internal("store: row 5 unreadable".into()),
     ]
@@ -139,6 +144,8 @@ fn expected(e: &Error) -> (u16, &'static str, &'static str) {
         Error::InvalidSubscription => (422, "invalid_subscription", "internal_error"),
         Error::CallNotFound => (404, "call_not_found", "call_not_found"),
         Error::CallInProgress => (409, "call_in_progress", "call_in_progress"),
+        Error::ScheduleNotFound => (404, "schedule_not_found", "internal_error"),
+        Error::ScheduleLimit { .. } => (429, "schedule_limit", "internal_error"),
         Error::Unavailable(_) => (503, "unavailable", "internal_error"),
         Error::Internal(_) => (500, "internal_error", "internal_error"),
     }
@@ -151,7 +158,7 @@ fn every_variant_has_its_protocol_row() {
     assert_eq!(kinds.len(), all.len(), "one value per variant");
     assert_eq!(
         all.len(),
-        35,
+        37,
         "every variant (add new ones to every_variant)"
     );
     for e in &all {

@@ -53,6 +53,28 @@ pub struct SendOutcome {
     pub recipients: usize,
 }
 
+/// Whether an authorization counts against chat slow mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlowMode {
+    /// The post happens now: slow mode applies and counts it.
+    Apply,
+    /// Nothing is posted now (a message scheduled for later): slow mode is not consulted.
+    Skip,
+}
+
+/// Who receives an authorized send.
+#[derive(Clone, Debug)]
+pub(crate) struct Recipients {
+    /// DM recipient.
+    pub(crate) to: Option<UserId>,
+    /// Chat.
+    pub(crate) chat_id: Option<i64>,
+    /// Recipient users (chat members other than the sender; the DM peer).
+    pub(crate) users: Vec<UserId>,
+    /// The chat's kind.
+    pub(crate) chat_kind: Option<ChatKind>,
+}
+
 /// Which slice of history to read.
 #[derive(Clone, Copy, Debug)]
 pub enum HistoryQuery {
@@ -208,176 +230,218 @@ impl MessagesService {
     ) -> impl Future<Output = Result<SendOutcome>> + Send + 'a {
         async move {
             req.check()?;
-            let mut chat_kind = None;
-            let (to, chat_id, recipients) = match (req.target, req.chat_id) {
-                (Some(target), None) => {
-                    if target == auth.user {
-                        return Err(Error::InvalidTarget);
-                    }
-                    if !self.core.are_contacts(auth.user, target).await? {
-                        return Err(Error::NotAContact);
-                    }
-                    (Some(target), None, vec![target])
+            let to = self
+                .authorize(auth.user, req.target, req.chat_id, SlowMode::Apply)
+                .await?;
+            self.deliver(auth, req, to, false).await
+        }
+    }
+
+    /// The authorization of a send by `user` (the rules of `relay`, `chat_message` and
+    /// `POST /messages/send`): a DM needs an accepted contact other than the sender, a chat post
+    /// membership and the channel rule, and with [`SlowMode::Apply`] counts against slow mode.
+    /// Returns who receives it.
+    pub(crate) async fn authorize(
+        &self,
+        user: UserId,
+        target: Option<UserId>,
+        chat_id: Option<i64>,
+        slow_mode: SlowMode,
+    ) -> Result<Recipients> {
+        match (target, chat_id) {
+            (Some(target), None) => {
+                if target == user {
+                    return Err(Error::InvalidTarget);
                 }
-                (None, Some(chat)) => {
-                    let (members, kind) = self.authorize_chat_post(auth, chat).await?;
-                    chat_kind = Some(kind);
-                    let others = members.iter().copied().filter(|u| *u != auth.user);
-                    (None, Some(chat), others.collect())
+                if !self.core.are_contacts(user, target).await? {
+                    return Err(Error::NotAContact);
                 }
-                _ => {
-                    return Err(Error::field(
-                        "target_id",
-                        "exactly one of target_id and chat_id is required",
-                    ))
-                }
-            };
-            let mut targets: Vec<QueueTarget> = Vec::new();
-            for user in &recipients {
-                targets.extend(
-                    self.core
-                        .session_ids(*user)
-                        .await?
-                        .iter()
-                        .map(|s| QueueTarget {
-                            session: *s,
-                            user: *user,
-                            self_copy: false,
-                        }),
-                );
+                Ok(Recipients {
+                    to: Some(target),
+                    chat_id: None,
+                    users: vec![target],
+                    chat_kind: None,
+                })
             }
+            (None, Some(chat)) => {
+                let (members, kind) = self.authorize_chat_post(user, chat, slow_mode).await?;
+                let others = members.iter().copied().filter(|u| *u != user);
+                Ok(Recipients {
+                    to: None,
+                    chat_id: Some(chat),
+                    users: others.collect(),
+                    chat_kind: Some(kind),
+                })
+            }
+            _ => Err(Error::field(
+                "target_id",
+                "exactly one of target_id and chat_id is required",
+            )),
+        }
+    }
+
+    /// Stores and delivers an authorized send (see [`Self::send`]). With `copy_to_sender` the
+    /// sending device gets a `self` copy too (a scheduled message: the device did not send it
+    /// at this moment).
+    pub(crate) async fn deliver(
+        &self,
+        auth: &Authenticated,
+        req: SendRequest,
+        authorized: Recipients,
+        copy_to_sender: bool,
+    ) -> Result<SendOutcome> {
+        let Recipients {
+            to,
+            chat_id,
+            users: recipients,
+            chat_kind,
+        } = authorized;
+        let mut targets: Vec<QueueTarget> = Vec::new();
+        for user in &recipients {
             targets.extend(
                 self.core
-                    .session_ids(auth.user)
+                    .session_ids(*user)
                     .await?
                     .iter()
-                    .filter(|s| **s != auth.session)
                     .map(|s| QueueTarget {
                         session: *s,
-                        user: auth.user,
-                        self_copy: true,
+                        user: *user,
+                        self_copy: false,
                     }),
             );
-            let message = Message {
-                id: MessageId::new(),
-                from: auth.user,
-                to,
-                chat_id,
-                payload: req.payload,
-                signature: req.signature,
-                created_at: Timestamp::now(),
-                delivered: false,
-                read: false,
-                edited_at: None,
-                deleted: false,
-                pinned: false,
-                reactions: Default::default(),
-            };
-            let new = NewMessage {
-                message,
-                sender_session: auth.session,
-                client_id: req.client_id,
-            };
-            let seqs = match self.core.store.store_message(&new, &targets).await? {
-                StoreOutcome::Duplicate(id) => {
-                    let ts = self
-                        .core
-                        .store
-                        .message(id)
-                        .await?
-                        .map_or(new.message.created_at, |m| m.created_at);
-                    return Ok(SendOutcome {
-                        message_id: id,
-                        to,
-                        chat_id,
-                        ts,
-                        duplicate: true,
-                        recipients: recipients.len(),
-                    });
-                }
-                StoreOutcome::Stored(seqs) => seqs,
-            };
-            let m = &new.message;
-            self.core.metrics.message_stored(chat_id.is_some());
-            let recent = match (chat_id, chat_kind) {
-                (Some(chat_id), Some(kind)) => Some(RecentMessage::Chat(ChatMessageMeta {
-                    from: m.from,
-                    chat_id,
-                    kind,
-                })),
-                _ if to.is_some() => Some(RecentMessage::Dm { from: m.from }),
-                _ => None,
-            };
-            if let Some(recent) = recent {
-                self.core.remember_message(m.id, recent);
-            }
-            let base = frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, false)));
-            let self_base = targets
-                .iter()
-                .any(|t| t.self_copy)
-                .then(|| frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, true))));
-            // Offline devices, grouped by user (targets are in user order).
-            let mut offline: Vec<(UserId, Vec<SessionId>)> = Vec::new();
-            let mut to_others = Vec::with_capacity(targets.len());
-            let mut to_self = Vec::new();
-            for (t, seq) in targets.iter().zip(seqs) {
-                if !t.self_copy && !self.core.has_socket(t.user, t.session) {
-                    match offline.last_mut() {
-                        Some((u, list)) if *u == t.user => list.push(t.session),
-                        _ => offline.push((t.user, vec![t.session])),
-                    }
-                }
-                let list = if t.self_copy && self_base.is_some() {
-                    &mut to_self
-                } else {
-                    &mut to_others
-                };
-                list.push((t.user, t.session, seq));
-            }
-            let meta = EntryMeta {
-                message: Some(m.id),
-                receipt: true,
-            };
-            self.delivery.fan_out(&base, meta, to_others);
-            if let Some(sb) = &self_base {
-                let meta = EntryMeta {
-                    receipt: false,
-                    ..meta
-                };
-                self.delivery.fan_out(sb, meta, to_self);
-            }
-            for (user, sessions) in offline {
-                let event = crate::push::PushEvent::Message {
-                    message_id: m.id,
-                    chat_id,
-                };
-                self.push.notify(user, &sessions, event, false);
-            }
-            if let Some(target) = to {
-                self.presence
-                    .stop_typing_on_message(auth.user, target)
-                    .await;
-            }
-            Ok(SendOutcome {
-                message_id: m.id,
-                to,
-                chat_id,
-                ts: m.created_at,
-                duplicate: false,
-                recipients: recipients.len(),
-            })
         }
+        targets.extend(
+            self.core
+                .session_ids(auth.user)
+                .await?
+                .iter()
+                .filter(|s| copy_to_sender || **s != auth.session)
+                .map(|s| QueueTarget {
+                    session: *s,
+                    user: auth.user,
+                    self_copy: true,
+                }),
+        );
+        let message = Message {
+            id: MessageId::new(),
+            from: auth.user,
+            to,
+            chat_id,
+            payload: req.payload,
+            signature: req.signature,
+            created_at: Timestamp::now(),
+            delivered: false,
+            read: false,
+            edited_at: None,
+            deleted: false,
+            pinned: false,
+            reactions: Default::default(),
+        };
+        let new = NewMessage {
+            message,
+            sender_session: auth.session,
+            client_id: req.client_id,
+        };
+        let seqs = match self.core.store.store_message(&new, &targets).await? {
+            StoreOutcome::Duplicate(id) => {
+                let ts = self
+                    .core
+                    .store
+                    .message(id)
+                    .await?
+                    .map_or(new.message.created_at, |m| m.created_at);
+                return Ok(SendOutcome {
+                    message_id: id,
+                    to,
+                    chat_id,
+                    ts,
+                    duplicate: true,
+                    recipients: recipients.len(),
+                });
+            }
+            StoreOutcome::Stored(seqs) => seqs,
+        };
+        let m = &new.message;
+        self.core.metrics.message_stored(chat_id.is_some());
+        let recent = match (chat_id, chat_kind) {
+            (Some(chat_id), Some(kind)) => Some(RecentMessage::Chat(ChatMessageMeta {
+                from: m.from,
+                chat_id,
+                kind,
+            })),
+            _ if to.is_some() => Some(RecentMessage::Dm { from: m.from }),
+            _ => None,
+        };
+        if let Some(recent) = recent {
+            self.core.remember_message(m.id, recent);
+        }
+        let base = frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, false)));
+        let self_base = targets
+            .iter()
+            .any(|t| t.self_copy)
+            .then(|| frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, true))));
+        // Offline devices, grouped by user (targets are in user order).
+        let mut offline: Vec<(UserId, Vec<SessionId>)> = Vec::new();
+        let mut to_others = Vec::with_capacity(targets.len());
+        let mut to_self = Vec::new();
+        for (t, seq) in targets.iter().zip(seqs) {
+            if !t.self_copy && !self.core.has_socket(t.user, t.session) {
+                match offline.last_mut() {
+                    Some((u, list)) if *u == t.user => list.push(t.session),
+                    _ => offline.push((t.user, vec![t.session])),
+                }
+            }
+            let list = if t.self_copy && self_base.is_some() {
+                &mut to_self
+            } else {
+                &mut to_others
+            };
+            list.push((t.user, t.session, seq));
+        }
+        let meta = EntryMeta {
+            message: Some(m.id),
+            receipt: true,
+        };
+        self.delivery.fan_out(&base, meta, to_others);
+        if let Some(sb) = &self_base {
+            let meta = EntryMeta {
+                receipt: false,
+                ..meta
+            };
+            self.delivery.fan_out(sb, meta, to_self);
+        }
+        for (user, sessions) in offline {
+            let event = crate::push::PushEvent::Message {
+                message_id: m.id,
+                chat_id,
+            };
+            self.push.notify(user, &sessions, event, false);
+        }
+        if let Some(target) = to {
+            self.presence
+                .stop_typing_on_message(auth.user, target)
+                .await;
+        }
+        Ok(SendOutcome {
+            message_id: m.id,
+            to,
+            chat_id,
+            ts: m.created_at,
+            duplicate: false,
+            recipients: recipients.len(),
+        })
     }
 
     /// A chat post by `auth` is allowed: membership, the channel rule (owner and admins post),
     /// slow mode for plain members (counted from this post). Returns every member and the kind.
     async fn authorize_chat_post(
         &self,
-        auth: &Authenticated,
+        user: UserId,
         chat_id: i64,
+        slow_mode: SlowMode,
     ) -> Result<(std::sync::Arc<[UserId]>, ChatKind)> {
         let store = &self.core.store;
-        let Some(me) = store.member(chat_id, auth.user).await? else {
+        let Some(me) = store.member(chat_id, user).await? else {
             return Err(Error::NotAMember);
         };
         let Some(chat) = store.chat(chat_id).await? else {
@@ -388,10 +452,10 @@ impl MessagesService {
             if chat.kind == ChatKind::Channel {
                 return Err(Error::Forbidden);
             }
-            if chat.slow_mode_secs > 0 {
+            if chat.slow_mode_secs > 0 && slow_mode == SlowMode::Apply {
                 let window = std::time::Duration::from_secs(u64::from(chat.slow_mode_secs));
                 let until = Timestamp::now().millis() + window.as_millis() as i64;
-                let key = format!("slow:{chat_id}:{}", auth.user);
+                let key = format!("slow:{chat_id}:{user}");
                 let eph = &self.core.ephemeral;
                 if !eph
                     .set_if_absent(&key, until.to_string().as_bytes(), window)

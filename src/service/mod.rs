@@ -42,6 +42,7 @@ mod push;
 mod push_hosts;
 pub(crate) mod register;
 pub(crate) mod revocations;
+pub(crate) mod schedule;
 pub(crate) mod sessions;
 mod users;
 pub(crate) mod validate;
@@ -68,6 +69,7 @@ pub use messages::{
 };
 pub use presence::{ContactStatus, PresenceService};
 pub use push::{PushService, RegisterPush, WebKeysInput, WebSubscriptionInput};
+pub use schedule::{SchedulePage, ScheduleRequest, ScheduleService, ScheduleView};
 pub use sessions::{SessionView, SessionsService};
 pub use users::{ProfileResponse, ProfileUpdate, SecretKeyResponse, UsersService};
 
@@ -158,6 +160,8 @@ pub struct Services {
     pub avatars: AvatarsService,
     /// Account deletion and export ([`AccountsService::delete_account`] for operators).
     pub accounts: AccountsService,
+    /// Scheduled messages and this node's scheduler.
+    pub schedule: ScheduleService,
     core: Arc<Core>,
 }
 
@@ -180,18 +184,20 @@ impl Services {
             chats.clone(),
             presence.clone(),
         );
+        let messages = MessagesService::new(
+            core.clone(),
+            delivery.clone(),
+            presence.clone(),
+            push.clone(),
+        );
         Self {
+            schedule: ScheduleService::new(core.clone(), messages.clone()),
+            messages,
             users: UsersService::new(
                 core.clone(),
                 auth.clone(),
                 contacts.clone(),
                 sessions.clone(),
-            ),
-            messages: MessagesService::new(
-                core.clone(),
-                delivery.clone(),
-                presence.clone(),
-                push.clone(),
             ),
             presence,
             contacts,

@@ -43,7 +43,10 @@ macro_rules! store_conformance {
                 read_markers_concurrent_advances, read_markers_per_user, read_markers_empty,
                 read_markers_follow_membership, import_users_once_never_over_melo_users,
                 import_chats_keep_their_ids, import_reserves_chat_ids,
-                import_deleted_chat_stays_deleted);
+                import_deleted_chat_stays_deleted,
+                schedule_create_list_cancel, schedule_client_id_and_bound,
+                schedule_claims_and_leases, schedule_concurrent_claims_take_each_row_once,
+                erase_removes_schedules);
         }
     };
     (@cases $make:expr; $($case:ident),*) => {
@@ -454,6 +457,7 @@ mod manage;
 mod messages;
 mod push;
 mod read_markers;
+mod schedule;
 mod sealed;
 pub(crate) use admin::*;
 pub(crate) use avatars::*;
@@ -465,4 +469,5 @@ pub(crate) use manage::*;
 pub(crate) use messages::*;
 pub(crate) use push::*;
 pub(crate) use read_markers::*;
+pub(crate) use schedule::*;
 pub(crate) use sealed::*;

@@ -57,7 +57,8 @@ pub trait EraseStore: Send + Sync + fmt::Debug {
     ///   owner's. A chat left without members is deleted with its invites and its permanent
     ///   code;
     /// - every read marker of the user;
-    /// - the temporary invites the user created.
+    /// - the temporary invites the user created;
+    /// - the user's pending scheduled messages.
     ///
     /// The uid is retired: [`UserStore::create_user`](super::UserStore::create_user) answers
     /// `Conflict("uid")` for it from then on. Messages (the user's and those sent to them) and

@@ -28,6 +28,7 @@ mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;
 mod read_markers;
+mod schedule;
 mod sealed;
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 mod sql;
@@ -42,6 +43,7 @@ pub use memory::MemoryStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use mysql::MysqlStore;
 pub use read_markers::{ReadMarker, ReadMarkerStore, READ_MARKER_ID_MAX_BYTES};
+pub use schedule::{Claim, ScheduleId, ScheduleOutcome, ScheduleStore, ScheduledMessage};
 pub use sealed::{KeyShape, RowKey, SealedRow, SealedStore, SealedTable, SealedUpdate};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
@@ -504,6 +506,7 @@ pub trait Store:
     + AdminStore
     + RegistrationInviteStore
     + ImportStore
+    + ScheduleStore
     + StoreHealth
     + 'static
 {
@@ -525,6 +528,7 @@ impl<T> Store for T where
         + AdminStore
         + RegistrationInviteStore
         + ImportStore
+        + ScheduleStore
         + StoreHealth
         + 'static
 {

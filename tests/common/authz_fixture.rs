@@ -113,6 +113,8 @@ pub enum Obj {
     FreshGroupAndCommonContact,
     /// `$chat` as [`Obj::FreshGroup`] and `$code`: a fresh temporary invite to it.
     FreshGroupInvite,
+    /// `$schedule`: a fresh DM of the owner to the contact, scheduled an hour ahead.
+    OwnerSchedule,
 }
 
 /// One prepared cell: its variables and, for [`Obj::FreshOwnSession`], the token to use.
@@ -236,6 +238,12 @@ impl Fx {
                 let to = json!({"target_id": self.users[3].uid});
                 vars.insert("msg", send(c, o, to).await?);
             }
+            Obj::OwnerSchedule => {
+                let body = json!({"target_id": self.users[3].uid, "when": in_an_hour(),
+                                  "data": "authz schedule"});
+                let r = ok(c.post("/schedule/message", Some(&o.token), &body).await)?;
+                vars.insert("schedule", r["schedule_id"].clone());
+            }
             Obj::FreshGroup | Obj::FreshGroupAndCommonContact | Obj::FreshGroupInvite => {
                 let chat = self.new_chat("chat").await?;
                 vars.insert("chat", json!(chat));
@@ -277,6 +285,12 @@ impl Fx {
         ok(c.post("/chats/members/role", Some(o), &body).await)?;
         Ok(chat)
     }
+}
+
+/// An hour from now in RFC 3339: a `when` no cell of the matrix lives to see.
+pub fn in_an_hour() -> String {
+    let now = melo::model::Timestamp::now().millis();
+    melo::model::Timestamp::from_millis(now + 3_600_000).to_string()
 }
 
 /// The body of a 200, or why not.

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use super::authz_fixture::Obj;
+use super::authz_fixture::{in_an_hour, Obj};
 
 /// An expected (or observed) answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +34,7 @@ const NO_MESSAGE: Exp = Exp::Err(404, "message_not_found");
 const NO_REQUEST: Exp = Exp::Err(404, "no_pending_request");
 const BAD_CREDENTIALS: Exp = Exp::Err(401, "invalid_credentials");
 const CURRENT: Exp = Exp::Err(400, "cannot_revoke_current");
+const NO_SCHEDULE: Exp = Exp::Err(404, "schedule_not_found");
 /// A public route answers everyone alike; a token is ignored (§4.1: "Auth: none").
 const PUBLIC: [Exp; 7] = [OK; 7];
 /// A token route every live session may call for itself.
@@ -234,6 +235,21 @@ pub fn routes() -> Vec<Route> {
             .expect([OK, OK, OK, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
         r("POST", "/messages/send", "the channel").json(json!({"chat_id": "$channel", "data": "x"}))
             .expect([OK, OK, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
+        // Scheduled messages (docs/scheduled-messages.md): authorized now as /messages/send.
+        r("POST", "/schedule/message", "a DM to the owner")
+            .json(json!({"target_id": "$owner", "when": in_an_hour(), "data": "x"}))
+            .expect([SELF, OK, OK, OK, NOT_CONTACT, REV, ANON]),
+        r("POST", "/schedule/message", "the group chat")
+            .json(json!({"chat_id": "$group", "when": in_an_hour(), "data": "x"}))
+            .expect([OK, OK, OK, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
+        r("POST", "/schedule/message", "the channel")
+            .json(json!({"chat_id": "$channel", "when": in_an_hour(), "data": "x"}))
+            .expect([OK, OK, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
+        r("GET", "/schedule", "the caller's pending schedules").expect(ANY_SESSION),
+        // Only the owner of a schedule cancels it; to anyone else it does not exist.
+        r("DELETE", "/schedule/{schedule_id}", "a pending schedule of the owner")
+            .at("/schedule/$schedule").obj(OwnerSchedule)
+            .expect([OK, NO_SCHEDULE, NO_SCHEDULE, NO_SCHEDULE, NO_SCHEDULE, REV, ANON]),
         // "no contact required; an unknown uid gives an empty list": the caller's own DM only.
         r("GET", "/messages/history/dm/{target_id}", "the DM with the owner")
             .at("/messages/history/dm/$owner").expect(ANY_SESSION),

@@ -1,7 +1,8 @@
 //! The real-time half of the workload (§4.5, §4.6, §4.9, §5): sockets that carry a user agent
-//! and a forwarded address, DMs over WS and HTTP with receipts and management, a chat message
-//! under slow mode, presence, push registrations, one connected call and one ringing call (its
-//! offer held for the callee), and typing last, so all of it is live when the dump runs.
+//! and a forwarded address, DMs over WS and HTTP with receipts and management, scheduled
+//! messages, a chat message under slow mode, presence, push registrations, one connected call
+//! and one ringing call (its offer held for the callee), and typing last, so all of it is live
+//! when the dump runs.
 
 use serde_json::{json, Value};
 
@@ -49,6 +50,18 @@ async fn messages(api: &Api, w: &World, wa: &mut WsClient, wb: &mut WsClient, wc
         .await;
     let body = json!({"chat_id": w.group, "data": "WktHUk9VUA=="});
     api.post(a, "/messages/send", body).await;
+    // Scheduled messages: one stays pending (its row is in the dump), one is cancelled.
+    let later = |ms: i64| {
+        melo::model::Timestamp::from_millis(melo::model::Timestamp::now().millis() + ms).to_string()
+    };
+    let body = json!({"target_id": b.u.uid, "when": later(3_600_000), "data": "WktTQ0gx",
+                      "client_id": "zk-s1"});
+    api.post(a, "/schedule/message", body).await;
+    let body = json!({"chat_id": w.group, "when": later(7_200_000), "data": "WktTQ0gy"});
+    let gone = hex32(&api.post(a, "/schedule/message", body).await["schedule_id"]);
+    api.get(a, "/schedule").await;
+    let path = format!("/schedule/{gone}");
+    api.ok(a, http::Method::DELETE, &path, None).await;
     // A plain member posts under slow mode: the chat's limiter holds state for them.
     wc.send_json(
         &json!({"type": "chat_message", "chat_id": w.group, "client_id": "zk-c1", "text": "WktD"}),

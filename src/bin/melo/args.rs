@@ -166,6 +166,10 @@ pub(crate) struct RealtimeArgs {
     #[arg(long, env = "QUEUE_SWEEP_SECONDS", global = true,
           default_value_t = d().messages.sweep_interval_secs)]
     queue_sweep_seconds: u64,
+    /// Scheduled messages a user may have pending at once.
+    #[arg(long, env = "SCHEDULE_MAX_PENDING", global = true,
+          default_value_t = d().messages.schedule_max_pending)]
+    schedule_max_pending: u64,
     /// Idle seconds before a user shows as away.
     #[arg(long, env = "PRESENCE_AWAY_AFTER", global = true,
           default_value_t = d().realtime.presence_away_after)]
@@ -306,6 +310,7 @@ impl ConfigArgs {
         m.queue_ttl = x.queue_ttl;
         m.queue_max = x.queue_max;
         m.sweep_interval_secs = x.queue_sweep_seconds;
+        m.schedule_max_pending = x.schedule_max_pending;
         let r = &mut c.realtime;
         r.presence_away_after = x.presence_away_after;
         r.typing_ttl = x.typing_ttl;

@@ -18,6 +18,7 @@ mod paging;
 mod presence;
 mod profile;
 mod push;
+mod schedule;
 mod sessions;
 
 #[cfg(feature = "fuzzing")]
@@ -39,5 +40,6 @@ pub(crate) fn routes() -> Vec<Route> {
     r.extend(manage::routes());
     r.extend(avatars::routes());
     r.extend(account_data::routes());
+    r.extend(schedule::routes());
     r
 }

@@ -31,6 +31,8 @@ pub const MAX_MESSAGES: usize = 2000;
 /// Stored payload bytes read per conversation to describe its newest messages (the payloads
 /// are not exported; the newest message is read whatever its size).
 pub const MESSAGE_BYTES_PER_CONVERSATION: u64 = 1 << 20;
+/// Pending scheduled messages listed, due soonest first (without their payloads).
+pub const MAX_SCHEDULED: u64 = 1000;
 /// Exports one user may ask for per [`EXPORT_WINDOW`].
 pub const EXPORTS_PER_WINDOW: u64 = 5;
 /// The window of [`EXPORTS_PER_WINDOW`].
@@ -213,6 +215,24 @@ pub struct ExportConversation {
     pub messages: Vec<ExportMessage>,
 }
 
+/// One pending scheduled message, described: its payload is the user's own ciphertext, read
+/// with `GET /schedule`.
+#[derive(Debug, Serialize)]
+pub struct ExportScheduled {
+    /// Its id.
+    pub schedule_id: crate::store::ScheduleId,
+    /// DM recipient.
+    pub target_id: Option<UserId>,
+    /// Chat.
+    pub chat_id: Option<i64>,
+    /// When it is due.
+    pub when: Timestamp,
+    /// When it was scheduled.
+    pub created_at: Timestamp,
+    /// Size of the stored payload in bytes.
+    pub payload_bytes: usize,
+}
+
 /// `GET /account/export`.
 #[derive(Debug, Serialize)]
 pub struct AccountExport {
@@ -240,6 +260,8 @@ pub struct AccountExport {
     pub conversations: Capped<ExportConversation>,
     /// True when some conversation's `messages` were cut by the overall cap.
     pub messages_truncated: bool,
+    /// Pending scheduled messages, due soonest first, without their payloads.
+    pub scheduled_messages: Capped<ExportScheduled>,
 }
 
 impl AccountsService {
@@ -352,6 +374,18 @@ impl AccountsService {
             .collect();
         let chat_ids: Vec<(i64, ChatKind)> = rows.iter().map(|(c, _)| (c.id, c.kind)).collect();
         let (conversations, messages_truncated) = self.conversations(me, &peers, &chat_ids).await?;
+        let (pending, scheduled_total) = store.schedules_of(me, 0, MAX_SCHEDULED).await?;
+        let scheduled: Vec<ExportScheduled> = pending
+            .into_iter()
+            .map(|m| ExportScheduled {
+                schedule_id: m.id,
+                target_id: m.target,
+                chat_id: m.chat_id,
+                when: m.due_at,
+                created_at: m.created_at,
+                payload_bytes: m.payload.len(),
+            })
+            .collect();
         tracing::info!(target: "melo::audit", event = "account_exported", user_id = %me, session_id = %auth.session, "account exported");
         Ok(AccountExport {
             exported_at: Timestamp::now(),
@@ -366,6 +400,7 @@ impl AccountsService {
             queued_entries,
             conversations,
             messages_truncated,
+            scheduled_messages: Capped::new(scheduled, scheduled_total),
         })
     }
 

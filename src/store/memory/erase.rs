@@ -33,6 +33,7 @@ impl EraseStore for MemoryStore {
         users.avatars.remove(&user);
         users.retired.insert(user);
         users.imported.remove(&user);
+        self.erase_schedules(user);
 
         let mut st = lock(&self.sessions);
         let mut sessions: Vec<SessionId> = st

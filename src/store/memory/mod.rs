@@ -18,6 +18,7 @@ mod import;
 mod manage;
 mod messages;
 mod read_markers;
+mod schedule;
 mod sealed;
 
 /// An in-process store: every trait of [`super::Store`], nothing persisted.
@@ -32,6 +33,7 @@ pub struct MemoryStore {
     messages: messages::MessageMaps,
     chats: Mutex<chats::Chats>,
     admin: Mutex<admin::AdminState>,
+    schedules: Mutex<schedule::Schedules>,
 }
 
 #[derive(Debug, Default)]

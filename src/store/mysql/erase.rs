@@ -59,6 +59,7 @@ impl MysqlStore {
             "DELETE FROM avatars WHERE uid = ?",
             "DELETE FROM push_registrations WHERE uid = ?",
             "DELETE FROM read_markers WHERE uid = ?",
+            "DELETE FROM scheduled_messages WHERE owner_uid = ?",
         ] {
             exec(&mut tx, sql, me).await?;
         }

@@ -30,6 +30,7 @@ mod queue;
 mod read_markers;
 mod retention;
 mod rows;
+mod schedule;
 mod sessions;
 mod writer;
 

@@ -51,6 +51,7 @@ fn erase(t: &Transaction<'_>, user: UserId) -> StoreResult<Option<ErasedAccount>
         "DELETE FROM avatars WHERE uid = ?1",
         "DELETE FROM push_registrations WHERE uid = ?1",
         "DELETE FROM read_markers WHERE uid = ?1",
+        "DELETE FROM scheduled_messages WHERE owner_uid = ?1",
     ] {
         exec(t, sql, [me])?;
     }

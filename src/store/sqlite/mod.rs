@@ -20,6 +20,7 @@ mod migrate;
 mod queue;
 mod read_markers;
 mod rows;
+mod schedule;
 mod sealed;
 mod sessions;
 

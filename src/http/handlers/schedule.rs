@@ -1,0 +1,119 @@
+//! Scheduled-message routes (PROTOCOL §4.6 `POST /schedule/message`; `GET /schedule` and
+//! `DELETE /schedule/{schedule_id}`, docs/scheduled-messages.md).
+
+use http::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::messages::SendBody;
+use super::paging;
+use crate::http::error::ApiError;
+use crate::http::extract::Ctx;
+use crate::http::response::{ok, Body};
+use crate::http::router::{Access, Route};
+use crate::model::{Timestamp, UserId};
+use crate::service::{Error, ScheduleRequest};
+use crate::store::ScheduleId;
+
+type Res = Result<http::Response<Body>, ApiError>;
+
+pub(super) fn routes() -> Vec<Route> {
+    use Access::Token;
+    vec![
+        Route::new(
+            Method::POST,
+            "/schedule/message",
+            Token,
+            "Schedule a message to be sent later",
+            |c| Box::pin(schedule(c)),
+        ),
+        Route::new(
+            Method::GET,
+            "/schedule",
+            Token,
+            "The caller's pending scheduled messages",
+            |c| Box::pin(list(c)),
+        ),
+        Route::new(
+            Method::DELETE,
+            "/schedule/{schedule_id}",
+            Token,
+            "Cancel a pending scheduled message",
+            |c| Box::pin(cancel(c)),
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+struct ScheduleBody {
+    #[serde(default)]
+    target_id: Option<UserId>,
+    #[serde(default)]
+    chat_id: Option<serde_json::Value>,
+    when: String,
+    data: serde_json::Value,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+}
+
+/// # POST /schedule/message
+async fn schedule(mut c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let body: ScheduleBody = c.json().await?;
+    let when = Timestamp::parse(&body.when)
+        .ok_or_else(|| ApiError::field("when", "must be an RFC 3339 date-time"))?;
+    // A string is the payload; an object is sent as its JSON text.
+    let data = match body.data {
+        serde_json::Value::String(s) => s,
+        v @ serde_json::Value::Object(_) => v.to_string(),
+        _ => return Err(ApiError::field("data", "must be a string or a JSON object")),
+    };
+    let send = SendBody {
+        target_id: body.target_id,
+        chat_id: body.chat_id,
+        data,
+        client_id: body.client_id,
+        signature: body.signature,
+    }
+    .into_request()?;
+    let id = c
+        .app
+        .services
+        .schedule
+        .schedule(&auth, ScheduleRequest { send, when })
+        .await
+        .map_err(|e| match e {
+            // The service names the payload as the send path does; on the wire it is `data`.
+            Error::Validation(mut fields) => {
+                for f in &mut fields {
+                    if f.field == "payload" {
+                        f.field = "data".into();
+                    }
+                }
+                Error::Validation(fields)
+            }
+            other => other,
+        })?;
+    Ok(ok(&json!({"status": "ok", "schedule_id": id})))
+}
+
+/// # GET /schedule
+async fn list(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let (_, per_page, page) = paging::page(&c, 50)?;
+    let out = c.app.services.schedule.list(&auth, page, per_page).await?;
+    Ok(ok(&out))
+}
+
+/// # DELETE /schedule/{schedule_id}
+async fn cancel(c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let id: ScheduleId = c
+        .param("schedule_id")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::field("schedule_id", "must be 32 hexadecimal characters"))?;
+    c.app.services.schedule.cancel(&auth, id).await?;
+    Ok(ok(&json!({"status": "ok"})))
+}
