@@ -377,6 +377,20 @@ async fn scenario(req: &Target, obs: &Target) {
     typing_frame(&mut wa, "typing_stop", &b, other).await;
     assert_eq!(own_typing(obs, &b).await, Value::Null);
 
+    // A message in the chat ends the sender's typing there.
+    assert_status_ok(&typing(req, &b, json!(k)).await);
+    typing_frame(&mut wa, "typing_start", &b, k).await;
+    assert_eq!(own_typing(obs, &b).await, json!(k));
+    let m4 = send_in(req, &b, k, "Rm91cnRo").await;
+    typing_frame(&mut wa, "typing_stop", &b, k).await;
+    wa.recv_where(
+        "B's message",
+        |f| is(f, "relay_delivery") && f["message_id"] == m4.as_str(),
+        WAIT,
+    )
+    .await;
+    assert_eq!(own_typing(obs, &b).await, Value::Null);
+
     // 10) Refusals: a channel, a chat of others, unknown chats, bad bodies.
     typing(req, &b, json!(n))
         .await

@@ -54,6 +54,9 @@ pub struct PresenceService {
     /// send path makes no ephemeral round trip in the common case. Typing started on another
     /// node then simply expires after `TYPING_TTL`.
     typed_here: Arc<DashMap<(UserId, UserId), std::time::Instant>>,
+    /// Likewise for group chats: the chat a user started typing in through this node, with
+    /// when, so a chat message checks the shared typing record only after a recent start here.
+    typed_chat_here: Arc<DashMap<UserId, (i64, std::time::Instant)>>,
 }
 
 impl PresenceService {
@@ -62,6 +65,7 @@ impl PresenceService {
             core,
             announced: Arc::new(DashMap::new()),
             typed_here: Arc::new(DashMap::new()),
+            typed_chat_here: Arc::new(DashMap::new()),
         }
     }
 
@@ -284,6 +288,7 @@ impl PresenceService {
         self.announced.remove(&user);
         self.typed_here
             .retain(|(from, to), _| *from != user && *to != user);
+        self.typed_chat_here.remove(&user);
         let mut keys = vec![
             format!("seen:{user}"),
             format!("announced:{user}"),

@@ -3,7 +3,8 @@
 //! `TYPING_TTL` after the last `typing_start` (WebSocket or HTTP), shared by every node through
 //! the [`Ephemeral`](crate::ephemeral::Ephemeral) backend (blinded and sealed outside the
 //! process). A user types in one chat at a time: starting in another moves the record there and
-//! ends the typing in the first.
+//! ends the typing in the first; a message in the chat ends it, and so does the user's last
+//! socket closing.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -56,6 +57,8 @@ impl PresenceService {
         let value = chat_id.to_string();
         if !start {
             // Only the record of this chat: typing elsewhere since then goes on.
+            self.typed_chat_here
+                .remove_if(&user, |_, (chat, _)| *chat == chat_id);
             eph.delete_if(&key, value.as_bytes()).await?;
             return self.forward_chat_typing(user, chat_id, false).await;
         }
@@ -69,6 +72,13 @@ impl PresenceService {
             None
         };
         eph.set(&key, value.as_bytes(), self.typing_ttl()).await?;
+        if self.typed_chat_here.len() >= 100_000 {
+            let ttl = self.typing_ttl();
+            self.typed_chat_here
+                .retain(|_, (_, at)| at.elapsed() <= ttl);
+        }
+        self.typed_chat_here
+            .insert(user, (chat_id, std::time::Instant::now()));
         if let Some(before) = previous.filter(|c| *c != chat_id) {
             let _ = eph.delete(&format!("typingfwd:{user}:c{before}")).await;
             if self.core.chat_member_ids(before).await?.contains(&user) {
@@ -123,6 +133,37 @@ impl PresenceService {
                 Ok(())
             }
             other => other,
+        }
+    }
+
+    /// A message of `from` in `chat_id` ends its typing there. Costs nothing unless `from`
+    /// started typing in that chat through this node within `TYPING_TTL`; then the shared record
+    /// is cleared only while it still names this chat, and only then `typing_stop` goes out.
+    pub(crate) async fn stop_chat_typing_on_message(&self, from: UserId, chat_id: i64) {
+        let ttl = self.typing_ttl();
+        let recent = self
+            .typed_chat_here
+            .remove_if(&from, |_, (chat, at)| {
+                *chat == chat_id && at.elapsed() <= ttl
+            })
+            .is_some();
+        if !recent {
+            return;
+        }
+        let key = Self::typing_chat_key(from);
+        match self
+            .core
+            .ephemeral
+            .delete_if(&key, chat_id.to_string().as_bytes())
+            .await
+        {
+            Ok(true) => {
+                if let Err(e) = self.forward_chat_typing(from, chat_id, false).await {
+                    tracing::debug!(error = %e, "chat typing_stop on message not sent");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "chat typing state not cleared"),
         }
     }
 
