@@ -283,7 +283,8 @@ impl PresenceService {
     /// Forgets everything presence keeps about `user`, whose account was erased: what this
     /// node announced and saw typed, and in the ephemeral state the last-seen time, the shared
     /// announced status, the chat it was typing in, and the typing state between `user` and
-    /// each of `peers` (its former contacts) and in each of `chats`. Best effort: a key that cannot be deleted expires.
+    /// each of `peers` (its former contacts) and in each of `chats`. Best effort: a key that
+    /// cannot be deleted expires.
     pub(crate) async fn forget(&self, user: UserId, peers: &[UserId], chats: &[i64]) {
         self.announced.remove(&user);
         self.typed_here

@@ -48,7 +48,10 @@ async fn messages(api: &Api, w: &World, wa: &mut WsClient, wb: &mut WsClient, wc
     api.post(a, "/messages/delete", json!({"message_id": m2}))
         .await;
     let body = json!({"chat_id": w.group, "data": "WktHUk9VUA=="});
-    api.post(a, "/messages/send", body).await;
+    let in_group = id(&api.post(a, "/messages/send", body).await);
+    // B's read marker in the group (a row of the store) and its `messages_read`.
+    let read = json!({"chat_id": w.group, "message_id": in_group});
+    api.post(b, "/status/read", read).await;
     // A plain member posts under slow mode: the chat's limiter holds state for them.
     wc.send_json(
         &json!({"type": "chat_message", "chat_id": w.group, "client_id": "zk-c1", "text": "WktD"}),
@@ -131,6 +134,9 @@ pub async fn run(api: &Api, s: &TestServer, push: &PushService, w: &World) -> Ve
     wa.send_json(&json!({"type": "typing_start", "target": b.u.uid}))
         .await;
     wb.send_json(&json!({"type": "typing_start", "chat_id": w.group}))
+        .await;
+    // A types in the group over HTTP: the chat a user types in is ephemeral state too.
+    api.post(a, "/status/typing", json!({"chat_id": w.group}))
         .await;
     for ws in [&mut wa, &mut wb, &mut wc] {
         ws.ping().await;
