@@ -2,7 +2,7 @@
 
 use http::Method;
 use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::chats::{chat_id, IdInput};
 
@@ -116,15 +116,16 @@ async fn contacts(c: Ctx) -> Res {
     Ok(ok(&json!({"contacts": list})))
 }
 
-/// A field that must be present, though it may be null: `None` when absent.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
+/// A field that must be present, though it may be null: `None` when absent, `Some(None)` when
+/// null.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<IdInput>>, D::Error> {
+    Option::<IdInput>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
 struct TypingBody {
     #[serde(default, deserialize_with = "present")]
-    chat_id: Option<Value>,
+    chat_id: Option<Option<IdInput>>,
 }
 
 /// # POST /status/typing
@@ -138,18 +139,8 @@ async fn typing(mut c: Ctx) -> Res {
                 "is required (a chat id, or null)",
             ))
         }
-        Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(
-            chat_id(n.as_i64().map(IdInput::Int), "chat_id")
-                .map_err(|_| ApiError::field("chat_id", "must be a positive integer or null"))?,
-        ),
-        Some(Value::String(s)) => Some(chat_id(Some(IdInput::Text(s)), "chat_id")?),
-        Some(_) => {
-            return Err(ApiError::field(
-                "chat_id",
-                "must be a positive integer or null",
-            ))
-        }
+        Some(None) => None,
+        Some(id) => Some(chat_id(id, "chat_id")?),
     };
     c.app.services.presence.typing_http(&auth, chat).await?;
     Ok(ok(&json!({"status": "ok"})))
@@ -160,7 +151,7 @@ struct ReadBody {
     #[serde(default)]
     chat_id: Option<IdInput>,
     #[serde(default)]
-    message_id: Option<Value>,
+    message_id: Option<String>,
 }
 
 /// # POST /status/read
@@ -168,13 +159,11 @@ async fn read(mut c: Ctx) -> Res {
     let auth = c.auth()?;
     let b: ReadBody = c.json().await?;
     let chat = chat_id(b.chat_id, "chat_id")?;
-    let message_id: MessageId = match b.message_id {
-        None | Some(Value::Null) => return Err(ApiError::field("message_id", "is required")),
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|()| ApiError::field("message_id", "must be 32 hex characters"))?,
-        Some(_) => return Err(ApiError::field("message_id", "must be 32 hex characters")),
-    };
+    let message_id: MessageId = b
+        .message_id
+        .ok_or_else(|| ApiError::field("message_id", "is required"))?
+        .parse()
+        .map_err(|()| ApiError::field("message_id", "must be 32 hex characters"))?;
     c.app
         .services
         .chats
