@@ -214,6 +214,47 @@ async fn deletion_erases_the_account_and_tells_the_others() {
     let to_alice = http_send(&t, &b, &a, "ciphertext-from-bob").await;
     delivery(&mut wa, &b, &a).await;
     wb.ping().await;
+    // Alice's read markers in group 1 and in Bob's group: erased with her.
+    let mut read_in = Vec::new();
+    for (sender, chat) in [(&b, g1), (&b, g4)] {
+        let r = c
+            .post(
+                "/messages/send",
+                Some(&sender.token),
+                &json!({"chat_id": chat, "data": "Z3JvdXA="}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let id = hex32(&r.body["message_id"]);
+        post_ok(
+            c,
+            &a,
+            "/status/read",
+            json!({"chat_id": chat, "message_id": id}),
+        )
+        .await;
+        read_in.push(chat);
+    }
+    let alices = c.get("/chats/list?per_page=100", Some(&a.token)).await.body;
+    for chat in &read_in {
+        assert!(
+            alices["chats"]
+                .as_array()
+                .expect("chats")
+                .iter()
+                .any(|x| x["id"] == *chat && x["last_read_message_id"].is_string()),
+            "Alice's marker in {chat}: {alices}"
+        );
+    }
+    let alice: melo::model::UserId = a.uid.parse().expect("uid");
+    assert_eq!(
+        s.store
+            .read_markers(alice, &read_in)
+            .await
+            .expect("markers")
+            .len(),
+        2
+    );
 
     let r = c
         .send(
@@ -372,6 +413,32 @@ async fn deletion_erases_the_account_and_tells_the_others() {
         "the ciphertext as it was: {}",
         h.body
     );
+
+    // No marker of Alice's remains: the store returns markers of members only, so put her uid
+    // back into the chats (the store does not check users) and look.
+    for chat in &read_in {
+        assert!(s
+            .store
+            .add_member(
+                *chat,
+                alice,
+                melo::model::ChatRole::Member,
+                melo::model::Timestamp::now()
+            )
+            .await
+            .expect("add back"));
+    }
+    assert_eq!(
+        s.store
+            .read_markers(alice, &read_in)
+            .await
+            .expect("markers"),
+        vec![],
+        "the deletion erased Alice's read markers"
+    );
+    for chat in &read_in {
+        assert!(s.store.remove_member(*chat, alice).await.expect("remove"));
+    }
 
     // The phone registers again, under a new uid.
     let r = c

@@ -145,6 +145,7 @@ pub(super) fn components(add: &mut dyn FnMut(&str, Value)) {
                     ("owner_id", r("Uid")),
                     ("created_at", ts()),
                     ("is_public", boolean()),
+                    ("last_read_message_id", nullable(string())),
                 ])),
             ),
             (

@@ -214,7 +214,13 @@ pub(crate) fn components() -> Value {
             ("user_id", r("Uid")),
             ("status", one_of(&["online", "away", "offline"])),
             ("last_seen", nullable(timestamp())),
-            ("is_typing_in_chat", nullable(r("ChatId"))),
+            (
+                "is_typing_in_chat",
+                desc(
+                    nullable(r("ChatId")),
+                    "the group chat this user is typing in, shown only when the caller is a member of it",
+                ),
+            ),
         ]),
     );
     add(
@@ -290,7 +296,13 @@ pub(crate) fn components() -> Value {
             ),
             ("slow_mode_seconds", int()),
             ("role", r("Role")),
-            ("last_read_message_id", nullable(string())),
+            (
+                "last_read_message_id",
+                desc(
+                    nullable(string()),
+                    "the caller's read marker (POST /status/read): 32 hex, or an imported id of at most 64 bytes",
+                ),
+            ),
         ]),
     );
     add("Role", one_of(&["owner", "admin", "member"]));

@@ -310,6 +310,21 @@ pub(crate) fn table() -> Vec<Op> {
         get("/status/contacts").ok(obj(&[("contacts", array(r("Presence")))])),
         post("/status/online").ok(status("ok")),
         post("/status/offline").ok(status("ok")),
+        post("/status/typing")
+            .json(obj(&[(
+                "chat_id",
+                desc(
+                    nullable(r("ChatIdInput")),
+                    "a group chat: typing_start there; null: typing_stop in the chat the caller types in",
+                ),
+            )]))
+            .ok(status("ok")),
+        post("/status/read")
+            .json(obj(&[
+                ("chat_id", r("ChatIdInput")),
+                ("message_id", desc(r("MessageId"), "a message of that chat; the marker only moves forward")),
+            ]))
+            .ok(status("ok")),
         get("/ice_servers").ok(obj(&[("ice_servers", array(r("IceServer"))), ("ttl", desc(int(), "seconds"))])),
         // §4.6 messages, §5.1 WebSocket
         get("/ws")

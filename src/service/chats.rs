@@ -14,6 +14,7 @@ use crate::model::{ChatKind, ChatMember, ChatRecord, ChatRole, InviteRecord, Tim
 use crate::store::StoreError;
 
 mod erased;
+mod read;
 
 /// Characters of invite codes (URL-safe).
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
@@ -45,7 +46,7 @@ pub struct ChatView {
     pub slow_mode_seconds: u32,
     /// The caller's role.
     pub role: &'static str,
-    /// Reserved for read markers.
+    /// The caller's read marker in this chat (`POST /status/read`), if any.
     pub last_read_message_id: Option<String>,
 }
 
@@ -200,6 +201,8 @@ impl ChatsService {
         limit: u64,
     ) -> Result<(Vec<ChatView>, u64)> {
         let (rows, total) = self.core.store.chats_of(auth.user, offset, limit).await?;
+        let ids: Vec<i64> = rows.iter().map(|(chat, _)| chat.id).collect();
+        let mut markers = self.markers_of(auth.user, &ids).await?;
         let mut out = Vec::with_capacity(rows.len());
         for (chat, role) in rows {
             let invite_code = match (&chat.invite_code, chat.is_public) {
@@ -216,7 +219,7 @@ impl ChatsService {
                 invite_code,
                 slow_mode_seconds: chat.slow_mode_secs,
                 role: role.as_str(),
-                last_read_message_id: None,
+                last_read_message_id: markers.remove(&chat.id),
             });
         }
         Ok((out, total))

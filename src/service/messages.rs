@@ -421,6 +421,10 @@ impl MessagesService {
             self.presence
                 .stop_typing_on_message(auth.user, target)
                 .await;
+        } else if let Some(chat) = chat_id {
+            self.presence
+                .stop_chat_typing_on_message(auth.user, chat)
+                .await;
         }
         Ok(SendOutcome {
             message_id: m.id,

@@ -67,7 +67,7 @@ pub use messages::{
     HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest,
     HISTORY_MAX_BYTES, MAX_PAYLOAD,
 };
-pub use presence::{ContactStatus, PresenceService};
+pub use presence::{ContactPresence, ContactStatus, PresenceService};
 pub use push::{PushService, RegisterPush, WebKeysInput, WebSubscriptionInput};
 pub use schedule::{SchedulePage, ScheduleRequest, ScheduleService, ScheduleView};
 pub use sessions::{SessionView, SessionsService};

@@ -13,6 +13,10 @@ use super::{Authenticated, Core, Error, Result};
 use crate::model::{Timestamp, UserId};
 use crate::store::ContactState;
 
+mod chat_typing;
+
+pub use chat_typing::ContactPresence;
+
 /// Coalescing window of forwarded `typing_start` frames.
 const TYPING_FORWARD_EVERY: Duration = Duration::from_secs(3);
 /// How long a shared announced status outlives the last change: as long as a last-seen time,
@@ -50,6 +54,9 @@ pub struct PresenceService {
     /// send path makes no ephemeral round trip in the common case. Typing started on another
     /// node then simply expires after `TYPING_TTL`.
     typed_here: Arc<DashMap<(UserId, UserId), std::time::Instant>>,
+    /// Likewise for group chats: the chat a user started typing in through this node, with
+    /// when, so a chat message checks the shared typing record only after a recent start here.
+    typed_chat_here: Arc<DashMap<UserId, (i64, std::time::Instant)>>,
 }
 
 impl PresenceService {
@@ -58,6 +65,7 @@ impl PresenceService {
             core,
             announced: Arc::new(DashMap::new()),
             typed_here: Arc::new(DashMap::new()),
+            typed_chat_here: Arc::new(DashMap::new()),
         }
     }
 
@@ -242,10 +250,15 @@ impl PresenceService {
             .get(&format!("seen:{user}"))
             .await
             .ok()??;
+        self.open_last_seen(user, &sealed)
+    }
+
+    /// A sealed last-seen time of `user`, opened.
+    fn open_last_seen(&self, user: UserId, sealed: &[u8]) -> Option<Timestamp> {
         let text = self
             .core
             .pii
-            .open_string("ephemeral", "last_seen", &user.to_string(), &sealed)
+            .open_string("ephemeral", "last_seen", &user.to_string(), sealed)
             .ok()?;
         text.parse().ok().map(Timestamp::from_millis)
     }
@@ -269,13 +282,19 @@ impl PresenceService {
 
     /// Forgets everything presence keeps about `user`, whose account was erased: what this
     /// node announced and saw typed, and in the ephemeral state the last-seen time, the shared
-    /// announced status, and the typing state between `user` and each of `peers` (its former
-    /// contacts) and in each of `chats`. Best effort: a key that cannot be deleted expires.
+    /// announced status, the chat it was typing in, and the typing state between `user` and
+    /// each of `peers` (its former contacts) and in each of `chats`. Best effort: a key that
+    /// cannot be deleted expires.
     pub(crate) async fn forget(&self, user: UserId, peers: &[UserId], chats: &[i64]) {
         self.announced.remove(&user);
         self.typed_here
             .retain(|(from, to), _| *from != user && *to != user);
-        let mut keys = vec![format!("seen:{user}"), format!("announced:{user}")];
+        self.typed_chat_here.remove(&user);
+        let mut keys = vec![
+            format!("seen:{user}"),
+            format!("announced:{user}"),
+            Self::typing_chat_key(user),
+        ];
         for peer in peers {
             keys.push(Self::typing_key(user, *peer));
             keys.push(Self::typing_key(*peer, user));
@@ -345,36 +364,6 @@ impl PresenceService {
         if n == 1 {
             self.core
                 .send_ephemeral(to, &Self::typing_frame(true, auth.user, None), None);
-        }
-        Ok(())
-    }
-
-    /// `typing_start` / `typing_stop` in a group chat: member required, channels refused.
-    /// Forwarded to the other members' online devices (starts coalesced per 3 s); never stored.
-    pub async fn typing_chat(&self, auth: &Authenticated, chat_id: i64, start: bool) -> Result<()> {
-        let store = &self.core.store;
-        if store.member(chat_id, auth.user).await?.is_none() {
-            return Err(Error::NotAMember);
-        }
-        match store.chat(chat_id).await? {
-            Some(c) if c.kind == crate::model::ChatKind::Chat => {}
-            Some(_) => return Err(Error::Forbidden),
-            None => return Err(Error::NotAMember),
-        }
-        let fwd = format!("typingfwd:{}:c{chat_id}", auth.user);
-        if start {
-            let n = self.core.ephemeral.incr(&fwd, TYPING_FORWARD_EVERY).await?;
-            if n != 1 {
-                return Ok(());
-            }
-        } else {
-            self.core.ephemeral.delete(&fwd).await?;
-        }
-        let frame = Self::typing_frame(start, auth.user, Some(chat_id));
-        for member in self.core.chat_member_ids(chat_id).await?.iter() {
-            if *member != auth.user {
-                self.core.send_ephemeral(*member, &frame, None);
-            }
         }
         Ok(())
     }

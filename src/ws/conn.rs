@@ -145,6 +145,10 @@ pub(super) async fn run(
             .presence
             .stop_typing_all(conn.auth.user, &peers)
             .await;
+        app.services
+            .presence
+            .stop_chat_typing_on_close(conn.auth.user)
+            .await;
     }
     app.services.presence.refresh(conn.auth.user).await;
     tracing::debug!(user_id = %conn.auth.user, "socket closed");

@@ -53,6 +53,23 @@ async fn export_holds_the_callers_values() {
     add(c, &a, chat, &b).await;
     let m1 = http_send(&t, &a, &b, "dm-one").await;
     let m2 = http_send(&t, &b, &a, "dm-two").await;
+    let in_chat = post_ok(
+        c,
+        &b,
+        "/messages/send",
+        json!({"chat_id": chat, "data": "Z3JvdXA="}),
+    )
+    .await["message_id"]
+        .as_str()
+        .expect("message id")
+        .to_owned();
+    post_ok(
+        c,
+        &a,
+        "/status/read",
+        json!({"chat_id": chat, "message_id": in_chat}),
+    )
+    .await;
 
     let r = c.get("/account/export", Some(&a.token)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -113,6 +130,10 @@ async fn export_holds_the_callers_values() {
         (&chats[0]["chat_id"], &chats[0]["name"], &chats[0]["role"]),
         (&json!(chat), &json!("Export group"), &json!("owner"))
     );
+    assert_eq!(
+        chats[0]["last_read_message_id"], in_chat,
+        "Alice's read marker"
+    );
     let queued = s
         .store
         .queued_entries(&[melo::model::SessionId(a.session_id)])
@@ -147,6 +168,11 @@ async fn export_holds_the_callers_values() {
     // Another user's export holds nothing of Alice's private values.
     let theirs = c.get("/account/export", Some(&b.token)).await;
     assert_eq!(theirs.status, 200);
+    assert_eq!(
+        theirs.body["chats"]["items"][0]["last_read_message_id"],
+        serde_json::Value::Null,
+        "Bob's export has Bob's marker (none), not Alice's"
+    );
     let text = theirs.body.to_string();
     assert!(
         !text.contains(&a.phone) && !text.contains("Tide tables"),

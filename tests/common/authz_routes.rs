@@ -228,6 +228,14 @@ pub fn routes() -> Vec<Route> {
         r("POST", "/status/offline", "the caller's presence").json(json!({}))
             .after(After::BackOnline).expect(ANY_SESSION),
         r("POST", "/status/online", "the caller's presence").json(json!({})).expect(ANY_SESSION),
+        // Typing over HTTP: group members only (unknown chats and non-members not_a_member);
+        // nobody types in a channel. null stops the caller's own typing.
+        r("POST", "/status/typing", "the group chat").json(json!({"chat_id": "$group"}))
+            .expect([OK, OK, OK, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
+        r("POST", "/status/typing", "the channel").json(json!({"chat_id": "$channel"}))
+            .expect([FORBIDDEN, FORBIDDEN, FORBIDDEN, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
+        r("POST", "/status/typing", "the caller's typing (stop)").json(json!({"chat_id": null}))
+            .expect(ANY_SESSION),
         // §4.6 messages. DMs need an accepted contact; chats membership; channels owner/admin.
         r("POST", "/messages/send", "a DM to the owner").json(json!({"target_id": "$owner", "data": "x"}))
             .expect([SELF, OK, OK, OK, NOT_CONTACT, REV, ANON]),
@@ -358,5 +366,17 @@ pub fn routes() -> Vec<Route> {
         // §5.1 admission: upgrade, then close 1008 with the §3.1 reason.
         r("GET", "/ws", "a WebSocket upgrade").body(Body::Upgrade)
             .expect([OK, OK, OK, OK, OK, Exp::Err(1008, "token_revoked"), Exp::Err(1008, "unauthenticated")]),
+        // §4.5 read markers: members only, then the message must be one of that chat. Last: each
+        // cell queues a fresh message for every member, which would outgrow the unacknowledged
+        // backlog the upgrade row above reads up to `sync_done` without acking.
+        r("POST", "/status/read", "a message of the group chat").obj(MemberGroupMsg)
+            .json(json!({"chat_id": "$group", "message_id": "$msg"}))
+            .expect([OK, OK, OK, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
+        r("POST", "/status/read", "a post of the channel").obj(OwnerChannelMsg)
+            .json(json!({"chat_id": "$channel", "message_id": "$msg"}))
+            .expect([OK, OK, OK, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
+        r("POST", "/status/read", "a DM, named as a message of the group").obj(OwnerDmToContact)
+            .json(json!({"chat_id": "$group", "message_id": "$msg"}))
+            .expect([NO_MESSAGE, NO_MESSAGE, NO_MESSAGE, NOT_MEMBER, NOT_MEMBER, REV, ANON]),
     ]
 }

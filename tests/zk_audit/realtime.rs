@@ -49,7 +49,10 @@ async fn messages(api: &Api, w: &World, wa: &mut WsClient, wb: &mut WsClient, wc
     api.post(a, "/messages/delete", json!({"message_id": m2}))
         .await;
     let body = json!({"chat_id": w.group, "data": "WktHUk9VUA=="});
-    api.post(a, "/messages/send", body).await;
+    let in_group = id(&api.post(a, "/messages/send", body).await);
+    // B's read marker in the group (a row of the store) and its `messages_read`.
+    let read = json!({"chat_id": w.group, "message_id": in_group});
+    api.post(b, "/status/read", read).await;
     // Scheduled messages: one stays pending (its row is in the dump), one is cancelled.
     let later = |ms: i64| {
         melo::model::Timestamp::from_millis(melo::model::Timestamp::now().millis() + ms).to_string()
@@ -144,6 +147,9 @@ pub async fn run(api: &Api, s: &TestServer, push: &PushService, w: &World) -> Ve
     wa.send_json(&json!({"type": "typing_start", "target": b.u.uid}))
         .await;
     wb.send_json(&json!({"type": "typing_start", "chat_id": w.group}))
+        .await;
+    // A types in the group over HTTP: the chat a user types in is ephemeral state too.
+    api.post(a, "/status/typing", json!({"chat_id": w.group}))
         .await;
     for ws in [&mut wa, &mut wb, &mut wc] {
         ws.ping().await;

@@ -1,13 +1,16 @@
 //! Presence over HTTP (PROTOCOL §4.5).
 
 use http::Method;
+use serde::{Deserialize, Deserializer};
 use serde_json::json;
+
+use super::chats::{chat_id, IdInput};
 
 use crate::http::error::ApiError;
 use crate::http::extract::Ctx;
 use crate::http::response::{ok, Body};
 use crate::http::router::{Access, Route};
-use crate::model::UserId;
+use crate::model::{MessageId, UserId};
 use crate::service::validate;
 
 type Res = Result<http::Response<Body>, ApiError>;
@@ -45,6 +48,20 @@ pub(super) fn routes() -> Vec<Route> {
             Token,
             "Enter invisible mode",
             |c| Box::pin(offline(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/status/typing",
+            Token,
+            "Typing in a group chat, or stop",
+            |c| Box::pin(typing(c)),
+        ),
+        Route::new(
+            Method::POST,
+            "/status/read",
+            Token,
+            "Move the caller's read marker in a chat",
+            |c| Box::pin(read(c)),
         ),
         Route::new(
             Method::GET,
@@ -88,22 +105,71 @@ async fn me(c: Ctx) -> Res {
     let status = p.status_of(auth.user).await;
     Ok(ok(&json!({
         "user_id": auth.user, "status": status, "last_seen": p.last_seen(auth.user).await,
-        "is_typing_in_chat": null,
+        "is_typing_in_chat": p.own_typing_chat(auth.user).await,
     })))
 }
 
 /// # GET /status/contacts
 async fn contacts(c: Ctx) -> Res {
     let auth = c.auth()?;
-    let p = &c.app.services.presence;
-    let mut list = Vec::new();
-    for uid in c.app.services.contacts.all_contacts(auth.user).await? {
-        list.push(json!({
-            "user_id": uid, "status": p.status_of(uid).await, "last_seen": p.last_seen(uid).await,
-            "is_typing_in_chat": null,
-        }));
-    }
+    let list = c.app.services.presence.contacts_presence(auth.user).await?;
     Ok(ok(&json!({"contacts": list})))
+}
+
+/// A field that must be present, though it may be null: `None` when absent, `Some(None)` when
+/// null.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<IdInput>>, D::Error> {
+    Option::<IdInput>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct TypingBody {
+    #[serde(default, deserialize_with = "present")]
+    chat_id: Option<Option<IdInput>>,
+}
+
+/// # POST /status/typing
+async fn typing(mut c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let b: TypingBody = c.json().await?;
+    let chat = match b.chat_id {
+        None => {
+            return Err(ApiError::field(
+                "chat_id",
+                "is required (a chat id, or null)",
+            ))
+        }
+        Some(None) => None,
+        Some(id) => Some(chat_id(id, "chat_id")?),
+    };
+    c.app.services.presence.typing_http(&auth, chat).await?;
+    Ok(ok(&json!({"status": "ok"})))
+}
+
+#[derive(Deserialize)]
+struct ReadBody {
+    #[serde(default)]
+    chat_id: Option<IdInput>,
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+/// # POST /status/read
+async fn read(mut c: Ctx) -> Res {
+    let auth = c.auth()?;
+    let b: ReadBody = c.json().await?;
+    let chat = chat_id(b.chat_id, "chat_id")?;
+    let message_id: MessageId = b
+        .message_id
+        .ok_or_else(|| ApiError::field("message_id", "is required"))?
+        .parse()
+        .map_err(|()| ApiError::field("message_id", "must be 32 hex characters"))?;
+    c.app
+        .services
+        .chats
+        .mark_read(&auth, chat, message_id)
+        .await?;
+    Ok(ok(&json!({"status": "ok"})))
 }
 
 /// # POST /status/online

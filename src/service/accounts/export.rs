@@ -169,6 +169,8 @@ pub struct ExportChat {
     pub created_at: Timestamp,
     /// Public.
     pub is_public: bool,
+    /// The caller's read marker in the chat (`POST /status/read`), if any.
+    pub last_read_message_id: Option<String>,
 }
 
 /// What the server holds about one message (its payload is client ciphertext, not included).
@@ -348,6 +350,13 @@ impl AccountsService {
             })
             .collect();
         let (rows, chats_total) = store.chats_of(me, 0, MAX_CHATS).await?;
+        let ids: Vec<i64> = rows.iter().map(|(chat, _)| chat.id).collect();
+        let mut markers: std::collections::HashMap<i64, String> = store
+            .read_markers(me, &ids)
+            .await?
+            .into_iter()
+            .map(|(chat, m)| (chat, m.message_id))
+            .collect();
         let mut chats = Vec::with_capacity(rows.len());
         for (chat, role) in &rows {
             let name = core
@@ -363,6 +372,7 @@ impl AccountsService {
                 owner_id: chat.owner,
                 created_at: chat.created_at,
                 is_public: chat.is_public,
+                last_read_message_id: markers.remove(&chat.id),
             });
         }
         let active: Vec<SessionId> = store.sessions_of(me).await?.iter().map(|s| s.id).collect();

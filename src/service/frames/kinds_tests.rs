@@ -38,11 +38,12 @@ fn variant(f: &ServerFrame<'_>) -> usize {
         ServerFrame::SlowMode(_) => 19,
         ServerFrame::CallState(_) => 20,
         ServerFrame::Call(_) => 21,
+        ServerFrame::MessagesRead(_) => 22,
     }
 }
 
 /// Variants of [`ServerFrame`] (one more than the last index of [`variant`]).
-const VARIANTS: usize = 22;
+const VARIANTS: usize = 23;
 
 /// The `type` of an encoded frame.
 fn type_of(frame: &ServerFrame<'_>) -> String {
@@ -159,6 +160,12 @@ fn every_server_frame_type_is_listed() {
         }),
         ServerFrame::TypingStart(typing()),
         ServerFrame::TypingStop(typing()),
+        ServerFrame::MessagesRead(MessagesRead {
+            user_id: me,
+            chat_id: 5,
+            last_read_message_id: "01932f6e5a7b7c3d9e4b2a1f0c9d8e7f",
+            timestamp: ts,
+        }),
         ServerFrame::SlowMode(SlowMode {
             status: "rate_limited",
             chat_id: Some(5),

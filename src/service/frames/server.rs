@@ -56,6 +56,8 @@ pub(crate) enum ServerFrame<'a> {
     TypingStart(Typing),
     /// A peer stopped typing (§5.6).
     TypingStop(Typing),
+    /// A member's read marker moved (§4.5, §5.6).
+    MessagesRead(MessagesRead<'a>),
     /// Slow mode refused a message (§5.4): a `msg_status` of its own shape.
     #[serde(rename = "msg_status")]
     SlowMode(SlowMode<'a>),
@@ -69,7 +71,7 @@ pub(crate) enum ServerFrame<'a> {
 /// The `type` of every [`ServerFrame`] variant but [`ServerFrame::Call`] (which carries a
 /// [`CallKind`](super::call::CallKind)'s), each once (`msg_status` has two shapes).
 /// `server_tests` checks this list against one frame of every variant.
-pub(crate) const SERVER_TYPES: [&str; 20] = [
+pub(crate) const SERVER_TYPES: [&str; 21] = [
     "relay_delivery",
     "msg_status",
     "gap",
@@ -89,6 +91,7 @@ pub(crate) const SERVER_TYPES: [&str; 20] = [
     "status_change",
     "typing_start",
     "typing_stop",
+    "messages_read",
     "call_state",
 ];
 
@@ -270,6 +273,16 @@ pub(crate) struct StatusChange {
 pub(crate) struct Typing {
     pub(crate) user_id: UserId,
     pub(crate) chat_id: Option<i64>,
+    pub(crate) timestamp: Timestamp,
+}
+
+/// `messages_read`: `user_id`'s read marker in `chat_id` moved to `last_read_message_id`, a
+/// message sent at `timestamp`.
+#[derive(Serialize)]
+pub(crate) struct MessagesRead<'a> {
+    pub(crate) user_id: UserId,
+    pub(crate) chat_id: i64,
+    pub(crate) last_read_message_id: &'a str,
     pub(crate) timestamp: Timestamp,
 }
 

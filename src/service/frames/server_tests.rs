@@ -316,6 +316,21 @@ fn ephemeral_frames() {
     let fields = ["user_id", "chat_id", "timestamp"];
     check(ServerFrame::TypingStart(typing()), "typing_start", &fields);
     check(ServerFrame::TypingStop(typing()), "typing_stop", &fields);
+    // §5.6's read marker, exactly PROTOCOL's example.
+    let text = check(
+        ServerFrame::MessagesRead(MessagesRead {
+            user_id: uid(87_654_321),
+            chat_id: 5,
+            last_read_message_id: "01932f6e5a7b7c3d9e4b2a1f0c9d8e7f",
+            timestamp: ts(),
+        }),
+        "messages_read",
+        &["user_id", "chat_id", "last_read_message_id", "timestamp"],
+    );
+    assert_eq!(
+        text,
+        r#"{"type":"messages_read","user_id":"87654321","chat_id":5,"last_read_message_id":"01932f6e5a7b7c3d9e4b2a1f0c9d8e7f","timestamp":"2025-10-21T09:15:02.481Z"}"#
+    );
     // §5.4's slow-mode answer (plus `ts`).
     let text = check(
         ServerFrame::SlowMode(SlowMode {
