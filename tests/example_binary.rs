@@ -13,7 +13,7 @@ use std::path::Path;
 
 use common::binary::{start, start_with, stop};
 use common::realtime::{self, Target};
-use common::{avatars, calls, chats, scenarios, session_scenarios};
+use common::{avatars, calls, chats, read_markers, scenarios, schedule, session_scenarios};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_against_the_melo_binary() {
@@ -111,5 +111,7 @@ async fn realtime_scenarios(env: &[(&str, &str)]) {
     avatars::s5_avatar(&target).await;
     chats::s12(&target).await;
     chats::s13(&target).await;
+    read_markers::scenario(&target, &target).await;
+    schedule::scenario(&target).await;
     stop(server);
 }

@@ -13,8 +13,10 @@ pub mod calls;
 pub mod chats;
 pub mod cluster;
 pub mod push_service;
+pub mod read_markers;
 pub mod realtime;
 pub mod scenarios;
+pub mod schedule;
 pub mod session_scenarios;
 pub mod ws;
 
