@@ -877,6 +877,56 @@ async fn integer_uids_are_padded_and_keep_a_leading_zero() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["unique_id"], "01234567", "{}", r.body);
     stop(server);
+
+    // Key rotation and the backup key check bind the leading-zero uid's values (its user row
+    // and its session) as the server sealed them.
+    let env = [("MELO_DATA_DIR", data_s.as_str())];
+    let out = run_melo(
+        dir.path(),
+        &["rotate-keys", "--new-key", "--activate-in", "0"],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_melo(dir.path(), &["rotate-keys"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let sum = |field: &str| -> u64 {
+        rotated["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .map(|t| t[field].as_u64().expect("count"))
+            .sum()
+    };
+    assert_eq!(sum("unreadable"), 0, "{rotated}");
+    assert!(sum("rewritten") >= 8, "{rotated}");
+    let backup_dir = dir.path().join("backup");
+    let out = run_melo(
+        dir.path(),
+        &["backup", backup_dir.to_str().expect("path")],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = start_with(dir.path(), &[("MELO_DATA_DIR", data_s.as_str())]);
+    let r = login(
+        &server.client,
+        json!({"identifier": "01234567", "password": "integer-password", "device_id": "00000000000000b2"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "after the rotation: {}", r.body);
+    stop(server);
     db.drop_now().await;
 }
 

@@ -333,10 +333,7 @@ mod tests {
             Ok("12345678")
         );
         // A leading zero is kept (padded back for an integer column).
-        assert_eq!(
-            ok("1234567", UidColumn::Integer).as_deref(),
-            Ok("01234567")
-        );
+        assert_eq!(ok("1234567", UidColumn::Integer).as_deref(), Ok("01234567"));
         assert_eq!(ok("01234567", UidColumn::Text).as_deref(), Ok("01234567"));
         assert_eq!(ok("0", UidColumn::Integer), Err("uid_invalid"));
         assert_eq!(ok("1234567", UidColumn::Text), Err("uid_invalid"));

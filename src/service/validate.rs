@@ -144,8 +144,7 @@ pub(crate) fn backup_ciphertext(raw: &str) -> Result<(), &'static str> {
 
 /// A uid string.
 pub(crate) fn uid(raw: &str) -> Result<UserId, &'static str> {
-    raw.parse()
-        .map_err(|()| "must be 8 digits")
+    raw.parse().map_err(|()| "must be 8 digits")
 }
 
 const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
