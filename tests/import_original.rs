@@ -805,6 +805,95 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     );
     drop(conn);
 
+    // What users undo in Melo stays undone by a later run: a removed contact, a chat left, a
+    // revoked imported device session (its old token stays refused), a read marker of a chat
+    // left (even one the original gained since).
+    let server = start_with(dir.path(), &[("MELO_DATA_DIR", data_s.as_str())]);
+    let c = &server.client;
+    let r = login(
+        c,
+        json!({"identifier": ALICE.uid, "password": ALICE.password, "device_id": "00000000000000a9"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alice = r.body["access_token"].as_str().expect("token").to_owned();
+    let alice_csrf = r.body["csrf_token"].as_str().unwrap_or_default().to_owned();
+    let r = login(
+        c,
+        json!({"identifier": BOB.uid, "password": BOB.password, "device_id": "00000000000000b9"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bob = r.body["access_token"].as_str().expect("token").to_owned();
+    let r = c
+        .post(
+            "/unsubscribe",
+            Some(&alice),
+            &json!({"target_id": BOB.uid, "csrf_token": alice_csrf}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c
+        .post("/chats/leave", Some(&bob), &json!({"chat_id": 7}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sessions = c.get("/sessions", Some(&alice)).await;
+    assert_eq!(sessions.status, 200, "{}", sessions.body);
+    let imported = sessions.body["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["device_id"] == ALICE_DEVICE)
+        .and_then(|s| s["id"].as_i64())
+        .unwrap_or_else(|| panic!("alice's imported session in {}", sessions.body));
+    let r = c
+        .call(
+            hyper::Method::DELETE,
+            &format!("/sessions/{imported}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    stop(server);
+    db.read_marker(f.ids["bob"], 7, BOB_MARKER).await;
+
+    let third = json_report(&import(dir.path(), &["--report", "json"], &env));
+    assert_eq!(counts(&third, "contacts").1, 0, "{third}");
+    assert_eq!(counts(&third, "members").1, 0, "{third}");
+    assert_eq!(counts(&third, "read_markers").1, 0, "{third}");
+    assert_eq!(counts(&third, "device_tokens").1, 0, "{third}");
+    let server = start_with(dir.path(), &[("MELO_DATA_DIR", data_s.as_str())]);
+    let c = &server.client;
+    let list = c.get("/contacts", Some(&alice)).await;
+    assert_eq!(uids(&list.body), Vec::<String>::new(), "{}", list.body);
+    let bobs = c.get("/chats/list?per_page=100", Some(&bob)).await.body;
+    assert!(
+        !bobs["chats"]
+            .as_array()
+            .expect("chats")
+            .iter()
+            .any(|x| x["id"] == 7),
+        "bob left chat 7: {bobs}"
+    );
+    let r = login(
+        c,
+        json!({"identifier": ALICE.uid, "device_id": ALICE_DEVICE, "device_token": ALICE_TOKEN}),
+    )
+    .await;
+    r.assert_error(401, "invalid_credentials");
+    stop(server);
+    let conn = rusqlite::Connection::open(&db_path).expect("open");
+    let bob_in_7: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM read_markers WHERE uid = ?1 AND chat_id = 7",
+            [uid(&BOB)],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(bob_in_7, 0, "no marker for a chat bob left");
+    drop(conn);
+
     db.drop_now().await;
 }
 

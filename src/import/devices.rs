@@ -187,6 +187,11 @@ async fn one(
             return Ok(());
         }
     };
+    if run.done.token_users.contains(&uid) {
+        // An earlier run imported this user's tokens: a session revoked since stays revoked.
+        run.report.counts("device_tokens").already += 1;
+        return Ok(());
+    }
     if run.store.active_session(uid, &device).await?.is_some() {
         // An earlier import's session, or the device logged in to Melo already: its token
         // there is newer.

@@ -82,6 +82,11 @@ async fn contact(run: &mut Run<'_>, rows: Vec<EdgeRow>) -> Result<(), ImportErro
     };
     let accepted = usable.iter().any(|u| u.2);
     run.report.counts("contacts").merged_duplicates += usable.len() as u64 - 1;
+    if run.done.graph_users.contains(&requester) && run.done.graph_users.contains(&target) {
+        // Imported by an earlier run; what the users did since (a contact removed) stands.
+        run.report.counts("contacts").already += 1;
+        return Ok(());
+    }
     let existing = run.store.relationship(requester, target).await?;
     let counts_as = match existing {
         None => {
@@ -325,6 +330,11 @@ async fn member(run: &mut Run<'_>, rows: Vec<MemberRow>) -> Result<(), ImportErr
             "second_owner_made_admin",
             super::report::Action::Replaced,
         );
+    }
+    if run.member_done(user, chat) {
+        // Imported by an earlier run; a member who left or was removed since stays out.
+        run.report.counts("members").already += 1;
+        return Ok(());
     }
     let at = secs_or(joined, Timestamp::now());
     let added = if run.opts.dry_run {
