@@ -418,6 +418,8 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
         ("ORIGINAL_DB_URL", db.url.as_str()),
         ("ORIGINAL_REDIS_URL", redis.url.as_str()),
         ("ORIGINAL_ENCRYPTION_KEY_STR", key_text.as_str()),
+        // Shorter than the original's 30 days: imported tokens live no longer than Melo's own.
+        ("DEVICE_TOKEN_TTL", "86400"),
     ];
     let n = needles(&f);
 
@@ -540,6 +542,23 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     no_personal_values("the run's report", &run, &n);
     let first = json_report(&run);
     assert_eq!(first["dry_run"], false);
+    {
+        let conn = rusqlite::Connection::open(data.join("melo.db")).expect("open");
+        let latest: i64 = conn
+            .query_row("SELECT MAX(device_token_expires) FROM sessions", [], |r| {
+                r.get(0)
+            })
+            .expect("sessions");
+        let cap = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64)
+            + 86_400_000;
+        assert!(
+            latest <= cap,
+            "an imported token outlives DEVICE_TOKEN_TTL: {latest} > {cap}"
+        );
+    }
     for kind in [
         "users",
         "contacts",

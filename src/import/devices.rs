@@ -178,10 +178,13 @@ async fn one(
         return Ok(());
     };
     let now = Timestamp::now();
+    // Never longer than a token Melo issues now (DEVICE_TOKEN_TTL).
+    let ttl_ms =
+        i64::try_from(run.opts.device_token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let remaining_ms = match pttl {
         // No expiry (a key that lost its TTL): Melo's full lifetime.
-        -1 => run.opts.device_token_ttl_secs.saturating_mul(1000) as i64,
-        ms if ms > 0 => ms,
+        -1 => ttl_ms,
+        ms if ms > 0 => ms.min(ttl_ms),
         _ => {
             skip(run, "expired");
             return Ok(());

@@ -84,8 +84,8 @@ pub struct ImportOptions {
     pub chat_batch: u32,
     /// Largest avatar kept, bytes (Melo's `AVATAR_MAX_BYTES`).
     pub avatar_max_bytes: usize,
-    /// Lifetime of a device token whose Redis key has no expiry, seconds (Melo's
-    /// `DEVICE_TOKEN_TTL`).
+    /// Longest lifetime of an imported device token, and that of one whose Redis key has no
+    /// expiry, seconds (Melo's `DEVICE_TOKEN_TTL`).
     pub device_token_ttl_secs: u64,
 }
 
