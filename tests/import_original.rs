@@ -585,6 +585,29 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     assert_eq!(counts(&again, "device_tokens"), (5, 0, 2, 0, 3), "{again}");
     assert_eq!(counts(&again, "avatars").1, 0);
 
+    // A run that stopped between creating alice and writing her avatar and secret-key backup
+    // (and so marked nothing done): the next run writes them.
+    {
+        let conn = rusqlite::Connection::open(data.join("melo.db")).expect("open");
+        let alice_uid = ALICE.uid.parse::<i64>().expect("uid");
+        for sql in [
+            "DELETE FROM avatars WHERE uid = ?1",
+            "DELETE FROM secret_keys WHERE uid = ?1",
+            "UPDATE imported_users SET graph_done = 0, tokens_done = 0 WHERE uid = ?1",
+        ] {
+            assert_eq!(conn.execute(sql, [alice_uid]).expect(sql), 1, "{sql}");
+        }
+    }
+    let resumed = json_report(&import(dir.path(), &["--report", "json"], &env));
+    assert_eq!(counts(&resumed, "users"), (7, 0, 4, 0, 3), "{resumed}");
+    assert_eq!(counts(&resumed, "avatars").1, 1, "{resumed}");
+    assert_eq!(counts(&resumed, "secret_key_backups").1, 1, "{resumed}");
+    assert_eq!(
+        counts(&resumed, "contacts").1,
+        0,
+        "merged, not new: {resumed}"
+    );
+
     // Melo on the result.
     let server = start_with(dir.path(), &[("MELO_DATA_DIR", data_s.as_str())]);
     let c = server.client.clone();

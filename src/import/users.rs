@@ -239,6 +239,35 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), super::ImportError> 
     Ok(())
 }
 
+/// Writes the avatar and the secret-key backup of a user the import created; with `missing_only`
+/// (a user an earlier, stopped run created), only those Melo does not have.
+async fn extras(
+    run: &mut Run<'_>,
+    converted: &Converted,
+    missing_only: bool,
+) -> Result<(), super::ImportError> {
+    let uid = converted.record.id;
+    if let Some((mime, sealed, etag)) = &converted.avatar {
+        if !missing_only || run.store.avatar(uid).await?.is_none() {
+            if !run.opts.dry_run {
+                run.store
+                    .put_avatar(uid, mime, sealed, etag, converted.record.created_at)
+                    .await?;
+            }
+            run.report.counts("avatars").imported += 1;
+        }
+    }
+    if let Some((sealed, at)) = &converted.secret {
+        if !missing_only || run.store.secret_key(uid).await?.is_none() {
+            if !run.opts.dry_run {
+                run.store.put_secret_key(uid, sealed, *at).await?;
+            }
+            run.report.counts("secret_key_backups").imported += 1;
+        }
+    }
+    Ok(())
+}
+
 async fn one(run: &mut Run<'_>, u: &UserRow) -> Result<(), super::ImportError> {
     run.report.counts("users").read += 1;
     run.seen_users.insert(u.id);
@@ -269,23 +298,15 @@ async fn one(run: &mut Run<'_>, u: &UserRow) -> Result<(), super::ImportError> {
             if converted.record.public_key.is_some() {
                 run.report.counts("public_keys").imported += 1;
             }
-            if let Some((mime, sealed, etag)) = &converted.avatar {
-                if !run.opts.dry_run {
-                    run.store
-                        .put_avatar(uid, mime, sealed, etag, converted.record.created_at)
-                        .await?;
-                }
-                run.report.counts("avatars").imported += 1;
-            }
-            if let Some((sealed, at)) = &converted.secret {
-                if !run.opts.dry_run {
-                    run.store.put_secret_key(uid, sealed, *at).await?;
-                }
-                run.report.counts("secret_key_backups").imported += 1;
-            }
+            extras(run, &converted, false).await?;
         }
         ImportOutcome::AlreadyImported => {
             run.report.counts("users").already += 1;
+            if !run.done.graph_users.contains(&uid) {
+                // Created by a run that did not complete: it may have stopped before writing
+                // the avatar and the backup (separate writes after the user's).
+                extras(run, &converted, true).await?;
+            }
         }
         ImportOutcome::Conflict(what) => {
             let reason = match what {
