@@ -962,6 +962,14 @@ async fn integer_uids_are_padded_and_keep_a_leading_zero() {
     // `01234567` as an INT column keeps it: 1234567.
     let padded = db.user(&row("1234567", "+79161239002")).await;
     db.edge(ok, padded, "accepted").await;
+    // Names Melo's own rules refuse: cleaned like /register would want them, or dropped.
+    let mut bad = row("27182818", "+79161239003");
+    bad.name = Some(key.encrypt("<b>Mallory</b>\u{202e}\u{7} Q\n<script>x</script>".as_bytes()));
+    bad.nickname = Some(key.encrypt("\u{202e}\u{7}<i></i>".as_bytes()));
+    let bad = db.user(&bad).await;
+    db.chat(3, "\u{7}", "chat", bad, false, None, 0).await;
+    db.chat(4, "  Fine\u{202e}Chat\u{0}  ", "chat", bad, false, None, 0)
+        .await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
@@ -975,8 +983,14 @@ async fn integer_uids_are_padded_and_keep_a_leading_zero() {
     ];
     let r = json_report(&import(dir.path(), &["--report", "json"], &env));
     assert_eq!(r["uid_column"], "integer");
-    assert_eq!(counts(&r, "users"), (2, 2, 0, 0, 0), "{r}");
-    assert!(problems(&r).is_empty(), "{r}");
+    assert_eq!(counts(&r, "users"), (3, 3, 0, 0, 0), "{r}");
+    assert_eq!(counts(&r, "chats"), (2, 2, 0, 0, 0), "{r}");
+    let p = problems(&r);
+    assert!(has(&p, "users", bad, "name_cleaned"), "{r}");
+    assert!(has(&p, "users", bad, "nickname_invalid"), "{r}");
+    assert!(has(&p, "chats", 3, "name_replaced"), "{r}");
+    assert!(has(&p, "chats", 4, "name_cleaned"), "{r}");
+    assert_eq!(p.len(), 4, "{r}");
     assert_eq!(counts(&r, "contacts"), (1, 1, 0, 0, 0), "{r}");
     assert!(
         r["notes"]
@@ -1007,6 +1021,42 @@ async fn integer_uids_are_padded_and_keep_a_leading_zero() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["unique_id"], "01234567", "{}", r.body);
+    let r = login(
+        &server.client,
+        json!({"identifier": "27182818", "password": "integer-password", "device_id": "00000000000000b3"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mallory = r.body["access_token"].as_str().expect("token").to_owned();
+    let me = server.client.get("/profile", Some(&mallory)).await;
+    assert_eq!(me.body["name"], "Mallory Q x", "{}", me.body);
+    assert_eq!(me.body["nickname"], "", "{}", me.body);
+    let chats = server
+        .client
+        .get("/chats/list?per_page=100", Some(&mallory))
+        .await;
+    let names: Vec<(i64, String)> = chats.body["chats"]
+        .as_array()
+        .expect("chats")
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_i64().expect("id"),
+                c["name"].as_str().expect("name").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names.iter().find(|c| c.0 == 4).map(|c| c.1.as_str()),
+        Some("FineChat"),
+        "{}",
+        chats.body
+    );
+    let three = names.iter().find(|c| c.0 == 3).expect("chat 3");
+    assert!(
+        (2..=128).contains(&three.1.chars().count()) && three.1.chars().all(|c| !c.is_control()),
+        "{three:?}"
+    );
     stop(server);
 
     // Key rotation and the backup key check bind the leading-zero uid's values (its user row
