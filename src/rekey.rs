@@ -171,14 +171,20 @@ pub(crate) fn aad(
         RowKey::Id(id) => id.to_string(),
         _ => String::new(),
     };
+    // Rows keyed by uid are bound to the uid as `UserId` prints it (8 digits, a leading zero
+    // kept), not as the integer column holds it.
+    let uid = || match &row.key {
+        RowKey::Id(id) => uid_text(*id),
+        _ => String::new(),
+    };
     Some(match (table, column) {
         (_, "phone_index" | "code_index") => return None,
-        (SealedTable::Users, _) => ("users", id()),
-        (SealedTable::SecretKeys, _) => ("secret_keys", id()),
-        (SealedTable::UserSettings, _) => ("user_settings", id()),
-        (SealedTable::Sessions, _) => ("sessions", row.context.join(":")),
+        (SealedTable::Users, _) => ("users", uid()),
+        (SealedTable::SecretKeys, _) => ("secret_keys", uid()),
+        (SealedTable::UserSettings, _) => ("user_settings", uid()),
+        (SealedTable::Sessions, _) => ("sessions", session_binding(&row.context)),
         (SealedTable::PushRegistrations, _) => ("push", id()),
-        (SealedTable::Avatars, _) => ("avatars", id()),
+        (SealedTable::Avatars, _) => ("avatars", uid()),
         (SealedTable::Chats, _) => ("chats", id()),
         (SealedTable::Invites, _) => ("invites", row.context.join(":")),
         (SealedTable::QueueEvents, _) => match &row.key {
@@ -186,6 +192,23 @@ pub(crate) fn aad(
             _ => ("queue", String::new()),
         },
     })
+}
+
+/// A uid from an integer column as [`UserId`](crate::model::UserId) prints it: 8 digits.
+pub(crate) fn uid_text(uid: i64) -> String {
+    format!("{uid:08}")
+}
+
+/// A session's binding, `uid:device`, from its context columns: the uid (an integer column,
+/// read as its decimal digits) printed as [`UserId`](crate::model::UserId) does.
+fn session_binding(context: &[String]) -> String {
+    let mut parts = context.to_vec();
+    if let Some(first) = parts.first_mut() {
+        if let Ok(n) = first.parse::<i64>() {
+            *first = uid_text(n);
+        }
+    }
+    parts.join(":")
 }
 
 /// Tables whose values older releases sealed for no row (`""`): opened with a fallback, and

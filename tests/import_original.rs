@@ -418,6 +418,8 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
         ("ORIGINAL_DB_URL", db.url.as_str()),
         ("ORIGINAL_REDIS_URL", redis.url.as_str()),
         ("ORIGINAL_ENCRYPTION_KEY_STR", key_text.as_str()),
+        // Shorter than the original's 30 days: imported tokens live no longer than Melo's own.
+        ("DEVICE_TOKEN_TTL", "86400"),
     ];
     let n = needles(&f);
 
@@ -540,6 +542,23 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     no_personal_values("the run's report", &run, &n);
     let first = json_report(&run);
     assert_eq!(first["dry_run"], false);
+    {
+        let conn = rusqlite::Connection::open(data.join("melo.db")).expect("open");
+        let latest: i64 = conn
+            .query_row("SELECT MAX(device_token_expires) FROM sessions", [], |r| {
+                r.get(0)
+            })
+            .expect("sessions");
+        let cap = (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64)
+            + 86_400_000;
+        assert!(
+            latest <= cap,
+            "an imported token outlives DEVICE_TOKEN_TTL: {latest} > {cap}"
+        );
+    }
     for kind in [
         "users",
         "contacts",
@@ -565,6 +584,29 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     assert_eq!(counts(&again, "read_markers"), (6, 0, 2, 1, 3), "{again}");
     assert_eq!(counts(&again, "device_tokens"), (5, 0, 2, 0, 3), "{again}");
     assert_eq!(counts(&again, "avatars").1, 0);
+
+    // A run that stopped between creating alice and writing her avatar and secret-key backup
+    // (and so marked nothing done): the next run writes them.
+    {
+        let conn = rusqlite::Connection::open(data.join("melo.db")).expect("open");
+        let alice_uid = ALICE.uid.parse::<i64>().expect("uid");
+        for sql in [
+            "DELETE FROM avatars WHERE uid = ?1",
+            "DELETE FROM secret_keys WHERE uid = ?1",
+            "UPDATE imported_users SET graph_done = 0, tokens_done = 0 WHERE uid = ?1",
+        ] {
+            assert_eq!(conn.execute(sql, [alice_uid]).expect(sql), 1, "{sql}");
+        }
+    }
+    let resumed = json_report(&import(dir.path(), &["--report", "json"], &env));
+    assert_eq!(counts(&resumed, "users"), (7, 0, 4, 0, 3), "{resumed}");
+    assert_eq!(counts(&resumed, "avatars").1, 1, "{resumed}");
+    assert_eq!(counts(&resumed, "secret_key_backups").1, 1, "{resumed}");
+    assert_eq!(
+        counts(&resumed, "contacts").1,
+        0,
+        "merged, not new: {resumed}"
+    );
 
     // Melo on the result.
     let server = start_with(dir.path(), &[("MELO_DATA_DIR", data_s.as_str())]);
@@ -805,6 +847,95 @@ async fn the_original_moves_to_melo_once_and_clients_keep_working() {
     );
     drop(conn);
 
+    // What users undo in Melo stays undone by a later run: a removed contact, a chat left, a
+    // revoked imported device session (its old token stays refused), a read marker of a chat
+    // left (even one the original gained since).
+    let server = start_with(dir.path(), &[("MELO_DATA_DIR", data_s.as_str())]);
+    let c = &server.client;
+    let r = login(
+        c,
+        json!({"identifier": ALICE.uid, "password": ALICE.password, "device_id": "00000000000000a9"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let alice = r.body["access_token"].as_str().expect("token").to_owned();
+    let alice_csrf = r.body["csrf_token"].as_str().unwrap_or_default().to_owned();
+    let r = login(
+        c,
+        json!({"identifier": BOB.uid, "password": BOB.password, "device_id": "00000000000000b9"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let bob = r.body["access_token"].as_str().expect("token").to_owned();
+    let r = c
+        .post(
+            "/unsubscribe",
+            Some(&alice),
+            &json!({"target_id": BOB.uid, "csrf_token": alice_csrf}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c
+        .post("/chats/leave", Some(&bob), &json!({"chat_id": 7}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sessions = c.get("/sessions", Some(&alice)).await;
+    assert_eq!(sessions.status, 200, "{}", sessions.body);
+    let imported = sessions.body["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .find(|s| s["device_id"] == ALICE_DEVICE)
+        .and_then(|s| s["id"].as_i64())
+        .unwrap_or_else(|| panic!("alice's imported session in {}", sessions.body));
+    let r = c
+        .call(
+            hyper::Method::DELETE,
+            &format!("/sessions/{imported}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    stop(server);
+    db.read_marker(f.ids["bob"], 7, BOB_MARKER).await;
+
+    let third = json_report(&import(dir.path(), &["--report", "json"], &env));
+    assert_eq!(counts(&third, "contacts").1, 0, "{third}");
+    assert_eq!(counts(&third, "members").1, 0, "{third}");
+    assert_eq!(counts(&third, "read_markers").1, 0, "{third}");
+    assert_eq!(counts(&third, "device_tokens").1, 0, "{third}");
+    let server = start_with(dir.path(), &[("MELO_DATA_DIR", data_s.as_str())]);
+    let c = &server.client;
+    let list = c.get("/contacts", Some(&alice)).await;
+    assert_eq!(uids(&list.body), Vec::<String>::new(), "{}", list.body);
+    let bobs = c.get("/chats/list?per_page=100", Some(&bob)).await.body;
+    assert!(
+        !bobs["chats"]
+            .as_array()
+            .expect("chats")
+            .iter()
+            .any(|x| x["id"] == 7),
+        "bob left chat 7: {bobs}"
+    );
+    let r = login(
+        c,
+        json!({"identifier": ALICE.uid, "device_id": ALICE_DEVICE, "device_token": ALICE_TOKEN}),
+    )
+    .await;
+    r.assert_error(401, "invalid_credentials");
+    stop(server);
+    let conn = rusqlite::Connection::open(&db_path).expect("open");
+    let bob_in_7: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM read_markers WHERE uid = ?1 AND chat_id = 7",
+            [uid(&BOB)],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(bob_in_7, 0, "no marker for a chat bob left");
+    drop(conn);
+
     db.drop_now().await;
 }
 
@@ -831,6 +962,14 @@ async fn integer_uids_are_padded_and_keep_a_leading_zero() {
     // `01234567` as an INT column keeps it: 1234567.
     let padded = db.user(&row("1234567", "+79161239002")).await;
     db.edge(ok, padded, "accepted").await;
+    // Names Melo's own rules refuse: cleaned like /register would want them, or dropped.
+    let mut bad = row("27182818", "+79161239003");
+    bad.name = Some(key.encrypt("<b>Mallory</b>\u{202e}\u{7} Q\n<script>x</script>".as_bytes()));
+    bad.nickname = Some(key.encrypt("\u{202e}\u{7}<i></i>".as_bytes()));
+    let bad = db.user(&bad).await;
+    db.chat(3, "\u{7}", "chat", bad, false, None, 0).await;
+    db.chat(4, "  Fine\u{202e}Chat\u{0}  ", "chat", bad, false, None, 0)
+        .await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join(".env"), FIXTURE).expect(".env");
@@ -844,8 +983,14 @@ async fn integer_uids_are_padded_and_keep_a_leading_zero() {
     ];
     let r = json_report(&import(dir.path(), &["--report", "json"], &env));
     assert_eq!(r["uid_column"], "integer");
-    assert_eq!(counts(&r, "users"), (2, 2, 0, 0, 0), "{r}");
-    assert!(problems(&r).is_empty(), "{r}");
+    assert_eq!(counts(&r, "users"), (3, 3, 0, 0, 0), "{r}");
+    assert_eq!(counts(&r, "chats"), (2, 2, 0, 0, 0), "{r}");
+    let p = problems(&r);
+    assert!(has(&p, "users", bad, "name_cleaned"), "{r}");
+    assert!(has(&p, "users", bad, "nickname_invalid"), "{r}");
+    assert!(has(&p, "chats", 3, "name_replaced"), "{r}");
+    assert!(has(&p, "chats", 4, "name_cleaned"), "{r}");
+    assert_eq!(p.len(), 4, "{r}");
     assert_eq!(counts(&r, "contacts"), (1, 1, 0, 0, 0), "{r}");
     assert!(
         r["notes"]
@@ -876,6 +1021,92 @@ async fn integer_uids_are_padded_and_keep_a_leading_zero() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["unique_id"], "01234567", "{}", r.body);
+    let r = login(
+        &server.client,
+        json!({"identifier": "27182818", "password": "integer-password", "device_id": "00000000000000b3"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mallory = r.body["access_token"].as_str().expect("token").to_owned();
+    let me = server.client.get("/profile", Some(&mallory)).await;
+    assert_eq!(me.body["name"], "Mallory Q x", "{}", me.body);
+    assert_eq!(me.body["nickname"], "", "{}", me.body);
+    let chats = server
+        .client
+        .get("/chats/list?per_page=100", Some(&mallory))
+        .await;
+    let names: Vec<(i64, String)> = chats.body["chats"]
+        .as_array()
+        .expect("chats")
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_i64().expect("id"),
+                c["name"].as_str().expect("name").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names.iter().find(|c| c.0 == 4).map(|c| c.1.as_str()),
+        Some("FineChat"),
+        "{}",
+        chats.body
+    );
+    let three = names.iter().find(|c| c.0 == 3).expect("chat 3");
+    assert!(
+        (2..=128).contains(&three.1.chars().count()) && three.1.chars().all(|c| !c.is_control()),
+        "{three:?}"
+    );
+    stop(server);
+
+    // Key rotation and the backup key check bind the leading-zero uid's values (its user row
+    // and its session) as the server sealed them.
+    let env = [("MELO_DATA_DIR", data_s.as_str())];
+    let out = run_melo(
+        dir.path(),
+        &["rotate-keys", "--new-key", "--activate-in", "0"],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run_melo(dir.path(), &["rotate-keys"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotated: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let sum = |field: &str| -> u64 {
+        rotated["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .map(|t| t[field].as_u64().expect("count"))
+            .sum()
+    };
+    assert_eq!(sum("unreadable"), 0, "{rotated}");
+    assert!(sum("rewritten") >= 8, "{rotated}");
+    let backup_dir = dir.path().join("backup");
+    let out = run_melo(
+        dir.path(),
+        &["backup", backup_dir.to_str().expect("path")],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = start_with(dir.path(), &[("MELO_DATA_DIR", data_s.as_str())]);
+    let r = login(
+        &server.client,
+        json!({"identifier": "01234567", "password": "integer-password", "device_id": "00000000000000b2"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "after the rotation: {}", r.body);
     stop(server);
     db.drop_now().await;
 }

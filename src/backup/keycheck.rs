@@ -251,7 +251,7 @@ mod tests {
 
     fn user_row(keys: Arc<StaticKeys>, uid: i64) -> SealedRow {
         let pii = Pii::new(keys);
-        let row = uid.to_string();
+        let row = format!("{uid:08}");
         let seal = |c: &str, v: &str| Some(pii.seal_str("users", c, &row, v).expect("seal"));
         SealedRow {
             key: RowKey::Id(uid),

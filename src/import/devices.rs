@@ -83,6 +83,13 @@ fn token_of(run: &Run<'_>, value: &[u8]) -> Option<String> {
     None
 }
 
+/// The uid in a `device:{uid}:…` key. The original wrote it as Python printed the column's
+/// value: an integer column's uid lost its leading zeros there too (padded back); a text
+/// column's is as stored (8 digits, never padded).
+fn key_uid(raw: &str, column: UidColumn) -> Result<crate::model::UserId, &'static str> {
+    melo_uid(raw, column)
+}
+
 /// Every `device:*` key, found with `SCAN` (never `KEYS`), read with `GET` and `PTTL`.
 pub(crate) async fn import(run: &mut Run<'_>, redis: &OriginalRedis) -> Result<(), ImportError> {
     let mut conn = redis.conn.clone();
@@ -144,9 +151,7 @@ async fn one(
     let skip = |run: &mut Run<'_>, reason: &'static str| {
         run.report.skip("device_tokens", "redis", &name, reason)
     };
-    // The original wrote the key with its uid as Python printed it: an integer column's uid
-    // lost its leading zeros there too.
-    let uid = match melo_uid(uid, UidColumn::Integer).or_else(|_| melo_uid(uid, run.uid_column)) {
+    let uid = match key_uid(uid, run.uid_column) {
         Ok(u) => u,
         Err(_) => {
             skip(run, "uid_invalid");
@@ -178,15 +183,23 @@ async fn one(
         return Ok(());
     };
     let now = Timestamp::now();
+    // Never longer than a token Melo issues now (DEVICE_TOKEN_TTL).
+    let ttl_ms =
+        i64::try_from(run.opts.device_token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let remaining_ms = match pttl {
         // No expiry (a key that lost its TTL): Melo's full lifetime.
-        -1 => run.opts.device_token_ttl_secs.saturating_mul(1000) as i64,
-        ms if ms > 0 => ms,
+        -1 => ttl_ms,
+        ms if ms > 0 => ms.min(ttl_ms),
         _ => {
             skip(run, "expired");
             return Ok(());
         }
     };
+    if run.done.token_users.contains(&uid) {
+        // An earlier run imported this user's tokens: a session revoked since stays revoked.
+        run.report.counts("device_tokens").already += 1;
+        return Ok(());
+    }
     if run.store.active_session(uid, &device).await?.is_some() {
         // An earlier import's session, or the device logged in to Melo already: its token
         // there is newer.
@@ -215,7 +228,20 @@ async fn one(
 
 #[cfg(test)]
 mod tests {
-    use super::plausible;
+    use super::{key_uid, plausible, UidColumn};
+
+    #[test]
+    fn key_uids_are_padded_only_for_an_integer_column() {
+        assert_eq!(
+            key_uid("1234567", UidColumn::Integer).map(|u| u.to_string()),
+            Ok("01234567".to_owned())
+        );
+        assert!(key_uid("1234567", UidColumn::Text).is_err());
+        assert_eq!(
+            key_uid("01234567", UidColumn::Text).map(|u| u.to_string()),
+            Ok("01234567".to_owned())
+        );
+    }
 
     #[test]
     fn tokens_are_43_url_safe_characters() {

@@ -6,13 +6,13 @@ use futures_util::TryStreamExt;
 use super::source::{ChatRow, EdgeRow, MemberRow};
 use super::{secs_or, ImportError, Run};
 use crate::model::{ChatKind, ChatRole, Timestamp, UserId};
-use crate::service::chats::{new_code, valid_code};
+use crate::service::chats::{new_chat, new_code, valid_code};
 use crate::store::{ContactState, ImportOutcome, ImportedChat, StoreError};
 
 /// Longest slow-mode interval Melo accepts (`/chats/set_slow_mode`), seconds.
 const SLOW_MODE_MAX: i64 = 86_400;
-/// Longest chat name kept, characters.
-const CHAT_NAME_MAX_CHARS: usize = 255;
+/// Longest chat name Melo accepts (`/chats/create`), characters.
+const CHAT_NAME_MAX_CHARS: usize = 128;
 
 /// A user reference of an original row: the Melo uid, or why there is none.
 fn user_ref(run: &Run<'_>, id: Option<i64>) -> Result<UserId, &'static str> {
@@ -82,6 +82,11 @@ async fn contact(run: &mut Run<'_>, rows: Vec<EdgeRow>) -> Result<(), ImportErro
     };
     let accepted = usable.iter().any(|u| u.2);
     run.report.counts("contacts").merged_duplicates += usable.len() as u64 - 1;
+    if run.done.graph_users.contains(&requester) && run.done.graph_users.contains(&target) {
+        // Imported by an earlier run; what the users did since (a contact removed) stands.
+        run.report.counts("contacts").already += 1;
+        return Ok(());
+    }
     let existing = run.store.relationship(requester, target).await?;
     let counts_as = match existing {
         None => {
@@ -137,6 +142,43 @@ pub(crate) async fn chats(run: &mut Run<'_>) -> Result<(), ImportError> {
     Ok(())
 }
 
+/// The chat's name by Melo's rule (`/chats/create`: 2 to 128 characters once trimmed), without
+/// control, bidi or zero-width characters: cleaned (reported) when it breaks it, replaced by
+/// "Chat <id>" (reported) when nothing usable is left.
+fn chat_name(run: &mut Run<'_>, c: &ChatRow) -> String {
+    let cleaned: String = c
+        .name
+        .chars()
+        .map(|ch| if ch.is_whitespace() { ' ' } else { ch })
+        .filter(|ch| !ch.is_control() && !super::users::invisible(*ch))
+        .collect();
+    let cleaned: String = cleaned
+        .trim()
+        .chars()
+        .take(CHAT_NAME_MAX_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    if new_chat(&cleaned, "chat").is_err() {
+        run.report.problem(
+            "chats",
+            c.id,
+            "name_replaced",
+            super::report::Action::Replaced,
+        );
+        return format!("Chat {}", c.id);
+    }
+    if cleaned != c.name.trim() {
+        run.report.problem(
+            "chats",
+            c.id,
+            "name_cleaned",
+            super::report::Action::Replaced,
+        );
+    }
+    cleaned
+}
+
 async fn chat(run: &mut Run<'_>, c: &ChatRow) -> Result<(), ImportError> {
     run.report.counts("chats").read += 1;
     run.seen_chats.insert(c.id);
@@ -164,7 +206,7 @@ async fn chat(run: &mut Run<'_>, c: &ChatRow) -> Result<(), ImportError> {
         run.report.skip("chats", "chats", c.id, "id_invalid");
         return Ok(());
     }
-    let name: String = c.name.trim().chars().take(CHAT_NAME_MAX_CHARS).collect();
+    let name = chat_name(run, c);
     let row = c.id.to_string();
     let pii = run.pii.clone();
     let code = match c.invite_code.as_deref().map(str::trim) {
@@ -325,6 +367,11 @@ async fn member(run: &mut Run<'_>, rows: Vec<MemberRow>) -> Result<(), ImportErr
             "second_owner_made_admin",
             super::report::Action::Replaced,
         );
+    }
+    if run.member_done(user, chat) {
+        // Imported by an earlier run; a member who left or was removed since stays out.
+        run.report.counts("members").already += 1;
+        return Ok(());
     }
     let at = secs_or(joined, Timestamp::now());
     let added = if run.opts.dry_run {

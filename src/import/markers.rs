@@ -97,6 +97,11 @@ async fn marker(run: &mut Run<'_>, rows: Vec<MarkerRow>) -> Result<(), ImportErr
         return Ok(());
     }
     run.report.counts("read_markers").merged_duplicates += rows.len() as u64 - 1;
+    if run.member_done(user, chat) {
+        // Imported by an earlier run (or the user left the chat in Melo since).
+        run.report.counts("read_markers").already += 1;
+        return Ok(());
+    }
     let marker = ReadMarker {
         message_id: id.to_owned(),
         at: Timestamp::from_millis(0),

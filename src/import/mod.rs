@@ -18,8 +18,11 @@
 //! subscriptions, scheduled messages, short-lived state ([`report::NOT_IMPORTED`] says why).
 //!
 //! Runs are idempotent: users and chats are created through [`ImportStore`](crate::store::ImportStore),
-//! which records what an import created; a second run skips those, merges contacts and
-//! memberships, and leaves sessions that exist alone. A uid, phone or chat id that Melo uses for
+//! which records what an import created; a second run skips those. Contacts, memberships, read
+//! markers and device tokens are imported once: a complete run marks its users and chats done
+//! ([`ImportDone`]), and later runs import those rows only for users or chats not marked, so
+//! what users undid in Melo (a contact removed, a chat left, a session revoked) stays undone. A
+//! run that stopped part-way marks nothing; the next one merges what it wrote. A uid, phone or chat id that Melo uses for
 //! something else is a reported conflict, never overwritten. A dry run reads everything and
 //! writes nothing.
 //!
@@ -32,7 +35,7 @@ use std::sync::Arc;
 
 use crate::crypto::{CryptoError, KeyProvider, Pii};
 use crate::model::{Timestamp, UserId};
-use crate::store::{Store, StoreError};
+use crate::store::{ImportDone, Store, StoreError};
 
 mod devices;
 mod graph;
@@ -81,8 +84,8 @@ pub struct ImportOptions {
     pub chat_batch: u32,
     /// Largest avatar kept, bytes (Melo's `AVATAR_MAX_BYTES`).
     pub avatar_max_bytes: usize,
-    /// Lifetime of a device token whose Redis key has no expiry, seconds (Melo's
-    /// `DEVICE_TOKEN_TTL`).
+    /// Longest lifetime of an imported device token, and that of one whose Redis key has no
+    /// expiry, seconds (Melo's `DEVICE_TOKEN_TTL`).
     pub device_token_ttl_secs: u64,
 }
 
@@ -122,6 +125,16 @@ pub(crate) struct Run<'a> {
     pub(crate) chats: HashMap<i64, UserId>,
     /// Every original chat id read.
     pub(crate) seen_chats: HashSet<i64>,
+    /// What earlier complete runs imported of the graph and the device tokens (imported once).
+    pub(crate) done: ImportDone,
+}
+
+impl Run<'_> {
+    /// Whether an earlier complete run imported the graph rows between `user` and `chat`
+    /// (memberships, read markers): both were marked done.
+    pub(crate) fn member_done(&self, user: UserId, chat: i64) -> bool {
+        self.done.graph_users.contains(&user) && self.done.member_chats.contains(&chat)
+    }
 }
 
 /// A time in seconds since the epoch from the source, or `default`.
@@ -174,6 +187,7 @@ impl Importer {
             seen_phones: HashSet::new(),
             chats: HashMap::new(),
             seen_chats: HashSet::new(),
+            done: self.store.import_done().await?,
         };
         users::import(&mut run).await?;
         run.imported_uids = run.users.values().copied().collect();
@@ -194,6 +208,15 @@ impl Importer {
                 "no Redis of the original given: device tokens not imported (apps log in with their password)"
                     .into(),
             ),
+        }
+        if !self.options.dry_run {
+            // Only after every step: a run that stopped part-way marks nothing, and the next
+            // run imports these users' and chats' graph rows again (adding what is missing).
+            let users: Vec<UserId> = run.users.values().copied().collect();
+            let chats: Vec<i64> = run.chats.keys().copied().collect();
+            run.store
+                .mark_import_done(&users, redis.is_some(), &chats)
+                .await?;
         }
         tracing::info!(
             target: "melo::audit",

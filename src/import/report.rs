@@ -173,7 +173,7 @@ impl Report {
         if self.problems.len() < PROBLEMS_LISTED {
             self.problems.push(Problem {
                 table,
-                id: id.to_string(),
+                id: printable_id(&id.to_string()),
                 reason,
                 action,
             });
@@ -251,5 +251,51 @@ impl Report {
             let _ = writeln!(out, "  {}: {}", n.what, n.why);
         }
         out
+    }
+}
+
+/// Longest id kept in a problem row, characters (a Redis key name can be long).
+const ID_MAX_CHARS: usize = 200;
+
+/// An id as a report shows it: control, bidi and zero-width characters escaped (`\n`,
+/// `\u{202e}`), so that a Redis key name cannot add lines to the report or reorder it;
+/// at most [`ID_MAX_CHARS`] characters.
+fn printable_id(raw: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in raw.chars().enumerate() {
+        if n == ID_MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || super::users::invisible(c) || c == '\\' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_inject_lines_or_controls() {
+        let mut r = Report::new(false, UidColumn::Text);
+        r.skip(
+            "device_tokens",
+            "redis",
+            "device:1\nnote: forged line\r\u{1b}[31m\u{202e}x",
+            "uid_invalid",
+        );
+        let text = r.to_text();
+        assert!(!text.contains("\nnote: forged"), "{text}");
+        for bad in ['\r', '\u{1b}', '\u{202e}'] {
+            assert!(!text.contains(bad), "{text:?}");
+        }
+        assert!(text.contains("device:1\\nnote: forged line"), "{text}");
+        let id = &r.problems[0].id;
+        assert!(!id.chars().any(char::is_control), "{id:?}");
     }
 }

@@ -15,9 +15,6 @@ use crate::service::avatars::{etag_of, ImageType, SEAL_COLUMN, SEAL_TABLE};
 use crate::service::validate;
 use crate::store::ImportOutcome;
 
-/// Longest name or nickname kept (characters); Melo's own rule is 1–50.
-const NAME_MAX_CHARS: usize = 128;
-
 /// The Melo uid of an original `unique_id`: 8 digits, an integer column's value left-padded.
 pub(crate) fn melo_uid(raw: &str, column: UidColumn) -> Result<UserId, &'static str> {
     let t = raw.trim();
@@ -120,22 +117,32 @@ pub(crate) fn convert(
     let avatar = text(&u.avatar, "avatar_undecryptable");
     let public_key = text(&u.public_key, "public_key_undecryptable");
 
-    // Names: Melo's rule when they pass it, else kept as they are if not absurdly long.
-    let mut short = |v: Option<Zeroizing<String>>, too_long: &'static str| -> String {
+    // Names: Melo's rule (`/register`, profile updates) as they are, else cleaned to pass it
+    // (reported), else dropped (reported).
+    let mut cleaned: Vec<&'static str> = Vec::new();
+    let mut short = |v: Option<Zeroizing<String>>,
+                     (was_cleaned, invalid): (&'static str, &'static str)|
+     -> String {
         let Some(v) = v else { return String::new() };
+        if v.trim().is_empty() {
+            return String::new();
+        }
         if let Ok(clean) = validate::display_name(&v) {
             return clean;
         }
-        let t = v.trim();
-        if t.chars().count() <= NAME_MAX_CHARS {
-            t.to_owned()
-        } else {
-            dropped.push(too_long);
-            String::new()
+        match validate::display_name(&clean_name(&v)) {
+            Ok(clean) => {
+                cleaned.push(was_cleaned);
+                clean
+            }
+            Err(_) => {
+                dropped.push(invalid);
+                String::new()
+            }
         }
     };
-    let name = short(name, "name_too_long");
-    let nickname = short(nickname, "nickname_too_long");
+    let name = short(name, ("name_cleaned", "name_invalid"));
+    let nickname = short(nickname, ("nickname_cleaned", "nickname_invalid"));
     let username = username.filter(|v| {
         let ok = validate::username(v.trim()).is_ok();
         if !ok {
@@ -186,6 +193,9 @@ pub(crate) fn convert(
         run.report
             .problem("users", id, reason, Action::FieldDropped);
     }
+    for reason in cleaned {
+        run.report.problem("users", id, reason, Action::Replaced);
+    }
 
     let seal = |col: &str, v: &str| pii.seal_str("users", col, &row, v);
     let now = Timestamp::now();
@@ -224,6 +234,36 @@ pub(crate) fn convert(
     }))
 }
 
+/// Whether `c` is a Unicode format character that reorders or hides text (bidi controls,
+/// zero-width characters, the BOM), which names must not carry.
+pub(crate) fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}'
+        | '\u{061c}' | '\u{feff}' | '\u{00ad}')
+}
+
+/// A name the original accepted, made to pass Melo's `display_name` rule where it can: tags
+/// removed, line breaks and tabs made spaces, control, bidi and other characters the rule
+/// refuses removed, spaces collapsed, at most 50 characters.
+fn clean_name(raw: &str) -> String {
+    let stripped = validate::strip_tags(raw);
+    let mut out = String::new();
+    for c in stripped.chars() {
+        let c = if c.is_whitespace() { ' ' } else { c };
+        if c == ' ' && (out.is_empty() || out.ends_with(' ')) {
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' || c == ' ' || c == '-' {
+            out.push(c);
+        }
+    }
+    out.trim()
+        .chars()
+        .take(50)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
 /// Reads every user page by page and imports it. Fills `run.users` (original id → Melo uid of
 /// every usable user).
 pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), super::ImportError> {
@@ -234,6 +274,35 @@ pub(crate) async fn import(run: &mut Run<'_>) -> Result<(), super::ImportError> 
         after = last.id;
         for u in &page {
             one(run, u).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the avatar and the secret-key backup of a user the import created; with `missing_only`
+/// (a user an earlier, stopped run created), only those Melo does not have.
+async fn extras(
+    run: &mut Run<'_>,
+    converted: &Converted,
+    missing_only: bool,
+) -> Result<(), super::ImportError> {
+    let uid = converted.record.id;
+    if let Some((mime, sealed, etag)) = &converted.avatar {
+        if !missing_only || run.store.avatar(uid).await?.is_none() {
+            if !run.opts.dry_run {
+                run.store
+                    .put_avatar(uid, mime, sealed, etag, converted.record.created_at)
+                    .await?;
+            }
+            run.report.counts("avatars").imported += 1;
+        }
+    }
+    if let Some((sealed, at)) = &converted.secret {
+        if !missing_only || run.store.secret_key(uid).await?.is_none() {
+            if !run.opts.dry_run {
+                run.store.put_secret_key(uid, sealed, *at).await?;
+            }
+            run.report.counts("secret_key_backups").imported += 1;
         }
     }
     Ok(())
@@ -269,23 +338,15 @@ async fn one(run: &mut Run<'_>, u: &UserRow) -> Result<(), super::ImportError> {
             if converted.record.public_key.is_some() {
                 run.report.counts("public_keys").imported += 1;
             }
-            if let Some((mime, sealed, etag)) = &converted.avatar {
-                if !run.opts.dry_run {
-                    run.store
-                        .put_avatar(uid, mime, sealed, etag, converted.record.created_at)
-                        .await?;
-                }
-                run.report.counts("avatars").imported += 1;
-            }
-            if let Some((sealed, at)) = &converted.secret {
-                if !run.opts.dry_run {
-                    run.store.put_secret_key(uid, sealed, *at).await?;
-                }
-                run.report.counts("secret_key_backups").imported += 1;
-            }
+            extras(run, &converted, false).await?;
         }
         ImportOutcome::AlreadyImported => {
             run.report.counts("users").already += 1;
+            if !run.done.graph_users.contains(&uid) {
+                // Created by a run that did not complete: it may have stopped before writing
+                // the avatar and the backup (separate writes after the user's).
+                extras(run, &converted, true).await?;
+            }
         }
         ImportOutcome::Conflict(what) => {
             let reason = match what {

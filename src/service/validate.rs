@@ -65,7 +65,7 @@ pub(crate) fn phone(raw: &str) -> Result<String, &'static str> {
 }
 
 /// Removes every `<…>` tag.
-fn strip_tags(s: &str) -> String {
+pub(crate) fn strip_tags(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(start) = rest.find('<') {

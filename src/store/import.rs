@@ -2,6 +2,7 @@
 //! traits: creating a user or a chat with the identifier it had on the original server, and
 //! knowing, on a later run, which users and chats an import created.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -44,6 +45,19 @@ pub struct ImportedChat {
     pub slow_mode_secs: u32,
 }
 
+/// What earlier complete runs imported besides users and chats: graph rows (contacts,
+/// memberships, read markers) and device tokens are imported once, so that what a user undid
+/// in Melo since (a contact removed, a chat left, a session revoked) stays undone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImportDone {
+    /// Imported users whose contacts, memberships and read markers a run has imported.
+    pub graph_users: HashSet<UserId>,
+    /// Imported users whose device tokens a run (given the original's Redis) has imported.
+    pub token_users: HashSet<UserId>,
+    /// Imported chats whose members and read markers a run has imported.
+    pub member_chats: HashSet<i64>,
+}
+
 /// Creating users and chats under the original server's identifiers, once.
 #[async_trait]
 pub trait ImportStore: Send + Sync + fmt::Debug {
@@ -67,4 +81,16 @@ pub trait ImportStore: Send + Sync + fmt::Debug {
 
     /// Whether `user` was created by an import (and still exists).
     async fn is_imported_user(&self, user: UserId) -> StoreResult<bool>;
+
+    /// What earlier runs marked done ([`mark_import_done`](Self::mark_import_done)).
+    async fn import_done(&self) -> StoreResult<ImportDone>;
+
+    /// Marks the graph of `users` (and their device tokens when `tokens`) and the members of
+    /// `chats` as imported. Ids the import did not create (or that are gone) are ignored.
+    async fn mark_import_done(
+        &self,
+        users: &[UserId],
+        tokens: bool,
+        chats: &[i64],
+    ) -> StoreResult<()>;
 }

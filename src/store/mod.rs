@@ -37,7 +37,7 @@ mod sqlite;
 
 pub use admin::{AdminStore, RegistrationInviteStore, StoreCounts};
 pub use erase::{EraseStore, ErasedAccount, ErasedMembership};
-pub use import::{ImportOutcome, ImportStore, ImportedChat};
+pub use import::{ImportDone, ImportOutcome, ImportStore, ImportedChat};
 pub use memory::MemoryStore;
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]

@@ -1,11 +1,12 @@
 //! Conformance cases for [`ImportStore`](crate::store::ImportStore): users and chats created
 //! under the original's identifiers once, conflicts with what Melo made itself.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{uid, user, Store};
 use crate::model::{ChatKind, ChatRole, Timestamp};
-use crate::store::{ImportOutcome, ImportedChat};
+use crate::store::{ImportDone, ImportOutcome, ImportedChat};
 
 fn chat(id: i64, owner: u32, code: Option<&[u8]>) -> ImportedChat {
     ImportedChat {
@@ -217,4 +218,52 @@ pub(crate) async fn import_deleted_chat_stays_deleted(s: Arc<dyn Store>) {
         "a later run does not bring a deleted chat back"
     );
     assert_eq!(s.chat(5).await.expect("read"), None);
+}
+
+pub(crate) async fn import_done_is_recorded_once_per_import(s: Arc<dyn Store>) {
+    let a = user(11_111_111, b"idx-a");
+    let b = user(22_222_222, b"idx-b");
+    s.import_user(&a).await.expect("user");
+    s.import_user(&b).await.expect("user");
+    // A Melo user (not imported) and a Melo chat are never marked.
+    let melo = user(33_333_333, b"idx-c");
+    s.create_user(&melo).await.expect("melo user");
+    s.import_chat(&chat(5, 11_111_111, None))
+        .await
+        .expect("chat");
+    let melo_chat = s
+        .create_chat(ChatKind::Chat, b"n", melo.id, Timestamp::from_millis(1))
+        .await
+        .expect("melo chat");
+    assert_eq!(s.import_done().await.expect("read"), ImportDone::default());
+
+    s.mark_import_done(&[a.id, melo.id], false, &[5, melo_chat])
+        .await
+        .expect("mark");
+    let done = s.import_done().await.expect("read");
+    assert_eq!(done.graph_users, HashSet::from([a.id]));
+    assert!(done.token_users.is_empty(), "no Redis, no tokens: {done:?}");
+    assert_eq!(done.member_chats, HashSet::from([5]));
+
+    s.mark_import_done(&[a.id, b.id], true, &[])
+        .await
+        .expect("mark");
+    let done = s.import_done().await.expect("read");
+    assert_eq!(done.graph_users, HashSet::from([a.id, b.id]));
+    assert_eq!(done.token_users, HashSet::from([a.id, b.id]));
+    s.mark_import_done(&[a.id], false, &[]).await.expect("mark");
+    assert!(
+        s.import_done()
+            .await
+            .expect("read")
+            .token_users
+            .contains(&a.id),
+        "a later run without Redis keeps the tokens done"
+    );
+
+    // Erasure takes the user's marks with it.
+    s.erase_user(b.id).await.expect("erase").expect("existed");
+    let done = s.import_done().await.expect("read");
+    assert_eq!(done.graph_users, HashSet::from([a.id]));
+    assert_eq!(done.token_users, HashSet::from([a.id]));
 }

@@ -14,6 +14,8 @@ pub(super) struct Chats {
     pub(super) next_id: i64,
     /// Ids of the chats an import created (kept after the chat is deleted).
     pub(super) imported: std::collections::HashSet<i64>,
+    /// Of those, the chats whose members an import has imported.
+    pub(super) import_members_done: std::collections::HashSet<i64>,
     pub(super) by_id: HashMap<i64, ChatRecord>,
     /// Members per chat.
     pub(super) members: HashMap<i64, BTreeMap<UserId, ChatMember>>,

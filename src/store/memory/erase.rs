@@ -33,6 +33,8 @@ impl EraseStore for MemoryStore {
         users.avatars.remove(&user);
         users.retired.insert(user);
         users.imported.remove(&user);
+        users.import_graph_done.remove(&user);
+        users.import_tokens_done.remove(&user);
         self.erase_schedules(user);
 
         let mut st = lock(&self.sessions);

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{lock, MemoryStore};
 use crate::model::{ChatMember, ChatRecord, ChatRole, UserId, UserRecord};
-use crate::store::{ImportOutcome, ImportStore, ImportedChat, StoreResult};
+use crate::store::{ImportDone, ImportOutcome, ImportStore, ImportedChat, StoreResult};
 
 #[async_trait]
 impl ImportStore for MemoryStore {
@@ -76,5 +76,43 @@ impl ImportStore for MemoryStore {
 
     async fn is_imported_user(&self, user: UserId) -> StoreResult<bool> {
         Ok(lock(&self.users).imported.contains(&user))
+    }
+
+    async fn import_done(&self) -> StoreResult<ImportDone> {
+        let (graph_users, token_users) = {
+            let u = lock(&self.users);
+            (u.import_graph_done.clone(), u.import_tokens_done.clone())
+        };
+        Ok(ImportDone {
+            graph_users,
+            token_users,
+            member_chats: lock(&self.chats).import_members_done.clone(),
+        })
+    }
+
+    async fn mark_import_done(
+        &self,
+        users: &[UserId],
+        tokens: bool,
+        chats: &[i64],
+    ) -> StoreResult<()> {
+        {
+            let mut u = lock(&self.users);
+            for user in users {
+                if u.imported.contains(user) {
+                    u.import_graph_done.insert(*user);
+                    if tokens {
+                        u.import_tokens_done.insert(*user);
+                    }
+                }
+            }
+        }
+        let mut c = lock(&self.chats);
+        for chat in chats {
+            if c.imported.contains(chat) {
+                c.import_members_done.insert(*chat);
+            }
+        }
+        Ok(())
     }
 }

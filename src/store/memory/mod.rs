@@ -47,6 +47,10 @@ pub(super) struct Users {
     pub(super) retired: HashSet<UserId>,
     /// Uids of the users an import created (and that still exist).
     pub(super) imported: HashSet<UserId>,
+    /// Of those, the users whose graph an import has imported.
+    pub(super) import_graph_done: HashSet<UserId>,
+    /// Of those, the users whose device tokens an import has imported.
+    pub(super) import_tokens_done: HashSet<UserId>,
 }
 
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use sqlx::{MySql, Transaction};
 use super::{be, is_unique_violation, MysqlStore, TxResult};
 use crate::model::{ChatRole, UserId, UserRecord};
 use crate::store::sql::rows::uid;
-use crate::store::{ImportOutcome, ImportStore, ImportedChat, StoreResult};
+use crate::store::{ImportDone, ImportOutcome, ImportStore, ImportedChat, StoreResult};
 
 /// Whether `sql` (with one parameter) finds a row; the row is locked for the transaction.
 async fn exists<'q, T>(tx: &mut Transaction<'_, MySql>, sql: &'q str, key: T) -> TxResult<bool>
@@ -225,5 +225,82 @@ impl ImportStore for MysqlStore {
             .await
             .map_err(be)?
             .is_some())
+    }
+
+    async fn import_done(&self) -> StoreResult<ImportDone> {
+        use sqlx::Row;
+        let users = sqlx::query(
+            "SELECT uid, graph_done, tokens_done FROM imported_users \
+             WHERE graph_done = 1 OR tokens_done = 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(be)?;
+        let mut done = ImportDone::default();
+        for r in users {
+            let n: i64 = r.try_get("uid").map_err(be)?;
+            let graph: i8 = r.try_get("graph_done").map_err(be)?;
+            let tokens: i8 = r.try_get("tokens_done").map_err(be)?;
+            let Some(user) = u32::try_from(n).ok().and_then(UserId::new) else {
+                continue;
+            };
+            if graph == 1 {
+                done.graph_users.insert(user);
+            }
+            if tokens == 1 {
+                done.token_users.insert(user);
+            }
+        }
+        let chats = sqlx::query("SELECT id FROM imported_chats WHERE members_done = 1")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(be)?;
+        for r in chats {
+            done.member_chats
+                .insert(r.try_get::<i64, _>("id").map_err(be)?);
+        }
+        Ok(done)
+    }
+
+    async fn mark_import_done(
+        &self,
+        users: &[UserId],
+        tokens: bool,
+        chats: &[i64],
+    ) -> StoreResult<()> {
+        let tokens = i8::from(tokens);
+        for part in users.chunks(500) {
+            self.retry(move || async move {
+                let mut tx = self.pool.begin().await?;
+                for u in part {
+                    sqlx::query(
+                        "UPDATE imported_users SET graph_done = 1, \
+                         tokens_done = GREATEST(tokens_done, ?) WHERE uid = ?",
+                    )
+                    .bind(tokens)
+                    .bind(uid(*u))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
+        }
+        for part in chats.chunks(500) {
+            self.retry(move || async move {
+                let mut tx = self.pool.begin().await?;
+                for c in part {
+                    sqlx::query("UPDATE imported_chats SET members_done = 1 WHERE id = ?")
+                        .bind(*c)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
     }
 }

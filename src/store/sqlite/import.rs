@@ -4,11 +4,11 @@ use async_trait::async_trait;
 use rusqlite::{params, Transaction};
 
 use super::db::unique_violation;
-use super::rows::{exec, one};
+use super::rows::{all, exec, one};
 use super::SqliteStore;
 use crate::model::{ChatRole, UserId, UserRecord};
 use crate::store::sql::rows::{uid, Cells};
-use crate::store::{ImportOutcome, ImportStore, ImportedChat, StoreError, StoreResult};
+use crate::store::{ImportDone, ImportOutcome, ImportStore, ImportedChat, StoreError, StoreResult};
 
 /// Whether `sql` (with one parameter) finds a row.
 fn exists(t: &Transaction<'_>, sql: &str, key: impl rusqlite::ToSql) -> StoreResult<bool> {
@@ -161,6 +161,62 @@ impl ImportStore for SqliteStore {
                     |r| r.int("x"),
                 )?
                 .is_some())
+            })
+            .await
+    }
+
+    async fn import_done(&self) -> StoreResult<ImportDone> {
+        self.db
+            .read(|c| {
+                let users = all(
+                    c,
+                    "SELECT uid, graph_done, tokens_done FROM imported_users \
+                     WHERE graph_done = 1 OR tokens_done = 1",
+                    [],
+                    |r| Ok((r.uid("uid")?, r.int("graph_done")?, r.int("tokens_done")?)),
+                )?;
+                let chats = all(
+                    c,
+                    "SELECT id FROM imported_chats WHERE members_done = 1",
+                    [],
+                    |r| r.int("id"),
+                )?;
+                Ok(ImportDone {
+                    graph_users: users.iter().filter(|u| u.1 == 1).map(|u| u.0).collect(),
+                    token_users: users.iter().filter(|u| u.2 == 1).map(|u| u.0).collect(),
+                    member_chats: chats.into_iter().collect(),
+                })
+            })
+            .await
+    }
+
+    async fn mark_import_done(
+        &self,
+        users: &[UserId],
+        tokens: bool,
+        chats: &[i64],
+    ) -> StoreResult<()> {
+        let users: Vec<i64> = users.iter().map(|u| uid(*u)).collect();
+        let chats = chats.to_vec();
+        let tokens = i64::from(tokens);
+        self.db
+            .write(move |t| {
+                for u in &users {
+                    exec(
+                        t,
+                        "UPDATE imported_users SET graph_done = 1, \
+                         tokens_done = MAX(tokens_done, ?2) WHERE uid = ?1",
+                        params![u, tokens],
+                    )?;
+                }
+                for c in &chats {
+                    exec(
+                        t,
+                        "UPDATE imported_chats SET members_done = 1 WHERE id = ?1",
+                        [c],
+                    )?;
+                }
+                Ok(())
             })
             .await
     }
