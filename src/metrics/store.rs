@@ -230,6 +230,7 @@ metered!(MeteredStore, ImportStore, IMPORT_OPS {
     fn import_chat(&self, chat: &ImportedChat) -> StoreResult<ImportOutcome>;
     fn reserve_chat_ids(&self, through: i64) -> StoreResult<()>;
     fn is_imported_user(&self, user: UserId) -> StoreResult<bool>;
+    fn replace_password_hash(&self, user: UserId, old: &str, new: &str) -> StoreResult<bool>;
     fn import_done(&self) -> StoreResult<ImportDone>;
     fn mark_import_done(&self, users: &[UserId], tokens: bool, chats: &[i64]) -> StoreResult<()>;
 });

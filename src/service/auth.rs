@@ -353,13 +353,16 @@ impl AuthService {
             limits.login_succeeded(attempt).await?;
             if crate::crypto::password::needs_rehash(&user.password_hash) {
                 // An imported account's first login: its hash becomes one of Melo's form.
+                // Compare and set: a password changed since this login read the record stays.
                 let hash = self.core.passwords.hash(password).await?;
-                let change = ProfileChange {
-                    password_hash: Some(hash.clone()),
-                    ..ProfileChange::default()
-                };
-                self.core.store.update_user(user.id, &change).await?;
-                user.password_hash = hash;
+                if self
+                    .core
+                    .store
+                    .replace_password_hash(user.id, &user.password_hash, &hash)
+                    .await?
+                {
+                    user.password_hash = hash;
+                }
             }
             self.complete_login(user, device, new_key, client).await
         }

@@ -44,6 +44,7 @@ macro_rules! store_conformance {
                 read_markers_follow_membership, import_users_once_never_over_melo_users,
                 import_chats_keep_their_ids, import_reserves_chat_ids,
                 import_deleted_chat_stays_deleted, import_done_is_recorded_once_per_import,
+                import_password_hash_compare_and_set,
                 schedule_create_list_cancel, schedule_client_id_and_bound,
                 schedule_claims_and_leases, schedule_concurrent_claims_take_each_row_once,
                 erase_removes_schedules);

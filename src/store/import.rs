@@ -82,6 +82,11 @@ pub trait ImportStore: Send + Sync + fmt::Debug {
     /// Whether `user` was created by an import (and still exists).
     async fn is_imported_user(&self, user: UserId) -> StoreResult<bool>;
 
+    /// Sets `user`'s password hash to `new` only if it is still `old` (compare and set): the
+    /// first login of an imported account replaces the original's hash without overwriting a
+    /// password changed meanwhile. True when it was replaced.
+    async fn replace_password_hash(&self, user: UserId, old: &str, new: &str) -> StoreResult<bool>;
+
     /// What earlier runs marked done ([`mark_import_done`](Self::mark_import_done)).
     async fn import_done(&self) -> StoreResult<ImportDone>;
 

@@ -195,6 +195,45 @@ pub(crate) async fn import_reserves_chat_ids(s: Arc<dyn Store>) {
     );
 }
 
+pub(crate) async fn import_password_hash_compare_and_set(s: Arc<dyn Store>) {
+    let a = user(11_111_112, b"idx-cas");
+    s.import_user(&a).await.expect("import");
+    let old = a.password_hash.as_str();
+    assert!(!s
+        .replace_password_hash(a.id, "$2b$04$other", "$2b$04$new1")
+        .await
+        .expect("cas"));
+    assert_eq!(
+        s.user(a.id)
+            .await
+            .expect("read")
+            .expect("user")
+            .password_hash,
+        old
+    );
+    assert!(s
+        .replace_password_hash(a.id, old, "$2b$04$new1")
+        .await
+        .expect("cas"));
+    // A second replacement from the same old value (a login racing the first) changes nothing.
+    assert!(!s
+        .replace_password_hash(a.id, old, "$2b$04$new2")
+        .await
+        .expect("cas"));
+    assert_eq!(
+        s.user(a.id)
+            .await
+            .expect("read")
+            .expect("user")
+            .password_hash,
+        "$2b$04$new1"
+    );
+    assert!(!s
+        .replace_password_hash(uid(99_999_998), old, "$2b$04$x")
+        .await
+        .expect("cas on an unknown user"));
+}
+
 pub(crate) async fn import_deleted_chat_stays_deleted(s: Arc<dyn Store>) {
     let a = user(11_111_111, b"idx-a");
     s.import_user(&a).await.expect("user");

@@ -78,6 +78,17 @@ impl ImportStore for MemoryStore {
         Ok(lock(&self.users).imported.contains(&user))
     }
 
+    async fn replace_password_hash(&self, user: UserId, old: &str, new: &str) -> StoreResult<bool> {
+        let mut users = lock(&self.users);
+        match users.by_id.get_mut(&user) {
+            Some(u) if u.password_hash == old => {
+                u.password_hash = new.to_owned();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn import_done(&self) -> StoreResult<ImportDone> {
         let (graph_users, token_users) = {
             let u = lock(&self.users);

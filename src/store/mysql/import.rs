@@ -227,6 +227,18 @@ impl ImportStore for MysqlStore {
             .is_some())
     }
 
+    async fn replace_password_hash(&self, user: UserId, old: &str, new: &str) -> StoreResult<bool> {
+        let r =
+            sqlx::query("UPDATE users SET password_hash = ? WHERE uid = ? AND password_hash = ?")
+                .bind(new)
+                .bind(uid(user))
+                .bind(old)
+                .execute(&self.pool)
+                .await
+                .map_err(be)?;
+        Ok(r.rows_affected() == 1)
+    }
+
     async fn import_done(&self) -> StoreResult<ImportDone> {
         use sqlx::Row;
         let users = sqlx::query(

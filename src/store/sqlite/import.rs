@@ -165,6 +165,19 @@ impl ImportStore for SqliteStore {
             .await
     }
 
+    async fn replace_password_hash(&self, user: UserId, old: &str, new: &str) -> StoreResult<bool> {
+        let (me, old, new) = (uid(user), old.to_owned(), new.to_owned());
+        self.db
+            .write(move |t| {
+                Ok(exec(
+                    t,
+                    "UPDATE users SET password_hash = ?1 WHERE uid = ?2 AND password_hash = ?3",
+                    params![new, me, old],
+                )? == 1)
+            })
+            .await
+    }
+
     async fn import_done(&self) -> StoreResult<ImportDone> {
         self.db
             .read(|c| {
