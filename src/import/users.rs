@@ -70,6 +70,9 @@ pub(crate) struct Converted {
     pub(crate) secret: Option<(Vec<u8>, Timestamp)>,
     /// The phone's blind index, for the duplicate check.
     pub(crate) phone_tag: [u8; 16],
+    /// The phone's blind indexes under the older data-key versions (rows a key rotation has
+    /// not moved yet), checked for a Melo account with the phone as `/register` checks.
+    pub(crate) older_phone_indexes: Vec<Vec<u8>>,
 }
 
 /// Turns one row into Melo's record, or (`Ok(Err)`) the reason it cannot be. Optional values
@@ -97,6 +100,11 @@ pub(crate) fn convert(
     };
     let pii: Pii = run.pii.clone();
     let phone_index = pii.blind_index("phone", phone.as_bytes());
+    let older_phone_indexes: Vec<Vec<u8>> = pii
+        .blind_indexes("phone", phone.as_bytes())
+        .into_iter()
+        .filter(|i| *i != phone_index)
+        .collect();
     let mut phone_tag = [0u8; 16];
     phone_tag.copy_from_slice(&phone_index[..16]);
 
@@ -231,6 +239,7 @@ pub(crate) fn convert(
         avatar,
         secret,
         phone_tag,
+        older_phone_indexes,
     }))
 }
 
@@ -327,7 +336,9 @@ async fn one(run: &mut Run<'_>, u: &UserRow) -> Result<(), super::ImportError> {
         run.report.skip("users", "users", u.id, "duplicate_phone");
         return Ok(());
     }
-    let outcome = if run.opts.dry_run {
+    let outcome = if phone_under_older_key(run, &converted).await? {
+        ImportOutcome::Conflict("phone")
+    } else if run.opts.dry_run {
         predict(run, &converted.record).await?
     } else {
         run.store.import_user(&converted.record).await?
@@ -360,6 +371,19 @@ async fn one(run: &mut Run<'_>, u: &UserRow) -> Result<(), super::ImportError> {
     }
     run.users.insert(u.id, uid);
     Ok(())
+}
+
+/// Whether another account holds the phone under an older data-key version's blind index (the
+/// store's own check sees only the current one).
+async fn phone_under_older_key(run: &Run<'_>, c: &Converted) -> Result<bool, super::ImportError> {
+    for index in &c.older_phone_indexes {
+        if let Some(other) = run.store.user_by_phone_index(index).await? {
+            if other.id != c.record.id {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// What [`crate::store::ImportStore::import_user`] would answer, from reads only.
