@@ -22,7 +22,7 @@ use common::schedule::{
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::realtime::{assert_ts, make_contacts, online, second_device, Target};
+use common::realtime::{assert_ts, hex32, make_contacts, online, second_device, Target};
 use common::ws::is;
 use common::{new_user, test_config, Resp, TestServer};
 use http::Method;
@@ -182,6 +182,15 @@ async fn validation_and_authorization() {
         &schedule(c, &a, dm(json!("tomorrow"), json!("x"))).await,
         "when",
     );
+    // RFC 3339 requires an offset: a local time without one would be read as UTC, hours off.
+    let naive = at(3_600_000);
+    let naive = naive.trim_end_matches('Z').to_owned();
+    assert_field(&schedule(c, &a, dm(json!(naive), json!("x"))).await, "when");
+    // With an offset other than Z it is accepted.
+    let offset = format!("{naive}+00:00");
+    let r = schedule(c, &a, dm(json!(offset), json!("x"))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    cancel(c, &a, &hex32(&r.body["schedule_id"])).await;
     assert_field(
         &schedule(c, &a, dm(json!(1_900_000_000), json!("x"))).await,
         "when",

@@ -56,6 +56,8 @@ pub(crate) const LEASE: Duration = Duration::from_secs(60);
 pub(crate) const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Rows claimed at once.
 const BATCH: u64 = 32;
+/// A claimed row is sent only while at least this much of its lease remains.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// Prefix of the `client_id` a scheduled message is sent with (`@` is not in the client
 /// alphabet).
 const CLIENT_ID_PREFIX: &str = "@schedule:";
@@ -285,6 +287,16 @@ impl ScheduleService {
         let rows = self.core.store.claim_due(claim, BATCH).await?;
         let full = rows.len() as u64 >= BATCH;
         for row in rows {
+            // Only while the claim still holds, with a margin for the send itself: past its
+            // end a cancel is accepted and another node may claim the row, so the rest of the
+            // batch is left to be claimed again.
+            if Timestamp::now()
+                .millis()
+                .saturating_add(millis(LEASE_MARGIN))
+                >= claim.until.millis()
+            {
+                break;
+            }
             // A failure leaves the row claimed: it is claimed again once the lease ends.
             match self.send_due(row, claim.token).await {
                 Ok(Fate::Sent) => self.core.metrics.scheduled(ScheduleStep::Sent),

@@ -62,8 +62,15 @@ struct ScheduleBody {
 async fn schedule(mut c: Ctx) -> Res {
     let auth = c.auth()?;
     let body: ScheduleBody = c.json().await?;
-    let when = Timestamp::parse(&body.when)
-        .ok_or_else(|| ApiError::field("when", "must be an RFC 3339 date-time"))?;
+    let when = Some(body.when.as_str())
+        .filter(|w| has_offset(w))
+        .and_then(Timestamp::parse)
+        .ok_or_else(|| {
+            ApiError::field(
+                "when",
+                "must be an RFC 3339 date-time with an offset (Z or ±HH:MM)",
+            )
+        })?;
     // A string is the payload; an object is sent as its JSON text.
     let data = match body.data {
         serde_json::Value::String(s) => s,
@@ -116,4 +123,39 @@ async fn cancel(c: Ctx) -> Res {
         .ok_or_else(|| ApiError::field("schedule_id", "must be 32 hexadecimal characters"))?;
     c.app.services.schedule.cancel(&auth, id).await?;
     Ok(ok(&json!({"status": "ok"})))
+}
+
+/// Whether an RFC 3339 date-time ends with its offset (`Z` or `±HH:MM`), which RFC 3339
+/// requires: a local time without one would be read as UTC and sent hours off.
+fn has_offset(when: &str) -> bool {
+    if when.ends_with(['Z', 'z']) {
+        return true;
+    }
+    // `±HH:MM` after the time.
+    let tail = when
+        .len()
+        .checked_sub(6)
+        .and_then(|start| when.get(start..))
+        .map(str::as_bytes);
+    matches!(
+        tail,
+        Some([b'+' | b'-', h1, h2, b':', m1, m2])
+            if [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit())
+    ) && when.len() > 6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_offset;
+
+    #[test]
+    fn offsets() {
+        assert!(has_offset("2026-12-07T09:00:00Z"));
+        assert!(has_offset("2026-12-07T09:00:00.123+03:00"));
+        assert!(has_offset("2026-12-07T09:00:00-05:30"));
+        assert!(!has_offset("2026-12-07T09:00:00"));
+        assert!(!has_offset("2026-12-07T09:00:00.123"));
+        assert!(!has_offset("2026-12-07"));
+        assert!(!has_offset(""));
+    }
 }
