@@ -149,4 +149,21 @@ pub async fn scenario(t: &Target) {
     .await;
     let f = delivered(&mut wb, r#"{"k":"v","n":1}"#).await;
     assert_eq!(f["from"], a1.uid.as_str(), "{f}");
+
+    // An object is the payload exactly as the client wrote it: key order, spacing and number
+    // text kept (a client may sign that text).
+    let object = r#"{ "z": 1, "a": [1.50, 2e3], "big": 123456789012345678901234567890 }"#;
+    let raw = format!(
+        r#"{{"target_id": "{}", "when": "{}", "data": {object}}}"#,
+        b.uid,
+        at(300)
+    );
+    let req = c
+        .request(Method::POST, "/schedule/message", Some(&a1.token))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(raw)))
+        .expect("request");
+    let r = c.send(req).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    delivered(&mut wb, object).await;
 }

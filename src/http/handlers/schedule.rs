@@ -51,7 +51,8 @@ struct ScheduleBody {
     #[serde(default)]
     chat_id: Option<serde_json::Value>,
     when: String,
-    data: serde_json::Value,
+    /// Kept as written: an object becomes the payload exactly as the client sent it.
+    data: Box<serde_json::value::RawValue>,
     #[serde(default)]
     client_id: Option<String>,
     #[serde(default)]
@@ -71,10 +72,13 @@ async fn schedule(mut c: Ctx) -> Res {
                 "must be an RFC 3339 date-time with an offset (Z or ±HH:MM)",
             )
         })?;
-    // A string is the payload; an object is sent as its JSON text.
-    let data = match body.data {
-        serde_json::Value::String(s) => s,
-        v @ serde_json::Value::Object(_) => v.to_string(),
+    // A string is the payload; an object is sent as its JSON text, exactly as written (key
+    // order, spacing and number text kept: a client may have signed it).
+    let raw = body.data.get();
+    let data = match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(raw)
+            .map_err(|_| ApiError::field("data", "must be a string or a JSON object"))?,
+        Some(b'{') => raw.to_owned(),
         _ => return Err(ApiError::field("data", "must be a string or a JSON object")),
     };
     let send = SendBody {
