@@ -37,6 +37,7 @@ pub mod ice;
 mod limits;
 mod manage;
 mod messages;
+mod messages_history;
 mod presence;
 mod push;
 mod push_hosts;
