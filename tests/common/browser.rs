@@ -364,11 +364,22 @@ impl Profile {
 
     /// Fails the test when the page logged an error (an uncaught exception, a failed load, a
     /// `console.error`).
+    ///
+    /// Also the client's own record (`window.__melo.errors`): uncaught exceptions, unhandled
+    /// rejections and failed frame handlers, which it reports without a console error.
     pub async fn assert_no_console_errors(&self) {
         let errors = self.console_errors().await;
         assert!(
             errors.is_empty(),
             "{}: console errors: {errors:#?}",
+            self.name
+        );
+        let recorded = self
+            .eval("return window.__melo ? window.__melo.errors : [];")
+            .await;
+        assert!(
+            recorded.as_array().is_some_and(|a| a.is_empty()),
+            "{}: errors the client recorded: {recorded:#}",
             self.name
         );
     }
