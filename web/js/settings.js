@@ -1,0 +1,3 @@
+// Core module: settings (filled in next).
+export function setup(app) { // eslint-disable-line no-unused-vars
+}
