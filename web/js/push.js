@@ -1,4 +1,195 @@
-// STUB written by the core helper so app.js can import it. OWNER: the calls + Web Push helper — replace this
-// file entirely (keep exporting `async function init(app)`; see the module contract at the top of app.js).
-export async function init(app) { // eslint-disable-line no-unused-vars
+// Web Push (PROTOCOL §4.1 `/vapid_public_key`, §4.9 `/register_push`).
+//
+// A "Notifications" setting registers the service worker (sw.js, scope = the client's base URL,
+// /app/), subscribes with the browser's push service using the server's VAPID key, and registers
+// the subscription for this device. Pushes are content-free: the worker shows "New message",
+// "Incoming call" or "Contact request" and nothing else.
+//
+// Test hooks: `#setting-notifications` (the checkbox) and `#push-status[data-push-state]` with
+// `off | working | on | error | unsupported`.
+
+const PUSH_KEY = 'melo.push';
+
+let app = null;
+
+export function init(a) {
+  app = a;
+  renderSettings();
+  app.push = { enable, disable, state: () => currentState };
+  // Keep this device's registration current (a new login is a new device for the server).
+  if (wanted() && supported() && Notification.permission === 'granted') {
+    app.socket.on('sync_done', once(() => enable({ quiet: true })));
+  }
+}
+
+let currentState = 'off';
+
+function supported() {
+  return 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+}
+
+function wanted() {
+  try {
+    return localStorage.getItem(PUSH_KEY) === '1';
+  } catch {
+    return false;
+  }
+}
+
+function setWanted(on) {
+  try {
+    if (on) localStorage.setItem(PUSH_KEY, '1');
+    else localStorage.removeItem(PUSH_KEY);
+  } catch {
+    // Storage refused: the setting lasts for this page only.
+  }
+}
+
+function once(fn) {
+  let done = false;
+  return (...args) => {
+    if (done) return;
+    done = true;
+    fn(...args);
+  };
+}
+
+/** Turns notifications on for this device. Never throws; the outcome is shown in the setting. */
+export async function enable({ quiet = false } = {}) {
+  if (!supported()) {
+    show('unsupported', 'This browser does not support push notifications.');
+    return false;
+  }
+  show('working', quiet ? 'Checking notifications…' : 'Turning notifications on…');
+  let step = 'permission';
+  try {
+    const perm = await Notification.requestPermission();
+    if (perm !== 'granted') {
+      setWanted(false);
+      show('error', 'Notifications are blocked for this site. Allow them in the browser settings.');
+      return false;
+    }
+    step = 'service worker';
+    const base = new URL('./', document.baseURI);
+    await navigator.serviceWorker.register(new URL('sw.js', base).href, { scope: base.pathname });
+    const reg = await navigator.serviceWorker.ready;
+    step = 'server key';
+    const r = await app.api.request('GET', '/vapid_public_key');
+    const key = r && r.vapid_public_key;
+    if (!key) throw new Error('the server has no push key');
+    step = 'push service';
+    let sub = await reg.pushManager.getSubscription();
+    if (sub && !sameKey(sub, key)) {
+      await sub.unsubscribe();
+      sub = null;
+    }
+    if (!sub) {
+      sub = await reg.pushManager.subscribe({
+        userVisibleOnly: true,
+        applicationServerKey: b64urlToBytes(key),
+      });
+    }
+    step = 'registration';
+    await app.api.request('POST', '/register_push', {
+      body: { platform: 'web', subscription: sub.toJSON() },
+    });
+    setWanted(true);
+    show('on', 'Notifications are on for this device.');
+    return true;
+  } catch (e) {
+    show('error', explain(step, e));
+    return false;
+  }
+}
+
+/** Turns notifications off for this device (the push service then refuses the server's pushes,
+ * and the server forgets the registration). */
+export async function disable() {
+  setWanted(false);
+  show('working', 'Turning notifications off…');
+  try {
+    if (supported()) {
+      const reg = await navigator.serviceWorker.getRegistration(new URL('./', document.baseURI).href);
+      const sub = reg && (await reg.pushManager.getSubscription());
+      if (sub) await sub.unsubscribe();
+    }
+    show('off', 'Notifications are off.');
+  } catch (e) {
+    show('error', `Could not turn notifications off: ${(e && e.message) || e}`);
+  }
+}
+
+function explain(step, e) {
+  const msg = (e && e.message) || String(e);
+  switch (step) {
+    case 'service worker':
+      return `Could not install the notification worker: ${msg}`;
+    case 'server key':
+      return `Could not get the server's push key: ${msg}`;
+    case 'push service':
+      return `The browser's push service is not reachable, so notifications cannot be turned on (${msg}).`;
+    case 'registration':
+      return `The server refused this device's push registration: ${msg}`;
+    default:
+      return `Could not turn notifications on: ${msg}`;
+  }
+}
+
+function sameKey(sub, key) {
+  const k = sub.options && sub.options.applicationServerKey;
+  if (!k) return true;
+  const a = new Uint8Array(k);
+  const b = b64urlToBytes(key);
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function b64urlToBytes(s) {
+  const b64 = s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4);
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings UI
+
+function renderSettings() {
+  const host = document.getElementById('settings-features') || document.getElementById('settings');
+  if (!host) return;
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.id = 'setting-notifications';
+  box.checked = wanted();
+  const label = document.createElement('label');
+  label.htmlFor = box.id;
+  label.textContent = 'Notifications';
+  const status = document.createElement('p');
+  status.id = 'push-status';
+  status.className = 'push-status';
+  status.setAttribute('role', 'status');
+  status.setAttribute('aria-live', 'polite');
+  box.setAttribute('aria-describedby', status.id);
+  const row = document.createElement('div');
+  row.className = 'setting setting-push';
+  row.append(box, ' ', label, status);
+  host.append(row);
+  box.addEventListener('change', async () => {
+    box.disabled = true;
+    const ok = box.checked ? await enable() : (await disable(), false);
+    box.checked = ok;
+    box.disabled = false;
+  });
+  if (!supported()) show('unsupported', 'This browser does not support push notifications.');
+  else show(wanted() ? 'on' : 'off', wanted() ? 'Notifications are on for this device.' : '');
+}
+
+function show(state, text) {
+  currentState = state;
+  const s = document.getElementById('push-status');
+  if (!s) return;
+  s.setAttribute('data-push-state', state);
+  s.textContent = text;
+  const box = document.getElementById('setting-notifications');
+  if (box && (state === 'error' || state === 'unsupported')) box.checked = false;
 }
