@@ -56,7 +56,29 @@ export function init(a) {
     if (call && !FINAL.has(call.state) && call.signalled) sendFrame('hangup');
   });
   renderSettings();
+  if (typeof app.addConversationAction === 'function') app.addConversationAction(callButton);
+  if (typeof app.on === 'function') {
+    app.on('logout', () => {
+      if (call) {
+        if (!FINAL.has(call.state) && call.signalled) sendFrame('hangup');
+        cleanup(call);
+      }
+      call = null;
+      const r = root();
+      if (r) r.replaceChildren();
+    });
+  }
   app.calls = { startCall, relayOnly, setRelayOnly, get active() { return !!call && !FINAL.has(call.state); } };
+}
+
+/** The "Call" button of a DM conversation with an accepted contact. */
+function callButton(desc) {
+  if (!desc || desc.kind !== 'dm' || !desc.uid) return null;
+  const uid = String(desc.uid);
+  if (app.contacts instanceof Map && !app.contacts.has(uid)) return null;
+  const b = el('button', { type: 'button', id: 'call-start', class: 'call-start', 'aria-label': `Call ${nameOf(uid)}` }, 'Call');
+  b.addEventListener('click', () => startCall(uid));
+  return b;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,18 +599,22 @@ function closePanel(c) {
 // Settings
 
 function renderSettings() {
-  const host = settingsHost();
-  if (!host) return;
   const box = el('input', { type: 'checkbox', id: 'setting-relay-calls' });
   box.checked = relayOnly();
   box.addEventListener('change', () => setRelayOnly(box.checked));
   const label = el('label', { htmlFor: 'setting-relay-calls' }, 'Relay calls through TURN (hides your IP address)');
-  host.append(el('div', { class: 'setting setting-calls' }, box, ' ', label));
-}
-
-/** Where feature modules put their settings (the core's settings panel), if there is one. */
-function settingsHost() {
-  return document.getElementById('settings-features') || document.getElementById('settings');
+  const section = el(
+    'div',
+    { class: 'card setting-calls' },
+    el('h3', {}, 'Calls'),
+    el('div', { class: 'setting' }, box, ' ', label),
+    el('p', { class: 'muted' }, 'Calls then connect only through the server\'s relay, so the other side never sees your address. It can add a little delay.'),
+  );
+  if (typeof app.addSettingsSection === 'function') app.addSettingsSection(section);
+  else {
+    const host = document.getElementById('settings-features');
+    if (host) host.append(section);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,13 +631,11 @@ function sendFrame(type, extra = {}, c = call) {
 }
 
 function meUid() {
-  const me = app.me;
-  return me && (me.uid || me.unique_id || me.id || me);
+  return app.me ? app.me.uid : null;
 }
 
 function nameOf(uid) {
   try {
-    if (typeof app.nameOf === 'function') return app.nameOf(uid) || uid;
     const c = app.contacts && (app.contacts.get ? app.contacts.get(uid) : app.contacts[uid]);
     if (c) return c.nickname || c.name || uid;
   } catch {
@@ -622,7 +646,7 @@ function nameOf(uid) {
 
 function toast(text) {
   if (app.ui && typeof app.ui.toast === 'function') {
-    app.ui.toast(text);
+    app.ui.toast(text, { timeout: 10000 });
     return;
   }
   const t = document.getElementById('toast');

@@ -17,8 +17,10 @@ export function init(a) {
   renderSettings();
   app.push = { enable, disable, state: () => currentState };
   // Keep this device's registration current (a new login is a new device for the server).
-  if (wanted() && supported() && Notification.permission === 'granted') {
-    app.socket.on('sync_done', once(() => enable({ quiet: true })));
+  if (typeof app.on === 'function') {
+    app.on('session', () => {
+      if (wanted() && supported() && Notification.permission === 'granted') enable({ quiet: true });
+    });
   }
 }
 
@@ -43,15 +45,6 @@ function setWanted(on) {
   } catch {
     // Storage refused: the setting lasts for this page only.
   }
-}
-
-function once(fn) {
-  let done = false;
-  return (...args) => {
-    if (done) return;
-    done = true;
-    fn(...args);
-  };
 }
 
 /** Turns notifications on for this device. Never throws; the outcome is shown in the setting. */
@@ -155,15 +148,13 @@ function b64urlToBytes(s) {
 // Settings UI
 
 function renderSettings() {
-  const host = document.getElementById('settings-features') || document.getElementById('settings');
-  if (!host) return;
   const box = document.createElement('input');
   box.type = 'checkbox';
   box.id = 'setting-notifications';
   box.checked = wanted();
   const label = document.createElement('label');
   label.htmlFor = box.id;
-  label.textContent = 'Notifications';
+  label.textContent = 'Notifications on this device';
   const status = document.createElement('p');
   status.id = 'push-status';
   status.className = 'push-status';
@@ -171,9 +162,22 @@ function renderSettings() {
   status.setAttribute('aria-live', 'polite');
   box.setAttribute('aria-describedby', status.id);
   const row = document.createElement('div');
-  row.className = 'setting setting-push';
-  row.append(box, ' ', label, status);
-  host.append(row);
+  row.className = 'setting';
+  row.append(box, ' ', label);
+  const title = document.createElement('h3');
+  title.textContent = 'Notifications';
+  const note = document.createElement('p');
+  note.className = 'muted';
+  note.textContent =
+    'Shows "New message", "Incoming call" or "Contact request" while Melo is closed — never who wrote or what.';
+  const section = document.createElement('div');
+  section.className = 'card setting-push';
+  section.append(title, row, note, status);
+  if (typeof app.addSettingsSection === 'function') app.addSettingsSection(section);
+  else {
+    const host = document.getElementById('settings-features');
+    if (host) host.append(section);
+  }
   box.addEventListener('change', async () => {
     box.disabled = true;
     const ok = box.checked ? await enable() : (await disable(), false);
