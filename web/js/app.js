@@ -102,7 +102,7 @@ async function main() {
 
   const headerActions = document.getElementById('header-actions');
   const sidebarActions = document.getElementById('sidebar-actions');
-  const settingsExtra = document.getElementById('settings-extra');
+  const settingsExtra = document.getElementById('settings-features');
   app.addHeaderAction = (el) => { headerActions.prepend(el); return el; };
   app.addSidebarAction = (el) => { sidebarActions.append(el); return el; };
   app.addSettingsSection = (el) => { settingsExtra.append(el); return el; };
