@@ -21,8 +21,6 @@ let call = null;
 
 /** Whether calls must use TURN relays only (the "Relay calls through TURN" setting). */
 export function relayOnly() {
-  const q = new URLSearchParams(location.search).get('relay');
-  if (q === '1' || q === '0') return q === '1';
   try {
     return localStorage.getItem(RELAY_KEY) === '1';
   } catch {
@@ -41,6 +39,9 @@ export function setRelayOnly(on) {
 
 export function init(a) {
   app = a;
+  // `?relay=1` / `?relay=0` in the page URL sets the setting (links, tests).
+  const q = new URLSearchParams(location.search).get('relay');
+  if (q === '1' || q === '0') setRelayOnly(q === '1');
   const s = app.socket;
   s.on('call_start', onCallStart);
   s.on('call_state', onCallState);
@@ -107,7 +108,7 @@ export async function startCall(uid) {
 /** The caller's offer, once the server created the call (`call_state` `ringing`). */
 async function sendOffer(c) {
   try {
-    const offer = await c.pc.createOffer({ offerToReceiveAudio: true });
+    const offer = await c.pc.createOffer();
     await c.pc.setLocalDescription(offer);
     if (c !== call || FINAL.has(c.state)) return;
     sendFrame('offer', { sdp: c.pc.localDescription.sdp }, c);
@@ -127,8 +128,6 @@ function onCallStart(f) {
   const c = newCall(String(f.from), 'in', f.call_id);
   setState(c, 'incoming', 'Incoming call…');
   sendFrame('ringing', {}, c);
-  const accept = panel().querySelector('#call-accept');
-  if (accept) accept.focus();
 }
 
 async function accept(c) {
@@ -318,7 +317,10 @@ async function preparePeer(c) {
     if (!audio) return;
     audio.srcObject = e.streams[0] || new MediaStream([e.track]);
     const p = audio.play();
-    if (p && p.catch) p.catch(() => setStatus(c, 'Connected — press any key or click to hear audio'));
+    // Autoplay refused (no user gesture yet): play on the next click anywhere.
+    if (p && p.catch) {
+      p.catch(() => document.addEventListener('click', () => audio.play().catch(() => {}), { once: true }));
+    }
   };
   pc.onconnectionstatechange = () => {
     if (c !== call || FINAL.has(c.state)) return;
@@ -401,10 +403,12 @@ function fail(c, message) {
 
 function finish(c, state, text) {
   if (c !== call || FINAL.has(c.state)) return;
+  const p = panel();
+  const hadFocus = p.contains(document.activeElement) || document.activeElement === document.body;
   setState(c, state, text);
   cleanup(c);
-  const close = panel().querySelector('#call-close');
-  if (close) close.focus();
+  const close = p.querySelector('#call-close');
+  if (close && hadFocus) close.focus();
 }
 
 function cleanup(c) {
