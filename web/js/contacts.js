@@ -182,7 +182,7 @@ function render(app) {
     const li = h('li', { dataset: { uid: r.unique_id } },
       h('span', { class: 'grow' }, h('strong', {}, r.nickname || r.unique_id), ' ', h('span', { class: 'muted' }, r.unique_id)));
     li.append(
-      h('button', { type: 'button', class: 'primary', dataset: { action: 'confirm' }, 'aria-label': `Accept ${r.nickname || r.unique_id}`,
+      h('button', { type: 'button', class: 'primary', dataset: { action: 'accept' }, 'aria-label': `Accept ${r.nickname || r.unique_id}`,
         on: { click: (e) => act(app, e.currentTarget, '/confirm_subscribe', r.unique_id, 'Contact added.') } }, 'Accept'),
       h('button', { type: 'button', dataset: { action: 'reject' }, 'aria-label': `Decline ${r.nickname || r.unique_id}`,
         on: { click: (e) => act(app, e.currentTarget, '/reject_subscribe', r.unique_id, 'Request declined.') } }, 'Decline'),
@@ -209,7 +209,9 @@ function render(app) {
       }
       act(app, remove, '/unsubscribe', c.uid, `${c.nickname} was removed from your contacts.`);
     });
-    list.append(h('li', { dataset: { uid: c.uid } },
+    list.append(h('li', { dataset: { uid: c.uid }, class: 'clickable', on: { click: (ev) => {
+      if (!ev.target.closest('button')) app.openConversation({ kind: 'dm', uid: c.uid });
+    } } },
       presenceDot(c.presence),
       h('span', { class: 'grow' }, h('strong', { class: 'contact-name' }, c.nickname), ' ', h('span', { class: 'muted' }, c.uid)),
       h('button', { type: 'button', class: 'primary', dataset: { action: 'message' },

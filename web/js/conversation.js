@@ -577,10 +577,11 @@ function upsertDom(rec) {
   const sel = rec.message_id
     ? `.message[data-message-id="${CSS.escape(rec.message_id)}"]${rec.client_id ? `, .message[data-client-id="${CSS.escape(rec.client_id)}"]` : ''}`
     : `.message[data-client-id="${CSS.escape(rec.client_id)}"]`;
-  const old = list.querySelector(sel);
+  const olds = [...list.querySelectorAll(sel)];
   const el = renderMessage(rec);
-  if (old) {
-    old.replaceWith(el);
+  if (olds.length) {
+    olds[0].replaceWith(el);
+    for (const o of olds.slice(1)) o.remove();
     return;
   }
   const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
