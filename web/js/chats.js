@@ -395,6 +395,7 @@ async function join(code) {
   const id = Number(res.chat_id);
   memberCache.delete(id);
   await loadList();
+  if (!chats.has(id)) await loadList(); // a load that started before the join was still running
   const c = chats.get(id);
   app.ui.toast(c ? `You joined ${c.name}.` : 'You joined the chat.');
   if (c) openChat(id);
@@ -409,7 +410,7 @@ function captureJoinHash() {
   if (!code) return false;
   try { sessionStorage.setItem(JOIN_KEY, code); } catch { /* private mode: joins now or never */ }
   pendingCode = code;
-  if (!app.me) app.ui.toast('Log in to join the chat you were invited to.');
+  if (!app.me) app.ui.toast('You will join the chat you were invited to once you are logged in.');
   return true;
 }
 
