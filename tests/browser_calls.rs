@@ -80,7 +80,10 @@ async fn make_contacts(a: &Profile, a_uid: &str, b: &Profile, b_uid: &str) {
 /// Opens the DM with `peer` from the contact list and presses its Call button.
 async fn call(p: &Profile, peer: &str) {
     p.click("#nav-contacts").await;
-    p.click(&format!("#contacts-list [data-uid='{peer}']")).await;
+    p.click(&format!(
+        "#contacts-list [data-uid='{peer}'] button[data-action='message']"
+    ))
+    .await;
     p.wait_for("[data-view='conversation']").await;
     p.click("#call-start").await;
 }

@@ -77,7 +77,11 @@ function callButton(desc) {
   if (!desc || desc.kind !== 'dm' || !desc.uid) return null;
   const uid = String(desc.uid);
   if (app.contacts instanceof Map && !app.contacts.has(uid)) return null;
-  const b = el('button', { type: 'button', id: 'call-start', class: 'call-start', 'aria-label': `Call ${nameOf(uid)}` }, 'Call');
+  const b = el(
+    'button',
+    { type: 'button', id: 'call-start', class: 'call-start', 'data-action': 'call', 'aria-label': `Call ${nameOf(uid)}` },
+    'Call',
+  );
   b.addEventListener('click', () => startCall(uid));
   return b;
 }
