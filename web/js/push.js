@@ -9,6 +9,7 @@
 // `off | working | on | error | unsupported`.
 
 const PUSH_KEY = 'melo.push';
+const SUBSCRIBE_TIMEOUT_MS = 15000;
 
 let app = null;
 
@@ -77,10 +78,13 @@ export async function enable({ quiet = false } = {}) {
       sub = null;
     }
     if (!sub) {
-      sub = await reg.pushManager.subscribe({
-        userVisibleOnly: true,
-        applicationServerKey: b64urlToBytes(key),
-      });
+      // Without a reachable push service (no network, a browser without one) this never
+      // settles: give up after a while.
+      sub = await withTimeout(
+        reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64urlToBytes(key) }),
+        SUBSCRIBE_TIMEOUT_MS,
+        'no answer',
+      );
     }
     step = 'registration';
     await app.api.request('POST', '/register_push', {
@@ -110,6 +114,14 @@ export async function disable() {
   } catch (e) {
     show('error', `Could not turn notifications off: ${(e && e.message) || e}`);
   }
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(what)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function explain(step, e) {
