@@ -61,7 +61,7 @@ export async function init(a) {
       type: 'button', id: 'chat-info-btn', dataset: { action: 'chat-info' },
       'aria-label': `${desc.channel ? 'Channel' : 'Group'} details and members`,
       on: { click: () => showInfo(Number(desc.chatId)) },
-    }, desc.channel ? 'ℹ Channel' : '👥 Members');
+    }, desc.channel ? 'Channel info' : 'Members');
   });
 
   app.on('session', async () => {
@@ -95,8 +95,8 @@ export async function init(a) {
 // Sidebar
 
 function buildSidebar() {
-  const group = h('button', { type: 'button', id: 'new-group-btn', on: { click: () => showNew('chat') } }, '＋ Group');
-  const channel = h('button', { type: 'button', id: 'new-channel-btn', on: { click: () => showNew('channel') } }, '＋ Channel');
+  const group = h('button', { type: 'button', id: 'new-group-btn', on: { click: () => showNew('chat') } }, '+ Group');
+  const channel = h('button', { type: 'button', id: 'new-channel-btn', on: { click: () => showNew('channel') } }, '+ Channel');
   const join = h('button', { type: 'button', id: 'join-chat-btn', on: { click: () => showNew('join') } }, 'Join by code');
   app.addSidebarAction(group);
   app.addSidebarAction(channel);
@@ -271,7 +271,8 @@ async function onChatMember(f) {
   }
   if (!c) { reloadSoon(); return; }
   if (infoChatId === id) renderInfoSoon();
-  if (f.action === 'added' && f.by !== app.me.uid && f.by !== f.user_id && infoChatId === id) {
+  // Someone joined with an invite link while this chat's details are shown.
+  if (f.action === 'added' && f.by === f.user_id && infoChatId === id && app.ui.currentView === 'chat-info') {
     app.ui.toast(`${who} joined ${title}.`);
   }
 }
