@@ -15,7 +15,7 @@
 //            #chat-create-submit, #chat-create-error), #chat-join-form (#chat-join-code,
 //            #chat-join-submit, #chat-join-error)
 //   conversation header: #chat-info-btn (opens the details of the open chat)
-//   view "chat-info" [data-chat-id][data-role][data-type]: #chat-info-title, #chat-info-back,
+//   view "chat-info" [data-chat-id][data-role][data-type][data-last-read]: #chat-info-title, #chat-info-back,
 //            #chat-members li[data-uid][data-role] (select[data-action="role"],
 //            button[data-action="remove"]), #chat-add-select + #chat-add-btn,
 //            #invite-ttl + #invite-create-btn, #invite-link (readonly input) + #invite-copy,
@@ -38,6 +38,10 @@ let reloadTimer = null;
 let infoTimer = null;
 let els = {};
 let pendingCode = null; // invite code from a #join= link, joined once logged in
+const marked = new Map(); // chatId -> newest message_id this user's read marker is known to be at
+let readTimer = null;
+let unreadCounted = false; // the unread counts of this session were computed from history
+let listLoaded = false;
 
 const chatKey = (id) => `chat:${id}`;
 const isStaff = (role) => role === 'owner' || role === 'admin';
@@ -65,18 +69,38 @@ export async function init(a) {
   });
 
   app.on('session', async () => {
+    unreadCounted = false;
+    listLoaded = false;
     await loadList();
+    listLoaded = true;
+    if (app.socket.synced) countUnread();
     await joinPending();
   });
   app.on('logout', () => {
     chats.clear();
     memberCache.clear();
     names.clear();
+    marked.clear();
     infoChatId = null;
+    listLoaded = false;
     setStatus('');
   });
   app.on('conversation', (entry) => {
-    if (entry.kind === 'chat') prefetchNames(Number(entry.chatId));
+    if (entry.kind !== 'chat') return;
+    prefetchNames(Number(entry.chatId));
+    markReadSoon();
+  });
+  app.on('message', ({ conv }) => { if (conv.startsWith('chat:')) markReadSoon(); });
+  document.addEventListener('visibilitychange', () => markReadSoon());
+  // Leaving a chat marks what was on screen at once (its messages stay in the DOM until the next
+  // conversation opens).
+  app.ui.onViewChange((name, prev) => {
+    const id = Number(app.ui.view('conversation')?.dataset.chatId);
+    if (prev === 'conversation' && name !== 'conversation' && id) { clearTimeout(readTimer); markRead(id); }
+  });
+  app.socket.on('sync_done', () => { if (listLoaded) countUnread(); });
+  app.socket.on('messages_read', (f) => {
+    if (f.user_id === app.me?.uid && f.chat_id !== null && f.chat_id !== undefined) note(Number(f.chat_id), f.last_read_message_id);
   });
 
   app.socket.on('chat_member', onChatMember);
@@ -174,6 +198,7 @@ function remember(c) {
   const old = chats.get(id);
   const chat = { ...(old || {}), ...c, id };
   chats.set(id, chat);
+  note(id, chat.last_read_message_id);
   const existing = app.conversations.get(chatKey(id));
   const entry = descriptor(chat);
   if (!existing?.lastTs && chat.created_at) entry.lastTs = chat.created_at;
@@ -459,6 +484,7 @@ async function renderInfo({ fresh }) {
   section.dataset.chatId = String(id);
   section.dataset.role = c.role;
   section.dataset.type = c.type;
+  if (marked.has(id)) section.dataset.lastRead = marked.get(id); else delete section.dataset.lastRead;
   const errorEl = h('p', { id: 'chat-info-error', class: 'form-error', role: 'alert', hidden: true });
   const fail = (e) => showError(errorEl, app.ui.errorText(e));
 
@@ -712,4 +738,62 @@ function leaveCard(c, fail) {
     });
   });
   return h('div', { class: 'card' }, btn);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read markers and unread counts. The server keeps one read marker per member and chat
+// (POST /status/read, moved forward only; GET /chats/list returns it as last_read_message_id).
+// While a chat is on screen its newest message is marked read (at most once every 2 s); after
+// login the unread count of each chat is the number of others' messages after the marker in its
+// recent history (the conversation view adds messages that arrive later).
+
+function note(id, messageId) {
+  if (!messageId || (marked.get(id) || '') >= messageId) return;
+  marked.set(id, messageId);
+  if (infoChatId === id) els.info.dataset.lastRead = messageId;
+}
+
+function markReadSoon() {
+  clearTimeout(readTimer);
+  readTimer = setTimeout(() => markRead(openChatId()), 2000);
+}
+
+async function markRead(id) {
+  if (!id || !app.me || document.visibilityState !== 'visible') return;
+  if (app.ui.view('conversation')?.dataset.chatId !== String(id)) return;
+  let newest = null;
+  for (const el of document.querySelectorAll('#message-list .message[data-message-id]')) {
+    const m = el.dataset.messageId;
+    if (!newest || m > newest) newest = m;
+  }
+  if (!newest || (marked.get(id) || '') >= newest) return;
+  try {
+    await app.api.post('/status/read', { chat_id: id, message_id: newest });
+    note(id, newest);
+  } catch (e) {
+    // Not fatal: the marker catches up with the next read. A message deleted meanwhile is 404.
+    if (e?.status !== 404) console.warn('read marker not saved', e);
+  }
+}
+
+async function countUnread() {
+  if (unreadCounted || !app.me) return;
+  unreadCounted = true;
+  const me = app.me.uid;
+  // Newest chats first; a WebSocket request each (the socket's frame budget is 100 a minute).
+  for (const c of [...chats.values()].slice(0, 30)) {
+    const key = chatKey(c.id);
+    if (openChatId() === c.id || !app.conversations.get(key)) continue;
+    try {
+      const res = await app.socket.request({ type: 'get_history', chat_id: c.id, limit: 50 }, ['history'],
+        (f) => String(f.chat_id) === String(c.id));
+      if (app.me?.uid !== me) return;
+      const last = marked.get(c.id) || '';
+      const n = (res.items || []).filter((i) => i.from !== me && !i.deleted && i.message_id > last).length;
+      const entry = app.conversations.get(key);
+      if (entry && openChatId() !== c.id && n > (entry.unread || 0)) app.conversations.upsert({ key, unread: n });
+    } catch {
+      // a count is a nicety: leave this chat's as it is
+    }
+  }
 }
