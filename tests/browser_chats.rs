@@ -2,8 +2,8 @@
 //! and through the UI only A creates a group, adds its contact B, and C joins with the invite link;
 //! A's message reaches B and C decrypted; B reacts to it and edits a message of its own, and A
 //! sees both; A makes B an admin; A creates a channel that B joins by link, where only A posts
-//! and B reads without a composer; C leaves the group. The server's data directory never holds
-//! the plaintext.
+//! and B reads without a composer, and B's unread count survives a reload (read markers); C
+//! leaves the group. The server's data directory never holds the plaintext.
 //!
 //! Skipped (with a message) without chromium/chromedriver unless `MELO_TEST_BROWSER=1`.
 
@@ -21,6 +21,7 @@ const BOB_DRAFT: &str = "Bob draft heron-2284";
 const BOB_EDITED: &str = "Bob edited heron-9917";
 const CHANNEL_NAME: &str = "Lantern News";
 const CHANNEL_TEXT: &str = "Channel plaintext osprey-5520";
+const CHANNEL_TEXT_2: &str = "Channel second osprey-6631";
 
 /// A phone number no other profile of this test process uses.
 fn phone() -> String {
@@ -330,7 +331,8 @@ async fn groups_and_channels_through_the_web_client() {
     .await;
     gone(&b, "#composer").await;
     b.screenshot("channel-reader").await;
-    // A plain subscriber does not see the other subscribers.
+    // A plain subscriber does not see the other subscribers. Leaving the channel's messages
+    // moved B's read marker to the post it saw.
     b.click("#chat-info-btn").await;
     b.wait_for(&format!(
         "section[data-view='chat-info'][data-chat-id='{channel}'][data-role='member']"
@@ -339,6 +341,25 @@ async fn groups_and_channels_through_the_web_client() {
     b.wait_for_text("section[data-view='chat-info']", "Only the owner and admins")
         .await;
     assert!(b.all("#chat-members li").await.is_empty());
+    b.wait_for_attr("section[data-view='chat-info']", "data-last-read", &post)
+        .await;
+
+    // A second post while B looks elsewhere is unread, also after B reloads the page (counted
+    // from the history after B's read marker); opening the channel reads it.
+    let post2 = send(&a, CHANNEL_TEXT_2).await;
+    let badge = format!("#conv-list li[data-chat-id='{channel}'] .badge");
+    b.wait_for_text(&badge, "1").await;
+    b.open_app(&server, "").await;
+    b.wait_for("body[data-auth='in']").await;
+    b.wait_for_text(&badge, "1").await;
+    b.screenshot("unread-after-reload").await;
+    open_chat(&b, &channel).await;
+    b.wait_for_text(
+        &format!("#message-list .message[data-message-id='{post2}'] .message-text"),
+        CHANNEL_TEXT_2,
+    )
+    .await;
+    gone(&b, &badge).await;
 
     // C leaves the group: its list loses it, A's members panel too.
     open_chat(&c, &group).await;
@@ -360,6 +381,7 @@ async fn groups_and_channels_through_the_web_client() {
         BOB_DRAFT,
         BOB_EDITED,
         CHANNEL_TEXT,
+        CHANNEL_TEXT_2,
         GROUP_NAME,
         CHANNEL_NAME,
     ] {
