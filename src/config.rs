@@ -165,6 +165,12 @@ pub struct HttpConfig {
     pub shutdown_grace_secs: u64,
     /// Send `Strict-Transport-Security` (set when serving TLS). Default false.
     pub hsts: bool,
+    /// Serve the web client at `/app/` (`WEB_CLIENT`). Default true.
+    pub web_client: bool,
+    /// Serve the web client's files from this directory instead of the copy built into the
+    /// binary (`WEB_CLIENT_DIR`): a customized client, or client development without rebuilds.
+    /// Default: none.
+    pub web_client_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -178,6 +184,8 @@ impl Default for HttpConfig {
             max_connections: 19_000,
             shutdown_grace_secs: 10,
             hsts: false,
+            web_client: true,
+            web_client_dir: None,
         }
     }
 }
@@ -357,7 +365,7 @@ impl Default for PushConfig {
 }
 
 /// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
-const VARS: [(&str, &str); 52] = [
+const VARS: [(&str, &str); 54] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),
     (
@@ -378,6 +386,8 @@ const VARS: [(&str, &str); 52] = [
     ("http.trusted_proxies", "TRUSTED_PROXIES"),
     ("http.max_connections", "MAX_CONNECTIONS"),
     ("http.shutdown_grace_secs", "SHUTDOWN_GRACE_SECONDS"),
+    ("http.web_client", "WEB_CLIENT"),
+    ("http.web_client_dir", "WEB_CLIENT_DIR"),
     ("limits.rate_limit_calls", "RATE_LIMIT_CALLS"),
     ("limits.rate_limit_period", "RATE_LIMIT_PERIOD"),
     ("limits.block_period", "BLOCK_PERIOD"),

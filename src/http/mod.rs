@@ -25,6 +25,7 @@ mod openapi_schemas;
 mod readiness;
 pub(crate) mod response;
 pub(crate) mod router;
+mod web_client;
 
 use error::ApiError;
 use extract::{Ctx, ReqBody};
@@ -48,6 +49,8 @@ pub(crate) struct App {
     pub(crate) ws_shutdown: tokio_util::sync::CancellationToken,
     /// The cached `/readyz` answer.
     pub(crate) readiness: readiness::Readiness,
+    /// The web client at `/app/` (or none).
+    web: web_client::WebClient,
 }
 
 /// Resolves `limits.routes` against the route table; a budget for a route that does not exist
@@ -97,6 +100,7 @@ impl App {
         let openapi = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
         let docs_html = openapi::docs_html(&doc);
         let route_budgets = route_budgets(&router, &services.core().config)?;
+        let web = web_client::WebClient::from_config(&services.core().config.http);
         Ok(Self {
             services,
             router,
@@ -107,6 +111,7 @@ impl App {
             ws_tasks: tokio_util::task::TaskTracker::new(),
             ws_shutdown: tokio_util::sync::CancellationToken::new(),
             readiness: readiness::Readiness::default(),
+            web,
         })
     }
 
@@ -184,6 +189,16 @@ impl App {
             return Ok(self.preflight(&parts.headers));
         }
         let path = parts.uri.path().to_owned();
+        if self.web.owns(&path) {
+            // Static files from memory: public and unmetered (one page load is a dozen files,
+            // more than the whole default budget of an IP).
+            *route_label = web_client::MOUNT;
+            return self
+                .web
+                .serve(&parts.method, &path, &parts.headers)
+                .await
+                .map_err(unread);
+        }
         let client = ClientInfo {
             ip: self.client_ip(&parts.headers, peer),
             user_agent: parts

@@ -66,7 +66,10 @@ async fn admit(app: &App, parts: &http::request::Parts, ip: IpAddr) -> Admission
         .and_then(|o| o.to_str().ok())
     {
         let allowed = &core.config.http.cors_origins;
-        if origin != "null" && !allowed.iter().any(|a| a == origin || a == "*") {
+        if origin != "null"
+            && !same_origin(origin, parts)
+            && !allowed.iter().any(|a| a == origin || a == "*")
+        {
             return refused(1008, "origin_not_allowed");
         }
     }
@@ -85,6 +88,21 @@ async fn admit(app: &App, parts: &http::request::Parts, ip: IpAddr) -> Admission
             refused(code, reason)
         }
     }
+}
+
+/// An `Origin` naming the host the request was sent to (`http(s)://` + the `Host` header): a
+/// page this server served itself, such as the web client at `/app/`. A browser does not let a
+/// page of another site send this server's origin, so cross-site sockets are still refused.
+fn same_origin(origin: &str, parts: &http::request::Parts) -> bool {
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+    matches!((authority, host), (Some(a), Some(h)) if !a.is_empty() && a.eq_ignore_ascii_case(h))
 }
 
 fn header_has(parts: &http::request::Parts, name: header::HeaderName, token: &str) -> bool {

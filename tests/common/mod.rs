@@ -9,6 +9,7 @@ pub mod authz_routes;
 pub mod avatars;
 pub mod backup;
 pub mod binary;
+pub mod browser;
 pub mod calls;
 pub mod chats;
 pub mod cluster;

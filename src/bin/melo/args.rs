@@ -87,6 +87,14 @@ pub(crate) struct HttpArgs {
     /// trusted. [default: none]
     #[arg(long, env = "TRUSTED_PROXIES", global = true, value_name = "RANGES")]
     trusted_proxies: Option<String>,
+    /// Serve the web client at /app/.
+    #[arg(long, env = "WEB_CLIENT", global = true, default_value_t = d().http.web_client,
+          action = clap::ArgAction::Set, value_name = "BOOL")]
+    web_client: bool,
+    /// Serve the web client's files from this directory instead of the built-in copy.
+    /// [default: built in]
+    #[arg(long, env = "WEB_CLIENT_DIR", global = true, value_name = "DIR")]
+    web_client_dir: Option<std::path::PathBuf>,
 }
 
 /// HTTP rate limits and failed-login lockout.
@@ -269,6 +277,11 @@ impl ConfigArgs {
         h.max_connections = x.max_connections;
         h.max_body_bytes = x.max_body_bytes;
         h.shutdown_grace_secs = x.shutdown_grace_seconds;
+        h.web_client = x.web_client;
+        h.web_client_dir = x
+            .web_client_dir
+            .clone()
+            .filter(|d| !d.as_os_str().is_empty());
         if let Some(v) = &x.cors_origins {
             h.cors_origins = list(v);
         }
