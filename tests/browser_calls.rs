@@ -183,13 +183,17 @@ async fn connected_call(a: &Profile, b: &Profile, a_uid: &str, b_uid: &str, shot
     a.screenshot(&format!("{shots}-connected")).await;
 }
 
+/// `by` hangs up; both panels say the call ended, keep the totals, and are closed.
 async fn hang_up(by: &Profile, other: &Profile) {
     by.click("#call-hangup").await;
-    state(by, "ended").await;
-    state(other, "ended").await;
-    other
-        .wait_for_text("#call-root .call-status", "Call ended")
-        .await;
+    for p in [by, other] {
+        state(p, "ended").await;
+        p.wait_for_text("#call-root .call-status", "Call ended")
+            .await;
+        p.wait_for_text("#call-root .call-stats", "Audio received")
+            .await;
+        p.click("#call-close").await;
+    }
 }
 
 async fn two_contacts(driver: &Driver, server: &WebServer, query: &str) -> (Profile, String, Profile, String) {
@@ -228,8 +232,16 @@ async fn a_call_connects_carries_audio_both_ways_and_hangs_up_on_both_sides() {
     state(&b, "incoming").await;
     b.click("#call-reject").await;
     state(&a, "rejected").await;
-    a.wait_for_text("#call-root .call-status", "declined").await;
+    a.wait_for_text("#call-root .call-status", "bob declined the call")
+        .await;
     a.click("#call-close").await;
+    // A gives up while it rings: B sees a missed call.
+    call(&a, &b_uid).await;
+    state(&b, "incoming").await;
+    a.click("#call-hangup").await;
+    state(&b, "missed").await;
+    b.wait_for_text("#call-root .call-status", "Missed call from alice")
+        .await;
     for p in [&a, &b] {
         p.assert_no_console_errors().await;
     }

@@ -151,7 +151,7 @@ async function accept(c) {
 function reject(c) {
   if (c !== call || c.state !== 'incoming') return;
   sendFrame('call_reject', {}, c);
-  finish(c, 'rejected', 'Call declined');
+  finish(c, 'rejected', 'Declined');
 }
 
 /** The callee answers once it accepted, has its peer connection, and has the caller's offer. */
@@ -212,12 +212,16 @@ async function addRemoteCandidates(c) {
 
 function onCallState(f) {
   const st = f.state;
-  let c = call;
-  if (st === 'ringing' && c && c.direction === 'out' && !c.id && c.state === 'starting') {
+  const c = call;
+  // The first answer to our call_start names the call: `ringing`, or `busy` at once.
+  if (c && c.direction === 'out' && !c.id && c.state === 'starting' && f.call_id
+      && (String(f.from) === c.peer || String(f.to) === c.peer)) {
     c.id = f.call_id;
-    setState(c, 'ringing', 'Calling…');
-    sendOffer(c);
-    return;
+    if (st === 'ringing') {
+      setState(c, 'ringing', 'Calling…');
+      sendOffer(c);
+      return;
+    }
   }
   if (!c || !f.call_id || f.call_id !== c.id || FINAL.has(c.state)) {
     // A call this device never showed, e.g. refused at once because we were busy elsewhere.
@@ -246,7 +250,7 @@ function onCallState(f) {
       finish(c, 'answered_elsewhere', 'Answered on another device');
       break;
     case 'rejected':
-      finish(c, 'rejected', out ? 'Call declined' : 'Declined');
+      finish(c, 'rejected', out ? `${nameOf(c.peer)} declined the call` : 'Declined');
       break;
     case 'missed':
       finish(c, 'missed', out ? 'No answer' : `Missed call from ${nameOf(c.peer)}`);
@@ -396,6 +400,7 @@ function hangup(c, message) {
   if (c !== call || FINAL.has(c.state)) return;
   if (c.signalled) sendFrame('hangup', {}, c);
   if (message) finish(c, 'failed', message);
+  else if (c.state === 'starting' || c.state === 'ringing') finish(c, 'ended', 'Call cancelled');
   else finish(c, 'ended', 'Call ended');
 }
 
@@ -569,6 +574,7 @@ function renderStats(c) {
   const s = panel().querySelector('.call-stats');
   if (!s || !c.stats) return;
   const { received, sent, route } = c.stats;
+  if (!received && !sent && !c.connectedAt) return; // never connected: nothing to show
   s.setAttribute('data-bytes-received', String(received));
   s.setAttribute('data-bytes-sent', String(sent));
   s.setAttribute('data-route', route);
