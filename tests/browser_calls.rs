@@ -118,7 +118,11 @@ async fn audio_flows(p: &Profile) -> (u64, u64) {
     loop {
         let n = stat(p, "data-bytes-received").await;
         if n > first {
-            assert!(stat(p, "data-bytes-sent").await > 0, "{}: nothing sent", p.name);
+            assert!(
+                stat(p, "data-bytes-sent").await > 0,
+                "{}: nothing sent",
+                p.name
+            );
             return (first, n);
         }
         if Instant::now() > deadline {
@@ -196,7 +200,11 @@ async fn hang_up(by: &Profile, other: &Profile) {
     }
 }
 
-async fn two_contacts(driver: &Driver, server: &WebServer, query: &str) -> (Profile, String, Profile, String) {
+async fn two_contacts(
+    driver: &Driver,
+    server: &WebServer,
+    query: &str,
+) -> (Profile, String, Profile, String) {
     let a = driver.profile("alice").await;
     let b = driver.profile("bob").await;
     let a_uid = register(&a, server, query, "alice").await;
@@ -316,7 +324,11 @@ impl Coturn {
         // Ready when it logs its listener.
         let deadline = Instant::now() + WAIT;
         while !c.log_text().contains("UDP listener opened") {
-            assert!(Instant::now() < deadline, "coturn did not start: {}", c.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "coturn did not start: {}",
+                c.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         std::thread::sleep(Duration::from_millis(300));
@@ -342,7 +354,10 @@ fn required() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_only_call_goes_through_coturn() {
     let Some(turnserver) = Coturn::program() else {
-        assert!(!required(), "MELO_TEST_BROWSER=1 but turnserver (coturn) is missing");
+        assert!(
+            !required(),
+            "MELO_TEST_BROWSER=1 but turnserver (coturn) is missing"
+        );
         eprintln!("skipping: /usr/bin/turnserver not installed (apt-get install coturn)");
         return;
     };
@@ -403,8 +418,10 @@ async fn every_device_of_the_callee_rings_and_the_others_stop_when_one_answers()
     let (a, a_uid, b, b_uid) = two_contacts(&driver, &server, "").await;
     let b2 = driver.profile("bob-laptop").await;
     login(&b2, &server, &b_uid).await;
-    b2.wait_for(&format!("#conv-list [data-uid='{a_uid}'], #contacts-list [data-uid='{a_uid}']"))
-        .await;
+    b2.wait_for(&format!(
+        "#conv-list [data-uid='{a_uid}'], #contacts-list [data-uid='{a_uid}']"
+    ))
+    .await;
     call(&a, &b_uid).await;
     state(&b, "incoming").await;
     state(&b2, "incoming").await;
@@ -496,11 +513,21 @@ async fn notifications_setting_and_the_service_workers_content_free_notification
         assert!(Instant::now() < deadline, "push setting stuck in {s:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let status = a.wait_for("#push-status").await.text().await.unwrap_or_default();
+    let status = a
+        .wait_for("#push-status")
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
     eprintln!("push setting: {push_state}: {status}");
     if push_state == "error" {
         assert!(status.contains("push service"), "{status}");
-        assert!(!a.wait_for("#setting-notifications").await.is_selected().await.expect("checkbox"));
+        assert!(!a
+            .wait_for("#setting-notifications")
+            .await
+            .is_selected()
+            .await
+            .expect("checkbox"));
     }
     a.screenshot("notifications-setting").await;
     // The worker is installed either way; deliver pushes to it over DevTools.
@@ -539,7 +566,10 @@ async fn notifications_setting_and_the_service_workers_content_free_notification
     titles.sort_unstable();
     assert_eq!(titles, ["Contact request", "Incoming call", "New message"]);
     for (_, body) in &shown {
-        assert!(!body.contains("12345678") && !body.contains("0193"), "{body}");
+        assert!(
+            !body.contains("12345678") && !body.contains("0193"),
+            "{body}"
+        );
     }
     a.assert_no_console_errors().await;
 }
