@@ -12,7 +12,7 @@ mod common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::browser::{files_containing, Driver, Profile, WebServer, WAIT};
+use common::browser::{files_below, files_containing, Driver, Profile, WebServer, WAIT};
 
 const PASSWORD: &str = "correct horse 42";
 const GROUP_NAME: &str = "Team Lantern";
@@ -123,13 +123,18 @@ async fn create_chat(p: &Profile, name: &str, channel: bool) -> String {
     p.fill("#chat-name", name).await;
     let kind = if channel { "channel" } else { "chat" };
     let radio = p.wait_for(&format!("#chat-type-{kind}")).await;
-    assert!(radio.is_selected().await.unwrap_or(false), "{kind} preselected");
+    assert!(
+        radio.is_selected().await.unwrap_or(false),
+        "{kind} preselected"
+    );
     p.click("#chat-create-submit").await;
     let view = format!("section[data-view='chat-info'][data-type='{kind}'][data-role='owner']");
     let id = attr_soon(p, &view, "data-chat-id", |v| !v.is_empty()).await;
     p.wait_for_text("#chat-info-title", name).await;
-    p.wait_for(&format!("#conv-list li[data-kind='chat'][data-chat-id='{id}']"))
-        .await;
+    p.wait_for(&format!(
+        "#conv-list li[data-kind='chat'][data-chat-id='{id}']"
+    ))
+    .await;
     id
 }
 
@@ -151,8 +156,10 @@ async fn follow_invite(p: &Profile, link: &str, chat_id: &str) {
         "section[data-view='conversation'][data-chat-id='{chat_id}']"
     ))
     .await;
-    p.wait_for(&format!("#conv-list li[data-kind='chat'][data-chat-id='{chat_id}']"))
-        .await;
+    p.wait_for(&format!(
+        "#conv-list li[data-kind='chat'][data-chat-id='{chat_id}']"
+    ))
+    .await;
 }
 
 /// Opens the chat from the sidebar.
@@ -210,26 +217,38 @@ async fn groups_and_channels_through_the_web_client() {
 
     // A creates the group and adds its contact B from the members panel.
     let group = create_chat(&a, GROUP_NAME, false).await;
-    a.wait_for(&format!("#chat-members li[data-uid='{a_uid}'][data-role='owner']"))
-        .await;
-    a.wait_for("#chat-add-select").await
+    a.wait_for(&format!(
+        "#chat-members li[data-uid='{a_uid}'][data-role='owner']"
+    ))
+    .await;
+    a.wait_for("#chat-add-select")
+        .await
         .select_by_value(&b_uid)
         .await
         .expect("choose B");
     a.click("#chat-add-btn").await;
-    a.wait_for(&format!("#chat-members li[data-uid='{b_uid}'][data-role='member']"))
-        .await;
-    b.wait_for(&format!("#conv-list li[data-kind='chat'][data-chat-id='{group}']"))
-        .await;
-    b.wait_for_text(&format!("#conv-list li[data-chat-id='{group}']"), GROUP_NAME)
-        .await;
+    a.wait_for(&format!(
+        "#chat-members li[data-uid='{b_uid}'][data-role='member']"
+    ))
+    .await;
+    b.wait_for(&format!(
+        "#conv-list li[data-kind='chat'][data-chat-id='{group}']"
+    ))
+    .await;
+    b.wait_for_text(
+        &format!("#conv-list li[data-chat-id='{group}']"),
+        GROUP_NAME,
+    )
+    .await;
 
     // C, not a contact of anyone, joins with the invite link; A's panel shows it live.
     let link = invite_link(&a).await;
     follow_invite(&c, &link, &group).await;
     c.wait_for_text("#conv-title", GROUP_NAME).await;
-    a.wait_for(&format!("#chat-members li[data-uid='{c_uid}'][data-role='member']"))
-        .await;
+    a.wait_for(&format!(
+        "#chat-members li[data-uid='{c_uid}'][data-role='member']"
+    ))
+    .await;
 
     // A writes; B and C read it decrypted.
     a.click("#chat-open-btn").await;
@@ -299,8 +318,10 @@ async fn groups_and_channels_through_the_web_client() {
     .select_by_value("admin")
     .await
     .expect("make B admin");
-    a.wait_for(&format!("#chat-members li[data-uid='{b_uid}'][data-role='admin']"))
-        .await;
+    a.wait_for(&format!(
+        "#chat-members li[data-uid='{b_uid}'][data-role='admin']"
+    ))
+    .await;
     b.wait_for_text("#conv-subtitle", "admin").await;
     b.click("#chat-info-btn").await;
     b.wait_for(&format!(
@@ -308,9 +329,14 @@ async fn groups_and_channels_through_the_web_client() {
     ))
     .await;
     // An admin sees the members but changes no role.
-    b.wait_for(&format!("#chat-members li[data-uid='{a_uid}'][data-role='owner']"))
-        .await;
-    assert!(b.all("#chat-members select[data-action='role']").await.is_empty());
+    b.wait_for(&format!(
+        "#chat-members li[data-uid='{a_uid}'][data-role='owner']"
+    ))
+    .await;
+    assert!(b
+        .all("#chat-members select[data-action='role']")
+        .await
+        .is_empty());
     a.screenshot("group-members").await;
 
     // A channel: B subscribes by link; only A posts, B reads without a composer.
@@ -319,8 +345,10 @@ async fn groups_and_channels_through_the_web_client() {
     follow_invite(&b, &link, &channel).await;
     b.wait_for("#composer-readonly").await;
     gone(&b, "#composer").await;
-    a.wait_for(&format!("#chat-members li[data-uid='{b_uid}'][data-role='member']"))
-        .await;
+    a.wait_for(&format!(
+        "#chat-members li[data-uid='{b_uid}'][data-role='member']"
+    ))
+    .await;
     a.screenshot("channel-subscribers").await;
     a.click("#chat-open-btn").await;
     let post = send(&a, CHANNEL_TEXT).await;
@@ -338,8 +366,11 @@ async fn groups_and_channels_through_the_web_client() {
         "section[data-view='chat-info'][data-chat-id='{channel}'][data-role='member']"
     ))
     .await;
-    b.wait_for_text("section[data-view='chat-info']", "Only the owner and admins")
-        .await;
+    b.wait_for_text(
+        "section[data-view='chat-info']",
+        "Only the owner and admins",
+    )
+    .await;
     assert!(b.all("#chat-members li").await.is_empty());
     b.wait_for_attr("section[data-view='chat-info']", "data-last-read", &post)
         .await;
@@ -370,12 +401,19 @@ async fn groups_and_channels_through_the_web_client() {
     gone(&c, &format!("#conv-list li[data-chat-id='{group}']")).await;
     open_chat(&a, &group).await;
     a.click("#chat-info-btn").await;
-    a.wait_for(&format!("#chat-members li[data-uid='{b_uid}'][data-role='admin']"))
-        .await;
+    a.wait_for(&format!(
+        "#chat-members li[data-uid='{b_uid}'][data-role='admin']"
+    ))
+    .await;
     gone(&a, &format!("#chat-members li[data-uid='{c_uid}']")).await;
 
     // The server stored ciphertext only (names are sealed at rest too).
     let data = server.data_dir();
+    let files = files_below(&data);
+    assert!(
+        files.iter().any(|f| f.ends_with("melo.db")),
+        "no database among {files:?}"
+    );
     for needle in [
         GROUP_TEXT,
         BOB_DRAFT,
