@@ -74,6 +74,7 @@ export async function init(a) {
     await loadList();
     listLoaded = true;
     if (app.socket.synced) countUnread();
+    await previewsFromCache();
     await joinPending();
   });
   app.on('logout', () => {
@@ -208,6 +209,26 @@ function remember(c) {
   if (old && old.role !== chat.role && openChatId() === id) app.openConversation(descriptor(chat));
   if (infoChatId === id) renderInfoSoon();
   return chat;
+}
+
+/** The last message kept on this device becomes the chat's preview in the list (after a reload). */
+async function previewsFromCache() {
+  const uid = app.me?.uid;
+  for (const id of [...chats.keys()]) {
+    let all;
+    try {
+      all = await app.store.messagesFor(`${uid}|${chatKey(id)}`);
+    } catch {
+      return;
+    }
+    const r = all[all.length - 1];
+    const entry = app.conversations.get(chatKey(id));
+    if (!r || !entry || app.me?.uid !== uid || (entry.lastTs || '') > (r.ts || '')) continue;
+    let preview = (r.mine ? 'You: ' : '') + (r.text || '').slice(0, 80);
+    if (r.deleted) preview = 'Message deleted';
+    else if (r.undecryptable) preview = 'Encrypted message';
+    app.conversations.upsert({ key: entry.key, lastTs: r.ts, preview });
+  }
 }
 
 function forget(id) {
