@@ -128,8 +128,13 @@ export async function start(app) {
   showAuth(app);
 }
 
-function showAuth(app) {
+function showAuth(app, identifier) {
   document.body.dataset.auth = 'out';
+  document.getElementById('tab-login').setAttribute('aria-selected', 'true');
+  document.getElementById('tab-register').setAttribute('aria-selected', 'false');
+  document.getElementById('login-form').hidden = false;
+  document.getElementById('register-form').hidden = true;
+  if (identifier) document.getElementById('login-identifier').value = identifier;
   app.ui.showView('auth');
 }
 
@@ -260,6 +265,6 @@ async function ended(app, message) {
   }
   app.contacts.clear();
   app.emit('logout');
-  showAuth(app);
+  showAuth(app, uid);
   if (message) app.ui.toast(message);
 }

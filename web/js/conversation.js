@@ -710,7 +710,8 @@ async function encryptFor(entry, text) {
 
 function autoGrow(el) {
   el.style.height = 'auto';
-  el.style.height = `${Math.min(el.scrollHeight, 200)}px`;
+  el.style.height = `${Math.min(el.scrollHeight + 2, 200)}px`;
+  el.style.overflowY = el.scrollHeight > 200 ? 'auto' : 'hidden';
 }
 
 async function submit() {
