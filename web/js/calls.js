@@ -621,7 +621,7 @@ function renderSettings() {
     'div',
     { class: 'card setting-calls' },
     el('h3', {}, 'Calls'),
-    el('div', { class: 'setting' }, box, ' ', label),
+    el('div', { class: 'setting' }, box, label),
     el('p', { class: 'muted' }, 'Calls then connect only through the server\'s relay, so the other side never sees your address. It can add a little delay.'),
   );
   if (typeof app.addSettingsSection === 'function') app.addSettingsSection(section);

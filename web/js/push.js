@@ -175,7 +175,7 @@ function renderSettings() {
   box.setAttribute('aria-describedby', status.id);
   const row = document.createElement('div');
   row.className = 'setting';
-  row.append(box, ' ', label);
+  row.append(box, label);
   const title = document.createElement('h3');
   title.textContent = 'Notifications';
   const note = document.createElement('p');
