@@ -137,7 +137,7 @@ function onCallStart(f) {
 async function accept(c) {
   if (c !== call || c.state !== 'incoming') return;
   setState(c, 'accepting', 'Connecting…');
-  sendFrame('call_accept', {}, c);
+  c.acceptRef = sendFrame('call_accept', {}, c);
   c.signalled = true;
   try {
     await preparePeer(c);
@@ -282,7 +282,7 @@ function onErrorFrame(f) {
           ? 'You can only call accepted contacts.'
           : f.message || 'The call could not be started.';
     fail(c, msg);
-  } else if (f.reason === 'call_not_found' && c.state === 'accepting') {
+  } else if (c.acceptRef && f.ref === c.acceptRef && f.reason === 'call_not_found') {
     // Our accept lost the race against another device (answered_elsewhere follows) or the
     // caller gave up.
     finish(c, 'answered_elsewhere', 'Answered on another device');
@@ -464,6 +464,7 @@ function newCall(peer, direction, id) {
     statsTimer: 0,
     durationTimer: 0,
     startRef: null,
+    acceptRef: null,
   };
   renderPanel(call);
   return call;
