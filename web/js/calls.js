@@ -132,6 +132,36 @@ function onCallStart(f) {
   const c = newCall(String(f.from), 'in', f.call_id);
   setState(c, 'incoming', 'Incoming call…');
   sendFrame('ringing', {}, c);
+  notifyHidden(c);
+}
+
+/** While this tab is hidden, an incoming call also shows a (content-free) system notification
+ * when notifications are allowed and the worker is installed; it goes when the ringing stops. */
+async function notifyHidden(c) {
+  try {
+    if (!document.hidden || !('Notification' in window) || Notification.permission !== 'granted') return;
+    const reg = await navigator.serviceWorker.getRegistration(new URL('./', document.baseURI).href);
+    if (!reg || c !== call || c.state !== 'incoming') return;
+    await reg.showNotification('Incoming call', {
+      body: 'Open Melo to answer.',
+      tag: 'melo-call',
+      requireInteraction: true,
+    });
+    c.notified = reg;
+  } catch {
+    // Notifications are a convenience here: the ringing panel is the call's UI.
+  }
+}
+
+async function dropNotification(c) {
+  const reg = c.notified;
+  if (!reg) return;
+  c.notified = null;
+  try {
+    for (const n of await reg.getNotifications({ tag: 'melo-call' })) n.close();
+  } catch {
+    // gone already
+  }
 }
 
 async function accept(c) {
@@ -465,6 +495,7 @@ function newCall(peer, direction, id) {
     durationTimer: 0,
     startRef: null,
     acceptRef: null,
+    notified: null,
   };
   renderPanel(call);
   return call;
@@ -534,6 +565,7 @@ function renderPanel(c) {
 function setState(c, state, text) {
   if (c !== call) return;
   c.state = state;
+  if (state !== 'incoming') dropNotification(c);
   const p = panel();
   p.setAttribute('data-call-state', state);
   if (c.id) p.setAttribute('data-call-id', c.id);
