@@ -393,3 +393,83 @@ async fn a_message_queued_for_an_offline_device_survives_a_server_crash_and_show
         p.assert_no_console_errors().await;
     }
 }
+
+/// Clicks tool `action` (`edit`, `delete`, `pin`, `react`) of message `id`; the tools show when
+/// the message has the focus.
+async fn tool(p: &Profile, id: &str, action: &str) {
+    let msg = format!(".message[data-message-id='{id}']");
+    p.click(&format!("{msg} .message-text")).await;
+    p.click(&format!("{msg} button[data-action='{action}']"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_edited_reacted_to_pinned_and_deleted_on_both_sides() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = WebServer::start(&[]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    let b_uid = register(&b, &server, "bob", None).await;
+    make_contacts(&a, &a_uid, &b, &b_uid, false).await;
+    open_dm(&a, &b_uid).await;
+    open_dm(&b, &a_uid).await;
+    let first = format!("first draft {}", std::process::id());
+    let m = send(&a, &first).await;
+    sees(&b, &m, &first).await;
+
+    // Edit: the new text is encrypted again; Bob's page shows it, marked edited.
+    tool(&a, &m, "edit").await;
+    let fixed = format!("second draft {}", std::process::id());
+    a.fill("#composer-input", &fixed).await;
+    a.click("#composer-send").await;
+    sees(&a, &m, &fixed).await;
+    sees(&b, &m, &fixed).await;
+    b.wait_for(&format!(".message[data-message-id='{m}'] .edited"))
+        .await;
+
+    // Bob reacts and pins; Alice sees both.
+    tool(&b, &m, "react").await;
+    a.wait_for_text(&format!(".message[data-message-id='{m}'] .reactions"), "1")
+        .await;
+    tool(&b, &m, "pin").await;
+    a.wait_for_attr(
+        &format!(".message[data-message-id='{m}']"),
+        "data-pinned",
+        "true",
+    )
+    .await;
+    a.wait_for_text("#pinned-bar", &fixed).await;
+    a.screenshot("edited-reacted-pinned").await;
+
+    // After a reload Bob's page still shows the edit, the reaction and the pin (history).
+    b.open_app(&server, "").await;
+    b.wait_for_attr("#me", "data-uid", &b_uid).await;
+    open_dm(&b, &a_uid).await;
+    sees(&b, &m, &fixed).await;
+    b.wait_for_attr(
+        &format!(".message[data-message-id='{m}']"),
+        "data-pinned",
+        "true",
+    )
+    .await;
+
+    // Alice deletes it (two clicks: the button asks for confirmation); it is gone for Bob.
+    tool(&a, &m, "delete").await;
+    a.click(&format!(
+        ".message[data-message-id='{m}'] button[data-action='delete']"
+    ))
+    .await;
+    b.wait_for_attr(
+        &format!(".message[data-message-id='{m}']"),
+        "data-deleted",
+        "true",
+    )
+    .await;
+    assert_eq!(count_text(&b, &fixed).await, 0, "deleted text still shown");
+    for p in [&a, &b] {
+        p.assert_no_console_errors().await;
+    }
+}

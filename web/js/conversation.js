@@ -8,7 +8,7 @@
 import { h, clear } from './ui.js';
 
 const RANK = { failed: -1, sent: 0, queued: 1, delivered: 2, read: 3 };
-const TICKS = { sent: '🕓', queued: '✓', delivered: '✓✓', read: '✓✓', failed: '⚠' };
+const TICKS = { sent: '○', queued: '✓', delivered: '✓✓', read: '✓✓', failed: '!' };
 const TICK_LABEL = { sent: 'Sending', queued: 'Sent', delivered: 'Delivered', read: 'Read', failed: 'Not sent' };
 const REACTIONS = ['👍', '❤️', '😂', '😮'];
 const TYPING_TTL_MS = 10000;
@@ -175,7 +175,7 @@ function renderList() {
     const typingNow = typing.get(e.key)?.size > 0;
     const btn = h('button', { type: 'button', on: { click: () => open(e) } },
       h('span', { class: 'presence', dataset: { presence }, title: presence, 'aria-hidden': 'true' }),
-      h('span', { class: 'conv-name' }, e.title || e.uid || e.key, e.channel ? ' 📢' : ''),
+      h('span', { class: 'conv-name' }, e.title || e.uid || e.key),
       e.unread ? h('span', { class: 'badge', 'aria-label': `${e.unread} unread` }, String(e.unread)) : h('span'),
       h('span', { class: 'conv-preview' }, typingNow ? 'typing…' : (e.preview || '')));
     btn.setAttribute('aria-label', `${e.title || e.key}${e.kind === 'dm' ? `, ${presence}` : ''}${e.unread ? `, ${e.unread} unread` : ''}`);
@@ -240,7 +240,7 @@ function renderHeader() {
   if (current.kind === 'dm' && !actions.querySelector('[data-action="call"]') && app.contacts.has(current.uid)) {
     const uid = current.uid;
     actions.append(h('button', { type: 'button', id: 'conv-call', dataset: { action: 'call' }, 'aria-label': `Call ${current.title}`,
-      on: { click: () => (app.calls?.startCall ? app.calls.startCall(uid) : document.dispatchEvent(new CustomEvent('melo:call', { detail: { uid } }))) } }, '📞 Call'));
+      on: { click: () => (app.calls?.startCall ? app.calls.startCall(uid) : document.dispatchEvent(new CustomEvent('melo:call', { detail: { uid } }))) } }, 'Call'));
   }
   renderTyping();
   renderPinned();
@@ -625,7 +625,7 @@ function renderMessage(rec) {
       reactions.map(([emoji, uids]) => h('span', { title: uids.map((u) => app.nameOf(u)).join(', ') }, `${emoji} ${uids.length}`))));
   }
   const meta = h('div', { class: 'message-meta' });
-  if (rec.pinned) meta.append(h('span', { class: 'pin-mark', 'aria-label': 'Pinned' }, '📌'));
+  if (rec.pinned) meta.append(h('span', { class: 'pin-mark' }, 'pinned'));
   if (rec.edited_at && !rec.deleted) meta.append(h('span', { class: 'edited' }, 'edited'));
   meta.append(h('time', { datetime: rec.ts || '' }, app.ui.formatTime(rec.ts)));
   if (rec.mine) {
@@ -674,9 +674,9 @@ function renderPinned() {
   bar.hidden = pinned.length === 0;
   if (!pinned.length) return;
   const last = pinned[pinned.length - 1];
-  bar.append(h('span', {}, '📌 '), h('button', { type: 'button', class: 'link', on: { click: () => {
+  bar.append(h('span', { class: 'muted' }, 'Pinned: '), h('button', { type: 'button', class: 'link', on: { click: () => {
     document.querySelector(`.message[data-message-id="${CSS.escape(last.message_id)}"]`)?.focus();
-  } } }, (last.undecryptable ? 'Encrypted message' : last.text || '').slice(0, 120)), pinned.length > 1 ? h('span', { class: 'muted' }, ` (+${pinned.length - 1})`) : null);
+  } } }, (last.undecryptable ? 'Encrypted message' : last.text || '').slice(0, 120)), ...(pinned.length > 1 ? [h('span', { class: 'muted' }, ` (+${pinned.length - 1} more)`)] : []));
 }
 
 // ---------------------------------------------------------------------------------------------
