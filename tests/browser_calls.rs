@@ -416,6 +416,9 @@ async fn every_device_of_the_callee_rings_and_the_others_stop_when_one_answers()
     };
     let server = WebServer::start(&[("STUN_URLS", "")]);
     let (a, a_uid, b, b_uid) = two_contacts(&driver, &server, "").await;
+    let c = driver.profile("carol").await;
+    let c_uid = register(&c, &server, "", "carol").await;
+    make_contacts(&c, &c_uid, &b, &b_uid).await;
     let b2 = driver.profile("bob-laptop").await;
     login(&b2, &server, &b_uid).await;
     b2.wait_for(&format!(
@@ -434,8 +437,15 @@ async fn every_device_of_the_callee_rings_and_the_others_stop_when_one_answers()
     state(&b2, "connected").await;
     audio_flows(&a).await;
     audio_flows(&b2).await;
+    // Bob is in a call: Carol's call is refused as busy, Bob's devices note a missed call.
+    call(&c, &b_uid).await;
+    state(&c, "busy").await;
+    c.wait_for_text("#call-root .call-status", "bob is busy")
+        .await;
+    b2.wait_for_text("#toast", "Missed call from carol").await;
+    state(&b2, "connected").await;
     hang_up(&b2, &a).await;
-    for p in [&a, &b, &b2] {
+    for p in [&a, &b, &b2, &c] {
         p.assert_no_console_errors().await;
     }
 }
