@@ -5,7 +5,7 @@ import { h, clear } from './ui.js';
 
 const UID_RE = /^[1-9][0-9]{7}$/;
 
-const state = { incoming: new Map(), outgoing: new Map(), loading: false };
+const state = { incoming: new Map(), outgoing: new Map(), loadedAt: 0 };
 
 function normPresence(s) {
   if (s === 'online' || s === 'away') return s;
@@ -17,7 +17,8 @@ export function setup(app) {
 
   document.getElementById('nav-contacts').addEventListener('click', () => {
     app.ui.showView('contacts');
-    reload(app);
+    // Events keep the lists current; a periodic reload catches anything missed (HTTP budget).
+    if (Date.now() - state.loadedAt > 30000) reload(app);
   });
 
   const form = document.getElementById('contact-find-form');
@@ -89,6 +90,7 @@ export function setup(app) {
 
   app.on('session', () => reload(app));
   app.on('logout', () => {
+    state.loadedAt = 0;
     state.incoming.clear();
     state.outgoing.clear();
     render(app);
@@ -139,6 +141,7 @@ export function reload(app) {
       for (const [k, v] of next) app.contacts.set(k, v);
       state.incoming = new Map((reqs?.incoming || []).map((r) => [r.unique_id, r]));
       state.outgoing = new Map((reqs?.outgoing || []).map((r) => [r.unique_id, r]));
+      state.loadedAt = Date.now();
       render(app);
       app.emit('contacts', app.contacts);
       if (app.socket.state === 'open') app.socket.send({ type: 'ping' }, { queue: false });
