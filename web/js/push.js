@@ -22,6 +22,11 @@ export function init(a) {
     app.on('session', () => {
       if (wanted() && supported() && Notification.permission === 'granted') enable({ quiet: true });
     });
+    // The setting belongs to the account that turned it on: a logout drops the subscription, so
+    // the next account on this browser decides for itself.
+    app.on('logout', () => {
+      if (wanted()) disable();
+    });
   }
 }
 
@@ -111,6 +116,8 @@ export async function disable() {
       if (sub) await sub.unsubscribe();
     }
     show('off', 'Notifications are off.');
+    const box = document.getElementById('setting-notifications');
+    if (box) box.checked = false;
   } catch (e) {
     show('error', `Could not turn notifications off: ${(e && e.message) || e}`);
   }
