@@ -80,7 +80,13 @@ export function setup(a) {
     clear(document.getElementById('message-list'));
   });
 
-  document.addEventListener('visibilitychange', markVisibleRead);
+  document.addEventListener('visibilitychange', () => {
+    // A hidden page is `away` for the contacts; visible again is `online` (PROTOCOL presence).
+    if (app.me && app.socket.state === 'open') {
+      app.socket.send({ type: 'presence', status: document.visibilityState === 'visible' ? 'online' : 'away' }, { queue: false });
+    }
+    markVisibleRead();
+  });
   window.addEventListener('focus', markVisibleRead);
   app.ui.onViewChange((name) => {
     if (name !== 'conversation' && current) {
@@ -141,16 +147,21 @@ async function restoreList() {
     const all = await app.store.getAll('messages');
     const prefix = `${app.me.uid}|`;
     const last = new Map();
+    const unread = new Map();
     for (const r of all) {
       if (!r.conv.startsWith(prefix)) continue;
+      if (!r.mine && !r.readSent && !r.deleted) unread.set(r.key, (unread.get(r.key) || 0) + 1);
       const prev = last.get(r.key);
       if (!prev || prev.message_id < r.message_id) last.set(r.key, r);
     }
     for (const [key, r] of last) {
       const e = convs.get(key) || (r.chat_id ? null : { key, kind: 'dm', uid: key.slice(3), title: app.nameOf(key.slice(3)) });
       if (!e) continue;
-      e.lastTs = r.ts;
-      e.preview = previewOf(r);
+      if (!e.lastTs || r.ts > e.lastTs) {
+        e.lastTs = r.ts;
+        e.preview = previewOf(r);
+      }
+      if (e.kind === 'dm') e.unread = Math.max(e.unread || 0, unread.get(key) || 0);
       convs.set(key, e);
     }
     renderList();
