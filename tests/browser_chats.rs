@@ -3,7 +3,7 @@
 //! A's message reaches B and C decrypted; B reacts to it and edits a message of its own, and A
 //! sees both; A makes B an admin; A creates a channel that B joins by link, where only A posts
 //! and B reads without a composer, and B's unread count survives a reload (read markers); C
-//! leaves the group. The server's data directory never holds the plaintext.
+//! leaves the group and A removes B. The server's data directory never holds the plaintext.
 //!
 //! Skipped (with a message) without chromium/chromedriver unless `MELO_TEST_BROWSER=1`.
 
@@ -406,6 +406,16 @@ async fn groups_and_channels_through_the_web_client() {
     ))
     .await;
     gone(&a, &format!("#chat-members li[data-uid='{c_uid}']")).await;
+
+    // A removes B: B's list loses the group live; the channel stays.
+    let remove = format!("#chat-members li[data-uid='{b_uid}'] button[data-action='remove']");
+    a.click(&remove).await;
+    a.wait_for_text(&remove, "Confirm").await;
+    a.click(&remove).await;
+    gone(&a, &format!("#chat-members li[data-uid='{b_uid}']")).await;
+    gone(&b, &format!("#conv-list li[data-chat-id='{group}']")).await;
+    b.wait_for(&format!("#conv-list li[data-chat-id='{channel}']"))
+        .await;
 
     // The server stored ciphertext only (names are sealed at rest too).
     let data = server.data_dir();
