@@ -4,8 +4,9 @@
 //! forced through a local coturn (relay-only ICE) and shows that its selected candidate pair is
 //! a relay. The service worker's push handler is driven over CDP.
 //!
-//! Skipped (with a message) without chromium/chromedriver — or without coturn for the TURN test
-//! — unless `MELO_TEST_BROWSER=1`.
+//! Skipped (with a message) without chromium/chromedriver — or without coturn
+//! (`/usr/bin/turnserver`, or `MELO_TEST_TURNSERVER`) for the TURN test — unless
+//! `MELO_TEST_BROWSER=1`. coturn's log goes to the artifacts directory as `coturn-<port>.log`.
 
 mod common;
 
