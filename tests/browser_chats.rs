@@ -1,7 +1,7 @@
 //! Browser test of the web client's group chats and channels: three Chromium profiles register,
 //! and through the UI only A creates a group, adds its contact B, and C joins with the invite link;
 //! A's message reaches B and C decrypted; B reacts to it and edits a message of its own, and A
-//! sees both; A makes B an admin; A creates a channel that B joins by link, where only A posts
+//! sees both; only A (the owner) pins; A makes B an admin; A creates a channel that B joins by link, where only A posts
 //! and B reads without a composer, and B's unread count survives a reload (read markers); C
 //! leaves the group and A removes B. The server's data directory never holds the plaintext.
 //!
@@ -288,6 +288,19 @@ async fn groups_and_channels_through_the_web_client() {
         "👍 1",
     )
     .await;
+    // Only the owner and admins pin in a group: B (a member) has no Pin; A pins, B sees it.
+    assert!(b
+        .all(&format!(
+            "#message-list .message[data-message-id='{m1}'] button[data-action='pin']"
+        ))
+        .await
+        .is_empty());
+    message_tool(&a, &m1, "button[data-action='pin']").await;
+    b.wait_for(&format!(
+        "#message-list .message[data-message-id='{m1}'][data-pinned='true']"
+    ))
+    .await;
+    b.wait_for_text("#pinned-bar", GROUP_TEXT).await;
     let m2 = send(&b, BOB_DRAFT).await;
     a.wait_for_text(
         &format!("#message-list .message[data-message-id='{m2}'] .message-text"),
