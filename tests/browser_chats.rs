@@ -1,9 +1,10 @@
 //! Browser test of the web client's group chats and channels: three Chromium profiles register,
 //! and through the UI only A creates a group, adds its contact B, and C joins with the invite link;
 //! A's message reaches B and C decrypted; B reacts to it and edits a message of its own, and A
-//! sees both; only A (the owner) pins; A makes B an admin; A creates a channel that B joins by link, where only A posts
-//! and B reads without a composer, and B's unread count survives a reload (read markers); C
-//! leaves the group and A removes B. The server's data directory never holds the plaintext.
+//! sees both; only A (the owner) pins; A makes B an admin; A creates a channel that B joins by
+//! link, where only A posts and B reads without a composer, and B's unread count survives a
+//! reload (read markers); C leaves the group and A removes B. The server's data directory never
+//! holds the plaintext.
 //!
 //! Skipped (with a message) without chromium/chromedriver unless `MELO_TEST_BROWSER=1`.
 
