@@ -166,8 +166,16 @@ async fn count_text(p: &Profile, text: &str) -> u64 {
 /// Waits until the page's socket has replayed its backlog (`sync_done`).
 async fn synced(p: &Profile) {
     let deadline = Instant::now() + WAIT;
-    while p.eval("return window.__melo && window.__melo.synced === true;").await != true {
-        assert!(Instant::now() < deadline, "{}: no sync_done within {WAIT:?}", p.name);
+    while p
+        .eval("return window.__melo && window.__melo.synced === true;")
+        .await
+        != true
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{}: no sync_done within {WAIT:?}",
+            p.name
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
@@ -233,7 +241,9 @@ async fn dms_are_end_to_end_encrypted_with_ticks_and_no_plaintext_reaches_the_se
     let data = server.data_dir();
     let files = files_below(&data);
     assert!(
-        files.iter().any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0)),
+        files
+            .iter()
+            .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0)),
         "no server data files under {}",
         data.display()
     );
@@ -270,7 +280,8 @@ async fn a_second_device_logs_in_with_the_password_and_reads_messages_and_self_c
     // Bob's laptop: logs in with the password; the private key comes from the backup.
     let b2 = driver.profile("bob-laptop").await;
     login(&b2, &server, &b_uid).await;
-    b2.wait_for(&format!("#conv-list li[data-uid='{a_uid}']")).await;
+    b2.wait_for(&format!("#conv-list li[data-uid='{a_uid}']"))
+        .await;
     synced(&b2).await;
 
     // Alice writes: both of Bob's devices decrypt it.
@@ -309,6 +320,16 @@ async fn a_second_device_logs_in_with_the_password_and_reads_messages_and_self_c
         .await;
     b.wait_for("body[data-auth='out']").await;
     b.wait_for("#login-form").await;
+    // The laptop logs itself out: back at the login form, and a reload does not log it in.
+    b2.click("#logout-btn").await;
+    b2.wait_for("body[data-auth='out']").await;
+    b2.open_app(&server, "").await;
+    b2.wait_for("#login-form").await;
+    assert_eq!(
+        b2.eval("return document.body.dataset.auth;").await,
+        "out",
+        "logged out for good"
+    );
     for p in [&a, &b, &b2] {
         p.assert_no_console_errors().await;
     }
@@ -377,12 +398,24 @@ async fn a_message_queued_for_an_offline_device_survives_a_server_crash_and_show
     .await;
     // Exactly once, also after the history reload of the conversation settles.
     let deadline = Instant::now() + WAIT;
-    while b.eval("return document.getElementById('conv-loading').hidden;").await != true {
+    while b
+        .eval("return document.getElementById('conv-loading').hidden;")
+        .await
+        != true
+    {
         assert!(Instant::now() < deadline, "history did not finish loading");
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    assert_eq!(count_text(&b, &queued).await, 1, "the queued message shows once");
-    assert_eq!(count_text(&b, &before).await, 1, "the earlier message shows once");
+    assert_eq!(
+        count_text(&b, &queued).await,
+        1,
+        "the queued message shows once"
+    );
+    assert_eq!(
+        count_text(&b, &before).await,
+        1,
+        "the earlier message shows once"
+    );
     let rows = b
         .all(&format!(".message[data-message-id='{m1}']"))
         .await
@@ -478,5 +511,64 @@ async fn messages_are_edited_reacted_to_pinned_and_deleted_on_both_sides() {
     assert_eq!(count_text(&b, &fixed).await, 0, "deleted text still shown");
     for p in [&a, &b] {
         p.assert_no_console_errors().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_requests_are_declined_and_contacts_removed() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = WebServer::start(&[]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    let c = driver.profile("carol").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    let b_uid = register(&b, &server, "bob", None).await;
+    let c_uid = register(&c, &server, "carol", None).await;
+    make_contacts(&a, &a_uid, &b, &b_uid, false).await;
+
+    // Carol asks Alice; Alice declines: no contact on either side, Carol may ask again.
+    c.click("#nav-contacts").await;
+    c.fill("#contact-uid", &a_uid).await;
+    c.click("#contact-request-btn").await;
+    c.wait_for(&format!("#outgoing-requests [data-uid='{a_uid}']"))
+        .await;
+    a.wait_for("#requests-badge").await;
+    a.click("#nav-contacts").await;
+    a.click(&format!(
+        "#incoming-requests [data-uid='{c_uid}'] button[data-action='reject']"
+    ))
+    .await;
+    a.wait_for_text("#incoming-requests", "No incoming requests")
+        .await;
+    assert!(a
+        .all(&format!("#contacts-list [data-uid='{c_uid}']"))
+        .await
+        .is_empty());
+
+    // A uid that does not exist: the server's message is shown.
+    a.fill("#contact-uid", "10000001").await;
+    a.click("#contact-request-btn").await;
+    a.wait_for("#contact-error").await;
+
+    // Alice removes Bob (two clicks); Bob's list drops Alice live.
+    a.click(&format!(
+        "#contacts-list [data-uid='{b_uid}'] button[data-action='remove']"
+    ))
+    .await;
+    a.click(&format!(
+        "#contacts-list [data-uid='{b_uid}'] button[data-action='remove']"
+    ))
+    .await;
+    a.wait_for_text("#contacts-list", "No contacts yet").await;
+    b.click("#nav-contacts").await;
+    b.wait_for_text("#contacts-list", "No contacts yet").await;
+    for p in [&b, &c] {
+        p.assert_no_console_errors().await;
+    }
+    // Alice's page logged the refused request (404) and nothing else.
+    for e in a.console_errors().await {
+        assert!(e.contains("/subscribe") && e.contains("404"), "alice: {e}");
     }
 }
