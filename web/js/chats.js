@@ -483,7 +483,11 @@ function buildInfoView() {
 }
 
 function showInfo(id) {
-  if (!chats.has(id)) return;
+  if (!chats.has(id)) {
+    // A chat the conversation view learnt of from a message before the list had it.
+    loadList().then(() => { if (chats.has(id)) showInfo(id); });
+    return;
+  }
   infoChatId = id;
   renderInfo({ fresh: true });
   app.ui.showView('chat-info');
