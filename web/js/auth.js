@@ -182,6 +182,12 @@ async function established(app, res) {
   app.api.csrf = res.csrf_token;
   saveSession(res.unique_id, res.device_token);
   const first = !app.me || app.me.uid !== res.unique_id;
+  if (app.me && !first && app.me.sessionId !== res.session_id) {
+    // A different session of the same user: its device queue and seq numbers start afresh.
+    app.socket.close();
+    app.socket.reset();
+    app.socket.connect();
+  }
   app.me = {
     uid: res.unique_id, name: res.name, nickname: res.nickname, phone: res.phone, deviceId: res.device_id || deviceId(),
     sessionId: res.session_id, publicKeyPem: app.e2e.publicKeyPem,
