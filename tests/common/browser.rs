@@ -416,6 +416,8 @@ impl WebServer {
             ("FAILED_LOGIN_LIMIT".into(), "1000".into()),
             ("FAILED_LOGIN_IP_LIMIT".into(), "100000".into()),
             ("WS_MAX_CONNECTIONS_PER_IP".into(), "1000".into()),
+            // No public STUN server: every test's traffic stays on 127.0.0.0/8.
+            ("STUN_URLS".into(), String::new()),
         ];
         if let Some(web) = std::env::var_os("MELO_TEST_WEB_DIR").filter(|v| !v.is_empty()) {
             env.push(("WEB_CLIENT_DIR".into(), web.to_string_lossy().into_owned()));
