@@ -122,7 +122,12 @@ async function main() {
   const labels = { idle: '', connecting: 'Connecting…', open: 'Online', closed: 'Offline — reconnecting…' };
   app.socket.on('state', ({ state }) => {
     conn.dataset.state = state;
-    conn.textContent = labels[state] ?? state;
+    conn.dataset.synced = 'false';
+    conn.textContent = state === 'open' ? 'Syncing…' : labels[state] ?? state;
+  });
+  app.socket.on('sync_done', () => {
+    conn.dataset.synced = 'true';
+    conn.textContent = labels.open;
   });
   app.socket.on('replaced', () => ui.toast('Melo is open in another tab of this browser; this tab is paused.', { error: true, timeout: 15000 }));
 
