@@ -572,3 +572,59 @@ async fn contact_requests_are_declined_and_contacts_removed() {
         assert!(e.contains("/subscribe") && e.contains("404"), "alice: {e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowed_queue_reports_a_gap_and_the_history_fills_it() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    // Queues are trimmed to QUEUE_MAX by a sweep every QUEUE_SWEEP_SECONDS.
+    let server = WebServer::start(&[("QUEUE_MAX", "2"), ("QUEUE_SWEEP_SECONDS", "1")]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    let b_uid = register(&b, &server, "bob", None).await;
+    make_contacts(&a, &a_uid, &b, &b_uid, false).await;
+    b.close().await;
+    a.wait_for(&format!(
+        "#conv-list li[data-uid='{b_uid}'] .presence[data-presence='offline']"
+    ))
+    .await;
+    open_dm(&a, &b_uid).await;
+    let texts: Vec<String> = (1..=5)
+        .map(|i| format!("burst {i} of {}", std::process::id()))
+        .collect();
+    let mut ids = Vec::new();
+    for t in &texts {
+        ids.push(send(&a, t).await);
+    }
+
+    // Several sweeps pass (the only fixed wait here: nothing a client sees tells when the
+    // server's background sweep ran).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Bob's queue kept the newest two; the rest is reported as a gap, and the page says so.
+    let b = driver.reopen("bob").await;
+    b.open_app(&server, "").await;
+    b.wait_for_attr("#me", "data-uid", &b_uid).await;
+    synced(&b).await;
+    let deadline = Instant::now() + WAIT;
+    while b
+        .eval("return document.getElementById('toast').textContent.includes('reloaded');")
+        .await
+        != true
+    {
+        assert!(Instant::now() < deadline, "bob: no gap notice");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    open_dm(&b, &a_uid).await;
+    for (id, t) in ids.iter().zip(&texts) {
+        sees(&b, id, t).await;
+    }
+    for t in &texts {
+        assert_eq!(count_text(&b, t).await, 1, "{t:?} shown once");
+    }
+    for p in [&a, &b] {
+        p.assert_no_console_errors().await;
+    }
+}
