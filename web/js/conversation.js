@@ -177,7 +177,9 @@ function previewOf(r) {
 }
 
 function renderList() {
-  const ul = clear(document.getElementById('conv-list'));
+  const ul = document.getElementById('conv-list');
+  const focused = ul.contains(document.activeElement) ? document.activeElement.closest('li')?.dataset.conv : null;
+  clear(ul);
   const entries = [...convs.values()].sort((a, b) => (b.lastTs || '').localeCompare(a.lastTs || '') || (a.title || '').localeCompare(b.title || ''));
   document.getElementById('conv-empty').hidden = entries.length > 0;
   for (const e of entries) {
@@ -194,6 +196,7 @@ function renderList() {
     if (e.kind === 'dm') li.dataset.uid = e.uid;
     else li.dataset.chatId = String(e.chatId);
     ul.append(li);
+    if (focused === e.key) btn.focus({ preventScroll: true });
   }
 }
 
@@ -591,7 +594,10 @@ function upsertDom(rec) {
   const olds = [...list.querySelectorAll(sel)];
   const el = renderMessage(rec);
   if (olds.length) {
+    const hadFocus = olds.some((o) => o.contains(document.activeElement));
+    const action = document.activeElement?.dataset?.action;
     olds[0].replaceWith(el);
+    if (hadFocus) (el.querySelector(`button[data-action="${action}"]`) || el).focus({ preventScroll: true });
     for (const o of olds.slice(1)) o.remove();
     return;
   }
