@@ -3,7 +3,7 @@
 
 import { h, clear } from './ui.js';
 
-const UID_RE = /^[1-9][0-9]{7}$/;
+const UID_RE = /^(?!00000000)[0-9]{8}$/;
 
 const state = { incoming: new Map(), outgoing: new Map(), loadedAt: 0 };
 
@@ -28,7 +28,7 @@ export function setup(app) {
     errEl.hidden = true;
     const uid = form.uid.value.trim();
     if (!UID_RE.test(uid)) {
-      errEl.textContent = 'A user ID has 8 digits and does not start with 0.';
+      errEl.textContent = 'A user ID has 8 digits.';
       errEl.hidden = false;
       return;
     }
