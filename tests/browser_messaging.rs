@@ -316,6 +316,8 @@ async fn a_second_device_logs_in_with_the_password_and_reads_messages_and_self_c
     // The laptop lists both sessions; it logs the phone out.
     b2.click("#nav-settings").await;
     b2.wait_for("#sessions-list li[data-current='true']").await;
+    b2.wait_for("#sessions-list li[data-current='false']").await;
+    b2.screenshot("settings-two-sessions").await;
     b2.click("#sessions-list li[data-current='false'] button[data-action='revoke']")
         .await;
     b.wait_for("body[data-auth='out']").await;
