@@ -113,6 +113,11 @@ async fn open_dm(p: &Profile, peer: &str) {
 async fn send(p: &Profile, text: &str) -> String {
     p.fill("#composer-input", text).await;
     p.click("#composer-send").await;
+    stored(p, text).await
+}
+
+/// The message_id of the page's own message `text` once the server stored it.
+async fn stored(p: &Profile, text: &str) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
         let found = p
@@ -372,8 +377,20 @@ async fn a_message_queued_for_an_offline_device_survives_a_server_crash_and_show
     // The server dies without a chance to flush anything, and comes back.
     server.kill();
     a.wait_for("#conn-state[data-state='closed']").await;
+    // Alice writes while the server is down: the message waits in the page, marked "sent".
+    let offline = format!("written during the outage {}", std::process::id());
+    a.fill("#composer-input", &offline).await;
+    a.click("#composer-send").await;
+    a.wait_for_attr(
+        "#message-list .message[data-client-id]",
+        "data-status",
+        "sent",
+    )
+    .await;
     server.restart();
     a.wait_for("#conn-state[data-state='open']").await;
+    // On the new connection the page sends it again; the server stores it once.
+    let m2 = stored(&a, &offline).await;
     // Reconnection attempts while the server was down may be logged by the browser; nothing else.
     for e in a.console_errors().await {
         assert!(
@@ -391,6 +408,7 @@ async fn a_message_queued_for_an_offline_device_survives_a_server_crash_and_show
         .await;
     open_dm(&b, &a_uid).await;
     sees(&b, &m1, &queued).await;
+    sees(&b, &m2, &offline).await;
     // Alice sees it read.
     a.wait_for_attr(
         &format!(".message[data-message-id='{m1}']"),
@@ -417,6 +435,16 @@ async fn a_message_queued_for_an_offline_device_survives_a_server_crash_and_show
         count_text(&b, &before).await,
         1,
         "the earlier message shows once"
+    );
+    assert_eq!(
+        count_text(&b, &offline).await,
+        1,
+        "the resent message shows once"
+    );
+    assert_eq!(
+        count_text(&a, &offline).await,
+        1,
+        "the sender shows it once"
     );
     let rows = b
         .all(&format!(".message[data-message-id='{m1}']"))

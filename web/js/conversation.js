@@ -57,6 +57,7 @@ export function setup(a) {
   s.on('messages_read', onMessagesRead);
   s.on('gap', onGap);
   s.on('error', onErrorFrame);
+  s.on('open', resendPending);
   s.on('typing_start', (f) => onTyping(f, true));
   s.on('typing_stop', (f) => onTyping(f, false));
   s.on('sync_done', () => {
@@ -437,6 +438,8 @@ async function onStatus(f) {
     const p = pending.get(f.client_id);
     pending.delete(f.client_id);
     const rec = { ...p, message_id: f.message_id, ts: f.ts || p.ts, status: 'queued' };
+    delete rec.frame;
+    delete rec.connId;
     const map = loaded.get(p.key);
     if (map) map.delete(p.client_id);
     const el = document.querySelector(`#message-list .message[data-client-id="${CSS.escape(p.client_id)}"]`);
@@ -777,11 +780,25 @@ async function send(entry, text, retryOf = null) {
     const payload = await encryptFor(entry, text);
     const frame = { type: 'relay', payload, client_id: clientId };
     if (entry.kind === 'dm') frame.target = entry.uid; else frame.chat_id = Number(entry.chatId);
-    app.socket.send(frame, { queue: true });
+    rec.frame = frame;
+    transmit(rec);
   } catch (e) {
     pending.delete(clientId);
     failPending(rec, app.ui.errorText(e));
   }
+}
+
+/** Sends a pending message's frame on the current connection (see resendPending). */
+function transmit(rec) {
+  if (app.socket.state !== 'open' || !rec.frame) return;
+  rec.connId = app.socket.connId;
+  app.socket.send(rec.frame, { queue: false });
+}
+
+/** On every new connection: messages without a `queued` answer are sent again with their
+ * client_id; the server stores each client_id once and answers a repeat with the same message_id. */
+function resendPending() {
+  for (const rec of pending.values()) if (rec.frame && rec.connId !== app.socket.connId) transmit(rec);
 }
 
 function retry(rec) {

@@ -37,6 +37,8 @@ export class Socket {
     this.pingTimer = null;
     this.wanted = false;
     this.synced = false;
+    /** Increases with every opened connection (lets callers resend what a lost one may have dropped). */
+    this.connId = 0;
     window.addEventListener('online', () => { if (this.wanted && this.state !== 'open') this.reconnectSoon(0); });
   }
 
@@ -87,6 +89,7 @@ export class Socket {
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.attempt = 0;
+      this.connId += 1;
       this.setState('open');
       const pending = this.outbox;
       this.outbox = [];
