@@ -76,6 +76,11 @@ export function setup(app) {
     render(app);
   });
   s.on('key_changed', (f) => {
+    if (f.user_id === app.me?.uid) {
+      const same = (f.public_e2e_key || '').replace(/\s+/g, '') === (app.e2e.publicKeyPem || '').replace(/\s+/g, '');
+      if (!same) app.ui.toast('Your encryption key was replaced on another device. Log out and in again to load it here.', { error: true, timeout: 30000 });
+      return;
+    }
     const c = app.contacts.get(f.user_id);
     if (c) {
       c.publicKeyPem = f.public_e2e_key;
