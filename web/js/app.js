@@ -10,6 +10,7 @@
 //     app.on('contacts', (map) => …) the accepted contacts changed (app.contacts)
 //     app.on('presence', ({uid, status}) => …)   status: 'online' | 'away' | 'offline'
 //     app.on('message', ({conv, message}) => …)  a new message was stored (conv key: 'dm:<uid>' | 'chat:<id>')
+//     app.on('conversation', (entry) => …)       a conversation was opened (entry.key, kind, uid | chatId, …)
 //     app.socket.on('<frame type>', fn)  raw server frames (call frames, chat_member, …); durable frames
 //                                        are acked by socket.js after all handlers have run
 //   What `app` offers:
@@ -26,7 +27,13 @@
 //       / .remove(key): entries of the sidebar list (DMs are added by the core);
 //     app.addSidebarAction(button) / app.addHeaderAction(button) / app.addSettingsSection(el) /
 //       app.addConversationAction(fn(desc) -> Element|null)  (e.g. the call button for a DM);
-//     app.callRoot = #call-root (the calls UI renders there).
+//     app.callRoot = #call-root (the calls UI renders there);
+//     app.nameOf(uid) -> a contact's nickname (or the uid); app.logout();
+//     app.conversations.get(key) / .list().
+//   Core modules: auth.js (register/login/refresh/logout), contacts.js, settings.js, and the
+//   conversation modules conversation.js (view, history, cache), conv-list.js (sidebar),
+//   conv-events.js (server frames), message-view.js (rendering), composer.js (sending, editing),
+//   conv-state.js (their shared state); store.js (IndexedDB), ui.js (DOM helpers).
 //   DOM contract (tests rely on it): header#header, nav#sidebar, main#main with
 //   <section data-view="…"> views, #call-root, #toast; messages `.message[data-message-id][data-status]`,
 //   contacts `[data-uid]`.
