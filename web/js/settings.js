@@ -75,12 +75,23 @@ async function loadSessions() {
   }
 }
 
+/** "Chrome on Linux" from a User-Agent (the full string stays in the title). */
+function deviceLabel(ua) {
+  if (!ua) return '';
+  const browser = [['Edg/', 'Edge'], ['Firefox/', 'Firefox'], ['OPR/', 'Opera'], ['HeadlessChrome/', 'Chrome (headless)'],
+    ['Chrome/', 'Chrome'], ['Safari/', 'Safari']].find(([k]) => ua.includes(k))?.[1];
+  const os = [['Android', 'Android'], ['iPhone', 'iPhone'], ['iPad', 'iPad'], ['Windows', 'Windows'], ['Mac OS X', 'macOS'],
+    ['CrOS', 'ChromeOS'], ['Linux', 'Linux']].find(([k]) => ua.includes(k))?.[1];
+  if (!browser && !os) return ua.slice(0, 60);
+  return [browser || 'Browser', os].filter(Boolean).join(' on ');
+}
+
 function renderSession(s) {
   const when = s.last_activity ? `active ${app.ui.formatTime(s.last_activity)}` : '';
   const li = h('li', { dataset: { sessionId: String(s.id), deviceId: s.device_id || '', current: String(!!s.is_current) } },
     h('span', { class: 'grow' },
       h('strong', {}, s.device_type || 'device'), s.is_current ? h('span', { class: 'badge current-badge' }, 'this device') : null,
-      h('br'), h('span', { class: 'muted session-name' }, s.device_name || ''),
+      h('br'), h('span', { class: 'muted session-name', title: s.device_name || '' }, deviceLabel(s.device_name)),
       h('br'), h('span', { class: 'muted' }, [s.ip_address, when].filter(Boolean).join(' · '))));
   if (!s.is_current) {
     const b = h('button', { type: 'button', class: 'danger', dataset: { action: 'revoke' }, 'aria-label': `Log out session ${s.id} (${s.device_type})` }, 'Log out');
