@@ -1,0 +1,294 @@
+//! Browser tests of the web client's core: registration and login, contacts, end-to-end
+//! encrypted direct messages with delivery and read ticks, a user's second device (its key
+//! restored from the password-wrapped backup), and a message queued for an offline device across
+//! a server crash (SIGKILL) and restart.
+//!
+//! Tests act through the client only (forms and buttons); `eval` merely reads the page. Skipped
+//! (with a message) without chromium/chromedriver unless `MELO_TEST_BROWSER=1`.
+
+mod common;
+mod web_ui;
+
+use std::time::{Duration, Instant};
+
+use common::browser::{files_below, files_containing, Driver, WebServer, WAIT};
+use web_ui::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dms_are_end_to_end_encrypted_with_ticks_and_no_plaintext_reaches_the_server() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = WebServer::start(&[]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    let a_uid = register(&a, &server, "alice", Some("login")).await;
+    let b_uid = register(&b, &server, "bob", None).await;
+    make_contacts(&a, &a_uid, &b, &b_uid, true).await;
+
+    // Alice writes while Bob is elsewhere in the app: delivered, not read.
+    b.click("#nav-settings").await;
+    open_dm(&a, &b_uid).await;
+    let hello = format!("Hello Bob, secret-{}", std::process::id());
+    let m1 = send(&a, &hello).await;
+    a.wait_for_attr(
+        &format!(".message[data-message-id='{m1}']"),
+        "data-status",
+        "delivered",
+    )
+    .await;
+    // Bob's sidebar shows the unread DM; opening it reads it and Alice's tick turns "read".
+    b.wait_for(&format!("#conv-list li[data-uid='{a_uid}'] .badge"))
+        .await;
+    open_dm(&b, &a_uid).await;
+    sees(&b, &m1, &hello).await;
+    a.wait_for_attr(
+        &format!(".message[data-message-id='{m1}']"),
+        "data-status",
+        "read",
+    )
+    .await;
+
+    // Typing indicator, then the reply the other way.
+    b.fill("#composer-input", "typing").await;
+    a.wait_for_text("#typing-indicator", "typing").await;
+    let reply = format!("Hi Alice, reply-{}", std::process::id());
+    let m2 = send(&b, &reply).await;
+    sees(&a, &m2, &reply).await;
+    b.wait_for_attr(
+        &format!(".message[data-message-id='{m2}']"),
+        "data-status",
+        "read",
+    )
+    .await;
+    let c1 = client_id(&a, &m1).await;
+    let c2 = client_id(&b, &m2).await;
+    a.screenshot("conversation-ticks").await;
+    b.screenshot("conversation").await;
+
+    // Settings: this session listed as the current one.
+    a.click("#nav-settings").await;
+    a.wait_for("#sessions-list li[data-current='true']").await;
+    a.screenshot("settings-sessions").await;
+
+    // The server's files hold the messages (the history of a DM is in SQLite) but no plaintext.
+    let data = server.data_dir();
+    let files = files_below(&data);
+    assert!(
+        files
+            .iter()
+            .any(|f| std::fs::metadata(f).is_ok_and(|m| m.len() > 0)),
+        "no server data files under {}",
+        data.display()
+    );
+    // The search can succeed: each message's idempotency key (the client_id the sender's page
+    // chose, stored next to the payload) is found in the database files.
+    for client_id in [&c1, &c2] {
+        assert!(
+            !files_containing(&data, client_id).is_empty(),
+            "client_id {client_id} not found in {}",
+            data.display()
+        );
+    }
+    for secret in [&hello, &reply, &"secret-".to_owned(), &"reply-".to_owned()] {
+        let hits = files_containing(&data, secret);
+        assert!(hits.is_empty(), "plaintext {secret:?} found in {hits:?}");
+    }
+    for p in [&a, &b] {
+        p.assert_no_console_errors().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_device_logs_in_with_the_password_and_reads_messages_and_self_copies() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = WebServer::start(&[]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    let b_uid = register(&b, &server, "bob", None).await;
+    make_contacts(&a, &a_uid, &b, &b_uid, false).await;
+
+    // Bob's laptop: logs in with the password; the private key comes from the backup.
+    let b2 = driver.profile("bob-laptop").await;
+    login(&b2, &server, &b_uid).await;
+    b2.wait_for(&format!("#conv-list li[data-uid='{a_uid}']"))
+        .await;
+    synced(&b2).await;
+
+    // Alice writes: both of Bob's devices decrypt it.
+    open_dm(&a, &b_uid).await;
+    let text = format!("to both of Bob's devices {}", std::process::id());
+    let m1 = send(&a, &text).await;
+    open_dm(&b, &a_uid).await;
+    open_dm(&b2, &a_uid).await;
+    sees(&b, &m1, &text).await;
+    sees(&b2, &m1, &text).await;
+
+    // Bob answers from the phone: the laptop shows the self-copy as Bob's own message.
+    let reply = format!("answer from the phone {}", std::process::id());
+    let m2 = send(&b, &reply).await;
+    sees(&a, &m2, &reply).await;
+    sees(&b2, &m2, &reply).await;
+    b2.wait_for_attr(
+        &format!(".message[data-message-id='{m2}']"),
+        "data-mine",
+        "true",
+    )
+    .await;
+    // And the laptop sees its ticks move when Alice reads it.
+    b2.wait_for_attr(
+        &format!(".message[data-message-id='{m2}']"),
+        "data-status",
+        "read",
+    )
+    .await;
+    b2.screenshot("second-device-self-copy").await;
+
+    // The laptop lists both sessions; it logs the phone out.
+    b2.click("#nav-settings").await;
+    b2.wait_for("#sessions-list li[data-current='true']").await;
+    b2.wait_for("#sessions-list li[data-current='false']").await;
+    b2.screenshot("settings-two-sessions").await;
+    b2.click("#sessions-list li[data-current='false'] button[data-action='revoke']")
+        .await;
+    b.wait_for("body[data-auth='out']").await;
+    b.wait_for("#login-form").await;
+    // The laptop logs itself out: back at the login form, and a reload does not log it in.
+    b2.click("#logout-btn").await;
+    b2.wait_for("body[data-auth='out']").await;
+    b2.open_app(&server, "").await;
+    b2.wait_for("#login-form").await;
+    assert_eq!(
+        b2.eval("return document.body.dataset.auth;").await,
+        "out",
+        "logged out for good"
+    );
+    for p in [&a, &b, &b2] {
+        p.assert_no_console_errors().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_queued_for_an_offline_device_survives_a_server_crash_and_shows_once() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let mut server = WebServer::start(&[]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    let b_uid = register(&b, &server, "bob", None).await;
+    make_contacts(&a, &a_uid, &b, &b_uid, false).await;
+    open_dm(&a, &b_uid).await;
+    let before = format!("before the crash {}", std::process::id());
+    let m0 = send(&a, &before).await;
+    open_dm(&b, &a_uid).await;
+    sees(&b, &m0, &before).await;
+
+    // Bob closes the browser; Alice's message waits in his device queue.
+    b.close().await;
+    a.wait_for(&format!(
+        "#conv-list li[data-uid='{b_uid}'] .presence[data-presence='offline']"
+    ))
+    .await;
+    let queued = format!("while you were away {}", std::process::id());
+    let m1 = send(&a, &queued).await;
+    a.wait_for_attr(
+        &format!(".message[data-message-id='{m1}']"),
+        "data-status",
+        "queued",
+    )
+    .await;
+
+    // The server dies without a chance to flush anything, and comes back.
+    server.kill();
+    a.wait_for("#conn-state[data-state='closed']").await;
+    // Alice writes while the server is down: the message waits in the page, marked "sent".
+    let offline = format!("written during the outage {}", std::process::id());
+    a.fill("#composer-input", &offline).await;
+    a.click("#composer-send").await;
+    a.wait_for_attr(
+        "#message-list .message[data-client-id]",
+        "data-status",
+        "sent",
+    )
+    .await;
+    server.restart();
+    a.wait_for("#conn-state[data-state='open']").await;
+    // On the new connection the page sends it again; the server stores it once.
+    let m2 = stored(&a, &offline).await;
+    // Reconnection attempts while the server was down may be logged by the browser; nothing else.
+    for e in a.console_errors().await {
+        assert!(
+            e.contains("ERR_CONNECTION_REFUSED") || e.contains("WebSocket"),
+            "alice: console error during the outage: {e}"
+        );
+    }
+
+    // Bob opens the app again: auto-login with the device token, the backlog is replayed.
+    let b = driver.reopen("bob").await;
+    b.open_app(&server, "").await;
+    b.wait_for_attr("#me", "data-uid", &b_uid).await;
+    synced(&b).await;
+    b.wait_for(&format!("#conv-list li[data-uid='{a_uid}'] .badge"))
+        .await;
+    open_dm(&b, &a_uid).await;
+    sees(&b, &m1, &queued).await;
+    sees(&b, &m2, &offline).await;
+    // Alice sees it read.
+    a.wait_for_attr(
+        &format!(".message[data-message-id='{m1}']"),
+        "data-status",
+        "read",
+    )
+    .await;
+    // Exactly once, also after the history reload of the conversation settles.
+    let deadline = Instant::now() + WAIT;
+    while b
+        .eval("return document.getElementById('conv-loading').hidden;")
+        .await
+        != true
+    {
+        assert!(Instant::now() < deadline, "history did not finish loading");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(
+        count_text(&b, &queued).await,
+        1,
+        "the queued message shows once"
+    );
+    assert_eq!(
+        count_text(&b, &before).await,
+        1,
+        "the earlier message shows once"
+    );
+    assert_eq!(
+        count_text(&b, &offline).await,
+        1,
+        "the resent message shows once"
+    );
+    assert_eq!(
+        count_text(&a, &offline).await,
+        1,
+        "the sender shows it once"
+    );
+    let rows = b
+        .all(&format!(".message[data-message-id='{m1}']"))
+        .await
+        .len();
+    assert_eq!(rows, 1);
+    // A reload (replay, history, cache) still shows it once.
+    b.open_app(&server, "").await;
+    b.wait_for_attr("#me", "data-uid", &b_uid).await;
+    synced(&b).await;
+    open_dm(&b, &a_uid).await;
+    sees(&b, &m1, &queued).await;
+    assert_eq!(count_text(&b, &queued).await, 1, "once after a reload");
+    b.screenshot("after-crash").await;
+    for p in [&a, &b] {
+        p.assert_no_console_errors().await;
+    }
+}
