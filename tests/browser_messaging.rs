@@ -292,3 +292,94 @@ async fn a_message_queued_for_an_offline_device_survives_a_server_crash_and_show
         p.assert_no_console_errors().await;
     }
 }
+
+/// The server's default HTTP budget (20 requests per 120 s per user) with a short block: a normal
+/// session (registration, a contact, messages, reloads, settings) goes over it, and the client waits
+/// out each 429 (`Retry-After`) and retries its reads, so every step still completes in the UI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_over_the_default_http_budget_waits_out_429s_and_completes() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = WebServer::start(&[
+        ("RATE_LIMIT_CALLS", "20"),
+        ("RATE_LIMIT_PERIOD", "120"),
+        ("BLOCK_PERIOD", "3"),
+    ]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    let b_uid = register(&b, &server, "bob", None).await;
+    make_contacts(&a, &a_uid, &b, &b_uid, false).await;
+    open_dm(&a, &b_uid).await;
+    open_dm(&b, &a_uid).await;
+    let hello = format!("over budget {}", std::process::id());
+    let m1 = send(&a, &hello).await;
+    sees(&b, &m1, &hello).await;
+
+    // Alice reloads the app, opens the conversation, her sessions and her contacts, again and
+    // again: far more than 20 requests of hers within the window. The browser logs each refused
+    // load (HTTP 429); anything else in the console is an error.
+    let mut limited = 0;
+    let mut other_errors = Vec::new();
+    for round in 0..4 {
+        a.open_app(&server, "").await;
+        a.wait_for_attr("#me", "data-uid", &a_uid).await;
+        open_dm(&a, &b_uid).await;
+        sees(&a, &m1, &hello).await;
+        a.click("#nav-settings").await;
+        a.wait_for("#sessions-list li[data-current='true']").await;
+        a.click("#nav-contacts").await;
+        a.wait_for(&format!("#contacts-list [data-uid='{b_uid}']"))
+            .await;
+        if round == 3 {
+            a.screenshot("rate-limited").await;
+        }
+        for e in a.console_errors().await {
+            if e.contains("status of 429") {
+                limited += 1;
+            } else {
+                other_errors.push(e);
+            }
+        }
+        let recorded = a.eval("return window.__melo.errors;").await;
+        assert!(
+            recorded.as_array().is_some_and(|a| a.is_empty()),
+            "alice: errors the client recorded: {recorded:#}"
+        );
+    }
+    assert!(
+        other_errors.is_empty(),
+        "alice: console errors: {other_errors:#?}"
+    );
+    assert!(
+        limited > 0,
+        "the flow never went over the HTTP budget: the test shows nothing"
+    );
+
+    // Messages still flow both ways after the blocks.
+    open_dm(&a, &b_uid).await;
+    let reply = format!("still here {}", std::process::id());
+    let m2 = send(&b, &reply).await;
+    sees(&a, &m2, &reply).await;
+    let last = format!("and me {}", std::process::id());
+    let m3 = send(&a, &last).await;
+    sees(&b, &m3, &last).await;
+
+    // No errors: the pages record none; the console shows only the refused loads (HTTP 429).
+    for p in [&a, &b] {
+        let errors: Vec<String> = p
+            .console_errors()
+            .await
+            .into_iter()
+            .filter(|e| !e.contains("status of 429"))
+            .collect();
+        assert!(errors.is_empty(), "{}: console errors: {errors:#?}", p.name);
+        let recorded = p.eval("return window.__melo.errors;").await;
+        assert!(
+            recorded.as_array().is_some_and(|a| a.is_empty()),
+            "{}: errors the client recorded: {recorded:#}",
+            p.name
+        );
+    }
+}
