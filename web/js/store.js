@@ -1,11 +1,12 @@
 // IndexedDB persistence (one database per browser profile).
 // Stores: 'kv' (key -> value), 'keys' (uid -> {privateKey: CryptoKey (non-extractable), publicKeyPem}),
-//         'messages' (message_id -> message record; index 'conv' on `conv` = "dm:<uid>" | "chat:<id>").
+//         'messages' (message_id -> message record; index 'conv' on `conv` = "dm:<uid>" | "chat:<id>"),
+//         'pins' ("<my uid>|<contact uid>" -> {fingerprint, changed, changedAt}: keypins.js; kept on logout).
 // Contract: await openStore() -> Store with get/put/delete(storeName, key[, value]),
 //   messagesFor(conv), putMessage(rec), clearUserData().
 
 const DB_NAME = 'melo';
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 
 function promisify(req) {
   return new Promise((resolve, reject) => {
@@ -54,6 +55,7 @@ export async function openStore() {
     const db = req.result;
     if (!db.objectStoreNames.contains('kv')) db.createObjectStore('kv');
     if (!db.objectStoreNames.contains('keys')) db.createObjectStore('keys');
+    if (!db.objectStoreNames.contains('pins')) db.createObjectStore('pins');
     if (!db.objectStoreNames.contains('messages')) {
       const os = db.createObjectStore('messages', { keyPath: 'message_id' });
       os.createIndex('conv', 'conv');
