@@ -383,3 +383,50 @@ async fn a_session_over_the_default_http_budget_waits_out_429s_and_completes() {
         );
     }
 }
+
+/// A rate-limited auto-login (HTTP 429 at the device-token `/login`) is a temporary failure: the
+/// page keeps the stored session, waits out `Retry-After` and logs in, instead of falling back to
+/// the login form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_auto_login_keeps_the_session() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    // Five requests per client key: the page's reloads soon go over the budget of its IP (the
+    // device-token logins) as well as of its user.
+    let server = WebServer::start(&[
+        ("RATE_LIMIT_CALLS", "5"),
+        ("RATE_LIMIT_PERIOD", "120"),
+        ("BLOCK_PERIOD", "3"),
+    ]);
+    let a = driver.profile("alice").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    synced(&a).await;
+    let mut limited = 0;
+    let mut other_errors = Vec::new();
+    for _ in 0..6 {
+        a.open_app(&server, "").await;
+        a.wait_for_attr("#me", "data-uid", &a_uid).await;
+        synced(&a).await;
+        for e in a.console_errors().await {
+            if e.contains("status of 429") {
+                limited += 1;
+            } else {
+                other_errors.push(e);
+            }
+        }
+        let recorded = a.eval("return window.__melo.errors;").await;
+        assert!(
+            recorded.as_array().is_some_and(|a| a.is_empty()),
+            "alice: errors the client recorded: {recorded:#}"
+        );
+    }
+    assert!(
+        limited > 0,
+        "no request was refused: the test shows nothing"
+    );
+    assert!(
+        other_errors.is_empty(),
+        "alice: console errors: {other_errors:#?}"
+    );
+}

@@ -170,7 +170,8 @@ export async function start(app) {
           startAttempt += 1;
           const wait = e.retryAfter ? e.retryAfter * 1000
             : Math.min(30000, 1000 * 2 ** Math.min(startAttempt, 5)) * (0.75 + Math.random() * 0.5);
-          app.ui.toast(`${app.ui.errorText(e)} — retrying in ${Math.ceil(wait / 1000)} s…`, { error: true });
+          const why = e.status === 429 ? 'Rate limited' : app.ui.errorText(e);
+          app.ui.toast(`${why} — logging in again in ${Math.ceil(wait / 1000)} s…`, { error: true, timeout: wait + 1000 });
           setTimeout(() => start(app), wait);
           return;
         }
