@@ -496,6 +496,8 @@ async fn groups_and_channels_through_the_web_client() {
     let link = value_soon(&a, "#invite-link").await;
     let prompt = format!("Join {CHANNEL_NAME}?");
     follow_invite(&b, &link, &channel, &prompt, false).await;
+    // The second time the link loads the page afresh: the client asks once the session is back.
+    b.client.goto("about:blank").await.expect("leave the app");
     follow_invite(&b, &link, &channel, &prompt, true).await;
     b.wait_for("#composer-readonly").await;
     gone(&b, "#composer").await;
