@@ -147,6 +147,30 @@ async fn a_second_device_logs_in_with_the_password_and_reads_messages_and_self_c
     .await;
     b2.screenshot("second-device-self-copy").await;
 
+    // Both of Bob's devices are elsewhere: Alice's next message is unread on both; Bob reads it on
+    // the phone, and the laptop's unread badge goes away (`read` with `self: true`).
+    b.click("#nav-settings").await;
+    b2.click("#nav-settings").await;
+    let third = format!("read me once {}", std::process::id());
+    let m3 = send(&a, &third).await;
+    let badge = format!("#conv-list li[data-uid='{a_uid}'] .badge");
+    b.wait_for(&badge).await;
+    b2.wait_for(&badge).await;
+    open_dm(&b, &a_uid).await;
+    sees(&b, &m3, &third).await;
+    let deadline = Instant::now() + WAIT;
+    while b2
+        .eval(&format!("return document.querySelector({badge:?}) !== null;"))
+        .await
+        == true
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bob-laptop: the unread badge stayed after the phone read the message"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
     // The laptop lists both sessions; it logs the phone out.
     b2.click("#nav-settings").await;
     b2.wait_for("#sessions-list li[data-current='true']").await;

@@ -167,7 +167,8 @@ export class Socket {
   reconnectSoon(delay) {
     clearTimeout(this.timer);
     if (!this.wanted) return;
-    const d = delay ?? Math.min(30000, 500 * 2 ** Math.min(this.attempt, 6)) * (0.75 + Math.random() * 0.5);
+    // 0.5 s, 1 s, 2 s, … with ±25 % jitter, never more than 30 s.
+    const d = delay ?? Math.min(30000, 500 * 2 ** Math.min(this.attempt, 6) * (0.75 + Math.random() * 0.5));
     this.attempt += 1;
     this.timer = setTimeout(() => this.connect(), d);
   }
