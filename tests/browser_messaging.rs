@@ -160,7 +160,9 @@ async fn a_second_device_logs_in_with_the_password_and_reads_messages_and_self_c
     sees(&b, &m3, &third).await;
     let deadline = Instant::now() + WAIT;
     while b2
-        .eval(&format!("return document.querySelector({badge:?}) !== null;"))
+        .eval(&format!(
+            "return document.querySelector({badge:?}) !== null;"
+        ))
         .await
         == true
     {
