@@ -108,7 +108,10 @@ async function main() {
   app.callRoot = document.getElementById('call-root');
   app.api = new Api(base);
   try {
-    app.store = await openStore();
+    app.store = await openStore({
+      onBlocked: () => ui.toast('Close the other Melo tabs of this browser (or reload them) to finish updating.', { error: true, timeout: 60000 }),
+      onVersionChange: () => ui.toast('Melo was updated in another tab: reload this page.', { error: true, timeout: 600000 }),
+    });
   } catch (e) {
     ui.toast('This browser blocks local storage (IndexedDB); Melo cannot keep your keys.', { error: true, timeout: 60000 });
     throw e;

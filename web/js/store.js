@@ -2,7 +2,7 @@
 // Stores: 'kv' (key -> value), 'keys' (uid -> {privateKey: CryptoKey (non-extractable), publicKeyPem}),
 //         'messages' (message_id -> message record; index 'conv' on `conv` = "dm:<uid>" | "chat:<id>"),
 //         'pins' ("<my uid>|<contact uid>" -> {fingerprint, changed, changedAt}: keypins.js; kept on logout).
-// Contract: await openStore() -> Store with get/put/delete(storeName, key[, value]),
+// Contract: await openStore({onBlocked, onVersionChange}) -> Store with get/put/delete(storeName, key[, value]),
 //   messagesFor(conv), putMessage(rec), clearUserData().
 
 const DB_NAME = 'melo';
@@ -49,7 +49,7 @@ export class Store {
   }
 }
 
-export async function openStore() {
+export async function openStore({ onBlocked, onVersionChange } = {}) {
   const req = indexedDB.open(DB_NAME, DB_VERSION);
   req.onupgradeneeded = () => {
     const db = req.result;
@@ -61,6 +61,10 @@ export async function openStore() {
       os.createIndex('conv', 'conv');
     }
   };
+  // An older page of this profile keeps the previous version open: the upgrade waits for it.
+  req.onblocked = () => onBlocked?.();
   const db = await promisify(req);
+  // A newer page needs an upgrade: let it through; this page must be reloaded.
+  db.onversionchange = () => { db.close(); onVersionChange?.(); };
   return new Store(db);
 }
