@@ -582,30 +582,46 @@ async fn notifications_setting_and_the_service_workers_content_free_notification
         .expect("ServiceWorker.enable");
     // DevTools wants the registration's id, which the page cannot see. A fresh profile's first
     // registration gets a small number (0 in Chromium 156); a push for an id that does not exist
-    // is silently dropped, so each push goes to the first few ids.
-    for data in [
-        r#"{"type":"call","call_id":"0193aa","from":"12345678"}"#,
-        r#"{"type":"message","message_id":"0193bb","chat_id":null}"#,
-        r#"{"type":"contact_request","from":"12345678"}"#,
-    ] {
-        for id in 0..4 {
-            a.client
-                .issue_cmd(Cdp(
-                    "ServiceWorker.deliverPushMessage",
-                    json!({"origin": origin, "registrationId": id.to_string(), "data": data}),
-                ))
-                .await
-                .expect("deliver push");
-        }
-    }
+    // is silently dropped, so each push goes to the first few ids. A push that reaches the worker
+    // before it is active is dropped too: wait for it, and deliver again until the notifications
+    // show (each type has its own tag, so a repeat replaces rather than adds).
+    let ready = a
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             navigator.serviceWorker.ready.then((r) => done(!!r.active), (e) => done(String(e)));",
+            Vec::new(),
+        )
+        .await
+        .expect("service worker ready");
+    assert_eq!(ready, json!(true), "service worker active");
     let deadline = Instant::now() + WAIT;
-    let shown = loop {
-        let shown = notifications(&a).await;
-        if shown.len() >= 3 {
-            break shown;
+    let shown = 'deliver: loop {
+        for data in [
+            r#"{"type":"call","call_id":"0193aa","from":"12345678"}"#,
+            r#"{"type":"message","message_id":"0193bb","chat_id":null}"#,
+            r#"{"type":"contact_request","from":"12345678"}"#,
+        ] {
+            for id in 0..8 {
+                a.client
+                    .issue_cmd(Cdp(
+                        "ServiceWorker.deliverPushMessage",
+                        json!({"origin": origin, "registrationId": id.to_string(), "data": data}),
+                    ))
+                    .await
+                    .expect("deliver push");
+            }
         }
+        let round = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < round {
+            let shown = notifications(&a).await;
+            if shown.len() >= 3 {
+                break 'deliver shown;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let shown = notifications(&a).await;
         assert!(Instant::now() < deadline, "notifications: {shown:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let mut titles: Vec<&str> = shown.iter().map(|(t, _)| t.as_str()).collect();
     titles.sort_unstable();
