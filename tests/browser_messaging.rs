@@ -456,3 +456,46 @@ async fn a_rate_limited_auto_login_keeps_the_session() {
         "alice: console errors: {other_errors:#?}"
     );
 }
+
+/// The server completes the WebSocket upgrade before it refuses a connection (here 1013
+/// `too_many_connections`): the page backs off further with every refused attempt instead of
+/// starting over at each upgrade, and connects once a slot is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_socket_backs_off_and_connects_when_a_slot_is_free() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = WebServer::start(&[("WS_MAX_CONNECTIONS_PER_IP", "1")]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    register(&a, &server, "alice", None).await;
+    synced(&a).await;
+    register(&b, &server, "bob", None).await;
+    // Alice holds the only socket: Bob's attempts are refused after the upgrade; the attempt
+    // counter (the exponent of the backoff) keeps growing.
+    let deadline = Instant::now() + WAIT;
+    while b
+        .eval("return (window.__melo && window.__melo.reconnectAttempt) >= 4;")
+        .await
+        != true
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bob: the reconnect backoff never grew past 3 attempts"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Alice leaves; Bob's next attempt (at most 30 s later) gets the slot and syncs.
+    a.close().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while b.eval("return window.__melo.synced === true;").await != true {
+        assert!(Instant::now() < deadline, "bob: never connected");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        b.eval("return window.__melo.reconnectAttempt;").await,
+        0,
+        "the backoff starts over after sync_done"
+    );
+    b.assert_no_console_errors().await;
+}

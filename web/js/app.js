@@ -139,6 +139,7 @@ async function main() {
       get synced() { return app.socket.synced; },
       get errors() { return [...errors]; },
       get rateLimited() { return app.api.rateLimited; },
+      get reconnectAttempt() { return app.socket.attempt; },
     }),
   });
 
