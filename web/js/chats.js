@@ -90,6 +90,12 @@ export async function init(a) {
     await previewsFromCache();
     await joinPending();
   });
+  // A `gap` lost durable frames (chat_member among them): reload the list and drop cached
+  // member lists, whose keys may be stale.
+  app.on('resync', () => {
+    memberCache.clear();
+    reloadSoon();
+  });
   app.on('logout', () => {
     chats.clear();
     memberCache.clear();
