@@ -134,6 +134,21 @@ async fn audio_flows(p: &Profile) -> (u64, u64) {
     }
 }
 
+/// How many requests to a path ending in `suffix` the page made since it loaded (the browser's
+/// resource timing entries: reading state only).
+async fn requests_to(p: &Profile, suffix: &str) -> usize {
+    let v = p
+        .eval(&format!(
+            "const all = performance.getEntriesByType('resource'); \
+             return [all.length, all.filter((e) => new URL(e.name).pathname.endsWith({suffix:?})).length];"
+        ))
+        .await;
+    let total = v[0].as_u64().unwrap_or(0);
+    // A full buffer (250 entries by default) would record nothing more and prove nothing.
+    assert!(total < 240, "{}: {total} resource entries", p.name);
+    usize::try_from(v[1].as_u64().expect("count")).expect("count")
+}
+
 async fn state(p: &Profile, s: &str) {
     p.wait_for_attr("#call-root .call-panel", "data-call-state", s)
         .await;
@@ -251,6 +266,13 @@ async fn a_call_connects_carries_audio_both_ways_and_hangs_up_on_both_sides() {
     state(&b, "missed").await;
     b.wait_for_text("#call-root .call-status", "Missed call from alice")
         .await;
+    // Three calls, one fetch of the ICE servers: the answer is kept until shortly before its
+    // `ttl` runs out (TURN credentials expire).
+    assert_eq!(
+        requests_to(&a, "/ice_servers").await,
+        1,
+        "alice fetched the ICE servers more than once"
+    );
     for p in [&a, &b] {
         p.assert_no_console_errors().await;
     }
@@ -280,7 +302,7 @@ impl Coturn {
         p.exists().then_some(p)
     }
 
-    fn start(program: &PathBuf, secret: &str) -> Coturn {
+    async fn start(program: &PathBuf, secret: &str) -> Coturn {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_udp_port();
         // A relay port range unlikely to collide with other tests: 200 ports somewhere in
@@ -330,9 +352,9 @@ impl Coturn {
                 "coturn did not start: {}",
                 c.log_text()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        std::thread::sleep(Duration::from_millis(300));
+        tokio::time::sleep(Duration::from_millis(300)).await;
         c
     }
 
@@ -366,7 +388,7 @@ async fn a_relay_only_call_goes_through_coturn() {
         return;
     };
     let secret = "browser-test-turn-secret";
-    let turn = Coturn::start(&turnserver, secret);
+    let turn = Coturn::start(&turnserver, secret).await;
     let turn_url = format!("turn:127.0.0.1:{}?transport=udp", turn.port);
     let server = WebServer::start(&[
         ("STUN_URLS", ""),
@@ -405,6 +427,18 @@ async fn a_relay_only_call_goes_through_coturn() {
         "coturn logged no allocation: {log}"
     );
     hang_up(&b, &a).await;
+    // A link cannot turn the IP-hiding setting off: `?relay=0` leaves it on.
+    b.open_app(&server, "?relay=0").await;
+    b.wait_for("body[data-auth='in']").await;
+    b.click("#nav-settings").await;
+    assert!(
+        b.wait_for("#setting-relay-calls")
+            .await
+            .is_selected()
+            .await
+            .expect("checkbox state"),
+        "?relay=0 turned relay-only calls off"
+    );
     for p in [&a, &b] {
         p.assert_no_console_errors().await;
     }
@@ -548,30 +582,46 @@ async fn notifications_setting_and_the_service_workers_content_free_notification
         .expect("ServiceWorker.enable");
     // DevTools wants the registration's id, which the page cannot see. A fresh profile's first
     // registration gets a small number (0 in Chromium 156); a push for an id that does not exist
-    // is silently dropped, so each push goes to the first few ids.
-    for data in [
-        r#"{"type":"call","call_id":"0193aa","from":"12345678"}"#,
-        r#"{"type":"message","message_id":"0193bb","chat_id":null}"#,
-        r#"{"type":"contact_request","from":"12345678"}"#,
-    ] {
-        for id in 0..4 {
-            a.client
-                .issue_cmd(Cdp(
-                    "ServiceWorker.deliverPushMessage",
-                    json!({"origin": origin, "registrationId": id.to_string(), "data": data}),
-                ))
-                .await
-                .expect("deliver push");
-        }
-    }
+    // is silently dropped, so each push goes to the first few ids. A push that reaches the worker
+    // before it is active is dropped too: wait for it, and deliver again until the notifications
+    // show (each type has its own tag, so a repeat replaces rather than adds).
+    let ready = a
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             navigator.serviceWorker.ready.then((r) => done(!!r.active), (e) => done(String(e)));",
+            Vec::new(),
+        )
+        .await
+        .expect("service worker ready");
+    assert_eq!(ready, json!(true), "service worker active");
     let deadline = Instant::now() + WAIT;
-    let shown = loop {
-        let shown = notifications(&a).await;
-        if shown.len() >= 3 {
-            break shown;
+    let shown = 'deliver: loop {
+        for data in [
+            r#"{"type":"call","call_id":"0193aa","from":"12345678"}"#,
+            r#"{"type":"message","message_id":"0193bb","chat_id":null}"#,
+            r#"{"type":"contact_request","from":"12345678"}"#,
+        ] {
+            for id in 0..8 {
+                a.client
+                    .issue_cmd(Cdp(
+                        "ServiceWorker.deliverPushMessage",
+                        json!({"origin": origin, "registrationId": id.to_string(), "data": data}),
+                    ))
+                    .await
+                    .expect("deliver push");
+            }
         }
+        let round = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < round {
+            let shown = notifications(&a).await;
+            if shown.len() >= 3 {
+                break 'deliver shown;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let shown = notifications(&a).await;
         assert!(Instant::now() < deadline, "notifications: {shown:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let mut titles: Vec<&str> = shown.iter().map(|(t, _)| t.as_str()).collect();
     titles.sort_unstable();

@@ -1,10 +1,12 @@
 //! Browser test of the web client's group chats and channels: three Chromium profiles register,
-//! and through the UI only A creates a group, adds its contact B, and C joins with the invite link;
-//! A's message reaches B and C decrypted; B reacts to it and edits a message of its own, and A
-//! sees both; only A (the owner) pins; A makes B an admin; A creates a channel that B joins by
-//! link, where only A posts and B reads without a composer, and B's unread count survives a
-//! reload (read markers); C leaves the group and A removes B. The server's data directory never
-//! holds the plaintext.
+//! and through the UI only A creates a group, adds its contact B, and C joins with the invite link
+//! (after confirming: opening the link alone joins nothing); A's message reaches B and C
+//! decrypted; B reacts to it and edits a message of its own, and A sees both; a burst of messages
+//! costs B few read-marker requests; only A (the owner) pins; the members panel shows the members
+//! the client knows without a request (Refresh asks); A makes B an admin; A creates a public
+//! channel that B joins by its link (after cancelling once), where only A posts and B reads
+//! without a composer, and B's unread count survives a reload (read markers); C leaves the group
+//! and A removes B. The server's data directory never holds the plaintext.
 //!
 //! Skipped (with a message) without chromium/chromedriver unless `MELO_TEST_BROWSER=1`.
 
@@ -23,6 +25,7 @@ const BOB_EDITED: &str = "Bob edited heron-9917";
 const CHANNEL_NAME: &str = "Lantern News";
 const CHANNEL_TEXT: &str = "Channel plaintext osprey-5520";
 const CHANNEL_TEXT_2: &str = "Channel second osprey-6631";
+const BURST_TEXT: &str = "Burst plaintext finch-3308";
 
 /// A phone number no other profile of this test process uses.
 fn phone() -> String {
@@ -75,8 +78,25 @@ async fn value_soon(p: &Profile, css: &str) -> String {
     }
 }
 
-/// Waits until no element matches `css` (or none is displayed).
+/// Waits until no element matching `css` is displayed. `css` must match when this is called (a
+/// selector that never matched would prove nothing): use [`gone_after`] when an action removes it.
 async fn gone(p: &Profile, css: &str) {
+    assert!(
+        !p.all(css).await.is_empty(),
+        "{}: {css} is not on the page to begin with",
+        p.name
+    );
+    wait_gone(p, css).await;
+}
+
+/// Waits until `css` is displayed, runs `action`, then waits until `css` is no longer displayed.
+async fn gone_after(p: &Profile, css: &str, action: impl std::future::Future<Output = ()>) {
+    p.wait_for(css).await;
+    action.await;
+    wait_gone(p, css).await;
+}
+
+async fn wait_gone(p: &Profile, css: &str) {
     let deadline = Instant::now() + WAIT;
     loop {
         let mut shown = false;
@@ -92,6 +112,64 @@ async fn gone(p: &Profile, css: &str) {
         }
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
+}
+
+/// Waits until the trimmed text of the first `css` element is exactly `text` ("1" is not "10").
+async fn text_is(p: &Profile, css: &str, text: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = match p.all(css).await.first() {
+            Some(e) => e.text().await.unwrap_or_default(),
+            None => String::new(),
+        };
+        if now.trim() == text {
+            return;
+        }
+        if Instant::now() > deadline {
+            p.screenshot("text-is").await;
+            panic!("{}: {css} shows {now:?}, not {text:?}", p.name);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// Waits until the open members panel lists exactly the users `uids`.
+async fn members_are(p: &Profile, uids: &[&str]) {
+    let mut want: Vec<String> = uids.iter().map(|u| (*u).to_owned()).collect();
+    want.sort();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut now = Vec::new();
+        for e in p.all("#chat-members li[data-uid]").await {
+            if e.is_displayed().await.unwrap_or(false) {
+                now.push(e.attr("data-uid").await.ok().flatten().unwrap_or_default());
+            }
+        }
+        now.sort();
+        if now == want {
+            return;
+        }
+        if Instant::now() > deadline {
+            p.screenshot("members").await;
+            panic!("{}: members {now:?}, expected {want:?}", p.name);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+/// How many requests to a path ending in `suffix` the page made since it loaded (the browser's
+/// resource timing entries: reading state only).
+async fn requests_to(p: &Profile, suffix: &str) -> usize {
+    let v = p
+        .eval(&format!(
+            "const all = performance.getEntriesByType('resource'); \
+             return [all.length, all.filter((e) => new URL(e.name).pathname.endsWith({suffix:?})).length];"
+        ))
+        .await;
+    let total = v[0].as_u64().unwrap_or(0);
+    // A full buffer (250 entries by default) would record nothing more and prove nothing.
+    assert!(total < 240, "{}: {total} resource entries", p.name);
+    usize::try_from(v[1].as_u64().expect("count")).expect("count")
 }
 
 /// `a` asks `b` to be a contact in the Contacts view; `b` accepts.
@@ -147,20 +225,38 @@ async fn invite_link(p: &Profile) -> String {
     link
 }
 
-/// Opens `link` in `p` (already logged in): the client joins the chat and opens it.
-async fn follow_invite(p: &Profile, link: &str, chat_id: &str) {
+/// Opens `link` in `p` (already logged in): the client asks first (`prompt`) and joins nothing
+/// before the click; `join` false cancels, otherwise the client joins the chat and opens it.
+async fn follow_invite(p: &Profile, link: &str, chat_id: &str, prompt: &str, join: bool) {
     p.client
         .goto(link)
         .await
         .unwrap_or_else(|e| panic!("{}: open {link}: {e}", p.name));
+    p.wait_for("section[data-view='chat-join']").await;
+    p.wait_for_text("#chat-join-prompt", prompt).await;
+    let item = format!("#conv-list li[data-kind='chat'][data-chat-id='{chat_id}']");
+    // The chat list is loaded (the client asks only after loading it) and does not hold the chat.
+    assert!(
+        p.all(&item).await.is_empty(),
+        "{}: member of chat {chat_id} before confirming",
+        p.name
+    );
+    if !join {
+        p.click("#chat-join-cancel").await;
+        wait_gone(p, "section[data-view='chat-join']").await;
+        assert!(
+            p.all(&item).await.is_empty(),
+            "{}: joined after Cancel",
+            p.name
+        );
+        return;
+    }
+    p.click("#chat-join-confirm").await;
     p.wait_for(&format!(
         "section[data-view='conversation'][data-chat-id='{chat_id}']"
     ))
     .await;
-    p.wait_for(&format!(
-        "#conv-list li[data-kind='chat'][data-chat-id='{chat_id}']"
-    ))
-    .await;
+    p.wait_for(&item).await;
 }
 
 /// Opens the chat from the sidebar.
@@ -244,7 +340,7 @@ async fn groups_and_channels_through_the_web_client() {
 
     // C, not a contact of anyone, joins with the invite link; A's panel shows it live.
     let link = invite_link(&a).await;
-    follow_invite(&c, &link, &group).await;
+    follow_invite(&c, &link, &group, "Join the chat behind this invite?", true).await;
     c.wait_for_text("#conv-title", GROUP_NAME).await;
     a.wait_for(&format!(
         "#chat-members li[data-uid='{c_uid}'][data-role='member']"
@@ -319,12 +415,47 @@ async fn groups_and_channels_through_the_web_client() {
         .await;
     a.screenshot("group-chat").await;
 
-    // A makes B an admin; B's client learns it live.
+    // A burst of messages while B keeps the group open costs B at most one read marker request
+    // per 30 s (the HTTP budget is 20 requests per 120 s), not one per message. The pauses let a
+    // per-message marker show.
+    let marked_before = requests_to(&b, "/status/read").await;
+    let mut last = String::new();
+    for i in 0..4 {
+        last = send(&a, &format!("{BURST_TEXT} #{i}")).await;
+        b.wait_for_text(
+            &format!("#message-list .message[data-message-id='{last}'] .message-text"),
+            &format!("{BURST_TEXT} #{i}"),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+    let marked = requests_to(&b, "/status/read").await - marked_before;
+    assert!(
+        marked <= 2,
+        "B saved its read marker {marked} times for 4 messages"
+    );
+
+    // A makes B an admin; B's client learns it live. The members A's client knows (it encrypted
+    // for them) are shown without asking the server again; Refresh asks.
+    let fetched = requests_to(&a, "/chats/members").await;
     a.click("#chat-info-btn").await;
     a.wait_for(&format!(
         "section[data-view='chat-info'][data-chat-id='{group}']"
     ))
     .await;
+    members_are(&a, &[&a_uid, &b_uid, &c_uid]).await;
+    assert_eq!(
+        requests_to(&a, "/chats/members").await,
+        fetched,
+        "the details view fetched the members again"
+    );
+    a.click("#chat-members-refresh").await;
+    let deadline = Instant::now() + WAIT;
+    while requests_to(&a, "/chats/members").await == fetched {
+        assert!(Instant::now() < deadline, "Refresh fetched no members");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    members_are(&a, &[&a_uid, &b_uid, &c_uid]).await;
     a.wait_for(&format!(
         "#chat-members li[data-uid='{b_uid}'] select[data-action='role']"
     ))
@@ -342,6 +473,9 @@ async fn groups_and_channels_through_the_web_client() {
         "section[data-view='chat-info'][data-chat-id='{group}'][data-role='admin']"
     ))
     .await;
+    // Leaving the group's messages saved B's read marker at the newest one it saw.
+    b.wait_for_attr("section[data-view='chat-info']", "data-last-read", &last)
+        .await;
     // An admin sees the members but changes no role.
     b.wait_for(&format!(
         "#chat-members li[data-uid='{a_uid}'][data-role='owner']"
@@ -353,10 +487,18 @@ async fn groups_and_channels_through_the_web_client() {
         .is_empty());
     a.screenshot("group-members").await;
 
-    // A channel: B subscribes by link; only A posts, B reads without a composer.
+    // A public channel: B opens its link, cancels, opens it again and subscribes; only A posts,
+    // B reads without a composer.
     let channel = create_chat(&a, CHANNEL_NAME, true).await;
-    let link = invite_link(&a).await;
-    follow_invite(&b, &link, &channel).await;
+    a.click("#chat-public").await;
+    a.wait_for_text("#invite-note", "Permanent public link")
+        .await;
+    let link = value_soon(&a, "#invite-link").await;
+    let prompt = format!("Join {CHANNEL_NAME}?");
+    follow_invite(&b, &link, &channel, &prompt, false).await;
+    // The second time the link loads the page afresh: the client asks once the session is back.
+    b.client.goto("about:blank").await.expect("leave the app");
+    follow_invite(&b, &link, &channel, &prompt, true).await;
     b.wait_for("#composer-readonly").await;
     gone(&b, "#composer").await;
     a.wait_for(&format!(
@@ -393,41 +535,48 @@ async fn groups_and_channels_through_the_web_client() {
     // from the history after B's read marker); opening the channel reads it.
     let post2 = send(&a, CHANNEL_TEXT_2).await;
     let badge = format!("#conv-list li[data-chat-id='{channel}'] .badge");
-    b.wait_for_text(&badge, "1").await;
+    text_is(&b, &badge, "1").await;
     b.open_app(&server, "").await;
     b.wait_for("body[data-auth='in']").await;
-    b.wait_for_text(&badge, "1").await;
+    text_is(&b, &badge, "1").await;
     b.screenshot("unread-after-reload").await;
-    open_chat(&b, &channel).await;
+    gone_after(&b, &badge, open_chat(&b, &channel)).await;
     b.wait_for_text(
         &format!("#message-list .message[data-message-id='{post2}'] .message-text"),
         CHANNEL_TEXT_2,
     )
     .await;
-    gone(&b, &badge).await;
 
     // C leaves the group: its list loses it, A's members panel too.
     open_chat(&c, &group).await;
     c.click("#chat-info-btn").await;
     c.click("#chat-leave-btn").await;
     c.wait_for_text("#chat-leave-btn", "Confirm").await;
-    c.click("#chat-leave-btn").await;
-    gone(&c, &format!("#conv-list li[data-chat-id='{group}']")).await;
+    gone_after(
+        &c,
+        &format!("#conv-list li[data-chat-id='{group}']"),
+        c.click("#chat-leave-btn"),
+    )
+    .await;
     open_chat(&a, &group).await;
     a.click("#chat-info-btn").await;
     a.wait_for(&format!(
         "#chat-members li[data-uid='{b_uid}'][data-role='admin']"
     ))
     .await;
-    gone(&a, &format!("#chat-members li[data-uid='{c_uid}']")).await;
+    members_are(&a, &[&a_uid, &b_uid]).await;
 
     // A removes B: B's list loses the group live; the channel stays.
     let remove = format!("#chat-members li[data-uid='{b_uid}'] button[data-action='remove']");
     a.click(&remove).await;
     a.wait_for_text(&remove, "Confirm").await;
-    a.click(&remove).await;
-    gone(&a, &format!("#chat-members li[data-uid='{b_uid}']")).await;
-    gone(&b, &format!("#conv-list li[data-chat-id='{group}']")).await;
+    gone_after(
+        &b,
+        &format!("#conv-list li[data-chat-id='{group}']"),
+        a.click(&remove),
+    )
+    .await;
+    members_are(&a, &[&a_uid]).await;
     b.wait_for(&format!("#conv-list li[data-chat-id='{channel}']"))
         .await;
 
@@ -444,6 +593,7 @@ async fn groups_and_channels_through_the_web_client() {
         BOB_EDITED,
         CHANNEL_TEXT,
         CHANNEL_TEXT_2,
+        BURST_TEXT,
         GROUP_NAME,
         CHANNEL_NAME,
     ] {

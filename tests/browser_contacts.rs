@@ -24,7 +24,19 @@ async fn messages_are_edited_reacted_to_pinned_and_deleted_on_both_sides() {
     let a_uid = register(&a, &server, "alice", None).await;
     let b_uid = register(&b, &server, "bob", None).await;
     make_contacts(&a, &a_uid, &b, &b_uid, false).await;
+    open_dm(&b, &a_uid).await;
+    // Alice's DM shows Bob's key fingerprint, the one Bob's settings show for his own key; his
+    // key is pinned on first use, so no "security key changed" notice.
+    b.click("#nav-settings").await;
+    let own = b.wait_for_text("#profile-fingerprint", " ").await;
     open_dm(&a, &b_uid).await;
+    let shown = a.wait_for_text("#conv-fingerprint", "Security key").await;
+    assert_eq!(shown.trim(), format!("Security key {}", own.trim()));
+    assert_eq!(
+        a.eval("return document.getElementById('conv-key-notice').hidden;")
+            .await,
+        true
+    );
     open_dm(&b, &a_uid).await;
     let first = format!("first draft {}", std::process::id());
     let m = send(&a, &first).await;

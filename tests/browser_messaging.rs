@@ -147,6 +147,32 @@ async fn a_second_device_logs_in_with_the_password_and_reads_messages_and_self_c
     .await;
     b2.screenshot("second-device-self-copy").await;
 
+    // Both of Bob's devices are elsewhere: Alice's next message is unread on both; Bob reads it on
+    // the phone, and the laptop's unread badge goes away (`read` with `self: true`).
+    b.click("#nav-settings").await;
+    b2.click("#nav-settings").await;
+    let third = format!("read me once {}", std::process::id());
+    let m3 = send(&a, &third).await;
+    let badge = format!("#conv-list li[data-uid='{a_uid}'] .badge");
+    b.wait_for(&badge).await;
+    b2.wait_for(&badge).await;
+    open_dm(&b, &a_uid).await;
+    sees(&b, &m3, &third).await;
+    let deadline = Instant::now() + WAIT;
+    while b2
+        .eval(&format!(
+            "return document.querySelector({badge:?}) !== null;"
+        ))
+        .await
+        == true
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bob-laptop: the unread badge stayed after the phone read the message"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
     // The laptop lists both sessions; it logs the phone out.
     b2.click("#nav-settings").await;
     b2.wait_for("#sessions-list li[data-current='true']").await;
@@ -291,4 +317,185 @@ async fn a_message_queued_for_an_offline_device_survives_a_server_crash_and_show
     for p in [&a, &b] {
         p.assert_no_console_errors().await;
     }
+}
+
+/// The server's default HTTP budget (20 requests per 120 s per user) with a short block: a normal
+/// session (registration, a contact, messages, reloads, settings) goes over it, and the client waits
+/// out each 429 (`Retry-After`) and retries its reads, so every step still completes in the UI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_over_the_default_http_budget_waits_out_429s_and_completes() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = WebServer::start(&[
+        ("RATE_LIMIT_CALLS", "20"),
+        ("RATE_LIMIT_PERIOD", "120"),
+        ("BLOCK_PERIOD", "3"),
+    ]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    let b_uid = register(&b, &server, "bob", None).await;
+    make_contacts(&a, &a_uid, &b, &b_uid, false).await;
+    open_dm(&a, &b_uid).await;
+    open_dm(&b, &a_uid).await;
+    let hello = format!("over budget {}", std::process::id());
+    let m1 = send(&a, &hello).await;
+    sees(&b, &m1, &hello).await;
+
+    // Alice reloads the app, opens the conversation, her sessions and her contacts, again and
+    // again: far more than 20 requests of hers within the window. The browser logs each refused
+    // load (HTTP 429); anything else in the console is an error.
+    let mut limited = 0;
+    let mut other_errors = Vec::new();
+    for round in 0..4 {
+        a.open_app(&server, "").await;
+        a.wait_for_attr("#me", "data-uid", &a_uid).await;
+        open_dm(&a, &b_uid).await;
+        sees(&a, &m1, &hello).await;
+        a.click("#nav-settings").await;
+        a.wait_for("#sessions-list li[data-current='true']").await;
+        a.click("#nav-contacts").await;
+        a.wait_for(&format!("#contacts-list [data-uid='{b_uid}']"))
+            .await;
+        if round == 3 {
+            a.screenshot("rate-limited").await;
+        }
+        for e in a.console_errors().await {
+            if e.contains("status of 429") {
+                limited += 1;
+            } else {
+                other_errors.push(e);
+            }
+        }
+        let recorded = a.eval("return window.__melo.errors;").await;
+        assert!(
+            recorded.as_array().is_some_and(|a| a.is_empty()),
+            "alice: errors the client recorded: {recorded:#}"
+        );
+    }
+    assert!(
+        other_errors.is_empty(),
+        "alice: console errors: {other_errors:#?}"
+    );
+    assert!(
+        limited > 0,
+        "the flow never went over the HTTP budget: the test shows nothing"
+    );
+
+    // Messages still flow both ways after the blocks.
+    open_dm(&a, &b_uid).await;
+    let reply = format!("still here {}", std::process::id());
+    let m2 = send(&b, &reply).await;
+    sees(&a, &m2, &reply).await;
+    let last = format!("and me {}", std::process::id());
+    let m3 = send(&a, &last).await;
+    sees(&b, &m3, &last).await;
+
+    // No errors: the pages record none; the console shows only the refused loads (HTTP 429).
+    for p in [&a, &b] {
+        let errors: Vec<String> = p
+            .console_errors()
+            .await
+            .into_iter()
+            .filter(|e| !e.contains("status of 429"))
+            .collect();
+        assert!(errors.is_empty(), "{}: console errors: {errors:#?}", p.name);
+        let recorded = p.eval("return window.__melo.errors;").await;
+        assert!(
+            recorded.as_array().is_some_and(|a| a.is_empty()),
+            "{}: errors the client recorded: {recorded:#}",
+            p.name
+        );
+    }
+}
+
+/// A rate-limited auto-login (HTTP 429 at the device-token `/login`) is a temporary failure: the
+/// page keeps the stored session, waits out `Retry-After` and logs in, instead of falling back to
+/// the login form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_auto_login_keeps_the_session() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    // Five requests per client key: the page's reloads soon go over the budget of its IP (the
+    // device-token logins) as well as of its user.
+    let server = WebServer::start(&[
+        ("RATE_LIMIT_CALLS", "5"),
+        ("RATE_LIMIT_PERIOD", "120"),
+        ("BLOCK_PERIOD", "3"),
+    ]);
+    let a = driver.profile("alice").await;
+    let a_uid = register(&a, &server, "alice", None).await;
+    synced(&a).await;
+    let mut limited = 0;
+    let mut other_errors = Vec::new();
+    for _ in 0..6 {
+        a.open_app(&server, "").await;
+        a.wait_for_attr("#me", "data-uid", &a_uid).await;
+        synced(&a).await;
+        for e in a.console_errors().await {
+            if e.contains("status of 429") {
+                limited += 1;
+            } else {
+                other_errors.push(e);
+            }
+        }
+        let recorded = a.eval("return window.__melo.errors;").await;
+        assert!(
+            recorded.as_array().is_some_and(|a| a.is_empty()),
+            "alice: errors the client recorded: {recorded:#}"
+        );
+    }
+    assert!(
+        limited > 0,
+        "no request was refused: the test shows nothing"
+    );
+    assert!(
+        other_errors.is_empty(),
+        "alice: console errors: {other_errors:#?}"
+    );
+}
+
+/// The server completes the WebSocket upgrade before it refuses a connection (here 1013
+/// `too_many_connections`): the page backs off further with every refused attempt instead of
+/// starting over at each upgrade, and connects once a slot is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_socket_backs_off_and_connects_when_a_slot_is_free() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let server = WebServer::start(&[("WS_MAX_CONNECTIONS_PER_IP", "1")]);
+    let a = driver.profile("alice").await;
+    let b = driver.profile("bob").await;
+    register(&a, &server, "alice", None).await;
+    synced(&a).await;
+    register(&b, &server, "bob", None).await;
+    // Alice holds the only socket: Bob's attempts are refused after the upgrade; the attempt
+    // counter (the exponent of the backoff) keeps growing.
+    let deadline = Instant::now() + WAIT;
+    while b
+        .eval("return (window.__melo && window.__melo.reconnectAttempt) >= 4;")
+        .await
+        != true
+    {
+        assert!(
+            Instant::now() < deadline,
+            "bob: the reconnect backoff never grew past 3 attempts"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // Alice leaves; Bob's next attempt (at most 30 s later) gets the slot and syncs.
+    a.close().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while b.eval("return window.__melo.synced === true;").await != true {
+        assert!(Instant::now() < deadline, "bob: never connected");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        b.eval("return window.__melo.reconnectAttempt;").await,
+        0,
+        "the backoff starts over after sync_done"
+    );
+    b.assert_no_console_errors().await;
 }

@@ -2,7 +2,18 @@
 // Contract: new Api(baseUrl); api.token; api.csrf;
 //   await api.request(method, path, {body, query, csrf=false, form}) -> parsed JSON or null
 //   throws ApiError {status, code, message, retryAfter, fields}
+//   more options: retry (wait out a 429 block and retry; default for GET), auth=false (no token)
 // `code` is the protocol's stable `reason` (e.g. "not_a_contact"); `message` is the server's text.
+// Rate limits: a 429 `rate_limited` blocks this client until now + Retry-After (one gate for all
+// requests). While blocked nothing is sent: GETs (and requests made with {retry: true}, safe to
+// repeat because a refused request was not processed) wait and retry, for at most RETRY_BUDGET_MS
+// in total; other requests fail fast with ApiError 429 `rate_limited` and `retryAfter`.
+// api.onRateLimit(untilMs) is called when a block starts (0 when it is over). Every fetch times out
+// after REQUEST_TIMEOUT_MS (ApiError 0 `timeout`).
+
+const REQUEST_TIMEOUT_MS = 30000;
+const RETRY_BUDGET_MS = 120000;
+const sleep = (ms) => new Promise((r) => { setTimeout(r, ms); });
 
 export class ApiError extends Error {
   constructor(status, code, message, { retryAfter = null, fields = null, path = null } = {}) {
@@ -20,6 +31,9 @@ export class ApiError extends Error {
     if (this.fields && this.fields.length) {
       return `${this.message}: ${this.fields.map((f) => `${f.field} ${f.problem}`).join('; ')}`;
     }
+    if (this.code === 'rate_limited' && this.status === 429) {
+      return `Rate limited — try again in ${this.retryAfter || 1} s`;
+    }
     if (this.retryAfter) return `${this.message} (retry in ${this.retryAfter} s)`;
     return this.message;
   }
@@ -34,6 +48,34 @@ export class Api {
     this.onUnauthorized = null;
     /** Optional async hook tried once on 401 token_expired; returns true when a new token is set. */
     this.refreshToken = null;
+    /** Epoch ms until which the server refuses this client (429 rate_limited); 0 when not blocked. */
+    this.blockedUntil = 0;
+    /** How many 429 rate_limited answers this page got (diagnostics). */
+    this.rateLimited = 0;
+    /** Called with blockedUntil when a block starts and with 0 when it is over. */
+    this.onRateLimit = null;
+    this.unblockTimer = null;
+  }
+
+  block(seconds) {
+    const until = Date.now() + Math.max(1, Number(seconds) || 1) * 1000;
+    if (until <= this.blockedUntil) return;
+    this.blockedUntil = until;
+    clearTimeout(this.unblockTimer);
+    this.unblockTimer = setTimeout(() => {
+      if (Date.now() >= this.blockedUntil) {
+        this.blockedUntil = 0;
+    /** How many 429 rate_limited answers this page got (diagnostics). */
+    this.rateLimited = 0;
+        this.onRateLimit?.(0);
+      }
+    }, until - Date.now() + 50);
+    this.onRateLimit?.(until);
+  }
+
+  blockedError() {
+    const secs = Math.max(1, Math.ceil((this.blockedUntil - Date.now()) / 1000));
+    return new ApiError(429, 'rate_limited', 'Too many requests', { retryAfter: secs });
   }
 
   url(path, query) {
@@ -46,9 +88,31 @@ export class Api {
     return url;
   }
 
-  async request(method, path, { body, query, csrf = false, form, retried = false } = {}) {
+  async request(method, path, opts = {}) {
+    const waits = opts.retry ?? (method === 'GET');
+    const started = Date.now();
+    for (;;) {
+      const now = Date.now();
+      if (now < this.blockedUntil) {
+        if (!waits || this.blockedUntil - started > RETRY_BUDGET_MS) throw this.blockedError();
+        await sleep(this.blockedUntil - now + 100 + Math.random() * 400);
+        continue;
+      }
+      try {
+        return await this.send(method, path, opts);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.code === 'rate_limited' && e.status === 429)) throw e;
+        this.rateLimited += 1;
+        this.block(e.retryAfter || 1);
+        if (!waits) throw e;
+      }
+    }
+  }
+
+  async send(method, path, { body, query, csrf = false, form, retried = false, auth = true } = {}) {
     const headers = { Accept: 'application/json' };
-    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    const usedToken = auth ? this.token : null;
+    if (usedToken) headers.Authorization = `Bearer ${usedToken}`;
     let payload;
     if (form) {
       payload = form;
@@ -64,12 +128,20 @@ export class Api {
     try {
       res = await fetch(this.url(path, query), {
         method, headers, body: payload, credentials: 'omit', cache: 'no-store',
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       });
     } catch (e) {
+      if (e && e.name === 'TimeoutError') throw new ApiError(0, 'timeout', 'The server did not answer in time.');
       throw new ApiError(0, 'network_error', 'The server cannot be reached. Check your connection.');
     }
     let data = null;
-    const text = await res.text();
+    let text = '';
+    try {
+      text = await res.text();
+    } catch (e) {
+      if (e && e.name === 'TimeoutError') throw new ApiError(0, 'timeout', 'The server did not answer in time.');
+      throw new ApiError(0, 'network_error', 'The server cannot be reached. Check your connection.');
+    }
     if (text) {
       try { data = JSON.parse(text); } catch { data = null; }
     }
@@ -86,12 +158,12 @@ export class Api {
       // The CSRF token rotates on every login of the session: fetch the current one and retry once.
       const fresh = await this.request('GET', '/csrf_token');
       this.csrf = fresh?.csrf_token || this.csrf;
-      return this.request(method, path, { body, query, csrf, form, retried: true });
+      return this.send(method, path, { body, query, csrf, form, retried: true });
     }
     if (!retried && error.code === 'token_expired' && this.refreshToken) {
-      if (await this.refreshToken()) return this.request(method, path, { body, query, csrf, form, retried: true });
+      if ((await this.refreshToken()) === true) return this.send(method, path, { body, query, csrf, form, retried: true });
     }
-    if (res.status === 401 && this.token && this.onUnauthorized && !path.startsWith('/login')) {
+    if (res.status === 401 && usedToken && usedToken === this.token && this.onUnauthorized && !path.startsWith('/login')) {
       this.onUnauthorized(error);
     }
     throw error;

@@ -11,6 +11,9 @@
 //     app.on('presence', ({uid, status}) => …)   status: 'online' | 'away' | 'offline'
 //     app.on('message', ({conv, message}) => …)  a new message was stored (conv key: 'dm:<uid>' | 'chat:<id>')
 //     app.on('conversation', (entry) => …)       a conversation was opened (entry.key, kind, uid | chatId, …)
+//     app.on('resync', ({reason}) => …)          the device's queue lost entries (`gap`): reload what you
+//                                                show from the server (contacts.js reloads contacts and
+//                                                requests; a chat list should reload too)
 //     app.socket.on('<frame type>', fn)  raw server frames (call frames, chat_member, …); durable frames
 //                                        are acked by socket.js after all handlers have run
 //   What `app` offers:
@@ -33,7 +36,8 @@
 //   Core modules: auth.js (register/login/refresh/logout), contacts.js, settings.js, and the
 //   conversation modules conversation.js (view, history, cache), conv-list.js (sidebar),
 //   conv-events.js (server frames), message-view.js (rendering), composer.js (sending, editing),
-//   conv-state.js (their shared state); store.js (IndexedDB), ui.js (DOM helpers).
+//   conv-state.js (their shared state); keypins.js (contacts' keys pinned on first use, fingerprints);
+//   store.js (IndexedDB), ui.js (DOM helpers).
 //   DOM contract (tests rely on it): header#header, nav#sidebar, main#main with
 //   <section data-view="…"> views, #call-root, #toast; messages `.message[data-message-id][data-status]`,
 //   contacts `[data-uid]`.
@@ -47,15 +51,23 @@ import * as auth from './auth.js';
 import * as contacts from './contacts.js';
 import * as conversation from './conversation.js';
 import * as settings from './settings.js';
+import * as keypins from './keypins.js';
 import * as chats from './chats.js';
 import * as calls from './calls.js';
 import * as push from './push.js';
 
+// Every uncaught error, unhandled rejection and failed event/frame handler is recorded here
+// (window.__melo.errors; the newest MAX_ERRORS) and logged with console.warn.
+const MAX_ERRORS = 5000;
 const errors = [];
-window.addEventListener('error', (e) => { errors.push(String(e.message || e)); });
+function recordError(where, e) {
+  errors.push(`${where}: ${e?.stack || e?.message || String(e)}`);
+  if (errors.length > MAX_ERRORS) errors.splice(0, errors.length - MAX_ERRORS);
+  console.warn(where, e);
+}
+window.addEventListener('error', (e) => { recordError('uncaught error', e.error || e.message); });
 window.addEventListener('unhandledrejection', (e) => {
-  errors.push(String(e.reason?.message || e.reason));
-  console.warn('unhandled rejection', e.reason);
+  recordError('unhandled rejection', e.reason);
   e.preventDefault();
 });
 
@@ -70,9 +82,9 @@ function emitter(target) {
     for (const fn of [...(map.get(ev) || [])]) {
       try {
         const r = fn(arg);
-        if (r && typeof r.catch === 'function') r.catch((e) => console.warn(`${ev} handler failed`, e));
+        if (r && typeof r.catch === 'function') r.catch((e) => recordError(`${ev} handler failed`, e));
       } catch (e) {
-        console.warn(`${ev} handler failed`, e);
+        recordError(`${ev} handler failed`, e);
       }
     }
   };
@@ -90,12 +102,16 @@ async function main() {
   app.h = h;
   app.ui = ui;
   app.errors = errors;
+  app.recordError = recordError;
   app.me = null;
   app.contacts = new Map();
   app.callRoot = document.getElementById('call-root');
   app.api = new Api(base);
   try {
-    app.store = await openStore();
+    app.store = await openStore({
+      onBlocked: () => ui.toast('Close the other Melo tabs of this browser (or reload them) to finish updating.', { error: true, timeout: 60000 }),
+      onVersionChange: () => ui.toast('Melo was updated in another tab: reload this page.', { error: true, timeout: 600000 }),
+    });
   } catch (e) {
     ui.toast('This browser blocks local storage (IndexedDB); Melo cannot keep your keys.', { error: true, timeout: 60000 });
     throw e;
@@ -104,6 +120,7 @@ async function main() {
   app.socket = new Socket(wsUrl, {
     getToken: () => app.api.token,
     onTokenExpired: () => auth.refresh(app),
+    onError: recordError,
   });
   app.api.refreshToken = () => auth.refresh(app);
 
@@ -121,6 +138,8 @@ async function main() {
       get socket() { return app.socket.state; },
       get synced() { return app.socket.synced; },
       get errors() { return [...errors]; },
+      get rateLimited() { return app.api.rateLimited; },
+      get reconnectAttempt() { return app.socket.attempt; },
     }),
   });
 
@@ -135,6 +154,35 @@ async function main() {
   app.socket.on('sync_done', () => {
     conn.dataset.synced = 'true';
     conn.textContent = labels.open;
+  });
+  // Rate limited (HTTP 429): a quiet countdown in the header while requests wait.
+  const rate = document.getElementById('rate-state');
+  let rateTimer = null;
+  app.api.onRateLimit = (until) => {
+    clearInterval(rateTimer);
+    const tick = () => {
+      const secs = Math.ceil((until - Date.now()) / 1000);
+      if (!until || secs <= 0) {
+        clearInterval(rateTimer);
+        rate.hidden = true;
+        rate.textContent = '';
+        delete rate.dataset.until;
+        return;
+      }
+      rate.hidden = false;
+      rate.dataset.until = String(until);
+      rate.textContent = `Rate limited — retrying in ${secs} s`;
+    };
+    tick();
+    if (until) rateTimer = setInterval(tick, 1000);
+  };
+  app.socket.on('fatal', ({ reason }) => {
+    conn.dataset.state = 'closed';
+    conn.textContent = 'Offline';
+    const text = reason === 'origin_not_allowed'
+      ? 'The server refuses connections from this address (origin_not_allowed). Open Melo at the server\'s own address.'
+      : `The server closed the connection for good (${reason}).`;
+    ui.toast(text, { error: true, timeout: 60000 });
   });
   app.socket.on('replaced', () => ui.toast('Melo is open in another tab of this browser; this tab is paused.', { error: true, timeout: 15000 }));
 
@@ -151,12 +199,13 @@ async function main() {
   contacts.setup(app);
   conversation.setup(app);
   settings.setup(app);
+  keypins.setup(app);
 
   for (const [name, mod] of [['chats', chats], ['calls', calls], ['push', push]]) {
     try {
       await mod.init(app);
     } catch (e) {
-      console.warn(`${name}.init failed`, e);
+      recordError(`${name}.init failed`, e);
     }
   }
 
@@ -164,7 +213,7 @@ async function main() {
 }
 
 main().catch((e) => {
-  console.warn('Melo failed to start', e);
+  recordError('Melo failed to start', e);
   const t = document.getElementById('toast');
   if (t) { t.hidden = false; t.dataset.kind = 'error'; t.textContent = `Melo failed to start: ${e.message || e}`; }
 });

@@ -96,7 +96,10 @@ export function setup(app) {
   });
 
   app.api.onUnauthorized = (err) => {
-    if (app.me && ['token_revoked', 'invalid_token'].includes(err.code)) ended(app, 'This session was ended. Please log in again.');
+    // Only a revoked session ends it; an invalid token is checked with a device-token login first.
+    if (!app.me) return;
+    if (err.code === 'token_revoked') ended(app, 'This session was ended. Please log in again.');
+    else if (err.code === 'invalid_token') refresh(app);
   };
   app.socket.on('auth_failed', ({ reason }) => {
     if (app.me) ended(app, reason === 'token_revoked' ? 'This session was ended. Please log in again.' : 'Please log in again.');
@@ -104,26 +107,80 @@ export function setup(app) {
   app.logout = () => logout(app);
 }
 
+/** A definite "this credential is no good" answer (not a temporary failure). */
+function definite401(e) {
+  return e instanceof ApiError && e.status === 401 && ['invalid_credentials', 'token_revoked'].includes(e.code);
+}
+
+/** A failure worth retrying later with the same credentials (network, timeout, 429, 5xx). */
+function temporary(e) {
+  return e instanceof ApiError && (e.status === 0 || e.status === 429 || e.status >= 500);
+}
+
+/**
+ * Device-token login. Tabs of one browser profile share the device token, and every login rotates
+ * it: the login is serialized across tabs (navigator.locks) and the token is re-read inside the
+ * lock, so a tab that waited uses the token the other tab just saved. The stored session is cleared
+ * only when the server definitely refused the very token that was sent.
+ */
+async function deviceLogin(app, uid) {
+  const run = async () => {
+    const s = savedSession();
+    if (!s || s.uid !== uid || !s.device_token) {
+      throw new ApiError(401, 'invalid_credentials', 'This device is no longer logged in.');
+    }
+    try {
+      const res = await app.api.request('POST', '/login', {
+        body: { identifier: s.uid, device_id: deviceId(), device_token: s.device_token }, auth: false,
+      });
+      saveSession(res.unique_id, res.device_token);
+      return res;
+    } catch (e) {
+      if (definite401(e) && savedSession()?.device_token === s.device_token) localStorage.removeItem(SESSION_KEY);
+      throw e;
+    }
+  };
+  if (navigator.locks?.request) return navigator.locks.request(`melo-device-login-${deviceId()}`, run);
+  return run();
+}
+
+let startAttempt = 0;
+
 /** Called once at startup: auto-login with the device token, else the login form. */
 export async function start(app) {
   const s = savedSession();
   if (s && s.uid && s.device_token) {
-    try {
-      const hasKey = await app.e2e.loadLocal(s.uid);
-      if (!hasKey) throw new Error('no local key');
-      const res = await app.api.post('/login', { identifier: s.uid, device_id: deviceId(), device_token: s.device_token });
-      if (!samePem(res.public_e2e_key, app.e2e.publicKeyPem)) throw new Error('key changed on another device');
-      await established(app, res);
-      return;
-    } catch (e) {
-      if (e instanceof ApiError && e.code === 'network_error') {
-        app.ui.toast('The server cannot be reached. Retrying…', { error: true });
-        setTimeout(() => start(app), 3000);
+    let hasKey = false;
+    try { hasKey = await app.e2e.loadLocal(s.uid); } catch { hasKey = false; }
+    if (hasKey) {
+      try {
+        const res = await deviceLogin(app, s.uid);
+        if (!samePem(res.public_e2e_key, app.e2e.publicKeyPem)) {
+          // The account's key was replaced on another device: the password loads the new one.
+          localStorage.removeItem(SESSION_KEY);
+          showAuth(app, s.uid);
+          app.ui.toast('Your account has a new encryption key. Log in with your password to load it.', { error: true });
+          return;
+        }
+        startAttempt = 0;
+        await established(app, res);
         return;
+      } catch (e) {
+        if (temporary(e)) {
+          startAttempt += 1;
+          const wait = e.retryAfter ? e.retryAfter * 1000
+            : Math.min(30000, 1000 * 2 ** Math.min(startAttempt, 5)) * (0.75 + Math.random() * 0.5);
+          const why = e.status === 429 ? 'Rate limited' : app.ui.errorText(e);
+          app.ui.toast(`${why} — logging in again in ${Math.ceil(wait / 1000)} s…`, { error: true, timeout: wait + 1000 });
+          setTimeout(() => start(app), wait);
+          return;
+        }
+        // Refused (the stored session is cleared only for a definite 401) or unexpected: log in again.
       }
+    } else {
       localStorage.removeItem(SESSION_KEY);
-      document.getElementById('login-identifier').value = s.uid;
     }
+    document.getElementById('login-identifier').value = s.uid;
   }
   showAuth(app);
 }
@@ -142,11 +199,15 @@ async function register(app, data) {
   const { publicKeyPem } = await app.e2e.generate();
   const res = await app.api.post('/register', { ...data, device_id: deviceId(), public_e2e_key: publicKeyPem });
   const uid = res.unique_id;
-  const login = await app.api.post('/login', { identifier: uid, password: data.password, device_id: deviceId() });
+  // The account exists with this key: keep the key on this device before anything else can fail.
+  await app.e2e.saveLocal(uid);
+  // Follow-up steps wait out a rate limit (a refused request was not processed, so a retry is safe).
+  const login = await app.api.request('POST', '/login', {
+    body: { identifier: uid, password: data.password, device_id: deviceId() }, retry: true,
+  });
   app.api.token = login.access_token;
   const backup = await app.e2e.backup(data.password);
-  await app.api.post('/e2e/secret_key', { ciphertext: backup });
-  await app.e2e.saveLocal(uid);
+  await app.api.request('POST', '/e2e/secret_key', { body: { ciphertext: backup }, retry: true });
   await established(app, login);
   app.ui.toast(`Account created. Your user ID is ${uid}.`);
 }
@@ -165,11 +226,23 @@ async function passwordLogin(app, identifier, password) {
       if (!ok) app.ui.toast('Your key backup does not match your current public key.', { error: true });
       await app.e2e.saveLocal(uid);
     } else {
-      // No backup anywhere: a new key; messages encrypted for the old one cannot be read here.
+      // No backup: only the user decides to replace the account's key (a server answering
+      // {"ciphertext": null} must not be able to force a new key silently).
+      const create = await app.ui.confirm({
+        title: 'No key backup found',
+        text: 'No key backup found. Create a new key? Messages encrypted to your old key will be unreadable.',
+        ok: 'Create a new key',
+        cancel: 'Cancel',
+      });
+      if (!create) {
+        try { await app.api.post('/logout', {}); } catch { /* the session expires on its own */ }
+        app.api.token = null;
+        throw new Error('Login cancelled: this device has no encryption key for the account.');
+      }
       const { publicKeyPem } = await app.e2e.generate();
-      await app.api.post('/e2e/public_key', { public_e2e_key: publicKeyPem });
-      await app.api.post('/e2e/secret_key', { ciphertext: await app.e2e.backup(password) });
       await app.e2e.saveLocal(uid);
+      await app.api.request('POST', '/e2e/public_key', { body: { public_e2e_key: publicKeyPem }, retry: true });
+      await app.api.request('POST', '/e2e/secret_key', { body: { ciphertext: await app.e2e.backup(password) }, retry: true });
       res.public_e2e_key = publicKeyPem;
       app.ui.toast('A new encryption key was created for your account.');
     }
@@ -212,27 +285,27 @@ function scheduleRefresh(app, expiresIn) {
   refreshTimer = setTimeout(() => refresh(app), secs * 1000);
 }
 
-/** New access token for the same session with the device token. Resolves true on success. */
+/**
+ * New access token for the same session with the device token. Resolves true on success, 'ended'
+ * when the server definitely refused the device token (the session is over), false on a temporary
+ * failure (retried later; the session and the keys are kept).
+ */
 export function refresh(app) {
   if (refreshing) return refreshing;
   refreshing = (async () => {
-    const s = savedSession();
-    if (!s || !app.me) return false;
+    if (!app.me) return false;
+    const uid = app.me.uid;
     try {
-      const saved = app.api.token;
-      app.api.token = null;
-      let res;
-      try {
-        res = await app.api.post('/login', { identifier: s.uid, device_id: deviceId(), device_token: s.device_token });
-      } catch (e) {
-        app.api.token = saved;
-        throw e;
-      }
+      const res = await deviceLogin(app, uid);
+      if (!app.me || app.me.uid !== uid) return false;
       await established(app, res);
       return true;
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) ended(app, 'Please log in again.');
-      else scheduleRefresh(app, 60);
+      if (definite401(e)) {
+        await ended(app, 'Please log in again.');
+        return 'ended';
+      }
+      scheduleRefresh(app, e instanceof ApiError && e.retryAfter ? e.retryAfter / 0.8 : 60);
       return false;
     } finally {
       refreshing = null;

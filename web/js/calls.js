@@ -39,9 +39,9 @@ export function setRelayOnly(on) {
 
 export function init(a) {
   app = a;
-  // `?relay=1` / `?relay=0` in the page URL sets the setting (links, tests).
-  const q = new URLSearchParams(location.search).get('relay');
-  if (q === '1' || q === '0') setRelayOnly(q === '1');
+  // `?relay=1` in the page URL turns the setting on (links, tests). A link never turns it off:
+  // `?relay=0` would let any page silently expose the user's IP address in calls.
+  if (new URLSearchParams(location.search).get('relay') === '1') setRelayOnly(true);
   const s = app.socket;
   s.on('call_start', onCallStart);
   s.on('call_state', onCallState);
@@ -60,6 +60,7 @@ export function init(a) {
   if (typeof app.addConversationAction === 'function') app.addConversationAction(callButton);
   if (typeof app.on === 'function') {
     app.on('logout', () => {
+      dropIceServers();
       if (call) {
         if (!FINAL.has(call.state) && call.signalled) sendFrame('hangup');
         cleanup(call);
@@ -322,8 +323,32 @@ function onErrorFrame(f) {
 // ---------------------------------------------------------------------------------------------
 // The peer connection
 
-async function preparePeer(c) {
+/** GET /ice_servers, kept until shortly before its `ttl` runs out (the TURN credentials in it
+ * expire then); a failed fetch or a call that could not connect asks again next time. */
+let iceCache = null; // {uid, until (ms), value}
+const ICE_MARGIN_MIN_S = 60;
+
+async function iceServers() {
+  const uid = app.me && app.me.uid;
+  if (iceCache && iceCache.uid === uid && Date.now() < iceCache.until) return iceCache.value;
+  iceCache = null;
   const r = await app.api.request('GET', '/ice_servers');
+  const ttl = Number(r && r.ttl);
+  if (Number.isFinite(ttl) && ttl > 0) {
+    // Ten per cent of the ttl (at least a minute) before the credentials expire.
+    const keep = ttl - Math.max(ICE_MARGIN_MIN_S, ttl / 10);
+    if (keep > 0) iceCache = { uid, until: Date.now() + keep * 1000, value: r };
+  }
+  return r;
+}
+
+/** Forgets the ICE servers (after a call that could not connect, at logout). */
+function dropIceServers() {
+  iceCache = null;
+}
+
+async function preparePeer(c) {
+  const r = await iceServers();
   if (c !== call || FINAL.has(c.state)) return;
   const relay = relayOnly();
   const servers = (r && Array.isArray(r.ice_servers) ? r.ice_servers : []).filter(
@@ -372,6 +397,7 @@ async function preparePeer(c) {
     } else if (s === 'disconnected' && c.state === 'connected') {
       setStatus(c, 'Reconnecting…');
     } else if (s === 'failed') {
+      dropIceServers(); // expired or refused TURN credentials: fetch fresh ones for the next call
       hangup(
         c,
         c.relay

@@ -1,6 +1,7 @@
 // Group chats and channels: the chat list in the sidebar, creating a group or a channel, joining by
-// an invite code or link (/app/#join=<code>), the chat details view (members and roles, adding a
-// contact, removing, promoting, invite links, slow mode, leaving) and live `chat_member` frames.
+// an invite code or link (/app/#join=<code>, confirmed by the user first: a link alone joins
+// nothing), the chat details view (members and roles, adding a contact, removing, promoting, invite
+// links, slow mode, leaving) and live `chat_member` frames.
 //
 // Messages themselves are shown and sent by the conversation view (conversation.js): this module
 // registers every chat with `app.conversations.upsert(...)` and gives it a `recipients()` function
@@ -14,10 +15,13 @@
 //   view "chat-new": #chat-create-form (#chat-name, input[name="chat-type"] chat|channel,
 //            #chat-create-submit, #chat-create-error), #chat-join-form (#chat-join-code,
 //            #chat-join-submit, #chat-join-error)
+//   view "chat-join" (an invite link was opened): #chat-join-prompt ("Join <name>?" for a public
+//            chat, else "Join the chat behind this invite?"), #chat-join-confirm,
+//            #chat-join-cancel, #chat-join-confirm-error
 //   conversation header: #chat-info-btn (opens the details of the open chat)
 //   view "chat-info" [data-chat-id][data-role][data-type][data-last-read]: #chat-info-title, #chat-info-back,
 //            #chat-members li[data-uid][data-role] (select[data-action="role"],
-//            button[data-action="remove"]), #chat-add-select + #chat-add-btn,
+//            button[data-action="remove"]), #chat-members-refresh, #chat-add-select + #chat-add-btn,
 //            #invite-ttl + #invite-create-btn, #invite-link (readonly input) + #invite-copy,
 //            #chat-public (owner), #chat-slow-mode (owner/admin), #chat-leave-btn, #chat-info-error
 
@@ -27,6 +31,11 @@ const ROLE_LABEL = { owner: 'Owner', admin: 'Admin', member: 'Member' };
 const JOIN_KEY = 'melo.pendingJoin';
 const CODE_RE = /^[A-Za-z0-9_-]{4,64}$/;
 const MEMBERS_TTL_MS = 5 * 60 * 1000;
+// Read markers (POST /status/read) of an open chat: the first one soon after a message shows, then
+// at most one per chat every 30 s (the newest message then), and one on leaving the chat or
+// hiding the page. The HTTP budget is 20 requests per 2 minutes.
+const READ_FIRST_MS = 1500;
+const READ_EVERY_MS = 30 * 1000;
 
 let app;
 const chats = new Map(); // chatId (number) -> chat from GET /chats/list (+ local updates)
@@ -37,9 +46,12 @@ let listLoading = null;
 let reloadTimer = null;
 let infoTimer = null;
 let els = {};
-let pendingCode = null; // invite code from a #join= link, joined once logged in
+let pendingInvite = null; // {code, pub} from a #join= link: asked about once logged in
+let joinAsk = 0; // increases with each invite prompt (a newer one replaces an older)
 const marked = new Map(); // chatId -> newest message_id this user's read marker is known to be at
-let readTimer = null;
+const seen = new Map(); // chatId -> newest message_id shown on screen (page visible)
+const readState = new Map(); // chatId -> {at: time of the last POST, timer, inflight, again, failed}
+let shownChat = null; // the chat whose messages are on screen
 let unreadCounted = false; // the unread counts of this session were computed from history
 let listLoaded = false;
 
@@ -50,6 +62,7 @@ export async function init(a) {
   app = a;
   buildSidebar();
   buildNewView();
+  buildJoinView();
   buildInfoView();
 
   // Author names in groups: members who are not contacts are known from the member list.
@@ -77,28 +90,45 @@ export async function init(a) {
     await previewsFromCache();
     await joinPending();
   });
+  // A `gap` lost durable frames (chat_member among them): reload the list and drop cached
+  // member lists, whose keys may be stale.
+  app.on('resync', () => {
+    memberCache.clear();
+    reloadSoon();
+  });
   app.on('logout', () => {
     chats.clear();
     memberCache.clear();
     names.clear();
     marked.clear();
+    seen.clear();
+    for (const st of readState.values()) clearTimeout(st.timer);
+    readState.clear();
+    shownChat = null;
+    joinAsk += 1;
     infoChatId = null;
     listLoaded = false;
     setStatus('');
   });
   app.on('conversation', (entry) => {
+    trackShown();
     if (entry.kind !== 'chat') return;
     prefetchNames(Number(entry.chatId));
-    markReadSoon();
   });
-  app.on('message', ({ conv }) => { if (conv.startsWith('chat:')) markReadSoon(); });
-  document.addEventListener('visibilitychange', () => markReadSoon());
-  // Leaving a chat marks what was on screen at once (its messages stay in the DOM until the next
-  // conversation opens).
-  app.ui.onViewChange((name, prev) => {
-    const id = Number(app.ui.view('conversation')?.dataset.chatId);
-    if (prev === 'conversation' && name !== 'conversation' && id) { clearTimeout(readTimer); markRead(id); }
+  // Whatever shows in the message list of an open chat (live, cached, history) counts as seen.
+  const list = document.getElementById('message-list');
+  if (list) {
+    new MutationObserver(onListChange).observe(list, {
+      childList: true, subtree: true, attributes: true, attributeFilter: ['data-message-id'],
+    });
+  }
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') onListChange();
+    else if (shownChat) flushRead(shownChat);
   });
+  addEventListener('pagehide', () => { if (shownChat) flushRead(shownChat); });
+  // Leaving a chat saves its read marker at once.
+  app.ui.onViewChange(() => trackShown());
   app.socket.on('sync_done', () => { if (listLoaded) countUnread(); });
   app.socket.on('messages_read', (f) => {
     if (f.user_id === app.me?.uid && f.chat_id !== null && f.chat_id !== undefined) note(Number(f.chat_id), f.last_read_message_id);
@@ -111,7 +141,7 @@ export async function init(a) {
     }
   });
 
-  // An invite link: /app/#join=<code>. Kept until the user is logged in.
+  // An invite link: /app/#join=<code>. Kept until the user is logged in, then asked about.
   captureJoinHash();
   window.addEventListener('hashchange', () => { if (captureJoinHash() && app.me) joinPending(); });
 }
@@ -449,28 +479,101 @@ async function join(code) {
   return id;
 }
 
+/** Reads an invite link (`#join=<code>`, `&public=1` for a public chat's permanent link). */
 function captureJoinHash() {
-  const m = /^#join=([^&]+)$/.exec(location.hash || '');
+  const m = /^#join=([^&]+)(&public=1)?$/.exec(location.hash || '');
   if (!m) return false;
   const code = parseCode(`#join=${m[1]}`);
   history.replaceState(null, '', location.pathname + location.search);
   if (!code) return false;
-  try { sessionStorage.setItem(JOIN_KEY, code); } catch { /* private mode: joins now or never */ }
-  pendingCode = code;
-  if (!app.me) app.ui.toast('You will join the chat you were invited to once you are logged in.');
+  const invite = { code, pub: !!m[2] };
+  try { sessionStorage.setItem(JOIN_KEY, JSON.stringify(invite)); } catch { /* private mode: asks now or never */ }
+  pendingInvite = invite;
+  if (!app.me) app.ui.toast('Log in to see the chat you were invited to.');
   return true;
 }
 
+/** Once logged in, asks whether to join the chat of a pending invite link (nothing joins
+ * without the click: any page can link here). */
 async function joinPending() {
-  let code = pendingCode;
-  try { code = code || sessionStorage.getItem(JOIN_KEY); sessionStorage.removeItem(JOIN_KEY); } catch { /* ignore */ }
-  pendingCode = null;
-  if (!code || !app.me) return;
+  let invite = pendingInvite;
   try {
-    await join(code);
-  } catch (e) {
-    app.ui.toast(`Could not join: ${joinErrorText(e)}`, { error: true });
+    if (!invite) {
+      const raw = sessionStorage.getItem(JOIN_KEY);
+      const v = raw && JSON.parse(raw);
+      if (v && typeof v.code === 'string' && CODE_RE.test(v.code)) invite = { code: v.code, pub: !!v.pub };
+    }
+    sessionStorage.removeItem(JOIN_KEY);
+  } catch { /* ignore */ }
+  pendingInvite = null;
+  if (!invite || !app.me) return;
+  await askJoin(invite);
+}
+
+function buildJoinView() {
+  const prompt = h('p', { id: 'chat-join-prompt', class: 'chat-join-prompt', role: 'status' });
+  const err = h('p', { id: 'chat-join-confirm-error', class: 'form-error', role: 'alert', hidden: true });
+  const confirm = h('button', { type: 'button', id: 'chat-join-confirm', class: 'primary' }, 'Join');
+  const cancel = h('button', { type: 'button', id: 'chat-join-cancel' }, 'Cancel');
+  const section = h('section', { class: 'view view-chat-join', 'aria-labelledby': 'chat-join-view-title' },
+    h('div', { class: 'card' },
+      h('h2', { id: 'chat-join-view-title' }, 'Invitation'),
+      prompt,
+      h('p', { class: 'muted' }, 'Joining shows your nickname and ID to the members of the chat.'),
+      err,
+      h('div', { class: 'row' }, confirm, cancel)));
+  app.ui.registerView('chat-join', section);
+  els.join = { section, prompt, err, confirm, cancel, code: null };
+  confirm.addEventListener('click', () => {
+    const code = els.join.code;
+    if (!code) return;
+    err.hidden = true;
+    app.ui.busy(confirm, async () => {
+      try {
+        await join(code);
+        els.join.code = null;
+      } catch (e) {
+        showError(err, joinErrorText(e));
+      }
+    });
+  });
+  cancel.addEventListener('click', () => {
+    els.join.code = null;
+    joinAsk += 1;
+    app.ui.showView('empty');
+  });
+}
+
+/** Shows the "Join …?" prompt for an invite. A public chat's link names the chat (GET
+ * /chats/by_invite answers for public chats only; other codes are not looked up, as a 404 would
+ * only say so); a chat the user is already in just opens. */
+async function askJoin({ code, pub }) {
+  const ask = ++joinAsk;
+  const v = els.join;
+  v.code = null;
+  v.err.hidden = true;
+  v.confirm.disabled = true;
+  v.prompt.textContent = 'Checking the invite…';
+  app.ui.showView('chat-join');
+  let name = null;
+  if (pub) {
+    try {
+      const res = await app.api.get(`/chats/by_invite/${encodeURIComponent(code)}`);
+      if (ask !== joinAsk) return;
+      const id = Number(res?.chat_id);
+      if (id && chats.has(id)) {
+        openChat(id);
+        return;
+      }
+      name = typeof res?.name === 'string' && res.name ? res.name : null;
+    } catch {
+      // no longer public (or expired): the generic question; joining reports the error
+    }
   }
+  if (ask !== joinAsk) return;
+  v.code = code;
+  v.prompt.textContent = name ? `Join ${name}?` : 'Join the chat behind this invite?';
+  v.confirm.disabled = false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -489,7 +592,8 @@ function showInfo(id) {
     return;
   }
   infoChatId = id;
-  renderInfo({ fresh: true });
+  // The cached members (chat_member frames drop them, Refresh asks the server).
+  renderInfo({ fresh: false });
   app.ui.showView('chat-info');
 }
 
@@ -520,8 +624,18 @@ async function renderInfo({ fresh }) {
       h('p', { class: 'muted', id: 'chat-info-meta' }, `${channel ? 'Channel' : 'Group'} · you are ${ROLE_LABEL[c.role] || c.role}`)),
     h('button', { type: 'button', id: 'chat-open-btn', class: 'primary', on: { click: () => openChat(id) } }, channel ? 'Open channel' : 'Open chat'));
 
-  const membersCard = h('div', { class: 'card', 'aria-labelledby': 'chat-members-title' },
-    h('h3', { id: 'chat-members-title' }, channel ? 'Subscribers' : 'Members'));
+  const membersCard = h('div', { class: 'card', 'aria-labelledby': 'chat-members-title' });
+  const title = h('h3', { id: 'chat-members-title' }, channel ? 'Subscribers' : 'Members');
+  if (channel && !staff) {
+    membersCard.append(title);
+  } else {
+    const refresh = h('button', {
+      type: 'button', id: 'chat-members-refresh', class: 'link',
+      'aria-label': `Refresh the ${channel ? 'subscribers' : 'members'}`,
+      on: { click: () => { memberCache.delete(id); renderInfo({ fresh: true }); } },
+    }, 'Refresh');
+    membersCard.append(h('div', { class: 'card-title-row' }, title, refresh));
+  }
   const membersList = h('ul', { id: 'chat-members', class: 'list chat-members', 'aria-busy': 'true' });
   const membersStatus = h('p', { class: 'muted', role: 'status' }, 'Loading members…');
   membersCard.append(membersStatus, membersList);
@@ -648,8 +762,9 @@ function addMemberForm(c, list, fail) {
   return form;
 }
 
-function inviteLink(code) {
-  return new URL(`#join=${encodeURIComponent(code)}`, new URL('.', document.baseURI)).href;
+/** A public chat's link says so: the invited client then asks the server for the chat's name. */
+function inviteLink(code, pub = false) {
+  return new URL(`#join=${encodeURIComponent(code)}${pub ? '&public=1' : ''}`, new URL('.', document.baseURI)).href;
 }
 
 function inviteCard(c, fail) {
@@ -658,8 +773,8 @@ function inviteCard(c, fail) {
   const copyBtn = h('button', { type: 'button', id: 'invite-copy' }, 'Copy');
   const linkRow = h('div', { class: 'row', hidden: true }, linkInput, copyBtn);
   const note = h('p', { class: 'muted', id: 'invite-note', role: 'status' });
-  const show = (code, text) => {
-    linkInput.value = inviteLink(code);
+  const show = (code, text, pub = false) => {
+    linkInput.value = inviteLink(code, pub);
     linkInput.dataset.code = code;
     linkRow.hidden = false;
     note.textContent = text;
@@ -703,7 +818,7 @@ function inviteCard(c, fail) {
         const res = await app.api.post('/chats/set_public', { chat_id: c.id, is_public: pub.checked });
         c.is_public = pub.checked;
         c.invite_code = res.invite || null;
-        if (res.invite) show(res.invite, 'Permanent public link: it works until you make the chat private.');
+        if (res.invite) show(res.invite, 'Permanent public link: it works until you make the chat private.', true);
         else { linkRow.hidden = true; note.textContent = 'The public link no longer works.'; }
       } catch (e) {
         pub.checked = !pub.checked;
@@ -714,7 +829,7 @@ function inviteCard(c, fail) {
     });
     card.append(h('label', { for: 'chat-public', class: 'check' }, pub, ' Public: a permanent link anyone can use'));
   }
-  if (c.is_public && c.invite_code) show(c.invite_code, 'Permanent public link.');
+  if (c.is_public && c.invite_code) show(c.invite_code, 'Permanent public link.', true);
   return card;
 }
 
@@ -768,7 +883,8 @@ function leaveCard(c, fail) {
 // ---------------------------------------------------------------------------------------------
 // Read markers and unread counts. The server keeps one read marker per member and chat
 // (POST /status/read, moved forward only; GET /chats/list returns it as last_read_message_id).
-// While a chat is on screen its newest message is marked read (at most once every 2 s); after
+// While a chat is on screen its newest message is marked read (soon after it shows, then at most
+// once per chat every 30 s, and when the chat is left or the page hidden); after
 // login the unread count of each chat is the number of others' messages after the marker in its
 // recent history (the conversation view adds messages that arrive later).
 
@@ -778,26 +894,75 @@ function note(id, messageId) {
   if (infoChatId === id) els.info.dataset.lastRead = messageId;
 }
 
-function markReadSoon() {
-  clearTimeout(readTimer);
-  readTimer = setTimeout(() => markRead(openChatId()), 2000);
-}
-
-async function markRead(id) {
+/** A chat's messages on screen changed (or the page became visible): they count as seen. */
+function onListChange() {
+  const id = openChatId();
   if (!id || !app.me || document.visibilityState !== 'visible') return;
-  if (app.ui.view('conversation')?.dataset.chatId !== String(id)) return;
-  let newest = null;
+  let newest = seen.get(id) || '';
   for (const el of document.querySelectorAll('#message-list .message[data-message-id]')) {
     const m = el.dataset.messageId;
-    if (!newest || m > newest) newest = m;
+    if (m > newest) newest = m;
   }
-  if (!newest || (marked.get(id) || '') >= newest) return;
+  if (!newest) return;
+  seen.set(id, newest);
+  scheduleRead(id);
+}
+
+/** The chat on screen changed: the one left saves its read marker now. */
+function trackShown() {
+  const id = openChatId();
+  if (shownChat && shownChat !== id) flushRead(shownChat);
+  shownChat = id;
+}
+
+function readEntry(id) {
+  let st = readState.get(id);
+  if (!st) { st = { at: 0, timer: null, inflight: false, again: false, failed: null }; readState.set(id, st); }
+  return st;
+}
+
+function unsaved(id) {
+  const newest = seen.get(id);
+  return newest && newest > (marked.get(id) || '') && newest !== readState.get(id)?.failed ? newest : null;
+}
+
+/** One POST per chat per READ_EVERY_MS while it is open, for the newest message seen by then. */
+function scheduleRead(id) {
+  const st = readEntry(id);
+  if (st.timer || !unsaved(id)) return;
+  const wait = Math.max(READ_FIRST_MS, st.at + READ_EVERY_MS - Date.now());
+  st.timer = setTimeout(() => { st.timer = null; flushRead(id); }, wait);
+}
+
+/** Saves the read marker of chat `id` at the newest message seen now (no throttle: used when
+ * leaving the chat and by the timer). */
+async function flushRead(id) {
+  const st = readEntry(id);
+  clearTimeout(st.timer);
+  st.timer = null;
+  const newest = unsaved(id);
+  if (!newest || !app.me) return;
+  if (st.inflight) { st.again = true; return; }
+  st.inflight = true;
+  st.at = Date.now();
+  const me = app.me.uid;
   try {
     await app.api.post('/status/read', { chat_id: id, message_id: newest });
-    note(id, newest);
+    if (app.me?.uid === me) note(id, newest);
   } catch (e) {
-    // Not fatal: the marker catches up with the next read. A message deleted meanwhile is 404.
-    if (e?.status !== 404) console.warn('read marker not saved', e);
+    // Not fatal: the marker catches up with the next message. A message deleted meanwhile is 404
+    // (and not tried again).
+    if (e?.status === 404) st.failed = newest;
+    else console.warn('read marker not saved', e);
+  } finally {
+    st.inflight = false;
+  }
+  if (st.again) {
+    st.again = false;
+    // Left (or hidden) meanwhile: save now; else the throttle applies.
+    if (app.me?.uid === me) {
+      if (shownChat !== id || document.visibilityState !== 'visible') flushRead(id); else scheduleRead(id);
+    }
   }
 }
 

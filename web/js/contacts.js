@@ -2,6 +2,7 @@
 // app.contacts: Map uid -> {uid, nickname, publicKeyPem, presence}; events 'contacts' and 'presence'.
 
 import { h, clear } from './ui.js';
+import * as keypins from './keypins.js';
 
 const UID_RE = /^(?!00000000)[0-9]{8}$/;
 
@@ -75,7 +76,7 @@ export function setup(app) {
     }
     render(app);
   });
-  s.on('key_changed', (f) => {
+  s.on('key_changed', async (f) => {
     if (f.user_id === app.me?.uid) {
       const same = (f.public_e2e_key || '').replace(/\s+/g, '') === (app.e2e.publicKeyPem || '').replace(/\s+/g, '');
       if (!same) app.ui.toast('Your encryption key was replaced on another device. Log out and in again to load it here.', { error: true, timeout: 30000 });
@@ -84,6 +85,8 @@ export function setup(app) {
     const c = app.contacts.get(f.user_id);
     if (c) {
       c.publicKeyPem = f.public_e2e_key;
+      await keypins.check(app, c.uid, c.publicKeyPem);
+      render(app);
       app.emit('contacts', app.contacts);
     }
   });
@@ -94,6 +97,8 @@ export function setup(app) {
   s.on('sync_done', () => s.send({ type: 'ping' }, { queue: false }));
 
   app.on('session', () => reload(app));
+  app.on('resync', () => reload(app));
+  app.on('contacts', () => render(app));
   app.on('logout', () => {
     state.loadedAt = 0;
     state.incoming.clear();
@@ -144,6 +149,7 @@ export function reload(app) {
       }
       app.contacts.clear();
       for (const [k, v] of next) app.contacts.set(k, v);
+      for (const c of app.contacts.values()) await keypins.check(app, c.uid, c.publicKeyPem);
       state.incoming = new Map((reqs?.incoming || []).map((r) => [r.unique_id, r]));
       state.outgoing = new Map((reqs?.outgoing || []).map((r) => [r.unique_id, r]));
       state.loadedAt = Date.now();
@@ -221,7 +227,8 @@ function render(app) {
       if (!ev.target.closest('button')) app.openConversation({ kind: 'dm', uid: c.uid });
     } } },
       presenceDot(c.presence),
-      h('span', { class: 'grow' }, h('strong', { class: 'contact-name' }, c.nickname), ' ', h('span', { class: 'muted' }, c.uid)),
+      h('span', { class: 'grow' }, h('strong', { class: 'contact-name' }, c.nickname), ' ', h('span', { class: 'muted' }, c.uid),
+        c.keyChanged ? h('span', { class: 'key-changed', dataset: { keyChanged: 'true' } }, ` · ${c.nickname}'s security key changed`) : null),
       h('button', { type: 'button', class: 'primary', dataset: { action: 'message' },
         on: { click: () => app.openConversation({ kind: 'dm', uid: c.uid }) } }, 'Message'),
       remove));

@@ -37,19 +37,6 @@ export async function onDelivery(f) {
 
 export async function onStatus(f) {
   if (!S.app.me) return;
-  if (f.status === 'queued' && f.client_id && S.pending.has(f.client_id)) {
-    const p = S.pending.get(f.client_id);
-    S.pending.delete(f.client_id);
-    const rec = { ...p, message_id: f.message_id, ts: f.ts || p.ts, status: 'queued' };
-    delete rec.frame;
-    delete rec.connId;
-    const map = S.loaded.get(p.key);
-    if (map) map.delete(p.client_id);
-    const el = document.querySelector(`#message-list .message[data-client-id="${CSS.escape(p.client_id)}"]`);
-    if (el) el.dataset.messageId = f.message_id;
-    await save(rec, { isNew: true, live: true });
-    return;
-  }
   if (f.status === 'rate_limited' && f.client_id && S.pending.has(f.client_id)) {
     const p = S.pending.get(f.client_id);
     S.pending.delete(f.client_id);
@@ -57,8 +44,39 @@ export async function onStatus(f) {
     return;
   }
   if (!f.message_id || !(f.status in RANK)) return;
+  if (f.self && f.status === 'read') {
+    // This user read the message on another device: it is no longer unread here.
+    const rec = await findRecord(f.message_id);
+    const key = rec?.key || keyOfFrame(f);
+    if (rec && !rec.mine && !rec.readSent) {
+      rec.readSent = true;
+      await S.app.store.putMessage(rec).catch(() => {});
+    }
+    const e = key ? S.convs.get(key) : null;
+    if (e && e.unread) { e.unread = 0; renderList(); }
+    return;
+  }
+  if (f.client_id && S.pending.has(f.client_id)) {
+    // The first status for a message this page sent (normally `queued`; a later one when the
+    // `queued` reply was lost with a connection): it becomes a stored message.
+    const p = S.pending.get(f.client_id);
+    S.pending.delete(f.client_id);
+    const known = await findRecord(f.message_id);
+    const best = [f.status, known?.status, 'queued'].reduce((a, b) => ((RANK[b] ?? -2) > (RANK[a] ?? -2) ? b : a));
+    const rec = { ...p, ...(known || {}), message_id: f.message_id, ts: known?.ts || f.ts || p.ts, status: best };
+    delete rec.frame;
+    delete rec.connId;
+    delete rec.error;
+    const map = S.loaded.get(p.key);
+    if (map) map.delete(p.client_id);
+    const el = document.querySelector(`#message-list .message[data-client-id="${CSS.escape(p.client_id)}"]`);
+    if (el) el.dataset.messageId = f.message_id;
+    await save(rec, { isNew: !known, live: true });
+    return;
+  }
   const rec = await findRecord(f.message_id);
   if (!rec || !rec.mine) return;
+  // Statuses only move forward: a late `queued` never downgrades `delivered`/`read`.
   if ((RANK[f.status] ?? -2) <= (RANK[rec.status] ?? -2)) return;
   rec.status = f.status;
   await save(rec);
@@ -117,6 +135,8 @@ export async function onMessagesRead(f) {
 export function onGap() {
   for (const key of S.convs.keys()) S.stale.add(key);
   if (S.current) loadHistory(S.current);
+  // Contacts, requests and the chat list may have missed events too (contacts.js, chats.js).
+  S.app.emit('resync', { reason: 'gap' });
   S.app.ui.toast('Some updates expired while you were away; conversations were reloaded.');
 }
 

@@ -15,7 +15,11 @@
 //   await e2e.encryptFor(recipients /* [{uid, publicKeyPem}] */, text, {group=false}) -> payload string
 //   await e2e.decrypt(payload) -> text (throws when this user has no key in the payload)
 
-const PBKDF2_ITERATIONS = 310000;
+// New backups use 600000 PBKDF2 iterations; backups are read with 100000..2000000 (the count is
+// stored next to the ciphertext, which the server could edit).
+const PBKDF2_ITERATIONS = 600000;
+const MIN_ITERATIONS = 100000;
+const MAX_ITERATIONS = 2000000;
 const RSA = { name: 'RSA-OAEP', hash: 'SHA-256' };
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -143,21 +147,44 @@ export class E2E {
     });
   }
 
-  /** Loads a backup made by backup(); the private key is re-imported non-extractable. */
+  /**
+   * Loads a backup made by backup(); the private key is re-imported non-extractable. The public key
+   * is derived from the decrypted private key (the backup's `pub` field is outside the ciphertext,
+   * so the server could change it, and is ignored).
+   */
   async restore(ciphertext, password) {
-    const obj = JSON.parse(ciphertext);
+    let obj;
+    try { obj = JSON.parse(ciphertext); } catch { obj = null; }
     if (!obj || obj.v !== 1) throw new Error('Unknown key backup format');
-    const key = await E2E.deriveKey(password, unb64(obj.salt), obj.iter);
+    const iter = Number(obj.iter);
+    if (!Number.isInteger(iter) || iter < MIN_ITERATIONS || iter > MAX_ITERATIONS) {
+      throw new Error('The key backup has an unsupported iteration count.');
+    }
+    const key = await E2E.deriveKey(password, unb64(obj.salt), iter);
     let pkcs8;
     try {
       pkcs8 = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: unb64(obj.iv) }, key, unb64(obj.ct)));
     } catch {
       throw new Error('The key backup cannot be opened with this password.');
     }
-    this.privateKey = await crypto.subtle.importKey('pkcs8', pkcs8, RSA, false, ['decrypt']);
-    pkcs8.fill(0);
-    this.publicKeyPem = obj.pub;
-    return { publicKeyPem: this.publicKeyPem };
+    let publicKeyPem;
+    try {
+      // Imported extractable once, only to read the public half (n, e) from it.
+      const tmp = await crypto.subtle.importKey('pkcs8', pkcs8, RSA, true, ['decrypt']);
+      const jwk = await crypto.subtle.exportKey('jwk', tmp);
+      const pub = await crypto.subtle.importKey(
+        'jwk', { kty: 'RSA', n: jwk.n, e: jwk.e, alg: 'RSA-OAEP-256', ext: true }, RSA, true, ['encrypt'],
+      );
+      for (const k of ['d', 'p', 'q', 'dp', 'dq', 'qi']) delete jwk[k];
+      publicKeyPem = toPem(await crypto.subtle.exportKey('spki', pub), 'PUBLIC KEY');
+      this.privateKey = await crypto.subtle.importKey('pkcs8', pkcs8, RSA, false, ['decrypt']);
+    } catch {
+      throw new Error('The key backup does not contain a usable key.');
+    } finally {
+      pkcs8.fill(0);
+    }
+    this.publicKeyPem = publicKeyPem;
+    return { publicKeyPem };
   }
 
   async importPublic(pem) {

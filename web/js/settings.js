@@ -2,6 +2,7 @@
 // DOM hooks: #sessions-list li[data-session-id][data-current], button[data-action="revoke"], #revoke-all, #logout-btn.
 
 import { h, clear } from './ui.js';
+import { fingerprint } from './keypins.js';
 
 let app;
 
@@ -35,14 +36,6 @@ export function setup(a) {
   const out = document.getElementById('logout-btn');
   out.addEventListener('click', () => app.ui.busy(out, () => app.logout()));
   app.on('logout', () => clear(document.getElementById('sessions-list')));
-}
-
-async function fingerprint(pem) {
-  const body = (pem || '').replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
-  if (!body) return '';
-  const bin = Uint8Array.from(atob(body), (c) => c.charCodeAt(0));
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bin));
-  return [...digest.slice(0, 16)].map((b) => b.toString(16).padStart(2, '0')).join('').replace(/(.{4})/g, '$1 ').trim();
 }
 
 async function renderProfile() {

@@ -9,9 +9,29 @@
 //     the server dedupes them by client_id), dropped otherwise (typing, presence, calls);
 //   socket.connect(), socket.close(), socket.state ('idle'|'connecting'|'open'|'closed').
 // Durable frames (with `seq`) are deduplicated by seq and by message_id (relay_delivery) and
-// acknowledged with ack_received after the handlers ran.
+// acknowledged with ack_received after the handlers ran. The dedupe sets keep the newest SEEN_MAX.
+// Reconnects back off exponentially with jitter (capped at 30 s); the attempt counter is reset only
+// after sync_done (the server completes the upgrade before refusing a connection). Closes with
+// origin_not_allowed are fatal ('fatal' event with {code, reason}). A handler that throws is
+// reported to onError(where, error).
 
 const QUEUEABLE = new Set(['relay', 'chat_message']);
+const SEEN_MAX = 5000;
+const FATAL = new Set(['origin_not_allowed']);
+
+/** A Set that forgets its oldest entries beyond `max` (insertion order). */
+function remember(set, value, max = SEEN_MAX) {
+  set.add(value);
+  if (set.size > max) {
+    const drop = set.size - max;
+    let i = 0;
+    for (const v of set) {
+      if (i >= drop) break;
+      set.delete(v);
+      i += 1;
+    }
+  }
+}
 
 let counter = 0;
 export function newClientId(prefix = 'w') {
@@ -21,7 +41,8 @@ export function newClientId(prefix = 'w') {
 }
 
 export class Socket {
-  constructor(wsUrl, { getToken, onTokenExpired } = {}) {
+  constructor(wsUrl, { getToken, onTokenExpired, onError } = {}) {
+    this.onError = onError || ((where, e) => console.warn(where, e));
     this.wsUrl = new URL(wsUrl);
     this.getToken = getToken || (() => null);
     this.onTokenExpired = onTokenExpired || null;
@@ -57,7 +78,7 @@ export class Socket {
       try {
         await fn(arg);
       } catch (e) {
-        console.warn(`socket handler for ${type} failed`, e);
+        this.onError(`socket handler for ${type} failed`, e);
       }
     }
   }
@@ -88,7 +109,6 @@ export class Socket {
     this.ws = ws;
     ws.onopen = () => {
       if (this.ws !== ws) return;
-      this.attempt = 0;
       this.connId += 1;
       this.setState('open');
       const pending = this.outbox;
@@ -123,10 +143,18 @@ export class Socket {
       this.emit('replaced', { code, reason });
       return;
     }
-    if (reason === 'token_expired' && this.onTokenExpired) {
+    if (FATAL.has(reason)) {
+      this.wanted = false;
+      this.emit('fatal', { code, reason });
+      return;
+    }
+    if ((reason === 'token_expired' || reason === 'invalid_token') && this.onTokenExpired) {
+      // onTokenExpired resolves true (new token), false (temporary failure: keep trying) or
+      // 'ended' (the refresh got a definite 401: the session is over).
       let ok = false;
       try { ok = await this.onTokenExpired(); } catch { ok = false; }
-      if (ok) { this.reconnectSoon(0); return; }
+      if (ok === true) { this.reconnectSoon(0); return; }
+      if (ok !== 'ended') { this.reconnectSoon(); return; }
     }
     if (['token_revoked', 'invalid_token', 'unauthenticated', 'token_expired'].includes(reason)) {
       this.wanted = false;
@@ -139,7 +167,8 @@ export class Socket {
   reconnectSoon(delay) {
     clearTimeout(this.timer);
     if (!this.wanted) return;
-    const d = delay ?? Math.min(30000, 500 * 2 ** Math.min(this.attempt, 6)) * (0.75 + Math.random() * 0.5);
+    // 0.5 s, 1 s, 2 s, … with ±25 % jitter, never more than 30 s.
+    const d = delay ?? Math.min(30000, 500 * 2 ** Math.min(this.attempt, 6) * (0.75 + Math.random() * 0.5));
     this.attempt += 1;
     this.timer = setTimeout(() => this.connect(), d);
   }
@@ -154,12 +183,15 @@ export class Socket {
       }
       await this.emit(frame.type, frame);
       await this.emit('*', frame);
-      this.seenSeq.add(seq);
-      if (mkey) this.seenMessages.add(mkey);
+      remember(this.seenSeq, seq);
+      if (mkey) remember(this.seenMessages, mkey);
       this.ack(ws, seq);
       return;
     }
-    if (frame.type === 'sync_done') this.synced = true;
+    if (frame.type === 'sync_done') {
+      this.synced = true;
+      this.attempt = 0;
+    }
     await this.emit(frame.type, frame);
     await this.emit('*', frame);
   }

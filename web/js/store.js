@@ -1,11 +1,12 @@
 // IndexedDB persistence (one database per browser profile).
 // Stores: 'kv' (key -> value), 'keys' (uid -> {privateKey: CryptoKey (non-extractable), publicKeyPem}),
-//         'messages' (message_id -> message record; index 'conv' on `conv` = "dm:<uid>" | "chat:<id>").
-// Contract: await openStore() -> Store with get/put/delete(storeName, key[, value]),
+//         'messages' (message_id -> message record; index 'conv' on `conv` = "dm:<uid>" | "chat:<id>"),
+//         'pins' ("<my uid>|<contact uid>" -> {fingerprint, changed, changedAt}: keypins.js; kept on logout).
+// Contract: await openStore({onBlocked, onVersionChange}) -> Store with get/put/delete(storeName, key[, value]),
 //   messagesFor(conv), putMessage(rec), clearUserData().
 
 const DB_NAME = 'melo';
-const DB_VERSION = 1;
+const DB_VERSION = 2;
 
 function promisify(req) {
   return new Promise((resolve, reject) => {
@@ -48,17 +49,22 @@ export class Store {
   }
 }
 
-export async function openStore() {
+export async function openStore({ onBlocked, onVersionChange } = {}) {
   const req = indexedDB.open(DB_NAME, DB_VERSION);
   req.onupgradeneeded = () => {
     const db = req.result;
     if (!db.objectStoreNames.contains('kv')) db.createObjectStore('kv');
     if (!db.objectStoreNames.contains('keys')) db.createObjectStore('keys');
+    if (!db.objectStoreNames.contains('pins')) db.createObjectStore('pins');
     if (!db.objectStoreNames.contains('messages')) {
       const os = db.createObjectStore('messages', { keyPath: 'message_id' });
       os.createIndex('conv', 'conv');
     }
   };
+  // An older page of this profile keeps the previous version open: the upgrade waits for it.
+  req.onblocked = () => onBlocked?.();
   const db = await promisify(req);
+  // A newer page needs an upgrade: let it through; this page must be reloaded.
+  db.onversionchange = () => { db.close(); onVersionChange?.(); };
   return new Store(db);
 }

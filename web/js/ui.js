@@ -4,7 +4,8 @@
 //   ui.toast(message, {error}); ui.showView(name) (main views: a <section data-view="name"> in #main);
 //   ui.registerView(name, sectionEl) (feature modules add their own views); ui.currentView;
 //   ui.busy(button, promiseFn) (disables the button and shows a spinner while running);
-//   ui.errorText(err) (the server's message for an ApiError); ui.formatTime(ts).
+//   ui.errorText(err) (the server's message for an ApiError); ui.formatTime(ts);
+//   await ui.confirm({title, text, ok, cancel}) -> true | false (a modal <dialog id="confirm-dialog">).
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -74,6 +75,25 @@ export class Ui {
   }
 
   onViewChange(fn) { this.listeners.add(fn); return () => this.listeners.delete(fn); }
+
+  /** A modal question; resolves true (OK) or false (Cancel / Escape). */
+  confirm({ title, text, ok = 'OK', cancel = 'Cancel' }) {
+    return new Promise((resolve) => {
+      const okBtn = h('button', { type: 'button', class: 'primary', dataset: { action: 'ok' }, text: ok });
+      const cancelBtn = h('button', { type: 'button', dataset: { action: 'cancel' }, text: cancel });
+      const dlg = h('dialog', { id: 'confirm-dialog', class: 'confirm-dialog', 'aria-labelledby': 'confirm-title' },
+        h('h2', { id: 'confirm-title', text: title }),
+        h('p', { text }),
+        h('div', { class: 'dialog-actions' }, cancelBtn, okBtn));
+      const done = (v) => { dlg.close(); dlg.remove(); resolve(v); };
+      okBtn.addEventListener('click', () => done(true));
+      cancelBtn.addEventListener('click', () => done(false));
+      dlg.addEventListener('cancel', (e) => { e.preventDefault(); done(false); });
+      document.body.append(dlg);
+      dlg.showModal();
+      cancelBtn.focus();
+    });
+  }
 
   toast(message, { error = false, timeout = 5000 } = {}) {
     const el = this.toastEl;
