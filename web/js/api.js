@@ -65,8 +65,6 @@ export class Api {
     this.unblockTimer = setTimeout(() => {
       if (Date.now() >= this.blockedUntil) {
         this.blockedUntil = 0;
-    /** How many 429 rate_limited answers this page got (diagnostics). */
-    this.rateLimited = 0;
         this.onRateLimit?.(0);
       }
     }, until - Date.now() + 50);
@@ -109,9 +107,11 @@ export class Api {
     }
   }
 
-  async send(method, path, { body, query, csrf = false, form, retried = false, auth = true } = {}) {
+  async send(method, path, { body, query, csrf = false, form, retried = false, auth = true, token } = {}) {
     const headers = { Accept: 'application/json' };
-    const usedToken = auth ? this.token : null;
+    // `token`: this request's own token (a logout that may wait out a 429 after the local session
+    // is already gone).
+    const usedToken = auth ? (token ?? this.token) : null;
     if (usedToken) headers.Authorization = `Bearer ${usedToken}`;
     let payload;
     if (form) {

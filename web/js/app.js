@@ -110,7 +110,12 @@ async function main() {
   try {
     app.store = await openStore({
       onBlocked: () => ui.toast('Close the other Melo tabs of this browser (or reload them) to finish updating.', { error: true, timeout: 60000 }),
-      onVersionChange: () => ui.toast('Melo was updated in another tab: reload this page.', { error: true, timeout: 600000 }),
+      onVersionChange: () => {
+        // The database is closed: frames this page would ack could not be stored. Stop the socket;
+        // the server keeps them for the reloaded page.
+        app.socket.close();
+        ui.toast('Melo was updated in another tab: reload this page.', { error: true, timeout: 600000 });
+      },
     });
   } catch (e) {
     ui.toast('This browser blocks local storage (IndexedDB); Melo cannot keep your keys.', { error: true, timeout: 60000 });

@@ -292,9 +292,11 @@ function scheduleRefresh(app, expiresIn) {
  */
 export function refresh(app) {
   if (refreshing) return refreshing;
+  // Checked before the promise exists: an early return inside it would run its `finally` before
+  // `refreshing` is assigned and leave a settled promise there for good.
+  if (!app.me) return Promise.resolve(false);
+  const uid = app.me.uid;
   refreshing = (async () => {
-    if (!app.me) return false;
-    const uid = app.me.uid;
     try {
       const res = await deviceLogin(app, uid);
       if (!app.me || app.me.uid !== uid) return false;
@@ -305,7 +307,9 @@ export function refresh(app) {
         await ended(app, 'Please log in again.');
         return 'ended';
       }
-      scheduleRefresh(app, e instanceof ApiError && e.retryAfter ? e.retryAfter / 0.8 : 60);
+      if (app.me?.uid === uid) {
+        scheduleRefresh(app, e instanceof ApiError && e.retryAfter ? e.retryAfter / 0.8 : 60);
+      }
       return false;
     } finally {
       refreshing = null;
@@ -315,15 +319,18 @@ export function refresh(app) {
 }
 
 async function logout(app) {
+  // The local keys, cache and device token go whatever the server answers: a user leaving a
+  // shared computer must not find them still there because the request was rate-limited or the
+  // network was down. The server's session ends with the request (it waits out a 429), or expires.
+  const request = app.api.post('/logout', {}, { retry: true, token: app.api.token });
+  await ended(app, 'You are logged out.');
   try {
-    await app.api.post('/logout', {});
+    await request;
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) {
-      app.ui.toast(app.ui.errorText(e), { error: true });
-      return;
+      app.ui.toast(`The server did not confirm the logout: ${app.ui.errorText(e)}. Revoke this session from another device if needed.`, { error: true });
     }
   }
-  await ended(app, 'You are logged out.');
 }
 
 async function ended(app, message) {

@@ -458,7 +458,14 @@ function showError(el, text) {
 function parseCode(text) {
   const t = (text || '').trim();
   const m = /[#&?]join=([^&#\s]+)/.exec(t);
-  const code = m ? decodeURIComponent(m[1]) : t;
+  let code = t;
+  if (m) {
+    try {
+      code = decodeURIComponent(m[1]);
+    } catch {
+      return null; // a malformed escape: not a code
+    }
+  }
   return CODE_RE.test(code) ? code : null;
 }
 
@@ -947,7 +954,7 @@ async function flushRead(id) {
   st.at = Date.now();
   const me = app.me.uid;
   try {
-    await app.api.post('/status/read', { chat_id: id, message_id: newest });
+    await app.api.post('/status/read', { chat_id: id, message_id: newest }, { retry: true }); // forward-only: a repeat is harmless
     if (app.me?.uid === me) note(id, newest);
   } catch (e) {
     // Not fatal: the marker catches up with the next message. A message deleted meanwhile is 404

@@ -66,7 +66,9 @@ export function setup(app) {
   s.on('subscription_confirmed', async (f) => {
     state.outgoing.delete(f.from_id);
     app.ui.toast(`${f.from_nickname || f.from_id} accepted your contact request.`);
-    await reload(app);
+    // Not awaited: frames are handled one at a time, and a reload waiting out a 429 must not
+    // hold back every later frame and its ack.
+    reload(app);
   });
   s.on('subscription_removed', async (f) => {
     state.outgoing.delete(f.from_id);

@@ -1,7 +1,7 @@
 // IndexedDB persistence (one database per browser profile).
 // Stores: 'kv' (key -> value), 'keys' (uid -> {privateKey: CryptoKey (non-extractable), publicKeyPem}),
 //         'messages' (message_id -> message record; index 'conv' on `conv` = "dm:<uid>" | "chat:<id>"),
-//         'pins' ("<my uid>|<contact uid>" -> {fingerprint, changed, changedAt}: keypins.js; kept on logout).
+//         'pins' ("<my uid>|<contact uid>" -> {fingerprint, changed, changedAt}: keypins.js; cleared on logout).
 // Contract: await openStore({onBlocked, onVersionChange}) -> Store with get/put/delete(storeName, key[, value]),
 //   messagesFor(conv), putMessage(rec), clearUserData().
 
@@ -46,6 +46,9 @@ export class Store {
   async clearUserData() {
     await promisify(this.tx('messages', 'readwrite').clear());
     await promisify(this.tx('kv', 'readwrite').clear());
+    // Pins name the user's contacts: a shared computer must not keep the contact list after a
+    // logout. The next login pins again on first use.
+    await promisify(this.tx('pins', 'readwrite').clear());
   }
 }
 
