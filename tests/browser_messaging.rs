@@ -429,6 +429,7 @@ async fn a_rate_limited_auto_login_keeps_the_session() {
     let a_uid = register(&a, &server, "alice", None).await;
     synced(&a).await;
     let mut limited = 0;
+    let mut login_limited = 0;
     let mut other_errors = Vec::new();
     for _ in 0..6 {
         a.open_app(&server, "").await;
@@ -437,6 +438,10 @@ async fn a_rate_limited_auto_login_keeps_the_session() {
         for e in a.console_errors().await {
             if e.contains("status of 429") {
                 limited += 1;
+                // Chromium names the refused URL first: "<url> - Failed to load resource: …".
+                if e.contains("/login ") {
+                    login_limited += 1;
+                }
             } else {
                 other_errors.push(e);
             }
@@ -450,6 +455,10 @@ async fn a_rate_limited_auto_login_keeps_the_session() {
     assert!(
         limited > 0,
         "no request was refused: the test shows nothing"
+    );
+    assert!(
+        login_limited > 0,
+        "no device-token login was refused ({limited} other 429s): the test shows nothing"
     );
     assert!(
         other_errors.is_empty(),
