@@ -173,6 +173,13 @@ pub struct HttpConfig {
     /// binary (`WEB_CLIENT_DIR`): a customized client, or client development without rebuilds.
     /// Default: none.
     pub web_client_dir: Option<std::path::PathBuf>,
+    /// A path prefix for every route (`PATH_PREFIX`), e.g. `/chat` for a Melo mounted in a
+    /// bigger site: the API, the socket (`/chat/ws`), the web client (`/chat/app/`), `/docs`,
+    /// `/openapi.json`, the health checks and `/metrics` all move under it, and every other
+    /// path answers the JSON 404. Starts with `/`, no trailing `/`, plain path segments
+    /// (letters, digits, `-`, `_`, `.`, `~`). Empty (the default): no prefix. The WebSocket
+    /// listener (`WS_PORT`) is unaffected: every path there is the socket.
+    pub path_prefix: String,
 }
 
 impl Default for HttpConfig {
@@ -188,6 +195,7 @@ impl Default for HttpConfig {
             hsts: false,
             web_client: true,
             web_client_dir: None,
+            path_prefix: String::new(),
         }
     }
 }

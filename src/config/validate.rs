@@ -6,7 +6,7 @@ use std::fmt;
 use super::Config;
 
 /// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
-const VARS: [(&str, &str); 54] = [
+const VARS: [(&str, &str); 55] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),
     (
@@ -29,6 +29,7 @@ const VARS: [(&str, &str); 54] = [
     ("http.shutdown_grace_secs", "SHUTDOWN_GRACE_SECONDS"),
     ("http.web_client", "WEB_CLIENT"),
     ("http.web_client_dir", "WEB_CLIENT_DIR"),
+    ("http.path_prefix", "PATH_PREFIX"),
     ("limits.rate_limit_calls", "RATE_LIMIT_CALLS"),
     ("limits.rate_limit_period", "RATE_LIMIT_PERIOD"),
     ("limits.block_period", "BLOCK_PERIOD"),
@@ -83,6 +84,32 @@ fn bad(field: &'static str, problem: impl fmt::Display) -> String {
         Some(var) => format!("{var} ({field}) {problem}"),
         None => format!("{field} {problem}"),
     }
+}
+
+/// `http.path_prefix`: empty, or `/segment(/segment)*` of unreserved characters (so that it
+/// is the same before and after percent-decoding and cannot hide `..` or a query).
+fn check_path_prefix(prefix: &str) -> Result<(), &'static str> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    let Some(rest) = prefix.strip_prefix('/') else {
+        return Err("must start with '/' (or be empty)");
+    };
+    if rest.is_empty() || rest.ends_with('/') {
+        return Err("must not end with '/' (use an empty value for no prefix)");
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            return Err("must be plain path segments (no empty, '.' or '..' segment)");
+        }
+        if !segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+        {
+            return Err("segments may hold only letters, digits, '-', '_', '.' and '~'");
+        }
+    }
+    Ok(())
 }
 
 impl Config {
@@ -192,6 +219,9 @@ impl Config {
         }
         if self.http.shutdown_grace_secs > 3600 {
             return Err(bad("http.shutdown_grace_secs", "must be at most 3600"));
+        }
+        if let Err(problem) = check_path_prefix(&self.http.path_prefix) {
+            return Err(bad("http.path_prefix", problem));
         }
         for (field, urls, schemes) in [
             ("realtime.stun_urls", &r.stun_urls, &["stun:", "stuns:"][..]),

@@ -95,6 +95,10 @@ pub(crate) struct HttpArgs {
     /// [default: built in]
     #[arg(long, env = "WEB_CLIENT_DIR", global = true, value_name = "DIR")]
     web_client_dir: Option<std::path::PathBuf>,
+    /// Path prefix for every route, the socket, the web client and the docs (e.g. /chat).
+    /// [default: none]
+    #[arg(long, env = "PATH_PREFIX", global = true, value_name = "PATH")]
+    path_prefix: Option<String>,
 }
 
 /// HTTP rate limits and failed-login lockout.
@@ -282,6 +286,9 @@ impl ConfigArgs {
             .web_client_dir
             .clone()
             .filter(|d| !d.as_os_str().is_empty());
+        if let Some(v) = &x.path_prefix {
+            h.path_prefix = v.clone();
+        }
         if let Some(v) = &x.cors_origins {
             h.cors_origins = list(v);
         }
