@@ -77,7 +77,7 @@ pub use error::BuildError;
 /// Body type of every response of [`MeloService`].
 pub use http::response::Body as ResponseBody;
 pub use push::{NoopPush, PushProvider, RecordingPush};
-pub use server::{Melo, MeloService};
+pub use server::{ClientAddr, Melo, MeloService};
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use store::MysqlStore;

@@ -1,10 +1,12 @@
-//! [`Melo`]: the built server. Serve it on a listener, or take its hyper [`MeloService`].
+//! [`Melo`]: the built server. Serve it on a listener, or take its [`MeloService`] and mount it
+//! in a server of your own (hyper, an axum `Router`, any tower stack).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -153,10 +155,39 @@ impl Melo {
         &self.app.services
     }
 
-    /// A hyper service for embedders. Serve it with
-    /// `hyper_util::server::conn::auto::Builder::serve_connection_with_upgrades` (or the http1
-    /// builder's `.with_upgrades()`): without upgrades WebSocket endpoints cannot work. Attach the
-    /// client address with [`MeloService::with_peer`] so rate limits key on the right IP.
+    /// The service that answers every route of this server, for embedders: it implements both
+    /// `hyper::service::Service` and `tower_service::Service`, so it can be served by a hyper
+    /// connection of your own, mounted in an axum `Router` (`fallback_service`) or wrapped in
+    /// tower layers.
+    ///
+    /// - **Upgrades**: serve connections with upgrades enabled
+    ///   (`hyper_util::server::conn::auto::Builder::serve_connection_with_upgrades`, the http1
+    ///   builder's `.with_upgrades()`; `axum::serve` does): without them the socket cannot work.
+    /// - **Client address**: rate limits, the per-IP socket cap and the sessions list key on it.
+    ///   It is taken from a [`ClientAddr`] request extension, else (feature `axum`) from axum's
+    ///   `ConnectInfo<SocketAddr>`, else from [`MeloService::with_peer`], else 127.0.0.1 (every
+    ///   client then shares one budget). `http.trusted_proxies` applies on top.
+    /// - **Path**: with `http.path_prefix` set (e.g. `/chat`) every route lives under it and other
+    ///   paths answer 404; hand Melo the request URI unchanged (no prefix stripping).
+    /// - **Shutdown**: [`Melo::shutdown`] closes the open sockets however the service is served.
+    ///
+    /// ```no_run
+    /// # async fn run(melo: melo::Melo) -> std::io::Result<()> {
+    /// use hyper_util::rt::{TokioExecutor, TokioIo};
+    /// use hyper_util::server::conn::auto;
+    ///
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8088").await?;
+    /// loop {
+    ///     let (stream, peer) = listener.accept().await?;
+    ///     let service = melo.service().with_peer(peer);
+    ///     tokio::spawn(async move {
+    ///         let _ = auto::Builder::new(TokioExecutor::new())
+    ///             .serve_connection_with_upgrades(TokioIo::new(stream), service)
+    ///             .await;
+    ///     });
+    /// }
+    /// # }
+    /// ```
     pub fn service(&self) -> MeloService {
         MeloService {
             app: self.app.clone(),
@@ -329,25 +360,52 @@ impl Melo {
         Ok(())
     }
 
-    /// Stops background tasks and any `serve` loops, waits for the tasks to end, then waits (at
-    /// most `http.shutdown_grace_secs`) for push deliveries still running.
+    /// Stops background tasks and any `serve` loops, closes every open socket with 1001
+    /// `going_away` (also sockets of a [`MeloService`] served by the embedder's own server),
+    /// waits for the tasks to end, then waits (at most `http.shutdown_grace_secs`) for the
+    /// sockets to finish closing and for push deliveries still running.
+    ///
+    /// The embedder's own server keeps accepting requests until the embedder stops it; a socket
+    /// opened after `shutdown` is closed with 1001 at once.
     pub async fn shutdown(&self) {
         self.cancel.cancel();
+        self.app.ws_shutdown.cancel();
+        self.app.ws_tasks.close();
         self.tasks.wait().await;
         // Flush work still running for finished requests (push deliveries), bounded.
         let core = self.app.services.core();
         core.background.close();
         let grace = Duration::from_secs(core.config.http.shutdown_grace_secs);
-        if tokio::time::timeout(grace, core.background.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("shutdown grace elapsed with push deliveries running");
+        let drained = async {
+            tokio::join!(self.app.ws_tasks.wait(), core.background.wait());
+        };
+        if tokio::time::timeout(grace, drained).await.is_err() {
+            tracing::warn!("shutdown grace elapsed with sockets or push deliveries running");
         }
     }
 }
 
-/// The cloneable hyper service of a [`Melo`]. See [`Melo::service`].
+/// The client's socket address, as a request extension for a [`MeloService`] served by a
+/// server of your own: Melo keys rate limits, the per-IP socket cap and the sessions list on it.
+/// It wins over [`MeloService::with_peer`]. `http.trusted_proxies` still applies: when this
+/// address is a trusted proxy, the client is taken from `X-Forwarded-For`.
+///
+/// ```no_run
+/// use std::net::SocketAddr;
+///
+/// fn tag<B>(mut req: http::Request<B>, peer: SocketAddr) -> http::Request<B> {
+///     req.extensions_mut().insert(melo::ClientAddr(peer));
+///     req
+/// }
+/// ```
+///
+/// With the `axum` feature, axum's `ConnectInfo<SocketAddr>` (from
+/// `into_make_service_with_connect_info::<SocketAddr>()`) is read too; this extension wins
+/// when both are present.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The cloneable service of a [`Melo`]: a hyper and a tower service. See [`Melo::service`].
 #[derive(Clone)]
 pub struct MeloService {
     app: Arc<App>,
@@ -364,13 +422,45 @@ impl std::fmt::Debug for MeloService {
 }
 
 impl MeloService {
-    /// The same service, knowing the client's socket address (used for rate limits and
-    /// session IPs; without it requests count as from 127.0.0.1).
+    /// The same service, knowing the client's socket address (used for rate limits, the
+    /// per-IP socket cap and session IPs). A [`ClientAddr`] extension on a request wins over
+    /// it; with neither, requests count as from 127.0.0.1.
     pub fn with_peer(mut self, peer: SocketAddr) -> Self {
         self.peer = Some(peer);
         self
     }
+
+    /// The client's address: a [`ClientAddr`] extension, axum's `ConnectInfo` (feature
+    /// `axum`), then the peer given to [`MeloService::with_peer`].
+    fn peer_of<B>(&self, req: &Request<B>) -> Option<SocketAddr> {
+        let ext = req.extensions();
+        if let Some(ClientAddr(addr)) = ext.get::<ClientAddr>() {
+            return Some(*addr);
+        }
+        #[cfg(feature = "axum")]
+        if let Some(axum::extract::ConnectInfo(addr)) =
+            ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+        {
+            return Some(*addr);
+        }
+        self.peer
+    }
+
+    fn respond<B>(&self, req: Request<B>) -> MeloFuture
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let app = self.app.clone();
+        let peer = self.peer_of(&req);
+        let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
+        let ws_only = self.ws_only;
+        Box::pin(async move { Ok(app.handle(req, peer, ws_only).await) })
+    }
 }
+
+/// The future of [`MeloService`]'s answer.
+type MeloFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<B> hyper::service::Service<Request<B>> for MeloService
 where
@@ -379,14 +469,30 @@ where
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = MeloFuture;
 
     fn call(&self, req: Request<B>) -> Self::Future {
-        let app = self.app.clone();
-        let peer = self.peer;
-        let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
-        let ws_only = self.ws_only;
-        Box::pin(async move { Ok(app.handle(req, peer, ws_only).await) })
+        self.respond(req)
+    }
+}
+
+/// The same service for tower stacks (axum `Router::fallback_service`, `ServiceBuilder`
+/// layers); always ready.
+impl<B> tower_service::Service<Request<B>> for MeloService
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = MeloFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        self.respond(req)
     }
 }
 
