@@ -51,6 +51,8 @@ pub(crate) struct App {
     pub(crate) readiness: readiness::Readiness,
     /// The web client at `/app/` (or none).
     web: web_client::WebClient,
+    /// `http.path_prefix`: every route lives under it (empty: none).
+    prefix: Box<str>,
 }
 
 /// Resolves `limits.routes` against the route table; a budget for a route that does not exist
@@ -96,7 +98,20 @@ impl App {
     pub(crate) fn new(services: Services) -> Result<Self, String> {
         let router = Router::new(handlers::routes())?;
         let version = services.core().config.server_version.clone();
-        let doc = openapi::document(router.routes(), &version)?;
+        let mut doc = openapi::document(router.routes(), &version)?;
+        let prefix = services
+            .core()
+            .config
+            .http
+            .path_prefix
+            .clone()
+            .into_boxed_str();
+        if !prefix.is_empty() {
+            // Every path of the document is relative to the prefix.
+            if let Some(doc) = doc.as_object_mut() {
+                doc.insert("servers".into(), serde_json::json!([{ "url": &*prefix }]));
+            }
+        }
         let openapi = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
         let docs_html = openapi::docs_html(&doc);
         let route_budgets = route_budgets(&router, &services.core().config)?;
@@ -112,6 +127,7 @@ impl App {
             ws_shutdown: tokio_util::sync::CancellationToken::new(),
             readiness: readiness::Readiness::default(),
             web,
+            prefix,
         })
     }
 
@@ -166,6 +182,19 @@ impl App {
         )
     }
 
+    /// The route path of a request path: `path` with `http.path_prefix` removed (`/chat/ws` →
+    /// `/ws`, `/chat` → `/`), or `None` for a path outside the prefix.
+    fn route_path<'p>(&self, path: &'p str) -> Option<&'p str> {
+        if self.prefix.is_empty() {
+            return Some(path);
+        }
+        match path.strip_prefix(&*self.prefix)? {
+            "" => Some("/"),
+            rest if rest.starts_with('/') => Some(rest),
+            _ => None,
+        }
+    }
+
     async fn dispatch(
         self: Arc<Self>,
         req: Request<ReqBody>,
@@ -188,14 +217,17 @@ impl App {
             *route_label = "preflight";
             return Ok(self.preflight(&parts.headers));
         }
+        // The full path (for error messages) and the route path under `http.path_prefix`
+        // (none: outside the prefix, an unknown path).
         let path = parts.uri.path().to_owned();
-        if self.web.owns(&path) {
+        let inner = self.route_path(&path);
+        if let Some(inner) = inner.filter(|p| self.web.owns(p)) {
             // Static files from memory: public and unmetered (one page load is a dozen files,
             // more than the whole default budget of an IP).
             *route_label = web_client::MOUNT;
             return self
                 .web
-                .serve(&parts.method, &path, &parts.headers)
+                .serve(&parts.method, inner, &parts.headers)
                 .await
                 .map_err(unread);
         }
@@ -213,7 +245,10 @@ impl App {
             Some(token) => Some(services.auth.authenticate(token).await),
             None => None,
         };
-        let found = self.router.find(&parts.method, &path);
+        let found = match inner {
+            Some(inner) => self.router.find(&parts.method, inner),
+            None => Found::NoRoute,
+        };
         *route_label = match &found {
             Found::Route(r, _) => r.path,
             Found::MethodNotAllowed(_) => "method_not_allowed",
@@ -233,10 +268,10 @@ impl App {
                 .get(header::UPGRADE)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-        let trimmed = if path.len() > 1 {
-            path.trim_end_matches('/')
-        } else {
-            path.as_str()
+        let trimmed = match inner {
+            Some(p) if p.len() > 1 => p.trim_end_matches('/'),
+            Some(p) => p,
+            None => "",
         };
         let unmetered = UNMETERED.contains(&trimmed) && (trimmed != "/ws" || is_upgrade);
         if !unmetered {

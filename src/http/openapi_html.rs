@@ -233,11 +233,13 @@ pub(crate) fn docs_html(doc: &Value) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} API {version}</title><style>{STYLE}</style></head><body>\
          <h1>{title} API <span class=\"c\">{version}</span></h1><p>{desc}</p>\
-         <p>{count} operations. Machine-readable: <a href=\"/openapi.json\">/openapi.json</a>. \
+         <p>{count} operations. Machine-readable: <a href=\"{base}/openapi.json\">{base}/openapi.json</a>. \
          Authenticated routes take <code>Authorization: Bearer &lt;token&gt;</code>. Every error \
          (the <code>default</code> response) is the <a href=\"#schema-Error\">Error</a> envelope.</p>\
          <h2>Operations</h2>\n{ops}<h2>Schemas</h2>\n{schemas}</body></html>\n",
         title = esc(doc["info"]["title"].as_str().unwrap_or("API")),
+        // The path prefix the document advertises (`servers`), if any.
+        base = esc(doc["servers"][0]["url"].as_str().unwrap_or("")),
         version = esc(doc["info"]["version"].as_str().unwrap_or("")),
         desc = esc(doc["info"]["description"].as_str().unwrap_or("")),
     )
