@@ -198,6 +198,17 @@ impl Client {
         Self { base, http }
     }
 
+    /// A client whose connections come from the local address `local` (another loopback
+    /// address such as 127.0.0.2 is another client IP).
+    pub fn bound_to(base: String, local: std::net::IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(local));
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
+            .build(connector);
+        Self { base, http }
+    }
+
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Resp {
         let resp = self.http.request(req).await.expect("request");
         let (parts, body) = resp.into_parts();

@@ -111,11 +111,41 @@ impl WsClient {
             .unwrap_or_else(|e| panic!("WebSocket upgrade at ws://{http}/ws: {e}"))
     }
 
+    /// Opens a socket at `path` on `addr` with the token in the header, from the local address
+    /// `local` (another loopback address such as 127.0.0.2 is another client IP).
+    pub async fn connect_from(
+        local: std::net::IpAddr,
+        addr: SocketAddr,
+        path: &str,
+        token: &str,
+    ) -> Self {
+        let mut req = format!("ws://{addr}{path}")
+            .into_client_request()
+            .expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header value"),
+        );
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.bind(SocketAddr::new(local, 0)).expect("bind");
+        let stream = socket.connect(addr).await.expect("connect");
+        Self::handshake_on(stream, req)
+            .await
+            .unwrap_or_else(|e| panic!("WebSocket upgrade at ws://{addr}{path} from {local}: {e}"))
+    }
+
     async fn handshake(
         addr: SocketAddr,
         req: tungstenite::handshake::client::Request,
     ) -> Result<Self, tungstenite::Error> {
         let stream = TcpStream::connect(addr).await?;
+        Self::handshake_on(stream, req).await
+    }
+
+    async fn handshake_on(
+        stream: TcpStream,
+        req: tungstenite::handshake::client::Request,
+    ) -> Result<Self, tungstenite::Error> {
         stream.set_nodelay(true)?;
         let (ws, resp) = tokio_tungstenite::client_async(req, stream).await?;
         assert_eq!(resp.status(), 101, "upgrade answered 101");
