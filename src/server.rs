@@ -387,8 +387,10 @@ impl Melo {
 
 /// The client's socket address, as a request extension for a [`MeloService`] served by a
 /// server of your own: Melo keys rate limits, the per-IP socket cap and the sessions list on it.
-/// It wins over [`MeloService::with_peer`]. `http.trusted_proxies` still applies: when this
-/// address is a trusted proxy, the client is taken from `X-Forwarded-For`.
+/// It wins over [`MeloService::with_peer`]. Fill it from the connection (the TCP peer your
+/// server accepted), never from request data: headers are the client's to forge, and
+/// `http.trusted_proxies` already applies on top (when this address is a trusted proxy, the
+/// client is taken from `X-Forwarded-For`).
 ///
 /// ```no_run
 /// use std::net::SocketAddr;
