@@ -380,6 +380,131 @@ impl Error {
     }
 }
 
+/// The answers the HTTP layer gives itself, outside [`Error`]: (status, reason). With the table's
+/// rows they are every `reason` an HTTP error envelope can carry ([`http_reasons`]).
+pub(crate) const HTTP_LAYER_REASONS: [(StatusCode, &str); 6] = [
+    // No route for the path (`http/error.rs`).
+    (StatusCode::NOT_FOUND, "not_found"),
+    // The path exists, the method does not.
+    (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+    // A body that did not arrive in time (`http/extract.rs`).
+    (StatusCode::REQUEST_TIMEOUT, "validation_failed"),
+    // `GET /metrics` on a listener that does not serve it.
+    (StatusCode::NOT_FOUND, "feature_disabled"),
+    // `GET /ws` without a WebSocket upgrade.
+    (StatusCode::UPGRADE_REQUIRED, "upgrade_required"),
+    // `GET /readyz` with a backend down.
+    (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+];
+
+impl Error {
+    /// One value of every variant, in declaration order: what generated documentation
+    /// (`/openapi.json`) enumerates. [`Error::example_index`] keeps it complete.
+    pub(crate) fn examples() -> Vec<Self> {
+        vec![
+            Self::Validation(Vec::new()),
+            Self::Unauthenticated,
+            Self::InvalidToken,
+            Self::TokenExpired,
+            Self::TokenRevoked,
+            Self::InvalidCredentials,
+            Self::AccountLocked,
+            Self::RegistrationClosed,
+            Self::InviteRequired,
+            Self::RegistrationInviteInvalid,
+            Self::CsrfInvalid,
+            Self::Forbidden,
+            Self::NotAContact,
+            Self::NotFound,
+            Self::CannotRevokeCurrent,
+            Self::InvalidTarget,
+            Self::UserNotFound,
+            Self::AlreadyContact,
+            Self::RequestPending,
+            Self::NoPendingRequest,
+            Self::NotAMember,
+            Self::MessageNotFound,
+            Self::InviteInvalid,
+            Self::OwnerCannotLeave,
+            Self::SlowMode { retry_after: 1 },
+            Self::PhoneTaken,
+            Self::PayloadTooLarge { limit: 0 },
+            Self::UnsupportedMediaType,
+            Self::RateLimited { retry_after: 1 },
+            Self::LoginLocked { retry_after: 1 },
+            Self::InvalidSubscription,
+            Self::CallNotFound,
+            Self::CallInProgress,
+            Self::ScheduleNotFound,
+            Self::ScheduleLimit { retry_after: 1 },
+            Self::Unavailable(String::new()),
+            Self::Internal(String::new()),
+        ]
+    }
+
+    /// The position of this variant in [`Error::examples`]. Exhaustive: a new variant does not
+    /// compile until it has a position here, and the unit test `examples_name_every_variant`
+    /// fails until [`Error::examples`] holds it.
+    #[cfg(test)]
+    pub(crate) fn example_index(&self) -> usize {
+        match self {
+            Self::Validation(_) => 0,
+            Self::Unauthenticated => 1,
+            Self::InvalidToken => 2,
+            Self::TokenExpired => 3,
+            Self::TokenRevoked => 4,
+            Self::InvalidCredentials => 5,
+            Self::AccountLocked => 6,
+            Self::RegistrationClosed => 7,
+            Self::InviteRequired => 8,
+            Self::RegistrationInviteInvalid => 9,
+            Self::CsrfInvalid => 10,
+            Self::Forbidden => 11,
+            Self::NotAContact => 12,
+            Self::NotFound => 13,
+            Self::CannotRevokeCurrent => 14,
+            Self::InvalidTarget => 15,
+            Self::UserNotFound => 16,
+            Self::AlreadyContact => 17,
+            Self::RequestPending => 18,
+            Self::NoPendingRequest => 19,
+            Self::NotAMember => 20,
+            Self::MessageNotFound => 21,
+            Self::InviteInvalid => 22,
+            Self::OwnerCannotLeave => 23,
+            Self::SlowMode { .. } => 24,
+            Self::PhoneTaken => 25,
+            Self::PayloadTooLarge { .. } => 26,
+            Self::UnsupportedMediaType => 27,
+            Self::RateLimited { .. } => 28,
+            Self::LoginLocked { .. } => 29,
+            Self::InvalidSubscription => 30,
+            Self::CallNotFound => 31,
+            Self::CallInProgress => 32,
+            Self::ScheduleNotFound => 33,
+            Self::ScheduleLimit { .. } => 34,
+            Self::Unavailable(_) => 35,
+            Self::Internal(_) => 36,
+        }
+    }
+}
+
+/// Every (status, `reason`) an HTTP error envelope can carry: the table's rows, then
+/// [`HTTP_LAYER_REASONS`]; each pair once, in that order.
+pub(crate) fn http_reasons() -> Vec<(StatusCode, &'static str)> {
+    let mut out: Vec<(StatusCode, &'static str)> = Vec::new();
+    let rows = Error::examples().into_iter().map(|e| {
+        let row = e.row();
+        (row.status, row.reason)
+    });
+    for pair in rows.chain(HTTP_LAYER_REASONS) {
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[path = "error_table_tests.rs"]
 mod tests;

@@ -238,3 +238,31 @@ fn socket_closes() {
         (1011, "internal_error")
     );
 }
+
+#[test]
+fn examples_name_every_variant() {
+    let examples = Error::examples();
+    let positions: Vec<usize> = examples.iter().map(Error::example_index).collect();
+    assert_eq!(
+        positions,
+        (0..examples.len()).collect::<Vec<_>>(),
+        "Error::examples holds each variant once, in example_index order"
+    );
+    assert_eq!(examples.len(), every_variant().len());
+}
+
+#[test]
+fn http_reasons_cover_the_table_and_the_http_layer() {
+    let all = http_reasons();
+    for e in every_variant() {
+        let row = e.row();
+        assert!(all.contains(&(row.status, row.reason)), "{e:?}");
+    }
+    for (status, reason) in HTTP_REASONS {
+        assert!(
+            all.iter()
+                .any(|(s, r)| s.as_u16() == *status && r == reason),
+            "({status}, {reason})"
+        );
+    }
+}
