@@ -164,6 +164,13 @@ pub(crate) fn table() -> Vec<Op> {
             ("paths", desc(json!({"type": "object"}), "one entry per served path")),
             ("components", json!({"type": "object"})),
         ])),
+        get("/asyncapi.json").ok(obj(&[
+            ("asyncapi", exactly(json!("3.0.0"))),
+            ("info", obj(&[("title", string()), ("version", string())])),
+            ("channels", desc(json!({"type": "object"}), "the socket, /ws")),
+            ("operations", desc(json!({"type": "object"}), "receive (client frames) and send (server frames)")),
+            ("components", json!({"type": "object"})),
+        ])),
         get("/metrics").text(
             200,
             "Prometheus text exposition of this node (404 feature_disabled when METRICS_ENABLED=false)",

@@ -62,6 +62,13 @@ pub(super) fn routes() -> Vec<Route> {
         ),
         Route::new(
             Method::GET,
+            "/asyncapi.json",
+            Public,
+            "AsyncAPI 3.0 document of the WebSocket frames",
+            |c| Box::pin(asyncapi(c)),
+        ),
+        Route::new(
+            Method::GET,
             "/metrics",
             Public,
             "Prometheus metrics of this node",
@@ -178,6 +185,15 @@ async fn openapi(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> 
         StatusCode::OK,
         "application/json; charset=utf-8",
         c.app.openapi.clone(),
+    ))
+}
+
+/// # GET /asyncapi.json
+async fn asyncapi(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    Ok(raw(
+        StatusCode::OK,
+        "application/json; charset=utf-8",
+        c.app.asyncapi.clone(),
     ))
 }
 
