@@ -107,7 +107,7 @@ impl Op {
         self.param(name, "header", false, schema, desc)
     }
 
-    /// Page mode (PROTOCOL §1.4): `page` and `per_page` with the route's default page size.
+    /// Page mode (docs/protocol.md §1.4): `page` and `per_page` with the route's default page size.
     pub(crate) fn paged(self, default_per_page: u64) -> Self {
         self.query(
             "page",
@@ -121,7 +121,7 @@ impl Op {
         )
     }
 
-    /// History paging (PROTOCOL §1.4, §4.6): page mode or cursor mode, never both.
+    /// History paging (docs/protocol.md §1.4, §4.6): page mode or cursor mode, never both.
     pub(crate) fn history(self) -> Self {
         self.paged(50)
             .query(

@@ -86,7 +86,7 @@ pub(crate) fn tag_of(path: &str) -> Option<&'static str> {
     })
 }
 
-/// The reasons of a token failure (PROTOCOL of access tokens: docs/protocol.md §3.1).
+/// The reasons of a token failure (docs/protocol.md §3.1).
 const TOKEN: [&str; 4] = [
     "unauthenticated",
     "invalid_token",

@@ -1,4 +1,4 @@
-//! The one error table: for every [`Error`] its HTTP status and reason (PROTOCOL §2.2), its
+//! The one error table: for every [`Error`] its HTTP status and reason (docs/protocol.md §2.2), its
 //! WebSocket `error` reason (§5.2), its socket close (§5.1) and a message safe to show.
 //!
 //! `http/error.rs`, the socket task and WebSocket admission all read their answers here, so the
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::Error;
 
-/// A WebSocket `error` frame reason (PROTOCOL §5.2), the whole vocabulary.
+/// A WebSocket `error` frame reason (docs/protocol.md §5.2), the whole vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WsReason {
@@ -44,7 +44,7 @@ pub enum WsReason {
 }
 
 impl WsReason {
-    /// Every reason, in PROTOCOL order.
+    /// Every reason, in the order of docs/protocol.md §2.3.
     pub const ALL: [Self; 12] = [
         Self::InvalidJson,
         Self::InvalidFrame,
@@ -84,11 +84,11 @@ impl WsReason {
 pub struct ErrorRow {
     /// HTTP status.
     pub status: StatusCode,
-    /// HTTP `reason` (PROTOCOL §2.2).
+    /// HTTP `reason` (docs/protocol.md §2.2).
     pub reason: &'static str,
-    /// WebSocket `error` reason (PROTOCOL §5.2).
+    /// WebSocket `error` reason (docs/protocol.md §5.2).
     pub ws: WsReason,
-    /// English text for humans, never internal details (not stable, PROTOCOL §2.1).
+    /// English text for humans, never internal details (not stable, docs/protocol.md §2.1).
     pub message: &'static str,
 }
 
@@ -367,7 +367,7 @@ impl Error {
         }
     }
 
-    /// The close code and reason when this error ends (or refuses) a socket (PROTOCOL §5.1): a
+    /// The close code and reason when this error ends (or refuses) a socket (docs/protocol.md §5.1): a
     /// token failure closes 1008 with its HTTP reason, anything else 1011 `internal_error`.
     pub fn close(&self) -> (u16, &'static str) {
         match self {

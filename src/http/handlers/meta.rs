@@ -1,4 +1,4 @@
-//! Service, health and key routes (PROTOCOL §4.1).
+//! Service, health and key routes (docs/protocol.md §4.1).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
@@ -109,7 +109,7 @@ async fn root(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
 
 /// # GET /status
 ///
-/// `websocket.connections` (users with at least one socket on this node, PROTOCOL §4.1) only
+/// `websocket.connections` (users with at least one socket on this node, docs/protocol.md §4.1) only
 /// for a caller with a valid token: an anonymous caller learns nothing about the users, not
 /// even how many are online. Operators read the counts from `/metrics`.
 async fn status(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
