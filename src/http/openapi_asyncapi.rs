@@ -537,6 +537,9 @@ pub(crate) fn server_schema(kind: &str) -> Option<(Value, &'static str)> {
     })
 }
 
+/// A frame type's schema and summary, `None` for a type not described.
+type SchemaOf = fn(&str) -> Option<(Value, &'static str)>;
+
 /// The AsyncAPI 3.0.0 document of the socket; an error names every frame type without a schema.
 pub(crate) fn document(version: &str) -> Result<Value, String> {
     let mut messages = Map::new();
@@ -545,11 +548,7 @@ pub(crate) fn document(version: &str) -> Result<Value, String> {
     let mut receive = Vec::new();
     let mut send = Vec::new();
     let mut missing = Vec::new();
-    let sides: [(
-        &str,
-        Vec<&'static str>,
-        fn(&str) -> Option<(Value, &'static str)>,
-    ); 2] = [
+    let sides: [(&str, Vec<&'static str>, SchemaOf); 2] = [
         ("client", frames::client_types().collect(), client_schema),
         ("server", frames::server_types().collect(), server_schema),
     ];
