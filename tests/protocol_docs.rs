@@ -217,6 +217,27 @@ async fn asyncapi_is_valid_asyncapi_3_and_matches_the_socket() {
         .await,
     );
 
+    // Durable message events, made over HTTP, reach the peer's socket.
+    let mid = seen
+        .iter()
+        .find(|f| is(f, "relay_delivery"))
+        .map(|f| f["message_id"].clone())
+        .expect("a delivery");
+    for (route, extra, event) in [
+        ("/messages/pin", json!({"pinned": true}), "pin"),
+        ("/messages/react", json!({"reaction": "+1"}), "react"),
+        ("/messages/edit", json!({"new_data": "p-2"}), "edit"),
+        ("/messages/delete", json!({}), "delete"),
+    ] {
+        let mut body = json!({"message_id": mid});
+        body.as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        let r = s.client.post(route, Some(&a.token), &body).await;
+        assert_eq!(r.status, 200, "{route}: {}", r.body);
+        seen.push(ws_b.recv_type(event, WAIT).await);
+    }
+
     // Every server frame received is documented, validates, and has no undocumented field.
     for frame in &seen {
         let kind = frame["type"].as_str().expect("type");
