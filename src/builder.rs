@@ -102,7 +102,7 @@ impl MeloBuilder {
         self
     }
 
-    /// Settings (default: `Config::default()`, the PROTOCOL defaults).
+    /// Settings (default: `Config::default()`, the documented defaults).
     ///
     /// ```no_run
     /// # use std::sync::Arc;

@@ -47,7 +47,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Everything that changes observable behaviour. `Config::default()` is the PROTOCOL default set.
+/// Everything that changes observable behaviour. `Config::default()` is the documented default set.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
@@ -200,7 +200,7 @@ impl Default for HttpConfig {
     }
 }
 
-/// HTTP rate limiting and failed-login lockout (PROTOCOL §3.4).
+/// HTTP rate limiting and failed-login lockout (docs/protocol.md §3.4).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct LimitsConfig {

@@ -209,7 +209,7 @@ impl Melo {
     }
 
     /// Serves the WebSocket listener (`WS_PORT`): every path of every request is the socket
-    /// endpoint (PROTOCOL §5.1). Plain TCP; put TLS in front or use [`Melo::serve_ws_tls`].
+    /// endpoint (docs/protocol.md §5.1). Plain TCP; put TLS in front or use [`Melo::serve_ws_tls`].
     pub async fn serve_ws<F>(&self, listener: TcpListener, shutdown: F) -> std::io::Result<()>
     where
         F: Future<Output = ()> + Send,

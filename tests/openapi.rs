@@ -22,6 +22,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/encryption_public_key"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/openapi.json"),
+    ("GET", "/asyncapi.json"),
     ("GET", "/docs"),
     ("GET", "/redoc"),
     ("GET", "/vapid_public_key"),
@@ -292,12 +293,109 @@ async fn openapi_documents_exactly_the_served_routes_with_schemas() {
         assert!(export[part].is_object(), "AccountExport.{part}");
     }
 
+    // Tags: every operation has one, and every tag used is declared with a description.
+    let declared: BTreeSet<&str> = doc["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .map(|t| {
+            assert!(
+                t["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{t}"
+            );
+            t["name"].as_str().expect("tag name")
+        })
+        .collect();
+    // Error responses: every status an operation lists is an error envelope with its reasons,
+    // and each reason is one of the envelope's enumerated reasons.
+    let error = &schemas["Error"]["properties"]["error"]["properties"];
+    let reasons: BTreeSet<&str> = error["reason"]["enum"]
+        .as_array()
+        .expect("Error.reason enum")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let codes: BTreeSet<u64> = error["code"]["enum"]
+        .as_array()
+        .expect("Error.code enum")
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    for (m, path) in OPERATIONS {
+        let op = &doc["paths"][path][m.to_ascii_lowercase()];
+        let tags = op["tags"].as_array().expect("tags");
+        assert!(!tags.is_empty(), "{m} {path}: no tag");
+        for t in tags {
+            assert!(
+                declared.contains(t.as_str().expect("tag")),
+                "{m} {path}: {t}"
+            );
+        }
+        let responses = op["responses"].as_object().expect("responses");
+        let errors: Vec<(&String, &Value)> = responses
+            .iter()
+            .filter(|(code, _)| code.starts_with(['4', '5']))
+            .collect();
+        // The probes take no input and are never rate limited: no 4xx is possible.
+        if !["/healthz", "/readyz"].contains(path) {
+            assert!(
+                errors.iter().any(|(code, _)| code.starts_with('4')),
+                "{m} {path}: no 4xx response"
+            );
+        }
+        for (code, resp) in errors {
+            assert_eq!(
+                resp["content"]["application/json"]["schema"],
+                json!({"$ref": "#/components/schemas/Error"}),
+                "{m} {path} {code}"
+            );
+            assert!(
+                codes.contains(&code.parse::<u64>().expect("status")),
+                "{m} {path} {code}"
+            );
+            let listed = resp["x-reasons"].as_array().expect("x-reasons");
+            assert!(!listed.is_empty(), "{m} {path} {code}");
+            for reason in listed {
+                let reason = reason.as_str().expect("reason");
+                assert!(reasons.contains(reason), "{m} {path} {code}: {reason}");
+            }
+        }
+        if doc["paths"][path][m.to_ascii_lowercase()]["security"] == json!([{"bearer": []}]) {
+            assert!(
+                responses["401"]["x-reasons"]
+                    .as_array()
+                    .is_some_and(|r| r.contains(&json!("token_revoked"))),
+                "{m} {path}: a token route documents its 401s"
+            );
+        }
+    }
+    assert!(
+        doc["paths"]["/register"]["post"]["responses"]["409"]["x-reasons"]
+            .as_array()
+            .is_some_and(|r| r.contains(&json!("phone_taken"))),
+        "POST /register documents 409 phone_taken"
+    );
+
     // Every listed operation is routed (dummy path parameters, no token, no body).
     for (m, path) in OPERATIONS {
         let p = concrete(path);
         let r = c.call(method(m), &p, None, None).await;
         assert!(!is_no_route(&r, m, &p), "{m} {p} is not routed: {}", r.body);
         assert_ne!(r.status, 405, "{m} {p}: {}", r.body);
+        // Whatever error the server really answered is documented, for this operation too.
+        if r.status.as_u16() >= 400 {
+            assert!(reasons.contains(r.reason()), "{m} {p}: {}", r.body);
+            let documented = &doc["paths"][path][m.to_ascii_lowercase()]["responses"]
+                [r.status.as_u16().to_string()]["x-reasons"];
+            assert!(
+                documented
+                    .as_array()
+                    .is_some_and(|d| d.contains(&json!(r.reason()))),
+                "{m} {p}: answered {} {} which the operation does not list",
+                r.status,
+                r.reason()
+            );
+        }
     }
     for (m, path) in PROTOCOL_NOT_SERVED {
         assert!(

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub struct RouteLimit {
     /// HTTP method, upper case; `None` for every method of the path.
     pub method: Option<String>,
-    /// The route's path template as PROTOCOL writes it (`/messages/history`,
+    /// The route's path template as docs/protocol.md writes it (`/messages/history`,
     /// `/sessions/{session_id}`).
     pub path: String,
     /// Requests per window.

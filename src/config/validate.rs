@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::Config;
 
-/// Settings with their environment variable (PROTOCOL §3.5), so errors name what to change.
+/// Settings with their environment variable (docs/configuration.md), so errors name what to change.
 const VARS: [(&str, &str); 55] = [
     ("auth.jwt_issuer", "JWT_ISSUER"),
     ("auth.jwt_audience", "JWT_AUDIENCE"),

@@ -1,4 +1,4 @@
-//! RS256 access tokens (PROTOCOL §3.1).
+//! RS256 access tokens (docs/protocol.md §3.1).
 
 use std::sync::Arc;
 
@@ -109,7 +109,7 @@ impl TokenCodec {
         .map_err(|e| super::CryptoError::Keys(e.to_string()))
     }
 
-    /// Verifies in PROTOCOL order: shape, kid/alg/signature, iss/aud/claims, then expiry.
+    /// Verifies in the documented order (docs/protocol.md §3.1): shape, kid/alg/signature, iss/aud/claims, then expiry.
     /// Session and user checks are the caller's.
     pub fn verify(&self, token: &str) -> Result<TokenIdentity, TokenError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {

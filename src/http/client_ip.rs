@@ -1,4 +1,4 @@
-//! The client's address behind trusted reverse proxies (PROTOCOL §3.4).
+//! The client's address behind trusted reverse proxies (docs/protocol.md §3.4).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 

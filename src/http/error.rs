@@ -1,4 +1,4 @@
-//! The one mapping from failures to HTTP responses (PROTOCOL §2): service errors through the
+//! The one mapping from failures to HTTP responses (docs/protocol.md §2): service errors through the
 //! error table ([`Error::row`]), and the few failures of HTTP itself (unknown route, method,
 //! body too large).
 

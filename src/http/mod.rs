@@ -18,7 +18,9 @@ mod handlers;
 pub(crate) mod multipart;
 pub(crate) mod openapi;
 mod openapi_account;
+mod openapi_asyncapi;
 mod openapi_components;
+mod openapi_errors;
 mod openapi_html;
 mod openapi_schedule;
 mod openapi_schemas;
@@ -39,6 +41,8 @@ pub(crate) struct App {
     pub(crate) services: Services,
     pub(crate) router: Router,
     pub(crate) openapi: Bytes,
+    /// `/asyncapi.json`: the socket's frames, built once like `openapi`.
+    pub(crate) asyncapi: Bytes,
     pub(crate) docs_html: Bytes,
     /// Routes with a budget of their own (`limits.routes`).
     route_budgets: Vec<RouteBudget>,
@@ -114,6 +118,8 @@ impl App {
         }
         let openapi = serde_json::to_vec(&doc).map_err(|e| e.to_string())?;
         let docs_html = openapi::docs_html(&doc);
+        let asyncapi = openapi_asyncapi::document(&version)?;
+        let asyncapi = serde_json::to_vec(&asyncapi).map_err(|e| e.to_string())?;
         let route_budgets = route_budgets(&router, &services.core().config)?;
         let web = web_client::WebClient::from_config(&services.core().config.http);
         Ok(Self {
@@ -121,6 +127,7 @@ impl App {
             router,
             route_budgets,
             openapi: Bytes::from(openapi),
+            asyncapi: Bytes::from(asyncapi),
             docs_html: Bytes::from(docs_html),
             next_request_id: AtomicU64::new(1),
             ws_tasks: tokio_util::task::TaskTracker::new(),

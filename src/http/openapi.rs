@@ -20,13 +20,16 @@
 //! or for a JSON route: `post("/x/y").json(obj(&[("id", r("Uid"))])).ok(r("OkTrue")),`.
 //! Shapes used more than once belong in `openapi_components.rs` and are referenced with
 //! `r("Name")`. The error envelope (`#/components/schemas/Error`) is added to every operation as
-//! its `default` response; do not list error statuses per route.
+//! its `default` response, and once per error status the operation can answer with: the
+//! statuses come from the error table, the reasons from `openapi_errors.rs` (give a new route
+//! its tag and its service's reasons there).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use http::Method;
+use http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
 
+use super::openapi_errors;
 use super::openapi_schemas;
 use super::router::{Access, BodyKind, Route};
 
@@ -104,7 +107,7 @@ impl Op {
         self.param(name, "header", false, schema, desc)
     }
 
-    /// Page mode (PROTOCOL §1.4): `page` and `per_page` with the route's default page size.
+    /// Page mode (docs/protocol.md §1.4): `page` and `per_page` with the route's default page size.
     pub(crate) fn paged(self, default_per_page: u64) -> Self {
         self.query(
             "page",
@@ -118,7 +121,7 @@ impl Op {
         )
     }
 
-    /// History paging (PROTOCOL §1.4, §4.6): page mode or cursor mode, never both.
+    /// History paging (docs/protocol.md §1.4, §4.6): page mode or cursor mode, never both.
     pub(crate) fn history(self) -> Self {
         self.paged(50)
             .query(
@@ -225,6 +228,7 @@ pub(crate) fn problems<'a>(
     table: &[Op],
 ) -> Vec<String> {
     let routes: Vec<&Route> = routes.into_iter().collect();
+    let known = crate::service::http_reasons();
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
     for o in table {
@@ -267,6 +271,16 @@ pub(crate) fn problems<'a>(
         if multipart != (route.body_kind == BodyKind::Multipart) {
             out.push(format!("{key}: body kind differs from the route's"));
         }
+        if openapi_errors::tag_of(o.path).is_none() {
+            out.push(format!(
+                "{key}: no tag (add a rule to openapi_errors::tag_of)"
+            ));
+        }
+        for reason in openapi_errors::route_reasons(&o.method, o.path) {
+            if !known.iter().any(|(_, r)| r == reason) {
+                out.push(format!("{key}: reason {reason} is not in the error table"));
+            }
+        }
     }
     for r in &routes {
         if !table
@@ -293,6 +307,7 @@ pub(crate) fn document<'a>(
     if !problems.is_empty() {
         return Err(format!("OpenAPI: {}", problems.join("; ")));
     }
+    let known = crate::service::http_reasons();
     let mut paths = Map::new();
     for r in &routes {
         let Some(o) = table
@@ -324,6 +339,18 @@ pub(crate) fn document<'a>(
         for (code, resp) in &o.responses {
             responses.insert(code.to_string(), resp.clone());
         }
+        for (status, reasons) in error_responses(r, o, &known) {
+            let list: Vec<String> = reasons.iter().map(|x| format!("`{x}`")).collect();
+            responses.insert(
+                status.to_string(),
+                json!({"description": format!("Error envelope; reason {}", list.join(", ")),
+                       "x-reasons": reasons,
+                       "content": {"application/json": {"schema": openapi_schemas::r("Error")}}}),
+            );
+        }
+        if let Some(tag) = openapi_errors::tag_of(r.path) {
+            operation.insert("tags".into(), json!([tag]));
+        }
         responses.insert(
             "default".into(),
             json!({"description": "Error envelope",
@@ -340,12 +367,59 @@ pub(crate) fn document<'a>(
         "info": {"title": "Melo", "version": version,
                  "description": "Privacy-first messenger server. Wire contract: this document and the README. \
                                  Every error is the envelope `Error`."},
+        "tags": openapi_errors::TAGS
+            .iter()
+            .map(|(name, description)| json!({"name": name, "description": description}))
+            .collect::<Vec<_>>(),
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": super::openapi_components::components(),
+            "schemas": components(&known),
         }
     }))
+}
+
+/// The shared schemas, with the error envelope's `code` and `reason` enumerated from the error
+/// table.
+fn components(known: &[(StatusCode, &'static str)]) -> Value {
+    let mut schemas = super::openapi_components::components();
+    let mut codes: Vec<u16> = known.iter().map(|(s, _)| s.as_u16()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let mut reasons: Vec<&str> = Vec::new();
+    for (_, reason) in known {
+        if !reasons.contains(reason) {
+            reasons.push(reason);
+        }
+    }
+    let error = &mut schemas["Error"]["properties"]["error"]["properties"];
+    error["code"]["enum"] = json!(codes);
+    error["reason"]["enum"] = json!(reasons);
+    schemas
+}
+
+/// The error statuses of one operation, each with its reasons: the route's common ones and its
+/// service's, with the status the error table gives each reason (its first row: a
+/// `validation_failed` is documented as 422).
+fn error_responses(
+    route: &Route,
+    op: &Op,
+    known: &[(StatusCode, &'static str)],
+) -> BTreeMap<u16, Vec<&'static str>> {
+    let has_body = op.body.is_some();
+    let has_input = has_body || !op.params.iter().all(|p| p["in"] == "header");
+    let mut out: BTreeMap<u16, Vec<&'static str>> = BTreeMap::new();
+    let common = openapi_errors::common_reasons(route, has_input, has_body);
+    let own = openapi_errors::route_reasons(&route.method, route.path);
+    for reason in common.iter().chain(own) {
+        if let Some((status, _)) = known.iter().find(|(_, r)| r == reason) {
+            let list = out.entry(status.as_u16()).or_default();
+            if !list.contains(reason) {
+                list.push(reason);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -413,6 +487,43 @@ mod tests {
             let name: String = part.chars().take_while(|c| *c != '"').collect();
             assert!(schemas.contains_key(&name), "missing component {name}");
         }
+    }
+
+    #[test]
+    fn tags_errors_and_the_reason_enum_come_from_the_tables() {
+        let routes = crate::http::handlers::routes();
+        let doc = document(&routes, "test").expect("document");
+        let known = crate::service::http_reasons();
+        let error = &doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"];
+        let mut reasons: Vec<&str> = Vec::new();
+        for (_, reason) in &known {
+            if !reasons.contains(reason) {
+                reasons.push(reason);
+            }
+        }
+        assert_eq!(error["reason"]["enum"], json!(reasons));
+        let codes: BTreeSet<u16> = known.iter().map(|(s, _)| s.as_u16()).collect();
+        assert_eq!(error["code"]["enum"], json!(codes));
+        let tags: Vec<&str> = openapi_errors::TAGS.iter().map(|(t, _)| *t).collect();
+        for r in &routes {
+            let op = &doc["paths"][r.path][r.method.as_str().to_ascii_lowercase()];
+            let tag = op["tags"][0].as_str().expect("a tag");
+            assert!(tags.contains(&tag), "{} {}: {tag}", r.method, r.path);
+            for (code, resp) in op["responses"].as_object().expect("responses") {
+                for reason in resp["x-reasons"].as_array().into_iter().flatten() {
+                    assert!(
+                        known
+                            .iter()
+                            .any(|(s, x)| s.as_str() == code && reason == *x),
+                        "{} {}: {code} {reason}",
+                        r.method,
+                        r.path
+                    );
+                }
+            }
+        }
+        // A route without a tag rule is a problem.
+        assert!(openapi_errors::tag_of("/no/such/area").is_none());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::openapi_schemas::{
 };
 
 /// `#/components/schemas`: shapes used by more than one operation, and the identifiers of
-/// PROTOCOL §1.2.
+/// docs/protocol.md §1.2.
 pub(crate) fn components() -> Value {
     let timestamp = || r("Timestamp");
     let mut c = Map::new();
@@ -25,7 +25,7 @@ pub(crate) fn components() -> Value {
                     "code": {"type": "integer", "description": "the HTTP status"},
                     "message": {"type": "string", "description": "English, not stable"},
                     "path": {"type": "string"},
-                    "reason": {"type": "string", "description": "stable snake_case code (PROTOCOL §2.2)"},
+                    "reason": {"type": "string", "description": "stable snake_case code (docs/protocol.md §2.2)"},
                     "fields": {"type": "array", "description": "422 only", "items": {"type": "object",
                         "required": ["field", "problem"],
                         "properties": {"field": {"type": "string"}, "problem": {"type": "string"}}}},

@@ -1,6 +1,6 @@
 //! The schema table of `/openapi.json`: one [`Op`] per served (method, path), and the schema
 //! helpers it and `openapi_components.rs` (the shared schemas) are written with. Field names,
-//! types and limits follow the handlers' serde types and the service validation (PROTOCOL §1.2,
+//! types and limits follow the handlers' serde types and the service validation (docs/protocol.md §1.2,
 //! §1.5, §4). How to add a route: see [`super::openapi`].
 
 use serde_json::{json, Map, Value};
@@ -76,7 +76,7 @@ fn status(value: &str) -> Value {
     obj(&[("status", exactly(json!(value)))])
 }
 
-/// A page-mode list: `key` holds the items (PROTOCOL §1.4).
+/// A page-mode list: `key` holds the items (docs/protocol.md §1.4).
 fn page_of(key: &str, item: Value) -> Value {
     obj(&[
         (key, array(item)),
@@ -162,6 +162,13 @@ pub(crate) fn table() -> Vec<Op> {
             ("openapi", exactly(json!("3.1.0"))),
             ("info", obj(&[("title", string()), ("version", string())])),
             ("paths", desc(json!({"type": "object"}), "one entry per served path")),
+            ("components", json!({"type": "object"})),
+        ])),
+        get("/asyncapi.json").ok(obj(&[
+            ("asyncapi", exactly(json!("3.0.0"))),
+            ("info", obj(&[("title", string()), ("version", string())])),
+            ("channels", desc(json!({"type": "object"}), "the socket, /ws")),
+            ("operations", desc(json!({"type": "object"}), "receive (client frames) and send (server frames)")),
             ("components", json!({"type": "object"})),
         ])),
         get("/metrics").text(
@@ -329,7 +336,7 @@ pub(crate) fn table() -> Vec<Op> {
         // §4.6 messages, §5.1 WebSocket
         get("/ws")
             .query("token", string(), "access token, when no Authorization header")
-            .empty(101, "Switching Protocols: the WebSocket of PROTOCOL §5"),
+            .empty(101, "Switching Protocols: the WebSocket of docs/protocol.md §5"),
         post("/messages/send")
             .json(obj2(
                 &[("data", r("Payload"))],

@@ -32,7 +32,7 @@ pub(crate) type BodyLimit = fn(&Config) -> usize;
 /// What a route's request body is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum BodyKind {
-    /// One JSON object (PROTOCOL §1.1), the default.
+    /// One JSON object (docs/protocol.md §1.1), the default.
     Json,
     /// `multipart/form-data`.
     Multipart,

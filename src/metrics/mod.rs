@@ -1,4 +1,4 @@
-//! Prometheus metrics of one node, served by `GET /metrics` (PROTOCOL §4.1).
+//! Prometheus metrics of one node, served by `GET /metrics` (docs/protocol.md §4.1).
 //!
 //! One [`Metrics`] per server, held by [`Core`](crate::service::Core). Counters are plain
 //! atomics; the hot paths resolve their label sets once (per route, per store operation) and
@@ -526,7 +526,7 @@ pub(crate) enum PushResult {
     Failed = 2,
     /// Not attempted: too many deliveries in flight, or for the endpoint's host.
     Dropped = 3,
-    /// The endpoint's host has no public address (PROTOCOL §4.9); the registration was deleted.
+    /// The endpoint's host has no public address (docs/protocol.md §4.9); the registration was deleted.
     Refused = 4,
 }
 

@@ -1,4 +1,4 @@
-//! Group chats, channels, their members and invites (PROTOCOL §4.7) as the store keeps them.
+//! Group chats, channels, their members and invites (docs/protocol.md §4.7) as the store keeps them.
 //!
 //! Names and invite codes are PII: records carry them sealed by the service layer (see
 //! [`crate::crypto::Pii`]); lookups by code go through keyed blind indexes.

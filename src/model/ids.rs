@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A user's public handle: 8 decimal digits (PROTOCOL §1.2).
+/// A user's public handle: 8 decimal digits (docs/protocol.md §1.2).
 ///
 /// New uids are drawn from `^[1-9][0-9]{7}$`. Accounts imported from the original server keep
 /// their uid, and the original drew some with a leading zero (`01234567`), so any 8 digits

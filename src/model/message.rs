@@ -96,7 +96,7 @@ pub struct Message {
 }
 
 impl Message {
-    /// Content bytes for the byte bounds of PROTOCOL §1.5: payload plus signature.
+    /// Content bytes for the byte bounds of docs/protocol.md §1.5: payload plus signature.
     pub fn content_bytes(&self) -> u64 {
         (self.payload.len() + self.signature.as_ref().map_or(0, String::len)) as u64
     }
@@ -162,7 +162,7 @@ impl NewEntry {
     }
 }
 
-/// A run of dropped queue entries (PROTOCOL §5.3 "Expiry and overflow").
+/// A run of dropped queue entries (docs/protocol.md §5.3 "Expiry and overflow").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gap {
     /// First dropped seq (merged gaps keep the oldest).

@@ -5,7 +5,7 @@ use serde::{Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// A UTC instant with millisecond precision, emitted as `2025-10-21T09:15:02.481Z` (PROTOCOL §1.3).
+/// A UTC instant with millisecond precision, emitted as `2025-10-21T09:15:02.481Z` (docs/protocol.md §1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(i64);
 

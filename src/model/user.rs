@@ -56,7 +56,7 @@ impl ProfileChange {
     }
 }
 
-/// Kind of device a session runs on, derived from its User-Agent (PROTOCOL §4.2).
+/// Kind of device a session runs on, derived from its User-Agent (docs/protocol.md §4.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceType {

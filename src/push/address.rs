@@ -1,4 +1,4 @@
-//! Where push requests may go (PROTOCOL §4.9, amended): hosts with public addresses only.
+//! Where push requests may go (docs/protocol.md §4.9, amended): hosts with public addresses only.
 //!
 //! A web endpoint is chosen by the client, so without this check any user could make the server
 //! POST to loopback, private or link-local services (SSRF). Registration checks every address the

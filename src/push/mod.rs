@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{MessageId, UserId};
 
-/// Where one device receives pushes (PROTOCOL §4.9 `POST /register_push`).
+/// Where one device receives pushes (docs/protocol.md §4.9 `POST /register_push`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "platform", rename_all = "snake_case")]
 pub enum PushSubscription {
@@ -58,7 +58,7 @@ pub enum PushSubscription {
 }
 
 /// What a notification announces. Serialized as the content-free JSON body the device receives,
-/// e.g. `{"type":"message","message_id":"…","chat_id":null}` (PROTOCOL §4.9).
+/// e.g. `{"type":"message","message_id":"…","chat_id":null}` (docs/protocol.md §4.9).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PushEvent {
@@ -135,7 +135,7 @@ pub enum PushError {
     /// Worth retrying later.
     #[error("transient push failure: {0}")]
     Transient(String),
-    /// The endpoint's host has no public address (PROTOCOL §4.9, amended): nothing was sent,
+    /// The endpoint's host has no public address (docs/protocol.md §4.9, amended): nothing was sent,
     /// and the registration is useless: delete it.
     #[error("push endpoint host has no public address")]
     NotPublic,

@@ -1,6 +1,6 @@
 //! The Web Push provider: RFC 8030 delivery with RFC 8291 encryption and RFC 8292 VAPID.
 //!
-//! Requests reach public addresses only (PROTOCOL §4.9, amended): the connector's resolver
+//! Requests reach public addresses only (docs/protocol.md §4.9, amended): the connector's resolver
 //! drops every non-public address it resolves, and an IP-literal host is checked before any
 //! request, so the address actually connected to is always checked (a host that rebinds its
 //! DNS between registration and delivery gains nothing).

@@ -1,4 +1,4 @@
-//! Registration, login, token authentication and CSRF tokens (PROTOCOL §3.1–3.3, §4.2).
+//! Registration, login, token authentication and CSRF tokens (docs/protocol.md §3.1–3.3, §4.2).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -297,7 +297,7 @@ impl AuthService {
                 .is_some_and(|h| ct_eq(h, &token_hash(token))))
     }
 
-    /// Password or device-token login (PROTOCOL §4.2), with lockout.
+    /// Password or device-token login (docs/protocol.md §4.2), with lockout.
     // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
     // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
     #[allow(clippy::manual_async_fn)]
@@ -313,7 +313,7 @@ impl AuthService {
 
             let (account, user) = self.resolve(&req.identifier).await?;
             let limits = super::LimitsService::new(self.core.clone());
-            // A valid device token is never refused by a lock (PROTOCOL §3.4): the user's
+            // A valid device token is never refused by a lock (docs/protocol.md §3.4): the user's
             // installed devices keep working while someone guesses at the account.
             if !device_token.is_empty() {
                 let valid = match &user {

@@ -1,4 +1,4 @@
-//! Avatars (PROTOCOL §4.3): one image per user, type sniffed from the bytes, sealed at rest,
+//! Avatars (docs/protocol.md §4.3): one image per user, type sniffed from the bytes, sealed at rest,
 //! visible to the owner and the users the owner talks to.
 
 use std::fmt;

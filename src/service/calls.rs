@@ -1,4 +1,4 @@
-//! Voice and video call signalling (PROTOCOL §5.7): a state machine per call whose state lives
+//! Voice and video call signalling (docs/protocol.md §5.7): a state machine per call whose state lives
 //! in [`Ephemeral`](crate::ephemeral::Ephemeral), so it survives the loss of any one socket and
 //! (with a shared backend) spans nodes. SDP and ICE data are relayed, never stored or logged.
 //!

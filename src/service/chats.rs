@@ -1,4 +1,4 @@
-//! Group chats, channels, members and invites (PROTOCOL §4.7). Names and invite codes are sealed
+//! Group chats, channels, members and invites (docs/protocol.md §4.7). Names and invite codes are sealed
 //! at rest; codes are found through keyed blind indexes.
 
 use std::sync::Arc;
@@ -18,7 +18,7 @@ mod read;
 
 /// Characters of invite codes (URL-safe).
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
-/// Invite code length (PROTOCOL §4.7: 14 chars, 84 random bits).
+/// Invite code length (docs/protocol.md §4.7: 14 chars, 84 random bits).
 const CODE_LEN: usize = 14;
 /// Joins plus leaves one user may make in one chat per [`MEMBERSHIP_WINDOW`].
 const MEMBERSHIP_CHANGES: u64 = 10;
@@ -328,7 +328,7 @@ impl ChatsService {
     }
 
     /// Queues `chat_member` for every member and the affected user; in a channel only for its
-    /// owner, its admins and the affected user (PROTOCOL §4.7: subscribers must not learn one
+    /// owner, its admins and the affected user (docs/protocol.md §4.7: subscribers must not learn one
     /// another).
     async fn announce(
         &self,

@@ -1,4 +1,4 @@
-//! Contacts: requests, confirmation, rejection, removal and lists (PROTOCOL §4.4).
+//! Contacts: requests, confirmation, rejection, removal and lists (docs/protocol.md §4.4).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use super::{Authenticated, Core, Error, Result};
 use crate::model::{Timestamp, UserId};
 use crate::store::{ContactState, StoreError};
 
-/// The contact events (PROTOCOL §5.5).
+/// The contact events (docs/protocol.md §5.5).
 #[derive(Clone, Copy)]
 enum Notice {
     Request { secret: bool },

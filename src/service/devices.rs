@@ -1,4 +1,4 @@
-//! Device tokens and device linking (PROTOCOL §4.2 "Devices", "Device linking").
+//! Device tokens and device linking (docs/protocol.md §4.2 "Devices", "Device linking").
 
 use std::future::Future;
 use std::time::Duration;

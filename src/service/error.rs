@@ -2,7 +2,7 @@ use crate::crypto::CryptoError;
 use crate::ephemeral::EphemeralError;
 use crate::store::StoreError;
 
-/// One problem with one input field (PROTOCOL §2.1 `fields`).
+/// One problem with one input field (docs/protocol.md §2.1 `fields`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
     /// Body field (dotted for nested), query or path parameter, or `body`.
@@ -127,8 +127,8 @@ pub enum Error {
         /// Seconds to wait.
         retry_after: u64,
     },
-    /// A web push endpoint whose host does not resolve to public addresses only (PROTOCOL
-    /// §4.9, amended).
+    /// A web push endpoint whose host does not resolve to public addresses only (docs/protocol.md
+    /// §4.9; see its section 6 on this correction).
     #[error("invalid subscription")]
     InvalidSubscription,
     /// No active call of the sender's device with that peer (a call frame).

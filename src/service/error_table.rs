@@ -1,4 +1,4 @@
-//! The one error table: for every [`Error`] its HTTP status and reason (PROTOCOL §2.2), its
+//! The one error table: for every [`Error`] its HTTP status and reason (docs/protocol.md §2.2), its
 //! WebSocket `error` reason (§5.2), its socket close (§5.1) and a message safe to show.
 //!
 //! `http/error.rs`, the socket task and WebSocket admission all read their answers here, so the
@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::Error;
 
-/// A WebSocket `error` frame reason (PROTOCOL §5.2), the whole vocabulary.
+/// A WebSocket `error` frame reason (docs/protocol.md §5.2), the whole vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WsReason {
@@ -44,7 +44,7 @@ pub enum WsReason {
 }
 
 impl WsReason {
-    /// Every reason, in PROTOCOL order.
+    /// Every reason, in the order of docs/protocol.md §2.3.
     pub const ALL: [Self; 12] = [
         Self::InvalidJson,
         Self::InvalidFrame,
@@ -84,11 +84,11 @@ impl WsReason {
 pub struct ErrorRow {
     /// HTTP status.
     pub status: StatusCode,
-    /// HTTP `reason` (PROTOCOL §2.2).
+    /// HTTP `reason` (docs/protocol.md §2.2).
     pub reason: &'static str,
-    /// WebSocket `error` reason (PROTOCOL §5.2).
+    /// WebSocket `error` reason (docs/protocol.md §5.2).
     pub ws: WsReason,
-    /// English text for humans, never internal details (not stable, PROTOCOL §2.1).
+    /// English text for humans, never internal details (not stable, docs/protocol.md §2.1).
     pub message: &'static str,
 }
 
@@ -367,7 +367,7 @@ impl Error {
         }
     }
 
-    /// The close code and reason when this error ends (or refuses) a socket (PROTOCOL §5.1): a
+    /// The close code and reason when this error ends (or refuses) a socket (docs/protocol.md §5.1): a
     /// token failure closes 1008 with its HTTP reason, anything else 1011 `internal_error`.
     pub fn close(&self) -> (u16, &'static str) {
         match self {
@@ -378,6 +378,131 @@ impl Error {
             _ => (1011, WsReason::InternalError.as_str()),
         }
     }
+}
+
+/// The answers the HTTP layer gives itself, outside [`Error`]: (status, reason). With the table's
+/// rows they are every `reason` an HTTP error envelope can carry ([`http_reasons`]).
+pub(crate) const HTTP_LAYER_REASONS: [(StatusCode, &str); 6] = [
+    // No route for the path (`http/error.rs`).
+    (StatusCode::NOT_FOUND, "not_found"),
+    // The path exists, the method does not.
+    (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+    // A body that did not arrive in time (`http/extract.rs`).
+    (StatusCode::REQUEST_TIMEOUT, "validation_failed"),
+    // `GET /metrics` on a listener that does not serve it.
+    (StatusCode::NOT_FOUND, "feature_disabled"),
+    // `GET /ws` without a WebSocket upgrade.
+    (StatusCode::UPGRADE_REQUIRED, "upgrade_required"),
+    // `GET /readyz` with a backend down.
+    (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+];
+
+impl Error {
+    /// One value of every variant, in declaration order: what generated documentation
+    /// (`/openapi.json`) enumerates. [`Error::example_index`] keeps it complete.
+    pub(crate) fn examples() -> Vec<Self> {
+        vec![
+            Self::Validation(Vec::new()),
+            Self::Unauthenticated,
+            Self::InvalidToken,
+            Self::TokenExpired,
+            Self::TokenRevoked,
+            Self::InvalidCredentials,
+            Self::AccountLocked,
+            Self::RegistrationClosed,
+            Self::InviteRequired,
+            Self::RegistrationInviteInvalid,
+            Self::CsrfInvalid,
+            Self::Forbidden,
+            Self::NotAContact,
+            Self::NotFound,
+            Self::CannotRevokeCurrent,
+            Self::InvalidTarget,
+            Self::UserNotFound,
+            Self::AlreadyContact,
+            Self::RequestPending,
+            Self::NoPendingRequest,
+            Self::NotAMember,
+            Self::MessageNotFound,
+            Self::InviteInvalid,
+            Self::OwnerCannotLeave,
+            Self::SlowMode { retry_after: 1 },
+            Self::PhoneTaken,
+            Self::PayloadTooLarge { limit: 0 },
+            Self::UnsupportedMediaType,
+            Self::RateLimited { retry_after: 1 },
+            Self::LoginLocked { retry_after: 1 },
+            Self::InvalidSubscription,
+            Self::CallNotFound,
+            Self::CallInProgress,
+            Self::ScheduleNotFound,
+            Self::ScheduleLimit { retry_after: 1 },
+            Self::Unavailable(String::new()),
+            Self::Internal(String::new()),
+        ]
+    }
+
+    /// The position of this variant in [`Error::examples`]. Exhaustive: a new variant does not
+    /// compile until it has a position here, and the unit test `examples_name_every_variant`
+    /// fails until [`Error::examples`] holds it.
+    #[cfg(test)]
+    pub(crate) fn example_index(&self) -> usize {
+        match self {
+            Self::Validation(_) => 0,
+            Self::Unauthenticated => 1,
+            Self::InvalidToken => 2,
+            Self::TokenExpired => 3,
+            Self::TokenRevoked => 4,
+            Self::InvalidCredentials => 5,
+            Self::AccountLocked => 6,
+            Self::RegistrationClosed => 7,
+            Self::InviteRequired => 8,
+            Self::RegistrationInviteInvalid => 9,
+            Self::CsrfInvalid => 10,
+            Self::Forbidden => 11,
+            Self::NotAContact => 12,
+            Self::NotFound => 13,
+            Self::CannotRevokeCurrent => 14,
+            Self::InvalidTarget => 15,
+            Self::UserNotFound => 16,
+            Self::AlreadyContact => 17,
+            Self::RequestPending => 18,
+            Self::NoPendingRequest => 19,
+            Self::NotAMember => 20,
+            Self::MessageNotFound => 21,
+            Self::InviteInvalid => 22,
+            Self::OwnerCannotLeave => 23,
+            Self::SlowMode { .. } => 24,
+            Self::PhoneTaken => 25,
+            Self::PayloadTooLarge { .. } => 26,
+            Self::UnsupportedMediaType => 27,
+            Self::RateLimited { .. } => 28,
+            Self::LoginLocked { .. } => 29,
+            Self::InvalidSubscription => 30,
+            Self::CallNotFound => 31,
+            Self::CallInProgress => 32,
+            Self::ScheduleNotFound => 33,
+            Self::ScheduleLimit { .. } => 34,
+            Self::Unavailable(_) => 35,
+            Self::Internal(_) => 36,
+        }
+    }
+}
+
+/// Every (status, `reason`) an HTTP error envelope can carry: the table's rows, then
+/// [`HTTP_LAYER_REASONS`]; each pair once, in that order.
+pub(crate) fn http_reasons() -> Vec<(StatusCode, &'static str)> {
+    let mut out: Vec<(StatusCode, &'static str)> = Vec::new();
+    let rows = Error::examples().into_iter().map(|e| {
+        let row = e.row();
+        (row.status, row.reason)
+    });
+    for pair in rows.chain(HTTP_LAYER_REASONS) {
+        if !out.contains(&pair) {
+            out.push(pair);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

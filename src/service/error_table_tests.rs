@@ -4,7 +4,7 @@ use std::mem::discriminant;
 use super::*;
 use crate::service::FieldError;
 
-/// PROTOCOL §2.2, the whole table (status, reason).
+/// docs/protocol.md §2.2, the whole table (status, reason).
 const HTTP_REASONS: &[(u16, &str)] = &[
     (400, "invalid_target"),
     (400, "cannot_revoke_current"),
@@ -14,7 +14,7 @@ const HTTP_REASONS: &[(u16, &str)] = &[
     (401, "token_revoked"),
     (401, "invalid_credentials"),
     (403, "csrf_invalid"),
-    // Operator tools and registration modes (issue 17), beyond PROTOCOL §2.2.
+    // Operator tools and registration modes (issue 17), beyond docs/protocol.md §2.2.
     (403, "account_locked"),
     (403, "registration_closed"),
     (403, "invite_required"),
@@ -28,7 +28,7 @@ const HTTP_REASONS: &[(u16, &str)] = &[
     (404, "message_not_found"),
     (404, "no_pending_request"),
     (404, "invite_invalid"),
-    // Scheduled messages (docs/scheduled-messages.md), beyond PROTOCOL §2.2.
+    // Scheduled messages (docs/scheduled-messages.md), beyond docs/protocol.md §2.2.
     (404, "schedule_not_found"),
     (429, "schedule_limit"),
     (405, "method_not_allowed"),
@@ -48,7 +48,7 @@ const HTTP_REASONS: &[(u16, &str)] = &[
     (503, "not_ready"),
 ];
 
-/// PROTOCOL §5.2, in its order.
+/// docs/protocol.md §5.2, in its order.
 const WS_REASONS: [&str; 12] = [
     "invalid_json",
     "invalid_frame",
@@ -107,7 +107,7 @@ fn every_variant() -> Vec<Error> {
     ]
 }
 
-/// What PROTOCOL says each variant answers: (status, HTTP reason, socket reason). No wildcard:
+/// What the protocol (docs/protocol.md §2) says each variant answers: (status, HTTP reason, socket reason). No wildcard:
 /// a new variant does not compile until it is written down here (and in `every_variant`).
 fn expected(e: &Error) -> (u16, &'static str, &'static str) {
     match e {
@@ -173,7 +173,7 @@ fn every_variant_has_its_protocol_row() {
         let socket_only = matches!(e, Error::CallNotFound | Error::CallInProgress);
         assert!(
             socket_only || HTTP_REASONS.contains(&(status, reason)),
-            "{e:?}: ({status}, {reason}) is not in PROTOCOL §2.2"
+            "{e:?}: ({status}, {reason}) is not in docs/protocol.md §2.2"
         );
         assert!(WS_REASONS.contains(&r.ws.as_str()), "{e:?}");
         assert!(!r.message.is_empty() && !e.message().is_empty());
@@ -237,4 +237,32 @@ fn socket_closes() {
         Error::Internal("x".into()).close(),
         (1011, "internal_error")
     );
+}
+
+#[test]
+fn examples_name_every_variant() {
+    let examples = Error::examples();
+    let positions: Vec<usize> = examples.iter().map(Error::example_index).collect();
+    assert_eq!(
+        positions,
+        (0..examples.len()).collect::<Vec<_>>(),
+        "Error::examples holds each variant once, in example_index order"
+    );
+    assert_eq!(examples.len(), every_variant().len());
+}
+
+#[test]
+fn http_reasons_cover_the_table_and_the_http_layer() {
+    let all = http_reasons();
+    for e in every_variant() {
+        let row = e.row();
+        assert!(all.contains(&(row.status, row.reason)), "{e:?}");
+    }
+    for (status, reason) in HTTP_REASONS {
+        assert!(
+            all.iter()
+                .any(|(s, r)| s.as_u16() == *status && r == reason),
+            "({status}, {reason})"
+        );
+    }
 }

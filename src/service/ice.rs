@@ -1,4 +1,4 @@
-//! ICE servers with time-limited TURN credentials (PROTOCOL §4.8), compatible with coturn's
+//! ICE servers with time-limited TURN credentials (docs/protocol.md §4.8), compatible with coturn's
 //! `use-auth-secret` (TURN REST API convention).
 
 use base64::engine::general_purpose::STANDARD;

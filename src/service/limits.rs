@@ -1,4 +1,4 @@
-//! HTTP request budgets and the failed-login lockout (PROTOCOL §3.4).
+//! HTTP request budgets and the failed-login lockout (docs/protocol.md §3.4).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -120,7 +120,7 @@ impl LimitsService {
         }
     }
 
-    /// The three lockout scopes of an attempt (PROTOCOL §3.4).
+    /// The three lockout scopes of an attempt (docs/protocol.md §3.4).
     fn scopes(&self, account: &AccountKey, ip: IpAddr) -> Scopes {
         let account = self.account_key(account);
         let ip = self.ip_tag(ip);

@@ -1,4 +1,4 @@
-//! Message management: edit, delete, pin, react (PROTOCOL §4.6 "Message management"). Each
+//! Message management: edit, delete, pin, react (docs/protocol.md §4.6 "Message management"). Each
 //! change is persisted and queued as a durable event for every device of every participant
 //! except the calling device (the caller's other devices get it with `self: true`).
 

@@ -1,4 +1,4 @@
-//! Messages: send and history (PROTOCOL §4.6, §5.3); receipts live in `receipts.rs`.
+//! Messages: send and history (docs/protocol.md §4.6, §5.3); receipts live in `receipts.rs`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::store::{ContactState, HistoryPageSpec, HistoryRows};
 /// Largest payload, bytes.
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
 
-/// Most payload bytes in one history response (PROTOCOL §1.5).
+/// Most payload bytes in one history response (docs/protocol.md §1.5).
 pub const HISTORY_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A message to send (from `relay`, `chat_message` or `POST /messages/send`).

@@ -1,4 +1,4 @@
-//! History pages as the service returns them (PROTOCOL §4.6 "History"): the query, the
+//! History pages as the service returns them (docs/protocol.md §4.6 "History"): the query, the
 //! entries and the page, with the cut that keeps a WebSocket `history` reply within one frame.
 
 use std::collections::BTreeMap;
@@ -77,7 +77,7 @@ pub struct HistoryPage {
 impl HistoryPage {
     /// Keeps the newest messages whose frame (payloads escaped, items serialized) stays within
     /// `max_frame` bytes, at least one: the WebSocket `history` reply is one frame, and no
-    /// server frame passes 2 MiB (PROTOCOL §1.5). A cut page has `has_more` and its cursor.
+    /// server frame passes 2 MiB (docs/protocol.md §1.5). A cut page has `has_more` and its cursor.
     pub fn fit_frame(&mut self, max_frame: usize) {
         let mut used = 256;
         let mut keep = 0;

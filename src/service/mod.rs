@@ -60,6 +60,7 @@ pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequest
 pub use delivery::DeliveryService;
 pub use devices::AuthorizeRequest;
 pub use error::{Error, FieldError, Result};
+pub(crate) use error_table::http_reasons;
 pub use error_table::{ErrorRow, WsReason};
 pub use limits::LimitsService;
 pub(crate) use limits::RouteBudget;

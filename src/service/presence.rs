@@ -1,4 +1,4 @@
-//! Presence, typing and statuses (PROTOCOL §4.5, §5.6). Ephemeral: never stored durably.
+//! Presence, typing and statuses (docs/protocol.md §4.5, §5.6). Ephemeral: never stored durably.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

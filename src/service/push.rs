@@ -1,5 +1,5 @@
 //! Push registrations and content-free notifications to devices without an open socket
-//! (PROTOCOL §4.9).
+//! (docs/protocol.md §4.9).
 //!
 //! Sending never blocks the caller: [`PushService::notify`] hands the work to a task, at most
 //! 256 (`MAX_DISPATCH`) at a time, which looks the registrations up and starts one delivery per

@@ -1,4 +1,4 @@
-//! `POST /register` (PROTOCOL §4.2) under the registration mode (`REGISTRATION`): open, closed,
+//! `POST /register` (docs/protocol.md §4.2) under the registration mode (`REGISTRATION`): open, closed,
 //! or by single-use invite codes that operators make (`melo::admin`).
 //!
 //! An invite code is 25 random Crockford base-32 characters (125 bits), shown in five groups of

@@ -107,7 +107,7 @@ impl From<ScheduledMessage> for ScheduleView {
     }
 }
 
-/// One page of the caller's pending schedules (PROTOCOL §1.4 page mode).
+/// One page of the caller's pending schedules (docs/protocol.md §1.4 page mode).
 #[derive(Debug, Serialize)]
 pub struct SchedulePage {
     /// Due soonest first.

@@ -1,4 +1,4 @@
-//! Sessions of a user: list, revoke one, revoke all others, log out (PROTOCOL §3.2, §4.2).
+//! Sessions of a user: list, revoke one, revoke all others, log out (docs/protocol.md §3.2, §4.2).
 
 use std::sync::Arc;
 

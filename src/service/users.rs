@@ -1,4 +1,4 @@
-//! Profiles and E2E key material (PROTOCOL §4.3).
+//! Profiles and E2E key material (docs/protocol.md §4.3).
 
 use std::future::Future;
 use std::sync::Arc;

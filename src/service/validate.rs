@@ -1,4 +1,4 @@
-//! Input rules of PROTOCOL §1.2, §1.5 and §4.2, shared by HTTP and WebSocket paths.
+//! Input rules of docs/protocol.md §1.2, §1.5 and §4.2, shared by HTTP and WebSocket paths.
 
 use rsa::pkcs1::der::{Decode, Encode};
 use rsa::pkcs8::spki::SubjectPublicKeyInfoRef;

@@ -401,7 +401,7 @@ pub trait AvatarStore: Send + Sync + fmt::Debug {
     async fn delete_avatar(&self, user: UserId) -> StoreResult<bool>;
 }
 
-/// Group chats, channels, their members and invites (PROTOCOL §4.7).
+/// Group chats, channels, their members and invites (docs/protocol.md §4.7).
 ///
 /// Persists and queries only: role rules are the service's job. Names and codes arrive sealed,
 /// and codes are looked up by keyed blind indexes.

@@ -1,5 +1,5 @@
 //! [`ReadMarkerStore`]: durable read markers, the last message each user has read in each chat
-//! (PROTOCOL §4.5 `POST /status/read`, `last_read_message_id` of `GET /chats/list`).
+//! (docs/protocol.md §4.5 `POST /status/read`, `last_read_message_id` of `GET /chats/list`).
 //!
 //! A marker only moves forward, ordered by (`at`, `message_id`). Markers are per (user, chat):
 //! leaving a chat (or being removed) deletes the user's marker there, erasing an account deletes

@@ -1,4 +1,4 @@
-//! Client → server frames (PROTOCOL §5.4, §5.7): decode ([`Incoming`]), then one service call
+//! Client → server frames (docs/protocol.md §5.4, §5.7): decode ([`Incoming`]), then one service call
 //! per [`ClientFrame`] variant, then one answer built from a [`ServerFrame`].
 
 use super::conn::{Conn, End};

@@ -1,6 +1,6 @@
 //! One socket: a single task owns the stream and moves frames between it and the services.
 //!
-//! Delivery (PROTOCOL §5.3) is the [`Feed`]'s: the task hands it the hub's durable frames and
+//! Delivery (docs/protocol.md §5.3) is the [`Feed`]'s: the task hands it the hub's durable frames and
 //! the client's acknowledgements and writes out what it releases. Client frames that arrive
 //! together are handled together, so a burst of acknowledgements is one store write.
 
@@ -480,7 +480,7 @@ impl Conn {
         }
     }
 
-    /// Sends an `error` frame (PROTOCOL §5.2).
+    /// Sends an `error` frame (docs/protocol.md §5.2).
     pub(super) async fn error(
         &mut self,
         reason: WsReason,

@@ -1,6 +1,6 @@
-//! WebSocket: upgrade over hyper, admission (PROTOCOL §5.1), and one task per socket.
+//! WebSocket: upgrade over hyper, admission (docs/protocol.md §5.1), and one task per socket.
 //!
-//! Admission failures complete the upgrade (101) and then close with the PROTOCOL code and the
+//! Admission failures complete the upgrade (101) and then close with the documented code (docs/protocol.md §2.4) and the
 //! bare reason, so browsers can read why.
 
 use std::net::IpAddr;
@@ -20,7 +20,7 @@ use crate::service::{Authenticated, Error};
 mod client;
 mod conn;
 
-/// Largest frame/message, bytes (PROTOCOL §1.5).
+/// Largest frame/message, bytes (docs/protocol.md §1.5).
 pub(crate) const MAX_FRAME: usize = 1024 * 1024;
 
 /// Small per-socket buffers: a 4 KiB read buffer keeps an idle socket near 10 KB; frames are

@@ -143,6 +143,7 @@ pub fn routes() -> Vec<Route> {
         r("GET", "/encryption_public_key", "service"),
         r("GET", "/.well-known/jwks.json", "service"),
         r("GET", "/openapi.json", "service"),
+        r("GET", "/asyncapi.json", "service"),
         r("GET", "/docs", "service"),
         r("GET", "/redoc", "service"),
         r("GET", "/vapid_public_key", "service"),

@@ -1,4 +1,4 @@
-//! Registration, login and CSRF routes (PROTOCOL §4.2).
+//! Registration, login and CSRF routes (docs/protocol.md §4.2).
 
 use http::Method;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Account deletion and export (issue 17, beyond PROTOCOL): `DELETE /account` and
+//! Account deletion and export (issue 17; docs/accounts.md): `DELETE /account` and
 //! `GET /account/export`. Documented for client authors in docs/accounts.md.
 
 use http::{header, HeaderValue, Method};

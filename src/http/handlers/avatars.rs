@@ -1,4 +1,4 @@
-//! Avatar routes (PROTOCOL §4.3): multipart upload, raw-image download with an ETag, delete.
+//! Avatar routes (docs/protocol.md §4.3): multipart upload, raw-image download with an ETag, delete.
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
@@ -15,7 +15,7 @@ use crate::service::validate;
 type Res = Result<http::Response<Body>, ApiError>;
 
 /// Room for the multipart framing around the image: the upload route's body limit is
-/// `AVATAR_MAX_BYTES` plus this (PROTOCOL §4.3).
+/// `AVATAR_MAX_BYTES` plus this (docs/protocol.md §4.3).
 const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 /// `Cache-Control` of served avatars.

@@ -1,4 +1,4 @@
-//! Chats, channels, members and invites (PROTOCOL §4.7), and chat history (§4.6).
+//! Chats, channels, members and invites (docs/protocol.md §4.7), and chat history (§4.6).
 
 use http::Method;
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! Contact routes (PROTOCOL §4.4). The four POST routes need the CSRF token.
+//! Contact routes (docs/protocol.md §4.4). The four POST routes need the CSRF token.
 
 use http::Method;
 use serde_json::json;
@@ -57,7 +57,7 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 /// Decodes the body and checks the CSRF token (body field and/or `X-CSRF-Token` header) right
-/// after authentication, before anything else (PROTOCOL §3.3).
+/// after authentication, before anything else (docs/protocol.md §3.3).
 async fn csrf_body(c: &mut Ctx) -> Result<ContactRequest, ApiError> {
     let auth = c.auth()?;
     let header = c

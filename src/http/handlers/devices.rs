@@ -1,4 +1,4 @@
-//! Device token and linking routes (PROTOCOL §4.2).
+//! Device token and linking routes (docs/protocol.md §4.2).
 
 use http::Method;
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! Message management routes (PROTOCOL §4.6): edit, delete, pin, react.
+//! Message management routes (docs/protocol.md §4.6): edit, delete, pin, react.
 
 use http::Method;
 use serde::Deserialize;

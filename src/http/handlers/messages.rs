@@ -1,4 +1,4 @@
-//! Message routes (PROTOCOL §4.6) and the WebSocket endpoint on the HTTP port.
+//! Message routes (docs/protocol.md §4.6) and the WebSocket endpoint on the HTTP port.
 
 use http::Method;
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! Service, health and key routes (PROTOCOL §4.1).
+//! Service, health and key routes (docs/protocol.md §4.1).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
@@ -62,6 +62,13 @@ pub(super) fn routes() -> Vec<Route> {
         ),
         Route::new(
             Method::GET,
+            "/asyncapi.json",
+            Public,
+            "AsyncAPI 3.0 document of the WebSocket frames",
+            |c| Box::pin(asyncapi(c)),
+        ),
+        Route::new(
+            Method::GET,
             "/metrics",
             Public,
             "Prometheus metrics of this node",
@@ -102,7 +109,7 @@ async fn root(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
 
 /// # GET /status
 ///
-/// `websocket.connections` (users with at least one socket on this node, PROTOCOL §4.1) only
+/// `websocket.connections` (users with at least one socket on this node, docs/protocol.md §4.1) only
 /// for a caller with a valid token: an anonymous caller learns nothing about the users, not
 /// even how many are online. Operators read the counts from `/metrics`.
 async fn status(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
@@ -178,6 +185,15 @@ async fn openapi(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> 
         StatusCode::OK,
         "application/json; charset=utf-8",
         c.app.openapi.clone(),
+    ))
+}
+
+/// # GET /asyncapi.json
+async fn asyncapi(c: Ctx) -> Result<http::Response<crate::http::Body>, ApiError> {
+    Ok(raw(
+        StatusCode::OK,
+        "application/json; charset=utf-8",
+        c.app.asyncapi.clone(),
     ))
 }
 

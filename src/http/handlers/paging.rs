@@ -1,4 +1,4 @@
-//! Query-string pagination (PROTOCOL §1.4).
+//! Query-string pagination (docs/protocol.md §1.4).
 
 use crate::http::error::ApiError;
 use crate::http::extract::Ctx;

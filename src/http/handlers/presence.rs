@@ -1,4 +1,4 @@
-//! Presence over HTTP (PROTOCOL §4.5).
+//! Presence over HTTP (docs/protocol.md §4.5).
 
 use http::Method;
 use serde::{Deserialize, Deserializer};

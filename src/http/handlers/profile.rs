@@ -1,4 +1,4 @@
-//! Profile and E2E key routes (PROTOCOL §4.3).
+//! Profile and E2E key routes (docs/protocol.md §4.3).
 
 use http::Method;
 use serde::Deserialize;

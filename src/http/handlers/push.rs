@@ -1,4 +1,4 @@
-//! Push routes (PROTOCOL §4.1 `/vapid_public_key`, §4.9 `/register_push`).
+//! Push routes (docs/protocol.md §4.1 `/vapid_public_key`, §4.9 `/register_push`).
 
 use http::Method;
 use serde_json::json;

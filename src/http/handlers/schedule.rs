@@ -1,4 +1,4 @@
-//! Scheduled-message routes (PROTOCOL §4.6 `POST /schedule/message`; `GET /schedule` and
+//! Scheduled-message routes (docs/protocol.md §4.6 `POST /schedule/message`; `GET /schedule` and
 //! `DELETE /schedule/{schedule_id}`, docs/scheduled-messages.md).
 
 use http::Method;

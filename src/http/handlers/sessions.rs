@@ -1,4 +1,4 @@
-//! Session routes (PROTOCOL §4.2).
+//! Session routes (docs/protocol.md §4.2).
 
 use http::Method;
 use serde_json::json;

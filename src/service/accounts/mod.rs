@@ -1,4 +1,4 @@
-//! Account deletion and export (issue 17, beyond PROTOCOL): `DELETE /account` and
+//! Account deletion and export (issue 17; docs/accounts.md): `DELETE /account` and
 //! `GET /account/export`, and [`AccountsService::delete_account`] for operators.
 //!
 //! Deleting is one store transaction ([`EraseStore::erase_user`](crate::store::EraseStore)),
@@ -23,7 +23,7 @@ pub mod export;
 
 pub use export::AccountExport;
 
-/// Longest password `DELETE /account` accepts (the rule of passwords, PROTOCOL §1.5).
+/// Longest password `DELETE /account` accepts (the rule of passwords, docs/protocol.md §1.5).
 const MAX_PASSWORD_CHARS: usize = 128;
 
 /// The field rule of `DELETE /account`'s password: present, at most 128 characters (anything
@@ -160,7 +160,7 @@ impl AccountsService {
 
     /// `DELETE /account`: the caller's own account, after its current password. A wrong
     /// password is `Forbidden` (as a wrong `current_password` of `PUT /profile`) and counts as
-    /// a failed login of the account from the client's address (PROTOCOL §3.4: enough of them
+    /// a failed login of the account from the client's address (docs/protocol.md §3.4: enough of them
     /// lock it, `LoginLocked`); nothing is deleted then.
     pub async fn delete_own_account(
         &self,

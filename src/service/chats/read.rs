@@ -1,4 +1,4 @@
-//! Read markers (PROTOCOL §4.5 `POST /status/read`, §5.6 `messages_read`): the last message a
+//! Read markers (docs/protocol.md §4.5 `POST /status/read`, §5.6 `messages_read`): the last message a
 //! member has read in a chat, kept durably by the store and moved forward only.
 //!
 //! Who hears of a move: the caller's own online devices always; in a group chat also the other

@@ -9,7 +9,7 @@ use crate::model::{AckSelector, MessageId, Timestamp};
 use crate::service::frames::{self, ServerFrame, SyncDone};
 use crate::service::{Authenticated, Result};
 
-/// The delivery of one socket's device (PROTOCOL §5.3): backlog, `sync_done`, live frames,
+/// The delivery of one socket's device (docs/protocol.md §5.3): backlog, `sync_done`, live frames,
 /// acknowledgements and their receipts. The socket task feeds it what the hub and the client
 /// send and writes out the frames it returns; every store call of a connection is made here.
 #[derive(Debug)]

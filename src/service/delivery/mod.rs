@@ -1,4 +1,4 @@
-//! Delivery: the at-least-once machinery of PROTOCOL §5.3 for every transport.
+//! Delivery: the at-least-once machinery of docs/protocol.md §5.3 for every transport.
 //!
 //! - **Fan-out** ([`DeliveryService::fan_out`]): a durable frame whose queue entries are
 //!   committed goes to the sockets of this node that want it, and in one note to the other
@@ -227,7 +227,7 @@ impl DeliveryService {
         frames::to_bytes(&ServerFrame::RelayDelivery(RelayDelivery::of(m, self_copy)))
     }
 
-    /// One expiry pass (PROTOCOL §5.3 "Expiry and overflow", §4.6 retention): queues past
+    /// One expiry pass (docs/protocol.md §5.3 "Expiry and overflow", §4.6 retention): queues past
     /// `QUEUE_MAX` or `QUEUE_TTL` get their `gap`, history past `HISTORY_TTL` goes, and
     /// `client_id`s older than `QUEUE_TTL` are forgotten. Failures are logged; the next pass
     /// tries again.

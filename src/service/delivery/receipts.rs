@@ -1,4 +1,4 @@
-//! Receipts (PROTOCOL §5.3 "Acknowledging"): `delivered` when a recipient device first
+//! Receipts (docs/protocol.md §5.3 "Acknowledging"): `delivered` when a recipient device first
 //! acknowledges a message copy, `read` on `ack_read`; once per member in group chats, none in
 //! channels, none for self-copies.
 
@@ -213,7 +213,7 @@ impl DeliveryService {
 
     /// `ack_read` of a chat message by a member: in a group chat `read` (after `delivered`, if
     /// this member had not acknowledged it yet) for the author, once per member; in a channel
-    /// no status (PROTOCOL §5.3).
+    /// no status (docs/protocol.md §5.3).
     async fn chat_read(&self, m: &Message, chat_id: i64, auth: &Authenticated) -> Result<()> {
         if self.core.store.member(chat_id, auth.user).await?.is_none() {
             return Err(Error::MessageNotFound);

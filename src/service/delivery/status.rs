@@ -1,4 +1,4 @@
-//! Receipts (`msg_status` `delivered` / `read`, PROTOCOL §5.5) as queue entries: a fixed
+//! Receipts (`msg_status` `delivered` / `read`, docs/protocol.md §5.5) as queue entries: a fixed
 //! 43-byte encoding of ids and a time. Nothing in it is PII, so unlike other events it is not
 //! sealed, and a store keeps it in a fraction of the room the frame would take.
 

@@ -1,4 +1,4 @@
-//! The delivery window of one connection (PROTOCOL §5.3 "Sending", §1.5): a plain state
+//! The delivery window of one connection (docs/protocol.md §5.3 "Sending", §1.5): a plain state
 //! machine, no I/O. The connection's [`Feed`](super::Feed) drives it: it hands it live frames
 //! from the hub and entries read from the store, applies the device's acknowledgements, and
 //! writes out whatever the window releases.

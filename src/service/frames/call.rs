@@ -1,4 +1,4 @@
-//! Call frames (PROTOCOL §5.7): the typed [`CallFrame`] a client sends, and the
+//! Call frames (docs/protocol.md §5.7): the typed [`CallFrame`] a client sends, and the
 //! [`CallForward`] the peer gets. A call frame has exactly the fields §5.7 names — `type`,
 //! `target`, `call_id`, `media`, `payload` {`signal`, `sdp`, `candidate`, `media`}, `sdp`,
 //! `candidate` (an opaque object) and the common `client_id`; anything else is dropped, so it is

@@ -1,4 +1,4 @@
-//! Client → server frames (PROTOCOL §5.4, §5.7): [`ClientFrame`], one variant per `type`.
+//! Client → server frames (docs/protocol.md §5.4, §5.7): [`ClientFrame`], one variant per `type`.
 //!
 //! [`Incoming::decode`] reads a frame's text once ([`Fields`]) and then checks each field the
 //! frame's type uses, in the order the answers below were always given:

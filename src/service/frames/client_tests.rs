@@ -1,4 +1,4 @@
-//! Every client frame of PROTOCOL §5.4 and §5.7, from the PROTOCOL's own examples, decodes into
+//! Every client frame of docs/protocol.md §5.4 and §5.7, from the documented examples, decodes into
 //! its variant; malformed frames get the §5.2 reasons.
 
 use std::borrow::Cow;

@@ -1,4 +1,4 @@
-//! One pass over a client frame's text: the fields any frame of PROTOCOL §5.4/§5.7 may carry,
+//! One pass over a client frame's text: the fields any frame of docs/protocol.md §5.4/§5.7 may carry,
 //! each kept as the JSON it was (a [`Json`]) so that a mistyped field can still be reported
 //! against the frame's `type` and `client_id`. No tree is built: strings are borrowed from the
 //! text unless they contain escapes, arrays and unknown fields are skipped, `candidate` is kept

@@ -1,4 +1,4 @@
-//! The WebSocket wire format (PROTOCOL §5), both directions, as types.
+//! The WebSocket wire format (docs/protocol.md §5), both directions, as types.
 //!
 //! - [`ClientFrame`] ([`client`]): every client → server frame, decoded in one pass over the
 //!   frame's text ([`fields`]) without building a JSON tree; strings are borrowed from the text.
@@ -64,14 +64,14 @@ pub(crate) use call::{call_state, CallFrame, Media, Signal};
 pub(crate) use client::{ClientFrame, Conversation, Incoming};
 pub(crate) use server::*;
 
-/// Every client → server frame `type` the server acts on (PROTOCOL §5.4, §5.7): what
+/// Every client → server frame `type` the server acts on (docs/protocol.md §5.4, §5.7): what
 /// [`Incoming::decode`] accepts; any other `type` is `unknown_type`.
 pub(crate) fn client_types() -> impl Iterator<Item = &'static str> {
     let plain = client::ClientKind::ALL.iter().map(|k| k.as_str());
     plain.chain(call::CallKind::ALL.iter().map(|k| k.as_str()))
 }
 
-/// Every server → client frame `type` (PROTOCOL §5.2–§5.7): the tags of [`ServerFrame`] and the
+/// Every server → client frame `type` (docs/protocol.md §5.2–§5.7): the tags of [`ServerFrame`] and the
 /// call frames it forwards under their own `type`.
 pub(crate) fn server_types() -> impl Iterator<Item = &'static str> {
     let plain = server::SERVER_TYPES.iter().copied();
@@ -90,7 +90,7 @@ pub(crate) fn to_bytes(frame: &ServerFrame<'_>) -> Bytes {
     }
 }
 
-/// Largest server → client frame (PROTOCOL §1.5).
+/// Largest server → client frame (docs/protocol.md §1.5).
 pub(crate) const MAX_FRAME_OUT: usize = 2 * 1024 * 1024;
 
 /// Room in a frame for everything but its user-supplied strings (ids, times, field names).

@@ -1,8 +1,8 @@
-//! Server → client frames (PROTOCOL §5.2–§5.7): [`ServerFrame`], one variant per `type`.
+//! Server → client frames (docs/protocol.md §5.2–§5.7): [`ServerFrame`], one variant per `type`.
 //!
 //! The enum is internally tagged, so `type` is the first key of every frame: metrics read it
 //! from the first bytes, and `hub::with_seq` splices a durable frame's `seq` in front of it.
-//! Field order, names and presence rules are the wire format; change them only with PROTOCOL.
+//! Field order, names and presence rules are the wire format; change them only together with docs/protocol.md.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Every server frame of PROTOCOL §5 encodes with `type` first and the PROTOCOL's fields.
+//! Every server frame of docs/protocol.md §5 encodes with `type` first and the documented fields.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -316,7 +316,7 @@ fn ephemeral_frames() {
     let fields = ["user_id", "chat_id", "timestamp"];
     check(ServerFrame::TypingStart(typing()), "typing_start", &fields);
     check(ServerFrame::TypingStop(typing()), "typing_stop", &fields);
-    // §5.6's read marker, exactly PROTOCOL's example.
+    // §5.6's read marker, exactly the documented example.
     let text = check(
         ServerFrame::MessagesRead(MessagesRead {
             user_id: uid(87_654_321),

@@ -1,4 +1,4 @@
-//! Which group chat a user is typing in (PROTOCOL §4.5 `POST /status/typing`, `/status/me`,
+//! Which group chat a user is typing in (docs/protocol.md §4.5 `POST /status/typing`, `/status/me`,
 //! `/status/contacts`): one ephemeral record per user, `typingchat:{uid}` → the chat id, kept
 //! `TYPING_TTL` after the last `typing_start` (WebSocket or HTTP), shared by every node through
 //! the [`Ephemeral`](crate::ephemeral::Ephemeral) backend (blinded and sealed outside the
