@@ -54,6 +54,7 @@ fn durable_frames_of_5_5() {
         signature: None,
         ts: ts(),
         self_copy: false,
+        system: false,
     };
     let text = check(
         ServerFrame::RelayDelivery(dm),
@@ -73,6 +74,7 @@ fn durable_frames_of_5_5() {
         chat_id: Some(5),
         signature: Some("sig"),
         self_copy: true,
+        system: false,
         ..dm_like()
     };
     check(
@@ -181,6 +183,7 @@ fn dm_like() -> RelayDelivery<'static> {
         signature: None,
         ts: ts(),
         self_copy: false,
+        system: false,
     }
 }
 
