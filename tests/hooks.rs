@@ -35,7 +35,7 @@ struct DenyAll {
 #[melo::async_trait]
 impl RegistrationPolicy for DenyAll {
     async fn check(&self, a: &RegistrationAttempt<'_>) -> RegistrationDecision {
-        self.seen.lock().unwrap().push(Seen {
+        self.seen.lock().expect("policy lock").push(Seen {
             phone: a.phone.to_owned(),
             ip: a.ip,
             user_agent: a.user_agent.to_owned(),
@@ -129,7 +129,7 @@ async fn a_denying_policy_answers_403_with_its_reason_and_creates_no_user() {
         r.body
     );
     assert!(r.body["error"].get("verification").is_none(), "{}", r.body);
-    let seen = policy.seen.lock().unwrap().clone();
+    let seen = policy.seen.lock().expect("policy lock").clone();
     assert_eq!(
         seen,
         vec![Seen {
@@ -147,7 +147,7 @@ async fn a_denying_policy_answers_403_with_its_reason_and_creates_no_user() {
     bad["password"] = json!("short");
     let r = post_register(&s.client, &bad, "Hooks/1.0").await;
     r.assert_error(422, "validation_failed");
-    assert_eq!(policy.seen.lock().unwrap().len(), 1);
+    assert_eq!(policy.seen.lock().expect("policy lock").len(), 1);
     s.stop().await;
 }
 

@@ -17,8 +17,9 @@ pub(crate) struct ApiError {
     pub(crate) fields: Vec<FieldError>,
     pub(crate) retry_after: Option<u64>,
     pub(crate) allow: Option<String>,
-    /// `verification_required`: what the client must prove.
-    pub(crate) verification: Option<Verification>,
+    /// `verification_required`: what the client must prove (boxed: rare, and it keeps every
+    /// `Result<_, ApiError>` small).
+    pub(crate) verification: Option<Box<Verification>>,
     /// The request body may still be on the wire: answer with `Connection: close` so neither
     /// side reuses a connection whose next bytes are the rest of that body.
     pub(crate) close: bool,
@@ -118,7 +119,7 @@ impl ApiError {
                 reason: self.reason,
                 fields: &self.fields,
                 retry_after: self.retry_after,
-                verification: self.verification.as_ref(),
+                verification: self.verification.as_deref(),
             },
         };
         let mut resp = json_response(self.status, &body);
@@ -159,7 +160,7 @@ impl From<Error> for ApiError {
         match e {
             Error::Validation(fields) => api.fields = fields,
             Error::VerificationRequired { method, hint } => {
-                api.verification = Some(Verification { method, hint });
+                api.verification = Some(Box::new(Verification { method, hint }));
             }
             _ => {}
         }
