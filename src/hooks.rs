@@ -58,6 +58,29 @@ pub struct RegistrationAttempt<'a> {
     pub verification: Option<&'a str>,
 }
 
+impl<'a> RegistrationAttempt<'a> {
+    /// An attempt, for testing a policy outside a server (Melo builds the real ones).
+    ///
+    /// ```
+    /// use melo::hooks::RegistrationAttempt;
+    /// let attempt = RegistrationAttempt::new("+4915112345678", [127, 0, 0, 1].into(), "test", Some("123456"));
+    /// assert_eq!(attempt.verification, Some("123456"));
+    /// ```
+    pub fn new(
+        phone: &'a str,
+        ip: IpAddr,
+        user_agent: &'a str,
+        verification: Option<&'a str>,
+    ) -> Self {
+        Self {
+            phone,
+            ip,
+            user_agent,
+            verification,
+        }
+    }
+}
+
 impl fmt::Debug for RegistrationAttempt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegistrationAttempt")
