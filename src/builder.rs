@@ -8,6 +8,7 @@ use crate::crypto::password::PasswordHasher;
 use crate::crypto::{KeyProvider, Pii};
 use crate::ephemeral::{Ephemeral, MemoryEphemeral};
 use crate::error::BuildError;
+use crate::hooks::{Hooks, RegistrationPolicy};
 use crate::metrics::{MeteredEphemeral, MeteredStore, Metrics};
 #[cfg(not(feature = "web-push"))]
 use crate::push::NoopPush;
@@ -30,6 +31,7 @@ pub struct MeloBuilder {
     metrics: Option<Arc<Metrics>>,
     cluster: bool,
     config: Config,
+    hooks: Hooks,
 }
 
 impl MeloBuilder {
@@ -43,6 +45,7 @@ impl MeloBuilder {
             metrics: None,
             cluster: false,
             config: Config::default(),
+            hooks: Hooks::default(),
         }
     }
 
@@ -118,6 +121,33 @@ impl MeloBuilder {
         self
     }
 
+    /// Decides on every registration before the account is created (default: every one is
+    /// allowed). The policy runs after validation, rate limits and the registration mode, and
+    /// before the password is hashed; see [`RegistrationPolicy`].
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use melo::{Melo, MemoryStore, StaticKeys};
+    /// use melo::hooks::{RegistrationAttempt, RegistrationDecision, RegistrationPolicy};
+    ///
+    /// struct Closed;
+    ///
+    /// #[melo::async_trait]
+    /// impl RegistrationPolicy for Closed {
+    ///     async fn check(&self, _: &RegistrationAttempt<'_>) -> RegistrationDecision {
+    ///         RegistrationDecision::deny("Registration opens on Monday")
+    ///     }
+    /// }
+    ///
+    /// # fn f(keys: Arc<StaticKeys>) {
+    /// let b = Melo::builder(Arc::new(MemoryStore::new()), keys).registration_policy(Arc::new(Closed));
+    /// # }
+    /// ```
+    pub fn registration_policy(mut self, policy: Arc<dyn RegistrationPolicy>) -> Self {
+        self.hooks.policy = Some(policy);
+        self
+    }
+
     /// Validates the config, assembles the services and starts the background tasks.
     /// Must run inside a Tokio runtime.
     pub fn build(self) -> Result<Melo, BuildError> {
@@ -183,6 +213,7 @@ impl MeloBuilder {
             cache: crate::service::ReadCache::new(
                 self.cluster.then_some(crate::service::cache::CACHE_TTL),
             ),
+            hooks: self.hooks,
         };
         let services = Services::new(core);
         Melo::start(services, &handle).map_err(BuildError::Routes)

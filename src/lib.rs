@@ -23,6 +23,7 @@
 //! # Layout
 //! - [`builder`] — [`MeloBuilder`] → [`Melo`]
 //! - [`backup`] — consistent backups of the database and keys, verification, restore
+//! - [`hooks`] — for embedders: a [`RegistrationPolicy`], the [`Event`] stream, system messages
 //! - [`server`] — accept loop, graceful shutdown, [`MeloService`] for embedders
 //! - [`config`] — [`Config`]: plain data, documented defaults
 //! - `http` — router, extractors, the one error mapping, handlers (private)
@@ -48,6 +49,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hooks;
 mod http;
 #[cfg(all(feature = "mysql", feature = "redis"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "mysql", feature = "redis"))))]
@@ -74,6 +76,10 @@ pub use crypto::{FileKeyProvider, KeyProvider, StaticKeys};
 pub use ephemeral::RedisEphemeral;
 pub use ephemeral::{Ephemeral, MemoryEphemeral};
 pub use error::BuildError;
+pub use hooks::{
+    Event, EventStream, MessageTarget, RegistrationAttempt, RegistrationDecision,
+    RegistrationPolicy,
+};
 /// Body type of every response of [`MeloService`].
 pub use http::response::Body as ResponseBody;
 pub use push::{NoopPush, PushProvider, RecordingPush};

@@ -155,6 +155,59 @@ impl Melo {
         &self.app.services
     }
 
+    /// The events of this node from now on (ids only, see [`Event`](crate::hooks::Event)). The
+    /// server never waits for a consumer: one that falls more than
+    /// [`EVENT_BUFFER`](crate::hooks::EVENT_BUFFER) events behind skips the oldest and reads a
+    /// [`Lagged`](crate::hooks::Lagged) telling how many. While no stream exists no event is
+    /// even built.
+    ///
+    /// ```no_run
+    /// # use futures_util::StreamExt;
+    /// # async fn f(melo: melo::Melo) {
+    /// let mut events = melo.events();
+    /// tokio::spawn(async move {
+    ///     while let Some(Ok(event)) = events.next().await {
+    ///         tracing::info!(?event, "melo event");
+    ///     }
+    /// });
+    /// # }
+    /// ```
+    pub fn events(&self) -> crate::hooks::EventStream {
+        self.app.services.core().hooks.subscribe()
+    }
+
+    /// Sends a system message to a user or to every member of a chat; returns its id.
+    ///
+    /// It is written by the server, **not end-to-end encrypted**: `payload` is stored and
+    /// delivered exactly as given, like the ciphertext of any other message, so put nothing
+    /// there that the server must not read. Its sender is [`UserId::SYSTEM`](crate::model::UserId::SYSTEM)
+    /// (`"00000000"`), and its `relay_delivery` frame carries `"system": true`. It takes the
+    /// normal delivery path: stored, sent to online devices, queued (and pushed) for offline
+    /// ones, acknowledged like any message. The payload has the limits of any message (1 byte
+    /// to 1 MiB). Errors: `user_not_found` (no such user), `not_found` (no such chat),
+    /// `validation_failed` (payload).
+    ///
+    /// ```no_run
+    /// # use melo::{model::UserId, MessageTarget};
+    /// # async fn f(melo: melo::Melo, user: UserId) -> Result<(), melo::Error> {
+    /// let payload = r#"{"text":"Welcome to Melo!"}"#;
+    /// let id = melo.send_system_message(MessageTarget::User(user), payload).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_system_message(
+        &self,
+        to: crate::hooks::MessageTarget,
+        payload: impl Into<String>,
+    ) -> Result<crate::model::MessageId, crate::Error> {
+        let sent = self
+            .app
+            .services
+            .messages
+            .send_system(to, payload.into())
+            .await?;
+        Ok(sent.message_id)
+    }
+
     /// The service that answers every route of this server, for embedders: it implements both
     /// `hyper::service::Service` and `tower_service::Service`, so it can be served by a hyper
     /// connection of your own, mounted in an axum `Router` (`fallback_service`) or wrapped in

@@ -17,6 +17,9 @@ pub(crate) struct ApiError {
     pub(crate) fields: Vec<FieldError>,
     pub(crate) retry_after: Option<u64>,
     pub(crate) allow: Option<String>,
+    /// `verification_required`: what the client must prove (boxed: rare, and it keeps every
+    /// `Result<_, ApiError>` small).
+    pub(crate) verification: Option<Box<Verification>>,
     /// The request body may still be on the wire: answer with `Connection: close` so neither
     /// side reuses a connection whose next bytes are the rest of that body.
     pub(crate) close: bool,
@@ -35,6 +38,7 @@ impl ApiError {
             fields: Vec::new(),
             retry_after: None,
             allow: None,
+            verification: None,
             close: false,
         }
     }
@@ -103,6 +107,8 @@ impl ApiError {
             fields: &'a [FieldError],
             #[serde(skip_serializing_if = "Option::is_none")]
             retry_after: Option<u64>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            verification: Option<&'a Verification>,
         }
         let body = Envelope {
             ok: false,
@@ -113,6 +119,7 @@ impl ApiError {
                 reason: self.reason,
                 fields: &self.fields,
                 retry_after: self.retry_after,
+                verification: self.verification.as_deref(),
             },
         };
         let mut resp = json_response(self.status, &body);
@@ -133,6 +140,15 @@ impl ApiError {
     }
 }
 
+/// The `verification` member of a `verification_required` error: what the embedder's
+/// registration policy asks the client to prove before it repeats `POST /register`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Verification {
+    method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+}
+
 impl From<Error> for ApiError {
     /// Status, reason and message from the error table ([`Error::row`]); server-side failures
     /// are logged, never shown.
@@ -141,8 +157,12 @@ impl From<Error> for ApiError {
         let row = e.row();
         let mut api = Self::new(row.status, row.reason, e.message());
         api.retry_after = e.retry_after();
-        if let Error::Validation(fields) = e {
-            api.fields = fields;
+        match e {
+            Error::Validation(fields) => api.fields = fields,
+            Error::VerificationRequired { method, hint } => {
+                api.verification = Some(Box::new(Verification { method, hint }));
+            }
+            _ => {}
         }
         api
     }

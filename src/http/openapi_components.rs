@@ -29,7 +29,10 @@ pub(crate) fn components() -> Value {
                     "fields": {"type": "array", "description": "422 only", "items": {"type": "object",
                         "required": ["field", "problem"],
                         "properties": {"field": {"type": "string"}, "problem": {"type": "string"}}}},
-                    "retry_after": {"type": "integer", "description": "429 only: seconds"}}}}}),
+                    "retry_after": {"type": "integer", "description": "429 only: seconds"},
+                    "verification": {"type": "object", "required": ["method"],
+                        "description": "403 verification_required only: what to prove before repeating POST /register with verification",
+                        "properties": {"method": {"type": "string"}, "hint": {"type": "string"}}}}}}}),
     );
     add(
         "Uid",

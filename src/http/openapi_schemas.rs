@@ -203,6 +203,15 @@ pub(crate) fn table() -> Vec<Op> {
                          (REGISTRATION=closed), invite_required (no code), \
                          registration_invite_invalid (unknown, used or expired code)",
                     ),
+                ), (
+                    "verification",
+                    desc(
+                        nullable(string()),
+                        "at most 1024 bytes: the answer (an SMS code, a captcha token…) to a \
+                         403 verification_required, whose error.verification says what to \
+                         prove; passed as is to the embedder's registration policy. The \
+                         policy may also refuse with 403 registration_denied",
+                    ),
                 )],
             ))
             .ok(obj(&[

@@ -20,6 +20,11 @@ impl UserId {
     pub const MAX: u32 = 99_999_999;
     /// Smallest valid uid: `00000001`, an imported account's (see the type's docs).
     pub const MIN_IMPORTED: u32 = 1;
+    /// The sender of system messages (`00000000`,
+    /// [`Melo::send_system_message`](crate::Melo::send_system_message)). No account has it, and
+    /// it never parses from input ([`UserId::new`] and `FromStr` refuse it): nobody can log in
+    /// as it, write to it, or impersonate it.
+    pub const SYSTEM: UserId = UserId(0);
 
     /// Wraps a number, checking the 8-digit range (leading zeros allowed, see the type's docs).
     pub fn new(n: u32) -> Option<Self> {

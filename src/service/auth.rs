@@ -33,6 +33,10 @@ pub struct RegisterRequest {
     /// A registration invite code (`REGISTRATION=invite`; ignored otherwise).
     #[serde(default)]
     pub invite_code: Option<String>,
+    /// The answer to a `verification_required` refusal of the embedder's registration policy
+    /// (an SMS code, a captcha token…); passed to the policy as is.
+    #[serde(default)]
+    pub verification: Option<String>,
 }
 
 /// `POST /register` answer: the normalized values.
@@ -115,7 +119,7 @@ macro_rules! redacted_debug {
 pub(crate) use redacted_debug;
 
 redacted_debug!(RegisterRequest { device_id } hides {
-    phone, name, nickname, password, public_e2e_key, invite_code
+    phone, name, nickname, password, public_e2e_key, invite_code, verification
 });
 redacted_debug!(LoginRequest { device_id } hides { identifier, password, device_token, public_e2e_key });
 redacted_debug!(LoginResponse { session_id, unique_id, device_id } hides {
@@ -180,6 +184,9 @@ pub(super) fn login_fields(
     (device, new_key)
 }
 
+/// Longest `verification` answer of `POST /register`, bytes.
+const MAX_VERIFICATION: usize = 1024;
+
 /// The normalized fields of a valid [`RegisterRequest`].
 pub(crate) struct Registration {
     pub(crate) phone: String,
@@ -197,6 +204,13 @@ impl RegisterRequest {
         let name = c.check("name", validate::display_name(&self.name));
         let nickname = c.check("nickname", validate::display_name(&self.nickname));
         c.check("password", validate::password(&self.password));
+        if self
+            .verification
+            .as_deref()
+            .is_some_and(|v| v.len() > MAX_VERIFICATION)
+        {
+            c.fail("verification", "must be at most 1024 bytes");
+        }
         let device = c.check("device_id", validate::device_id(&self.device_id));
         let key = c.check(
             "public_e2e_key",
@@ -440,6 +454,10 @@ impl AuthService {
         }
         let opened = open_user(core, &user)?;
         tracing::info!(target: "melo::audit", event = "login", user_id = %user.id, session_id = %session.id, "login");
+        core.hooks.emit(|| crate::hooks::Event::LoggedIn {
+            user: user.id,
+            session: session.id,
+        });
         Ok(LoginResponse {
             access_token,
             token_type: "bearer",

@@ -55,6 +55,22 @@ pub enum Error {
     /// `REGISTRATION=invite` and the invite code is unknown, used or expired.
     #[error("registration invite invalid")]
     RegistrationInviteInvalid,
+    /// The embedder's registration policy refused the registration
+    /// ([`RegistrationDecision::Deny`](crate::hooks::RegistrationDecision::Deny)).
+    #[error("registration denied")]
+    RegistrationDenied {
+        /// The policy's text for the client.
+        reason: String,
+    },
+    /// The embedder's registration policy wants a proof first
+    /// ([`RegistrationDecision::RequireVerification`](crate::hooks::RegistrationDecision::RequireVerification)).
+    #[error("verification required")]
+    VerificationRequired {
+        /// What kind of proof (`"sms"`, `"captcha"`…).
+        method: String,
+        /// What else the client needs to give it.
+        hint: Option<String>,
+    },
     /// CSRF token missing or wrong.
     #[error("csrf invalid")]
     CsrfInvalid,

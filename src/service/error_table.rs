@@ -175,6 +175,20 @@ impl Error {
                 W::InternalError,
                 "Invite code invalid, used or expired",
             ),
+            // The embedder's policy (`hooks::RegistrationPolicy`): its reason is the message.
+            Self::RegistrationDenied { .. } => row(
+                S::FORBIDDEN,
+                "registration_denied",
+                W::InternalError,
+                "Registration denied",
+            ),
+            // The error body carries `verification: {method, hint}` (`http/error.rs`).
+            Self::VerificationRequired { .. } => row(
+                S::FORBIDDEN,
+                "verification_required",
+                W::InternalError,
+                "Registration needs a verification",
+            ),
             Self::CsrfInvalid => row(
                 S::FORBIDDEN,
                 "csrf_invalid",
@@ -341,6 +355,7 @@ impl Error {
     pub fn message(&self) -> Cow<'static, str> {
         match self {
             Self::PayloadTooLarge { limit } => format!("Upload exceeds {limit} bytes").into(),
+            Self::RegistrationDenied { reason } if !reason.is_empty() => reason.clone().into(),
             other => other.row().message.into(),
         }
     }

@@ -19,6 +19,9 @@ const HTTP_REASONS: &[(u16, &str)] = &[
     (403, "registration_closed"),
     (403, "invite_required"),
     (403, "registration_invite_invalid"),
+    // The embedder's registration policy (docs/hooks.md), beyond PROTOCOL §2.2.
+    (403, "registration_denied"),
+    (403, "verification_required"),
     (403, "forbidden"),
     (403, "not_a_contact"),
     (403, "not_a_member"),
@@ -77,6 +80,13 @@ fn every_variant() -> Vec<Error> {
         Error::RegistrationClosed,
         Error::InviteRequired,
         Error::RegistrationInviteInvalid,
+        Error::RegistrationDenied {
+            reason: "no".into(),
+        },
+        Error::VerificationRequired {
+            method: "sms".into(),
+            hint: None,
+        },
         Error::CsrfInvalid,
         Error::Forbidden,
         Error::NotAContact,
@@ -121,6 +131,8 @@ fn expected(e: &Error) -> (u16, &'static str, &'static str) {
         Error::RegistrationClosed => (403, "registration_closed", "internal_error"),
         Error::InviteRequired => (403, "invite_required", "internal_error"),
         Error::RegistrationInviteInvalid => (403, "registration_invite_invalid", "internal_error"),
+        Error::RegistrationDenied { .. } => (403, "registration_denied", "internal_error"),
+        Error::VerificationRequired { .. } => (403, "verification_required", "internal_error"),
         Error::CsrfInvalid => (403, "csrf_invalid", "internal_error"),
         Error::Forbidden => (403, "forbidden", "forbidden"),
         Error::NotAContact => (403, "not_a_contact", "not_a_contact"),
@@ -158,7 +170,7 @@ fn every_variant_has_its_protocol_row() {
     assert_eq!(kinds.len(), all.len(), "one value per variant");
     assert_eq!(
         all.len(),
-        37,
+        39,
         "every variant (add new ones to every_variant)"
     );
     for e in &all {
@@ -219,6 +231,13 @@ fn messages_carry_their_detail() {
         "limit must be 1..=100"
     );
     assert_eq!(Error::Validation(vec![]).ws_message(), "invalid frame");
+    assert_eq!(
+        Error::RegistrationDenied {
+            reason: "Invite only this week".into()
+        }
+        .message(),
+        "Invite only this week"
+    );
     assert_eq!(Error::SlowMode { retry_after: 3 }.retry_after(), Some(3));
     assert_eq!(Error::Forbidden.retry_after(), None);
 }

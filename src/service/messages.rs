@@ -9,6 +9,7 @@ use super::frames::{self, RelayDelivery, ServerFrame};
 pub use super::messages_history::{HistoryItem, HistoryPage, HistoryQuery};
 use super::presence::PresenceService;
 use super::{Authenticated, Core, Error, Result};
+use crate::hooks::{Event, MessageTarget};
 use crate::model::{ChatKind, ChatRole, SessionId};
 use crate::model::{Message, MessageId, NewMessage, QueueTarget, StoreOutcome, Timestamp, UserId};
 use crate::store::{ContactState, HistoryPageSpec, HistoryRows};
@@ -270,6 +271,16 @@ impl MessagesService {
         };
         let m = &new.message;
         self.core.metrics.message_stored(chat_id.is_some());
+        let stored_to = chat_id
+            .map(MessageTarget::Chat)
+            .or(to.map(MessageTarget::User));
+        if let Some(to) = stored_to {
+            self.core.hooks.emit(|| Event::MessageStored {
+                message: m.id,
+                from: m.from,
+                to,
+            });
+        }
         let recent = match (chat_id, chat_kind) {
             (Some(chat_id), Some(kind)) => Some(RecentMessage::Chat(ChatMessageMeta {
                 from: m.from,
@@ -324,7 +335,9 @@ impl MessagesService {
             };
             self.push.notify(user, &sessions, event, false);
         }
-        if let Some(target) = to {
+        if auth.user == UserId::SYSTEM {
+            // The server does not type.
+        } else if let Some(target) = to {
             self.presence
                 .stop_typing_on_message(auth.user, target)
                 .await;

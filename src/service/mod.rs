@@ -38,6 +38,7 @@ mod limits;
 mod manage;
 mod messages;
 mod messages_history;
+mod messages_system;
 mod presence;
 mod push;
 mod push_hosts;
@@ -107,6 +108,8 @@ pub struct Core {
     pub background: tokio_util::task::TaskTracker,
     /// Membership of a cluster of nodes (`None`: this node is the whole server).
     pub cluster: Option<cluster::Cluster>,
+    /// The embedder's hooks: registration policy and event stream.
+    pub(crate) hooks: crate::hooks::Hooks,
 }
 
 impl Core {

@@ -6,14 +6,18 @@
 //! a used flag. A registration takes the invite (one atomic update: of concurrent registrations
 //! with one code exactly one gets it) only after every other check passed, and gives it back if
 //! creating the account then fails, so a refused registration never burns a code.
+//!
+//! The embedder's [`RegistrationPolicy`](crate::hooks::RegistrationPolicy) decides last: after
+//! validation, the mode and the phone check, before the password is hashed.
 
 use std::future::Future;
 
 use rand::Rng;
 
 use super::auth::{RegisterRequest, RegisterResponse, Registration};
-use super::{AuthService, Error, Result};
+use super::{AuthService, ClientInfo, Error, Result};
 use crate::config::Registration as Mode;
+use crate::hooks::{RegistrationAttempt, RegistrationDecision};
 use crate::model::{Timestamp, UserId, UserRecord};
 use crate::store::StoreError;
 
@@ -60,10 +64,11 @@ impl AuthService {
     // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
     // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
     #[allow(clippy::manual_async_fn)]
-    pub fn register(
-        &self,
+    pub fn register<'a>(
+        &'a self,
         req: RegisterRequest,
-    ) -> impl Future<Output = Result<RegisterResponse>> + Send + '_ {
+        client: &'a ClientInfo,
+    ) -> impl Future<Output = Result<RegisterResponse>> + Send + 'a {
         async move {
             let invite = match self.core.config.auth.registration {
                 Mode::Open => None,
@@ -86,6 +91,8 @@ impl AuthService {
                 if self.user_by_phone(&fields.phone).await?.is_some() {
                     return Err(Error::PhoneTaken);
                 }
+                self.check_policy(&fields.phone, client, req.verification.as_deref())
+                    .await?;
                 let password_hash = self.core.passwords.hash(&req.password).await?;
                 self.create_account(fields, password_hash, taken.is_some())
                     .await
@@ -98,6 +105,32 @@ impl AuthService {
                 }
             }
             created
+        }
+    }
+
+    /// The embedder's registration policy, if any (`hooks::RegistrationPolicy`). Runs before the
+    /// password is hashed; nothing of the attempt is logged.
+    async fn check_policy(
+        &self,
+        phone: &str,
+        client: &ClientInfo,
+        verification: Option<&str>,
+    ) -> Result<()> {
+        let attempt = RegistrationAttempt {
+            phone,
+            ip: client.ip,
+            user_agent: &client.user_agent,
+            verification,
+        };
+        match self.core.hooks.check_registration(&attempt).await {
+            RegistrationDecision::Allow => Ok(()),
+            RegistrationDecision::Deny { reason } => {
+                tracing::info!(target: "melo::audit", event = "register_denied", "registration refused by the policy");
+                Err(Error::RegistrationDenied { reason })
+            }
+            RegistrationDecision::RequireVerification { method, hint } => {
+                Err(Error::VerificationRequired { method, hint })
+            }
         }
     }
 
@@ -148,6 +181,8 @@ impl AuthService {
             match core.store.create_user(&record).await {
                 Ok(()) => {
                     tracing::info!(target: "melo::audit", event = "register", user_id = %id, invited, "registered");
+                    core.hooks
+                        .emit(|| crate::hooks::Event::UserRegistered { user: id });
                     return Ok(RegisterResponse {
                         unique_id: id,
                         public_e2e_key: key,

@@ -103,6 +103,10 @@ pub(super) async fn run(
     };
     tracing::debug!(user_id = %auth.user, session_id = %auth.session, "socket open");
     core.metrics.ws_connections.inc();
+    core.hooks.emit(|| crate::hooks::Event::SocketOpened {
+        user: auth.user,
+        session: auth.session,
+    });
     app.services.presence.refresh(auth.user).await;
     let mut conn = Conn {
         app: app.clone(),
@@ -152,6 +156,10 @@ pub(super) async fn run(
     }
     app.services.presence.refresh(conn.auth.user).await;
     tracing::debug!(user_id = %conn.auth.user, "socket closed");
+    core.hooks.emit(|| crate::hooks::Event::SocketClosed {
+        user: conn.auth.user,
+        session: conn.auth.session,
+    });
 }
 
 /// The `type` of a serialized frame, for metrics: every [`ServerFrame`] starts with it (a

@@ -107,6 +107,12 @@ impl TestServer {
 
     /// Serves an already built `melo` (own key provider, say) on two fresh ports.
     pub async fn serve(melo: Melo, store: Arc<dyn Store>) -> Self {
+        Self::serve_shared(Arc::new(melo), store).await
+    }
+
+    /// Like [`TestServer::serve`], keeping a handle to `melo` for the test (its events, system
+    /// messages).
+    pub async fn serve_shared(melo: Arc<Melo>, store: Arc<dyn Store>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let ws_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ws");

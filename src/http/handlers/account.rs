@@ -41,7 +41,7 @@ pub(super) fn routes() -> Vec<Route> {
 /// # POST /register
 async fn register(mut c: Ctx) -> Res {
     let req: RegisterRequest = c.json().await?;
-    Ok(ok(&c.app.services.auth.register(req).await?))
+    Ok(ok(&c.app.services.auth.register(req, &c.client).await?))
 }
 
 /// # POST /login

@@ -65,6 +65,7 @@ fn every_server_frame_type_is_listed() {
         signature: None,
         ts,
         self_copy: false,
+        system: false,
     };
     let status = MsgStatus {
         message_id: mid,

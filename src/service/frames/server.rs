@@ -110,6 +110,10 @@ pub(crate) struct RelayDelivery<'a> {
     pub(crate) ts: Timestamp,
     #[serde(rename = "self", skip_serializing_if = "std::ops::Not::not")]
     pub(crate) self_copy: bool,
+    /// A system message (sender [`UserId::SYSTEM`]): written by the server, not end-to-end
+    /// encrypted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) system: bool,
 }
 
 impl<'a> RelayDelivery<'a> {
@@ -124,6 +128,7 @@ impl<'a> RelayDelivery<'a> {
             signature: m.signature.as_deref(),
             ts: m.created_at,
             self_copy,
+            system: m.from == UserId::SYSTEM,
         }
     }
 }

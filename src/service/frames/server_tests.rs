@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::*;
-use crate::model::{MessageId, Timestamp, UserId};
+use crate::model::{Message, MessageId, Timestamp, UserId};
 use crate::service::hub::with_seq;
 use crate::service::{ContactStatus, WsReason};
 
@@ -54,6 +54,7 @@ fn durable_frames_of_5_5() {
         signature: None,
         ts: ts(),
         self_copy: false,
+        system: false,
     };
     let text = check(
         ServerFrame::RelayDelivery(dm),
@@ -73,6 +74,7 @@ fn durable_frames_of_5_5() {
         chat_id: Some(5),
         signature: Some("sig"),
         self_copy: true,
+        system: false,
         ..dm_like()
     };
     check(
@@ -181,6 +183,7 @@ fn dm_like() -> RelayDelivery<'static> {
         signature: None,
         ts: ts(),
         self_copy: false,
+        system: false,
     }
 }
 
@@ -436,4 +439,40 @@ fn call_frames() {
             .collect()
     );
     assert!(start.starts_with(br#"{"type":"call_start","#));
+}
+
+/// A system message (docs/hooks.md): sender `00000000` and `"system": true`, taken from the
+/// stored message's sender; any other message has no `system` member.
+#[test]
+fn system_messages_are_marked() {
+    let mut m = Message {
+        id: mid(),
+        from: UserId::SYSTEM,
+        to: Some(uid(87_654_321)),
+        chat_id: None,
+        payload: "welcome".into(),
+        signature: None,
+        created_at: ts(),
+        delivered: false,
+        read: false,
+        edited_at: None,
+        deleted: false,
+        pinned: false,
+        reactions: Default::default(),
+    };
+    let text = check(
+        ServerFrame::RelayDelivery(RelayDelivery::of(&m, false)),
+        "relay_delivery",
+        &["message_id", "from", "to", "payload", "ts", "system"],
+    );
+    assert!(
+        text.contains(r#""from":"00000000""#) && text.ends_with(r#","system":true}"#),
+        "{text}"
+    );
+    m.from = uid(53_380_488);
+    check(
+        ServerFrame::RelayDelivery(RelayDelivery::of(&m, false)),
+        "relay_delivery",
+        &["message_id", "from", "to", "payload", "ts"],
+    );
 }

@@ -56,6 +56,14 @@ fn uid_from(n: i64, col: &str) -> StoreResult<UserId> {
         .ok_or_else(|| StoreError::Backend(format!("corrupt uid in column {col}").into()))
 }
 
+/// A message's sender: a uid, or 0 for [`UserId::SYSTEM`].
+fn sender(n: i64) -> StoreResult<UserId> {
+    if n == i64::from(UserId::SYSTEM.get()) {
+        return Ok(UserId::SYSTEM);
+    }
+    uid_from(n, "from_uid")
+}
+
 /// A uid as a SQL integer.
 pub(crate) fn uid(u: UserId) -> i64 {
     i64::from(u.get())
@@ -207,7 +215,7 @@ pub(crate) const MESSAGE_COLS: &str = "m.id AS id, m.from_uid AS from_uid, m.to_
 pub(crate) fn message(r: &impl Cells) -> StoreResult<Message> {
     Ok(Message {
         id: r.message_id("id")?,
-        from: r.uid("from_uid")?,
+        from: sender(r.int("from_uid")?)?,
         to: r.opt_uid("to_uid")?,
         chat_id: r.opt_int("chat_id")?,
         payload: r.text("payload")?,
