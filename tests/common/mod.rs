@@ -107,6 +107,11 @@ impl TestServer {
 
     /// Serves an already built `melo` (own key provider, say) on two fresh ports.
     pub async fn serve(melo: Melo, store: Arc<dyn Store>) -> Self {
+        Self::serve_shared(Arc::new(melo), store).await
+    }
+
+    /// [`TestServer::serve`] for a `melo` the test keeps a handle on (to call its methods).
+    pub async fn serve_shared(melo: Arc<Melo>, store: Arc<dyn Store>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let ws_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind ws");
