@@ -50,6 +50,7 @@ impl fmt::Debug for Secret {
 /// Everything that changes observable behaviour. `Config::default()` is the documented default set.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct Config {
     /// Authentication and token settings.
     pub auth: AuthConfig,
@@ -95,6 +96,7 @@ impl Default for Config {
 /// Tokens, sessions and passwords.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct AuthConfig {
     /// JWT `iss` (`JWT_ISSUER`). Default `pixeltoo.ru`.
     pub jwt_issuer: String,
@@ -146,6 +148,7 @@ impl AuthConfig {
 /// HTTP transport settings.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct HttpConfig {
     /// Port reported by `/status` as `http_port` (`HTTP_PORT`). Default 8088.
     pub http_port: u16,
@@ -203,6 +206,7 @@ impl Default for HttpConfig {
 /// HTTP rate limiting and failed-login lockout (docs/protocol.md §3.4).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct LimitsConfig {
     /// Requests per window (`RATE_LIMIT_CALLS`). Default 20.
     pub rate_limit_calls: u64,
@@ -247,6 +251,7 @@ impl Default for LimitsConfig {
 /// WebSocket settings (used by the real-time core).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct WsConfig {
     /// Frames per window per connection (`WS_RATE_LIMIT_MESSAGES`). Default 100.
     pub rate_limit_messages: u64,
@@ -275,6 +280,7 @@ impl Default for WsConfig {
 /// Message retention and delivery queues.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct MessagesConfig {
     /// Seconds a message stays in history (`HISTORY_TTL`). Default 1 209 600.
     pub history_ttl: u64,
@@ -304,6 +310,7 @@ impl Default for MessagesConfig {
 /// Presence, typing, calls and ICE servers.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct RealtimeConfig {
     /// Idle seconds before `away` (`PRESENCE_AWAY_AFTER`). Default 300.
     pub presence_away_after: u64,
@@ -341,6 +348,7 @@ impl Default for RealtimeConfig {
 /// Web Push and avatars.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct PushConfig {
     /// VAPID `sub` claim (`VAPID_SUBJECT`). Default `mailto:admin@localhost`.
     pub vapid_subject: String,

@@ -60,7 +60,7 @@ pub mod model;
 pub mod push;
 pub mod rekey;
 pub mod server;
-pub mod service;
+pub(crate) mod service;
 pub mod store;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
@@ -84,6 +84,7 @@ pub use hooks::{
 pub use http::response::Body as ResponseBody;
 pub use push::{NoopPush, PushProvider, RecordingPush};
 pub use server::{ClientAddr, Melo, MeloService};
+pub use service::{AccountDeleted, Error, FieldError};
 #[cfg(feature = "mysql")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mysql")))]
 pub use store::MysqlStore;

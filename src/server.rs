@@ -150,9 +150,33 @@ impl Melo {
         })
     }
 
-    /// The services (for embedders that call business logic directly).
-    pub fn services(&self) -> &Services {
+    /// The services (operator tools of this crate call business logic directly).
+    pub(crate) fn services(&self) -> &Services {
         &self.app.services
+    }
+
+    /// Deletes the account `user` for good, the way `DELETE /account` does once it checked the
+    /// password (here there is no password check: for operator tools and an embedder's own admin
+    /// surface). In one store transaction the user row, sessions, device tokens, push
+    /// registration, contacts and chat memberships go; then the user's sockets close on every
+    /// node, former contacts and chat members are told, and the user's ephemeral state is
+    /// deleted. Messages already delivered stay with their recipients; the uid is never reused.
+    ///
+    /// [`Error::UserNotFound`](crate::Error::UserNotFound) when there is no such account.
+    ///
+    /// ```no_run
+    /// # async fn f(melo: &melo::Melo) -> Result<(), Box<dyn std::error::Error>> {
+    /// if let Some(user) = melo::model::UserId::new(42) {
+    ///     let deleted = melo.delete_account(user).await?;
+    ///     println!("{} sessions ended", deleted.sessions);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_account(
+        &self,
+        user: crate::model::UserId,
+    ) -> Result<crate::AccountDeleted, crate::Error> {
+        self.app.services.accounts.delete_account(user).await
     }
 
     /// The events of this node from now on (ids only, see [`Event`](crate::hooks::Event)). The

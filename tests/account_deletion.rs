@@ -466,7 +466,7 @@ async fn deletion_erases_the_account_and_tells_the_others() {
     s.stop().await;
 }
 
-/// The operator's path: the library's `melo.services().accounts.delete_account(uid)`, no
+/// The operator's path: the library's `melo.delete_account(uid)`, no
 /// password; the account is gone and a second call says so.
 #[tokio::test]
 async fn the_library_deletes_an_account_without_a_password() {
@@ -475,8 +475,8 @@ async fn the_library_deletes_an_account_without_a_password() {
         .config(test_config())
         .build()
         .expect("build");
-    let services = melo.services().clone();
-    let s = TestServer::serve(melo, store).await;
+    let melo = Arc::new(melo);
+    let s = TestServer::serve_shared(melo.clone(), store).await;
     let t = Target::of(&s);
     let a = new_user(&s.client, "Alice").await;
     let b = new_user(&s.client, "Bob").await;
@@ -484,11 +484,7 @@ async fn the_library_deletes_an_account_without_a_password() {
     let mut wa = WsClient::open(s.addr, &a.token).await;
     wa.sync().await;
     let uid = a.uid.parse().expect("uid");
-    let done = services
-        .accounts
-        .delete_account(uid)
-        .await
-        .expect("deleted");
+    let done = melo.delete_account(uid).await.expect("deleted");
     assert_eq!(
         (done.user_id, done.active_sessions, done.contacts),
         (uid, 1, 1)
@@ -498,8 +494,8 @@ async fn the_library_deletes_an_account_without_a_password() {
         (1008, "token_revoked".to_owned())
     );
     assert!(matches!(
-        services.accounts.delete_account(uid).await,
-        Err(melo::service::Error::UserNotFound)
+        melo.delete_account(uid).await,
+        Err(melo::Error::UserNotFound)
     ));
     login(&s.client, &a.phone, &a.password, &random_device())
         .await

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Who may create an account through `POST /register`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Registration {
     /// Anyone (the default).
     #[default]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// A budget of its own for one route (`RATE_LIMIT_ROUTES="POST /register=5/3600/600"`): `calls`
 /// per `period` seconds, then blocked `block` seconds (default: `BLOCK_PERIOD`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
 pub struct RouteLimit {
     /// HTTP method, upper case; `None` for every method of the path.
     pub method: Option<String>,

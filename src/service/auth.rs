@@ -17,7 +17,7 @@ use crate::model::{
 
 /// `POST /register` body.
 #[derive(Deserialize)]
-pub struct RegisterRequest {
+pub(crate) struct RegisterRequest {
     /// Phone, normalized to E.164.
     pub phone: String,
     /// Display name.
@@ -41,7 +41,7 @@ pub struct RegisterRequest {
 
 /// `POST /register` answer: the normalized values.
 #[derive(Debug, Serialize)]
-pub struct RegisterResponse {
+pub(crate) struct RegisterResponse {
     /// The new uid.
     pub unique_id: UserId,
     /// Stored public key.
@@ -58,7 +58,7 @@ pub struct RegisterResponse {
 
 /// `POST /login` body.
 #[derive(Deserialize)]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     /// uid or phone.
     pub identifier: String,
     /// Password (unless `device_token` is given).
@@ -76,7 +76,7 @@ pub struct LoginRequest {
 
 /// `POST /login` answer.
 #[derive(Serialize)]
-pub struct LoginResponse {
+pub(crate) struct LoginResponse {
     /// RS256 JWT.
     pub access_token: String,
     /// Always `bearer`.
@@ -128,7 +128,7 @@ redacted_debug!(LoginResponse { session_id, unique_id, device_id } hides {
 
 /// The identity of an authenticated request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Authenticated {
+pub(crate) struct Authenticated {
     /// The user.
     pub user: UserId,
     /// The session the token belongs to.
@@ -137,7 +137,7 @@ pub struct Authenticated {
 
 /// Registration, login, authentication and CSRF.
 #[derive(Clone, Debug)]
-pub struct AuthService {
+pub(crate) struct AuthService {
     pub(super) core: Arc<Core>,
 }
 
@@ -315,7 +315,7 @@ impl AuthService {
     // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
     // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
     #[allow(clippy::manual_async_fn)]
-    pub fn login<'a>(
+    pub(crate) fn login<'a>(
         &'a self,
         req: LoginRequest,
         client: &'a ClientInfo,
@@ -476,7 +476,7 @@ impl AuthService {
 
     /// Verifies a bearer token: signature and claims, then the session (active, owned by
     /// `sub`), then the user. Refreshes the session's last activity at most once a minute.
-    pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
+    pub(crate) async fn authenticate(&self, token: &str) -> Result<Authenticated> {
         let id = self.core.tokens.verify(token).map_err(|e| match e {
             TokenError::Invalid => Error::InvalidToken,
             TokenError::Expired => Error::TokenExpired,
@@ -526,7 +526,7 @@ impl AuthService {
     }
 
     /// Issues a new CSRF token for the session, replacing the previous one at once.
-    pub async fn rotate_csrf(&self, session: SessionId) -> Result<String> {
+    pub(crate) async fn rotate_csrf(&self, session: SessionId) -> Result<String> {
         let token = random_token();
         let sealed = self
             .core
@@ -541,7 +541,7 @@ impl AuthService {
     }
 
     /// The session's CSRF token, created when absent or expired.
-    pub async fn csrf_token(&self, session: SessionId) -> Result<String> {
+    pub(crate) async fn csrf_token(&self, session: SessionId) -> Result<String> {
         let current = self.core.ephemeral.get(&Self::csrf_key(session)).await?;
         if let Some(sealed) = current {
             if let Ok(t) =
@@ -557,7 +557,7 @@ impl AuthService {
 
     /// Checks a CSRF token from the body and/or header: at least one present, all present equal
     /// the session's token.
-    pub async fn check_csrf(
+    pub(crate) async fn check_csrf(
         &self,
         session: SessionId,
         body: Option<&str>,

@@ -16,7 +16,7 @@ pub(crate) const SEAL_COLUMN: &str = "image";
 
 /// An accepted avatar type, sniffed from the leading bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ImageType {
+pub(crate) enum ImageType {
     /// PNG (`89 50 4E 47 0D 0A 1A 0A`).
     Png,
     /// JPEG (`FF D8 FF`).
@@ -27,7 +27,7 @@ pub enum ImageType {
 
 impl ImageType {
     /// The type of `bytes` by their signature; the declared type is never consulted.
-    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+    pub(crate) fn sniff(bytes: &[u8]) -> Option<Self> {
         const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
         if bytes.starts_with(PNG) {
             Some(Self::Png)
@@ -41,7 +41,7 @@ impl ImageType {
     }
 
     /// The MIME type (`image/png`, `image/jpeg`, `image/webp`).
-    pub fn mime(self) -> &'static str {
+    pub(crate) fn mime(self) -> &'static str {
         match self {
             Self::Png => "image/png",
             Self::Jpeg => "image/jpeg",
@@ -50,7 +50,7 @@ impl ImageType {
     }
 
     /// The type of a MIME string as [`ImageType::mime`] writes it.
-    pub fn from_mime(mime: &str) -> Option<Self> {
+    pub(crate) fn from_mime(mime: &str) -> Option<Self> {
         match mime {
             "image/png" => Some(Self::Png),
             "image/jpeg" => Some(Self::Jpeg),
@@ -62,7 +62,7 @@ impl ImageType {
 
 /// What `POST /avatar/upload` stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AvatarUploaded {
+pub(crate) struct AvatarUploaded {
     /// The sniffed type.
     pub image_type: ImageType,
     /// Size of the image in bytes.
@@ -71,7 +71,7 @@ pub struct AvatarUploaded {
 
 /// An avatar the viewer may see, still sealed: check [`VisibleAvatar::etag`] against the
 /// client's cache before paying for [`VisibleAvatar::open`].
-pub struct VisibleAvatar {
+pub(crate) struct VisibleAvatar {
     core: Arc<Core>,
     owner: UserId,
     image_type: ImageType,
@@ -91,22 +91,17 @@ impl fmt::Debug for VisibleAvatar {
 
 impl VisibleAvatar {
     /// The image type.
-    pub fn image_type(&self) -> ImageType {
+    pub(crate) fn image_type(&self) -> ImageType {
         self.image_type
     }
 
     /// The entity tag, unquoted.
-    pub fn etag(&self) -> &str {
+    pub(crate) fn etag(&self) -> &str {
         &self.stored.etag
     }
 
-    /// When it was uploaded.
-    pub fn updated_at(&self) -> Timestamp {
-        self.stored.updated_at
-    }
-
     /// The image bytes.
-    pub fn open(&self) -> Result<Vec<u8>> {
+    pub(crate) fn open(&self) -> Result<Vec<u8>> {
         Ok(self.core.pii.open(
             SEAL_TABLE,
             SEAL_COLUMN,
@@ -118,7 +113,7 @@ impl VisibleAvatar {
 
 /// Avatar upload, visibility and deletion.
 #[derive(Clone, Debug)]
-pub struct AvatarsService {
+pub(crate) struct AvatarsService {
     core: Arc<Core>,
 }
 
@@ -128,13 +123,17 @@ impl AvatarsService {
     }
 
     /// The largest accepted image in bytes (`AVATAR_MAX_BYTES`).
-    pub fn max_bytes(&self) -> usize {
+    pub(crate) fn max_bytes(&self) -> usize {
         self.core.config.push.avatar_max_bytes
     }
 
     /// Replaces the caller's avatar with `image`: `PayloadTooLarge` over the cap,
     /// `UnsupportedMediaType` unless it is PNG, JPEG or WebP.
-    pub async fn upload(&self, auth: &Authenticated, image: &[u8]) -> Result<AvatarUploaded> {
+    pub(crate) async fn upload(
+        &self,
+        auth: &Authenticated,
+        image: &[u8],
+    ) -> Result<AvatarUploaded> {
         let limit = self.max_bytes();
         if image.len() > limit {
             return Err(Error::PayloadTooLarge { limit });
@@ -169,7 +168,7 @@ impl AvatarsService {
 
     /// `owner`'s avatar if the caller may see it; `NotFound` when it may not or there is none
     /// (one answer, so the route is no oracle for who has an avatar).
-    pub async fn get(&self, auth: &Authenticated, owner: UserId) -> Result<VisibleAvatar> {
+    pub(crate) async fn get(&self, auth: &Authenticated, owner: UserId) -> Result<VisibleAvatar> {
         if !self.can_see(auth.user, owner).await? {
             return Err(Error::NotFound);
         }
@@ -187,13 +186,13 @@ impl AvatarsService {
     }
 
     /// Deletes the caller's avatar (a success also when there was none).
-    pub async fn delete(&self, auth: &Authenticated) -> Result<()> {
+    pub(crate) async fn delete(&self, auth: &Authenticated) -> Result<()> {
         self.core.store.delete_avatar(auth.user).await?;
         Ok(())
     }
 
     /// The one visibility rule: the owner, and users with an accepted contact relationship.
-    pub async fn can_see(&self, viewer: UserId, owner: UserId) -> Result<bool> {
+    pub(crate) async fn can_see(&self, viewer: UserId, owner: UserId) -> Result<bool> {
         if viewer == owner {
             return Ok(true);
         }

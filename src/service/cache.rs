@@ -48,7 +48,7 @@ struct Entry<T> {
 
 /// The caches held by [`Core`].
 #[derive(Debug, Default)]
-pub struct ReadCache {
+pub(crate) struct ReadCache {
     /// How long an entry is served; `None` (one node) keeps it until it is invalidated.
     ttl: Option<Duration>,
     sessions: DashMap<UserId, Entry<Arc<[SessionId]>>>,

@@ -58,7 +58,7 @@ enum RingEnd {
 
 /// Call signalling.
 #[derive(Clone, Debug)]
-pub struct CallsService {
+pub(crate) struct CallsService {
     core: Arc<Core>,
     notify: super::push::PushService,
 }
@@ -425,7 +425,7 @@ impl CallsService {
 
     /// Frames a socket of `auth` must get after `sync_done`: while a call to this user rings, the
     /// `call_start` and the caller frames so far. Also marks an engaged device as back.
-    pub async fn on_connect(&self, auth: &Authenticated) -> Vec<Bytes> {
+    pub(crate) async fn on_connect(&self, auth: &Authenticated) -> Vec<Bytes> {
         let Ok(Some(rec)) = self.active_call(auth.user).await else {
             return Vec::new();
         };
@@ -446,7 +446,7 @@ impl CallsService {
 
     /// The last socket of `auth`'s session closed: an engaged device gets
     /// `CALL_RECONNECT_GRACE` seconds to come back before the call ends.
-    pub async fn on_disconnect(&self, auth: &Authenticated) {
+    pub(crate) async fn on_disconnect(&self, auth: &Authenticated) {
         let Ok(Some(rec)) = self.active_call(auth.user).await else {
             return;
         };
@@ -464,7 +464,7 @@ impl CallsService {
     }
 
     /// A session was revoked: a call it takes part in ends with `session_revoked`.
-    pub async fn session_revoked(&self, user: UserId, session: SessionId) {
+    pub(crate) async fn session_revoked(&self, user: UserId, session: SessionId) {
         let Ok(Some(rec)) = self.active_call(user).await else {
             return;
         };

@@ -26,7 +26,7 @@ const MEMBERSHIP_WINDOW: Duration = Duration::from_secs(3600);
 
 /// One chat as `GET /chats/list` shows it.
 #[derive(Clone, Debug, Serialize)]
-pub struct ChatView {
+pub(crate) struct ChatView {
     /// Chat id.
     pub id: i64,
     /// Name.
@@ -52,7 +52,7 @@ pub struct ChatView {
 
 /// One member as `GET /chats/members` shows it.
 #[derive(Clone, Debug, Serialize)]
-pub struct MemberView {
+pub(crate) struct MemberView {
     /// The member.
     pub unique_id: UserId,
     /// Nickname.
@@ -67,7 +67,7 @@ pub struct MemberView {
 
 /// Chats and their membership.
 #[derive(Clone, Debug)]
-pub struct ChatsService {
+pub(crate) struct ChatsService {
     core: Arc<Core>,
     delivery: super::DeliveryService,
 }
@@ -109,7 +109,7 @@ impl ChatsService {
     }
 
     /// Deletes expired invites (the periodic sweep); a failure is logged.
-    pub async fn purge_expired_invites(&self) {
+    pub(crate) async fn purge_expired_invites(&self) {
         if let Err(e) = self.core.store.purge_invites(Timestamp::now()).await {
             tracing::warn!(error = %e, "invite sweep failed");
         }
@@ -174,7 +174,7 @@ impl ChatsService {
     }
 
     /// `POST /chats/create`.
-    pub async fn create(&self, auth: &Authenticated, name: &str, kind: &str) -> Result<i64> {
+    pub(crate) async fn create(&self, auth: &Authenticated, name: &str, kind: &str) -> Result<i64> {
         let kind = new_chat(name, kind)?;
         // The id is known only once the row exists: the name goes in sealed for no row, then
         // is sealed again bound to the id (a crash in between leaves the first, still readable,
@@ -194,7 +194,7 @@ impl ChatsService {
     }
 
     /// `GET /chats/list`: one page, newest first, and the total.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         auth: &Authenticated,
         offset: u64,
@@ -226,7 +226,7 @@ impl ChatsService {
     }
 
     /// `POST /chats/set_public`: owner only. Returns the permanent code while public.
-    pub async fn set_public(
+    pub(crate) async fn set_public(
         &self,
         auth: &Authenticated,
         chat_id: i64,
@@ -256,7 +256,7 @@ impl ChatsService {
     }
 
     /// `POST /chats/set_slow_mode`: owner or admin.
-    pub async fn set_slow_mode(
+    pub(crate) async fn set_slow_mode(
         &self,
         auth: &Authenticated,
         chat_id: i64,
@@ -275,7 +275,7 @@ impl ChatsService {
     }
 
     /// `GET /chats/by_invite/{code}`: public chats only.
-    pub async fn by_invite(&self, code: &str) -> Result<(i64, String, &'static str)> {
+    pub(crate) async fn by_invite(&self, code: &str) -> Result<(i64, String, &'static str)> {
         if !valid_code(code) {
             return Err(Error::InviteInvalid);
         }
@@ -288,7 +288,7 @@ impl ChatsService {
     }
 
     /// `GET /chats/members`: members of a group; owner/admins only for a channel.
-    pub async fn members(
+    pub(crate) async fn members(
         &self,
         auth: &Authenticated,
         chat_id: i64,
@@ -359,7 +359,12 @@ impl ChatsService {
     }
 
     /// `POST /chats/members/add`: owner/admin adds an accepted contact as `member`.
-    pub async fn add_member(&self, auth: &Authenticated, chat_id: i64, user: UserId) -> Result<()> {
+    pub(crate) async fn add_member(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        user: UserId,
+    ) -> Result<()> {
         let (_, me) = self.membership(auth.user, chat_id).await?;
         if me.role == ChatRole::Member {
             return Err(Error::Forbidden);
@@ -390,7 +395,7 @@ impl ChatsService {
 
     /// `POST /chats/members/remove`: the owner removes anyone but itself; an admin removes plain
     /// members. A non-member target is a no-op.
-    pub async fn remove_member(
+    pub(crate) async fn remove_member(
         &self,
         auth: &Authenticated,
         chat_id: i64,
@@ -421,7 +426,7 @@ impl ChatsService {
     }
 
     /// `POST /chats/members/role`: owner only; the target is a member other than the owner.
-    pub async fn set_role(
+    pub(crate) async fn set_role(
         &self,
         auth: &Authenticated,
         chat_id: i64,
@@ -451,7 +456,7 @@ impl ChatsService {
     }
 
     /// `POST /chats/leave`.
-    pub async fn leave(&self, auth: &Authenticated, chat_id: i64) -> Result<()> {
+    pub(crate) async fn leave(&self, auth: &Authenticated, chat_id: i64) -> Result<()> {
         let (chat, me) = self.membership(auth.user, chat_id).await?;
         if me.role == ChatRole::Owner {
             return Err(Error::OwnerCannotLeave);
@@ -492,7 +497,7 @@ impl ChatsService {
     }
 
     /// `POST /invites/create`: owner/admin; a multi-use code valid `ttl_minutes`.
-    pub async fn create_invite(
+    pub(crate) async fn create_invite(
         &self,
         auth: &Authenticated,
         chat_id: i64,
@@ -534,7 +539,7 @@ impl ChatsService {
     }
 
     /// `POST /invites/join`: a live temporary invite or a public chat's permanent code.
-    pub async fn join_by_code(&self, auth: &Authenticated, code: &str) -> Result<i64> {
+    pub(crate) async fn join_by_code(&self, auth: &Authenticated, code: &str) -> Result<i64> {
         if !valid_code(code) {
             return Err(Error::InviteInvalid);
         }

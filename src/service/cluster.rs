@@ -83,7 +83,7 @@ use wire::{open, seal};
 
 /// This node's membership of the cluster.
 #[derive(Debug)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     node: u64,
     /// Encoded notes with their destination ([`ALL`] or a node).
     tx: mpsc::Sender<(u64, Bytes)>,
@@ -139,13 +139,14 @@ impl Cluster {
     }
 
     /// This node's id (random per process).
-    pub fn node(&self) -> u64 {
+    pub(crate) fn node(&self) -> u64 {
         self.node
     }
 
     /// Times messages of another node were found missing (a gap in its message counter);
     /// each one flushed this node's caches.
-    pub fn gaps(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn gaps(&self) -> u64 {
         self.gaps.load(Ordering::Relaxed)
     }
 

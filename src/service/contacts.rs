@@ -21,20 +21,22 @@ enum Notice {
 
 /// Body of the four contact routes.
 #[derive(Debug, Deserialize)]
-pub struct ContactRequest {
+pub(crate) struct ContactRequest {
     /// The other user.
     pub target_id: UserId,
     /// `/subscribe` only: the request is "secret".
     #[serde(default)]
     pub secret: bool,
-    /// CSRF token (or the `X-CSRF-Token` header).
+    /// CSRF token (or the `X-CSRF-Token` header). Accepted here so that the body parses; the
+    /// handler checks it from the raw body before this type is built.
     #[serde(default)]
+    #[allow(dead_code)]
     pub csrf_token: Option<String>,
 }
 
 /// One accepted contact.
 #[derive(Debug, Serialize)]
-pub struct ContactEntry {
+pub(crate) struct ContactEntry {
     /// uid.
     pub unique_id: UserId,
     /// Nickname.
@@ -45,7 +47,7 @@ pub struct ContactEntry {
 
 /// An incoming request.
 #[derive(Debug, Serialize)]
-pub struct IncomingRequest {
+pub(crate) struct IncomingRequest {
     /// Requester.
     pub unique_id: UserId,
     /// Requester's nickname.
@@ -58,7 +60,7 @@ pub struct IncomingRequest {
 
 /// An outgoing request (the target's profile is not revealed).
 #[derive(Debug, Serialize)]
-pub struct OutgoingRequest {
+pub(crate) struct OutgoingRequest {
     /// Target.
     pub unique_id: UserId,
     /// When.
@@ -67,7 +69,7 @@ pub struct OutgoingRequest {
 
 /// `GET /contacts/requests`.
 #[derive(Debug, Serialize)]
-pub struct PendingRequests {
+pub(crate) struct PendingRequests {
     /// Asked of the caller.
     pub incoming: Vec<IncomingRequest>,
     /// Asked by the caller.
@@ -76,7 +78,7 @@ pub struct PendingRequests {
 
 /// Contact relationships.
 #[derive(Clone, Debug)]
-pub struct ContactsService {
+pub(crate) struct ContactsService {
     core: Arc<Core>,
     delivery: super::DeliveryService,
     push: super::push::PushService,
@@ -132,7 +134,7 @@ impl ContactsService {
 
     /// `/subscribe`: asks `target`; confirms instead when `target` already asked the caller.
     #[allow(clippy::manual_async_fn)]
-    pub fn subscribe<'a>(
+    pub(crate) fn subscribe<'a>(
         &'a self,
         auth: &'a Authenticated,
         target: UserId,
@@ -177,7 +179,7 @@ impl ContactsService {
 
     /// `/confirm_subscribe`: accepts `requester`'s pending request.
     #[allow(clippy::manual_async_fn)]
-    pub fn confirm<'a>(
+    pub(crate) fn confirm<'a>(
         &'a self,
         auth: &'a Authenticated,
         requester: UserId,
@@ -192,7 +194,7 @@ impl ContactsService {
     }
 
     /// `/reject_subscribe`: deletes `requester`'s pending request, silently.
-    pub async fn reject(&self, auth: &Authenticated, requester: UserId) -> Result<()> {
+    pub(crate) async fn reject(&self, auth: &Authenticated, requester: UserId) -> Result<()> {
         match self.core.store.relationship(requester, auth.user).await? {
             Some(r) if r.state == ContactState::Pending && r.requester == requester => {
                 self.core.store.remove_contact(requester, auth.user).await?;
@@ -205,7 +207,7 @@ impl ContactsService {
 
     /// `/unsubscribe`: ends an accepted relationship or withdraws the caller's own request.
     #[allow(clippy::manual_async_fn)]
-    pub fn unsubscribe<'a>(
+    pub(crate) fn unsubscribe<'a>(
         &'a self,
         auth: &'a Authenticated,
         other: UserId,
@@ -223,7 +225,7 @@ impl ContactsService {
     }
 
     /// Accepted contacts, by uid, one page.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         auth: &Authenticated,
         offset: u64,
@@ -251,7 +253,7 @@ impl ContactsService {
     }
 
     /// Pending requests of the caller, both directions.
-    pub async fn pending(&self, auth: &Authenticated) -> Result<PendingRequests> {
+    pub(crate) async fn pending(&self, auth: &Authenticated) -> Result<PendingRequests> {
         let pending = self.core.store.pending_of(auth.user).await?;
         let requesters: Vec<UserId> = pending
             .iter()
@@ -280,16 +282,6 @@ impl ContactsService {
             }
         }
         Ok(PendingRequests { incoming, outgoing })
-    }
-
-    /// True when `a` and `b` are accepted contacts.
-    pub async fn are_contacts(&self, a: UserId, b: UserId) -> Result<bool> {
-        Ok(self
-            .core
-            .store
-            .relationship(a, b)
-            .await?
-            .is_some_and(|r| r.state == ContactState::Accepted))
     }
 
     /// After `user`'s account was erased with its relationships `gone`: each pair's cache entry

@@ -16,7 +16,7 @@ const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// `POST /devices/authorize` body.
 #[derive(Deserialize)]
-pub struct AuthorizeRequest {
+pub(crate) struct AuthorizeRequest {
     /// The approving user's uid or phone.
     pub identifier: String,
     /// The new device.
@@ -74,7 +74,11 @@ impl AuthService {
     }
 
     /// `POST /devices/register`: a fresh device token for the caller's own device.
-    pub async fn register_device(&self, auth: &Authenticated, device_id: &str) -> Result<String> {
+    pub(crate) async fn register_device(
+        &self,
+        auth: &Authenticated,
+        device_id: &str,
+    ) -> Result<String> {
         let device = validate::device_id(device_id).map_err(|p| Error::field("device_id", p))?;
         let session = self
             .core
@@ -89,7 +93,7 @@ impl AuthService {
     }
 
     /// `POST /devices/refresh`: rotates the current device token of one of the caller's devices.
-    pub async fn refresh_device(
+    pub(crate) async fn refresh_device(
         &self,
         auth: &Authenticated,
         device_id: &str,
@@ -109,7 +113,7 @@ impl AuthService {
     }
 
     /// `POST /devices/revoke`: deletes a device's token (its session stays). Idempotent.
-    pub async fn revoke_device(&self, auth: &Authenticated, device_id: &str) -> Result<()> {
+    pub(crate) async fn revoke_device(&self, auth: &Authenticated, device_id: &str) -> Result<()> {
         let device = validate::device_id(device_id).map_err(|p| Error::field("device_id", p))?;
         if let Some(s) = self.core.store.active_session(auth.user, &device).await? {
             self.core.store.set_device_token(s.id, None).await?;
@@ -134,7 +138,7 @@ impl AuthService {
 
     /// `POST /devices/link_code`: a single-use code for linking a new device, replacing this
     /// session's previous code.
-    pub async fn link_code(&self, auth: &Authenticated) -> Result<(String, u64)> {
+    pub(crate) async fn link_code(&self, auth: &Authenticated) -> Result<(String, u64)> {
         let eph = &self.core.ephemeral;
         let ttl = self.core.config.auth.link_code_ttl.max(1);
         let code: String = {
@@ -163,7 +167,7 @@ impl AuthService {
     /// `POST /devices/authorize`: redeems a link code once and logs the new device in like
     /// `/login`. Subject to the failed-login lockout.
     #[allow(clippy::manual_async_fn)]
-    pub fn authorize<'a>(
+    pub(crate) fn authorize<'a>(
         &'a self,
         req: AuthorizeRequest,
         client: &'a ClientInfo,

@@ -21,9 +21,11 @@ impl FieldError {
     }
 }
 
-/// The domain error of every service call. Its answers on both transports (HTTP status and
-/// reason, WebSocket `error` reason, socket close) are one table: [`Error::row`].
+/// The domain error of every service call (and of [`Melo`](crate::Melo)'s own methods). Each
+/// variant has one answer on both transports (HTTP status and `reason`, WebSocket `error`
+/// reason, socket close code), kept in one table; `docs/protocol.md` lists them.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Input failed validation.
     #[error("validation failed")]
@@ -213,4 +215,4 @@ impl From<CryptoError> for Error {
 }
 
 /// Result alias of service calls.
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;

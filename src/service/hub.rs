@@ -75,7 +75,7 @@ pub(crate) struct SocketHandle {
 
 /// Registry of this node's sockets.
 #[derive(Debug, Default)]
-pub struct Hub {
+pub(crate) struct Hub {
     users: DashMap<UserId, Vec<SocketHandle>>,
     per_ip: DashMap<IpAddr, usize>,
     next_id: AtomicU64,
@@ -97,7 +97,7 @@ pub(crate) fn with_seq(base: &[u8], seq: i64) -> Bytes {
 
 impl Hub {
     /// An empty hub.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -246,7 +246,8 @@ impl Hub {
     }
 
     /// True when `user` has a socket on this node.
-    pub fn is_online(&self, user: UserId) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_online(&self, user: UserId) -> bool {
         self.users.get(&user).is_some_and(|l| !l.is_empty())
     }
 
@@ -274,12 +275,13 @@ impl Hub {
     }
 
     /// Users with at least one socket here.
-    pub fn online_users(&self) -> usize {
+    pub(crate) fn online_users(&self) -> usize {
         self.users.len()
     }
 
     /// Open sockets here.
-    pub fn sockets(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn sockets(&self) -> usize {
         self.sockets.load(Ordering::Relaxed)
     }
 }

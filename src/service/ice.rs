@@ -13,7 +13,7 @@ use crate::model::Timestamp;
 
 /// One ICE server entry.
 #[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct IceServer {
+pub(crate) struct IceServer {
     /// STUN or TURN URL.
     pub urls: String,
     /// TURN username `<expiry>:<uid>`.
@@ -26,7 +26,7 @@ pub struct IceServer {
 
 /// `GET /ice_servers` answer.
 #[derive(Debug, Serialize)]
-pub struct IceServers {
+pub(crate) struct IceServers {
     /// STUN entries, then TURN entries (when a TURN secret is configured).
     pub ice_servers: Vec<IceServer>,
     /// Credential lifetime, seconds.
@@ -34,7 +34,7 @@ pub struct IceServers {
 }
 
 /// The TURN REST password for `username`.
-pub fn turn_credential(secret: &str, username: &str) -> String {
+pub(crate) fn turn_credential(secret: &str, username: &str) -> String {
     let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(secret.as_bytes())
         .expect("HMAC accepts keys of any length");
     mac.update(username.as_bytes());
@@ -42,7 +42,11 @@ pub fn turn_credential(secret: &str, username: &str) -> String {
 }
 
 /// The ICE configuration for the caller, at `now`.
-pub fn ice_servers(cfg: &RealtimeConfig, auth: &Authenticated, now: Timestamp) -> IceServers {
+pub(crate) fn ice_servers(
+    cfg: &RealtimeConfig,
+    auth: &Authenticated,
+    now: Timestamp,
+) -> IceServers {
     let mut list: Vec<IceServer> = cfg
         .stun_urls
         .iter()

@@ -21,7 +21,7 @@ pub(crate) fn limit_addr(ip: IpAddr) -> IpAddr {
 
 /// Rate limiting and lockout over the ephemeral backend.
 #[derive(Clone, Debug)]
-pub struct LimitsService {
+pub(crate) struct LimitsService {
     core: Arc<Core>,
 }
 

@@ -13,7 +13,7 @@ const MAX_REACTION_CHARS: usize = 32;
 
 /// Which message a management request names, and the optional conversation it must be in.
 #[derive(Clone, Copy, Debug)]
-pub struct MessageRef {
+pub(crate) struct MessageRef {
     /// The message.
     pub message_id: MessageId,
     /// The DM peer, when given.
@@ -24,7 +24,7 @@ pub struct MessageRef {
 
 /// Edit, delete, pin and react.
 #[derive(Clone, Debug)]
-pub struct ManageService {
+pub(crate) struct ManageService {
     core: Arc<Core>,
     delivery: super::DeliveryService,
 }
@@ -131,7 +131,12 @@ impl ManageService {
     }
 
     /// `POST /messages/edit`: the author replaces the payload.
-    pub async fn edit(&self, auth: &Authenticated, r: MessageRef, new_data: &str) -> Result<()> {
+    pub(crate) async fn edit(
+        &self,
+        auth: &Authenticated,
+        r: MessageRef,
+        new_data: &str,
+    ) -> Result<()> {
         if new_data.is_empty() || new_data.len() > MAX_PAYLOAD {
             return Err(Error::field("new_data", "must be 1 byte to 1 MiB"));
         }
@@ -162,7 +167,7 @@ impl ManageService {
     }
 
     /// `POST /messages/delete`: the author erases the payload; the message keeps its place.
-    pub async fn delete(&self, auth: &Authenticated, r: MessageRef) -> Result<()> {
+    pub(crate) async fn delete(&self, auth: &Authenticated, r: MessageRef) -> Result<()> {
         let l = self.locate(auth, r).await?;
         if l.message.from != auth.user {
             return Err(Error::Forbidden);
@@ -175,7 +180,12 @@ impl ManageService {
     }
 
     /// `POST /messages/pin`: chat owner/admin, or either DM participant.
-    pub async fn pin(&self, auth: &Authenticated, r: MessageRef, pinned: bool) -> Result<()> {
+    pub(crate) async fn pin(
+        &self,
+        auth: &Authenticated,
+        r: MessageRef,
+        pinned: bool,
+    ) -> Result<()> {
         let l = self.locate(auth, r).await?;
         if l.role == Some(ChatRole::Member) {
             return Err(Error::Forbidden);
@@ -191,7 +201,12 @@ impl ManageService {
     }
 
     /// `POST /messages/react`: any participant; `""` removes the caller's reaction.
-    pub async fn react(&self, auth: &Authenticated, r: MessageRef, reaction: &str) -> Result<()> {
+    pub(crate) async fn react(
+        &self,
+        auth: &Authenticated,
+        r: MessageRef,
+        reaction: &str,
+    ) -> Result<()> {
         if reaction.chars().count() > MAX_REACTION_CHARS {
             return Err(Error::field("reaction", "must be at most 32 characters"));
         }

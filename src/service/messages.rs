@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::cache::{ChatMessageMeta, RecentMessage};
 use super::delivery::EntryMeta;
 use super::frames::{self, RelayDelivery, ServerFrame};
-pub use super::messages_history::{HistoryItem, HistoryPage, HistoryQuery};
+pub(crate) use super::messages_history::{HistoryItem, HistoryPage, HistoryQuery};
 use super::presence::PresenceService;
 use super::{Authenticated, Core, Error, Result};
 use crate::hooks::{Event, MessageTarget};
@@ -15,14 +15,14 @@ use crate::model::{Message, MessageId, NewMessage, QueueTarget, StoreOutcome, Ti
 use crate::store::{ContactState, HistoryPageSpec, HistoryRows};
 
 /// Largest payload, bytes.
-pub const MAX_PAYLOAD: usize = 1024 * 1024;
+pub(crate) const MAX_PAYLOAD: usize = 1024 * 1024;
 
 /// Most payload bytes in one history response (docs/protocol.md §1.5).
-pub const HISTORY_MAX_BYTES: u64 = 8 * 1024 * 1024;
+pub(super) const HISTORY_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A message to send (from `relay`, `chat_message` or `POST /messages/send`).
 #[derive(Clone, Debug, Default)]
-pub struct SendRequest {
+pub(crate) struct SendRequest {
     /// DM recipient.
     pub target: Option<UserId>,
     /// Chat.
@@ -37,7 +37,7 @@ pub struct SendRequest {
 
 /// Result of a send.
 #[derive(Clone, Debug)]
-pub struct SendOutcome {
+pub(crate) struct SendOutcome {
     /// The message id (the first one's, for a duplicate).
     pub message_id: MessageId,
     /// DM recipient.
@@ -76,7 +76,7 @@ pub(crate) struct Recipients {
 
 /// DMs and their delivery state.
 #[derive(Clone, Debug)]
-pub struct MessagesService {
+pub(crate) struct MessagesService {
     pub(super) core: Arc<Core>,
     delivery: super::DeliveryService,
     presence: PresenceService,
@@ -131,7 +131,7 @@ impl MessagesService {
     /// Authorizes, stores durably (message + one queue entry per recipient device and per other
     /// device of the sender), then delivers live. `session` is the sending device.
     #[allow(clippy::manual_async_fn)]
-    pub fn send<'a>(
+    pub(crate) fn send<'a>(
         &'a self,
         auth: &'a Authenticated,
         req: SendRequest,
@@ -401,7 +401,7 @@ impl MessagesService {
     }
 
     /// DM history of the caller with `peer` (no contact required; unknown uids are empty).
-    pub async fn dm_history(
+    pub(crate) async fn dm_history(
         &self,
         auth: &Authenticated,
         peer: UserId,
@@ -416,7 +416,7 @@ impl MessagesService {
     }
 
     /// Chat history: members only (`not_a_member`, also for unknown chats).
-    pub async fn chat_history(
+    pub(crate) async fn chat_history(
         &self,
         auth: &Authenticated,
         chat_id: i64,
@@ -512,7 +512,7 @@ impl MessagesService {
     }
 
     /// Legacy `/history/{uid}`: like [`Self::dm_history`] but requires a current accepted contact.
-    pub async fn legacy_history(
+    pub(crate) async fn legacy_history(
         &self,
         auth: &Authenticated,
         peer: UserId,

@@ -10,7 +10,7 @@ use crate::model::{MessageId, Timestamp, UserId};
 
 /// Which slice of history to read.
 #[derive(Clone, Copy, Debug)]
-pub enum HistoryQuery {
+pub(crate) enum HistoryQuery {
     /// `page`/`per_page`.
     Page {
         /// 1-based page.
@@ -29,7 +29,7 @@ pub enum HistoryQuery {
 
 /// One history entry.
 #[derive(Debug, Serialize)]
-pub struct HistoryItem {
+pub(crate) struct HistoryItem {
     /// Id.
     pub message_id: MessageId,
     /// Author.
@@ -55,7 +55,7 @@ pub struct HistoryItem {
 
 /// A history page, oldest → newest.
 #[derive(Debug, Serialize)]
-pub struct HistoryPage {
+pub(crate) struct HistoryPage {
     /// Payloads, parallel to `items`.
     pub messages: Vec<String>,
     /// Entries.
@@ -78,7 +78,7 @@ impl HistoryPage {
     /// Keeps the newest messages whose frame (payloads escaped, items serialized) stays within
     /// `max_frame` bytes, at least one: the WebSocket `history` reply is one frame, and no
     /// server frame passes 2 MiB (docs/protocol.md §1.5). A cut page has `has_more` and its cursor.
-    pub fn fit_frame(&mut self, max_frame: usize) {
+    pub(crate) fn fit_frame(&mut self, max_frame: usize) {
         let mut used = 256;
         let mut keep = 0;
         for (payload, item) in self.messages.iter().zip(&self.items).rev() {

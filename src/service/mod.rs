@@ -19,13 +19,13 @@ use crate::ephemeral::Ephemeral;
 use crate::push::PushProvider;
 use crate::store::Store;
 
-pub mod accounts;
+pub(crate) mod accounts;
 pub(crate) mod auth;
 pub(crate) mod avatars;
 pub(crate) mod cache;
 mod calls;
 pub(crate) mod chats;
-pub mod cluster;
+pub(crate) mod cluster;
 mod contacts;
 pub(crate) mod delivery;
 mod devices;
@@ -33,7 +33,7 @@ mod error;
 mod error_table;
 pub(crate) mod frames;
 pub(crate) mod hub;
-pub mod ice;
+pub(crate) mod ice;
 mod limits;
 mod manage;
 mod messages;
@@ -49,36 +49,35 @@ pub(crate) mod sessions;
 mod users;
 pub(crate) mod validate;
 
-pub use accounts::{AccountDeleted, AccountExport, AccountsService};
-pub use auth::{
-    AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse,
-};
-pub use avatars::{AvatarUploaded, AvatarsService, ImageType, VisibleAvatar};
-pub use cache::ReadCache;
-pub use calls::CallsService;
-pub use chats::{ChatView, ChatsService, MemberView};
-pub use contacts::{ContactEntry, ContactRequest, ContactsService, PendingRequests};
-pub use delivery::DeliveryService;
-pub use devices::AuthorizeRequest;
-pub use error::{Error, FieldError, Result};
+pub use accounts::AccountDeleted;
+pub(crate) use accounts::AccountsService;
+pub(crate) use auth::{AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest};
+pub(crate) use avatars::{AvatarsService, ImageType};
+pub(crate) use cache::ReadCache;
+pub(crate) use calls::CallsService;
+pub(crate) use chats::ChatsService;
+pub(crate) use contacts::{ContactRequest, ContactsService};
+pub(crate) use delivery::DeliveryService;
+pub(crate) use devices::AuthorizeRequest;
+pub(crate) use error::Result;
+pub use error::{Error, FieldError};
 pub(crate) use error_table::http_reasons;
-pub use error_table::{ErrorRow, WsReason};
-pub use limits::LimitsService;
+pub(crate) use error_table::WsReason;
+pub(crate) use limits::LimitsService;
 pub(crate) use limits::RouteBudget;
-pub use manage::{ManageService, MessageRef};
-pub use messages::{
-    HistoryItem, HistoryPage, HistoryQuery, MessagesService, SendOutcome, SendRequest,
-    HISTORY_MAX_BYTES, MAX_PAYLOAD,
+pub(crate) use manage::{ManageService, MessageRef};
+pub(crate) use messages::{
+    HistoryItem, HistoryQuery, MessagesService, SendOutcome, SendRequest, MAX_PAYLOAD,
 };
-pub use presence::{ContactPresence, ContactStatus, PresenceService};
-pub use push::{PushService, RegisterPush, WebKeysInput, WebSubscriptionInput};
-pub use schedule::{SchedulePage, ScheduleRequest, ScheduleService, ScheduleView};
-pub use sessions::{SessionView, SessionsService};
-pub use users::{ProfileResponse, ProfileUpdate, SecretKeyResponse, UsersService};
+pub(crate) use presence::{ContactStatus, PresenceService};
+pub(crate) use push::{PushService, RegisterPush};
+pub(crate) use schedule::{ScheduleRequest, ScheduleService};
+pub(crate) use sessions::SessionsService;
+pub(crate) use users::{ProfileUpdate, UsersService};
 
 /// Backends, keys and settings shared by all services.
 #[derive(Debug)]
-pub struct Core {
+pub(crate) struct Core {
     /// Durable state.
     pub store: Arc<dyn Store>,
     /// Ephemeral state and bus.
@@ -136,7 +135,7 @@ impl Core {
 
 /// One service per domain.
 #[derive(Clone, Debug)]
-pub struct Services {
+pub(crate) struct Services {
     /// Registration, login, token and CSRF checks.
     pub auth: AuthService,
     /// Profiles and E2E key material.
@@ -172,7 +171,7 @@ pub struct Services {
 
 impl Services {
     /// Builds the services over shared backends.
-    pub fn new(core: Core) -> Self {
+    pub(crate) fn new(core: Core) -> Self {
         let core = Arc::new(core);
         let auth = AuthService::new(core.clone());
         let push = PushService::new(core.clone());
@@ -221,14 +220,14 @@ impl Services {
     }
 
     /// The shared core.
-    pub fn core(&self) -> &Arc<Core> {
+    pub(crate) fn core(&self) -> &Arc<Core> {
         &self.core
     }
 }
 
 /// What the transport knows about the client of one request.
 #[derive(Clone, Debug)]
-pub struct ClientInfo {
+pub(crate) struct ClientInfo {
     /// Client IP (the peer, or the first `X-Forwarded-For` address of a trusted proxy).
     pub ip: IpAddr,
     /// `User-Agent`, possibly empty.
@@ -236,7 +235,7 @@ pub struct ClientInfo {
 }
 
 /// 32 random bytes as 43 chars of URL-safe base64 (CSRF, device tokens, `jti`).
-pub fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
     URL_SAFE_NO_PAD.encode(b)

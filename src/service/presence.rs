@@ -15,8 +15,6 @@ use crate::store::ContactState;
 
 mod chat_typing;
 
-pub use chat_typing::ContactPresence;
-
 /// Coalescing window of forwarded `typing_start` frames.
 const TYPING_FORWARD_EVERY: Duration = Duration::from_secs(3);
 /// How long a shared announced status outlives the last change: as long as a last-seen time,
@@ -36,7 +34,7 @@ struct Settings {
 
 /// A contact's presence as `pong` and `/statuses` report it.
 #[derive(Clone, Debug, Serialize)]
-pub struct ContactStatus {
+pub(crate) struct ContactStatus {
     /// `online` | `away` | `offline` (pong), or the `/statuses` forms.
     pub status: String,
     /// Typing in the DM with the caller.
@@ -45,7 +43,7 @@ pub struct ContactStatus {
 
 /// Presence and typing.
 #[derive(Clone, Debug)]
-pub struct PresenceService {
+pub(crate) struct PresenceService {
     core: Arc<Core>,
     /// Last value announced per user, to send `status_change` only on changes.
     announced: Arc<DashMap<UserId, &'static str>>,
@@ -100,7 +98,7 @@ impl PresenceService {
     }
 
     /// `online` | `away` | `offline` as others see it.
-    pub async fn status_of(&self, user: UserId) -> &'static str {
+    pub(crate) async fn status_of(&self, user: UserId) -> &'static str {
         let live = self.core.all_away(user);
         if live.is_some() && !self.invisible_among(&[user]).await.is_empty() {
             return "offline";
@@ -243,7 +241,7 @@ impl PresenceService {
     }
 
     /// When `user` was last online (or switched to invisible).
-    pub async fn last_seen(&self, user: UserId) -> Option<Timestamp> {
+    pub(crate) async fn last_seen(&self, user: UserId) -> Option<Timestamp> {
         let sealed = self
             .core
             .ephemeral
@@ -265,7 +263,7 @@ impl PresenceService {
 
     /// `POST /status/offline` (`true`) and `/status/online` (`false`): kept in the store,
     /// sealed, so it survives restarts.
-    pub async fn set_invisible(&self, user: UserId, on: bool) -> Result<()> {
+    pub(crate) async fn set_invisible(&self, user: UserId, on: bool) -> Result<()> {
         if on {
             self.touch_last_seen(user).await;
         }
@@ -341,7 +339,7 @@ impl PresenceService {
     }
 
     /// `typing_start` in the DM with `to`: at most one forwarded per 3 s.
-    pub async fn typing_start(&self, auth: &Authenticated, to: UserId) -> Result<()> {
+    pub(crate) async fn typing_start(&self, auth: &Authenticated, to: UserId) -> Result<()> {
         self.require_contact(auth.user, to).await?;
         let ttl = Duration::from_secs(self.core.config.realtime.typing_ttl.max(1));
         self.core
@@ -369,7 +367,7 @@ impl PresenceService {
     }
 
     /// `typing_stop` in the DM with `to`.
-    pub async fn typing_stop(&self, auth: &Authenticated, to: UserId) -> Result<()> {
+    pub(crate) async fn typing_stop(&self, auth: &Authenticated, to: UserId) -> Result<()> {
         self.require_contact(auth.user, to).await?;
         self.stop(auth.user, to).await;
         Ok(())
@@ -410,7 +408,7 @@ impl PresenceService {
     }
 
     /// True while `from` is typing in the DM with `to`.
-    pub async fn is_typing(&self, from: UserId, to: UserId) -> bool {
+    pub(crate) async fn is_typing(&self, from: UserId, to: UserId) -> bool {
         matches!(
             self.core.ephemeral.get(&Self::typing_key(from, to)).await,
             Ok(Some(_))
@@ -420,7 +418,10 @@ impl PresenceService {
     /// `pong.contacts_status`: every accepted contact's live status and typing flag, by uid.
     /// Two batched reads whatever the number of contacts: the invisible flags of those
     /// connected, and every typing flag.
-    pub async fn contacts_status(&self, user: UserId) -> Result<BTreeMap<UserId, ContactStatus>> {
+    pub(crate) async fn contacts_status(
+        &self,
+        user: UserId,
+    ) -> Result<BTreeMap<UserId, ContactStatus>> {
         let contacts = self.contacts(user).await?;
         let live: Vec<Option<bool>> = contacts.iter().map(|c| self.core.all_away(*c)).collect();
         let connected: Vec<UserId> = contacts
@@ -458,7 +459,7 @@ impl PresenceService {
     }
 
     /// `/statuses` form of one user's status as seen by `viewer`.
-    pub async fn status_for(&self, viewer: UserId, user: UserId) -> Result<ContactStatus> {
+    pub(crate) async fn status_for(&self, viewer: UserId, user: UserId) -> Result<ContactStatus> {
         let rel = self.core.store.relationship(viewer, user).await?;
         if viewer == user || rel.map(|r| r.state) != Some(ContactState::Accepted) {
             return Ok(ContactStatus {

@@ -46,7 +46,7 @@ const MAX_KEY: usize = 256;
 
 /// `POST /register_push` body.
 #[derive(Debug, Default, Deserialize)]
-pub struct RegisterPush {
+pub(crate) struct RegisterPush {
     /// `web` (default), `android` or `ios`.
     #[serde(default)]
     pub platform: Option<String>,
@@ -112,7 +112,7 @@ impl RegisterPush {
 
 /// A browser's `PushSubscription.toJSON()`.
 #[derive(Debug, Deserialize)]
-pub struct WebSubscriptionInput {
+pub(crate) struct WebSubscriptionInput {
     /// Push service URL.
     pub endpoint: String,
     /// `p256dh` and `auth`.
@@ -121,7 +121,7 @@ pub struct WebSubscriptionInput {
 
 /// Keys of a Web Push subscription.
 #[derive(Debug, Deserialize)]
-pub struct WebKeysInput {
+pub(crate) struct WebKeysInput {
     /// Client public key, base64url.
     pub p256dh: String,
     /// Client auth secret, base64url.
@@ -130,7 +130,7 @@ pub struct WebKeysInput {
 
 /// Push registrations and notification dispatch.
 #[derive(Clone, Debug)]
-pub struct PushService {
+pub(crate) struct PushService {
     core: Arc<Core>,
     dispatch: Arc<Semaphore>,
     in_flight: Arc<Semaphore>,
@@ -159,11 +159,6 @@ impl PushService {
         }
     }
 
-    /// Notifications dropped because a bound on deliveries was reached (see the module docs).
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
     fn drop_one(&self, why: &'static str) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         self.core.metrics.push(PushResult::Dropped);
@@ -188,7 +183,7 @@ impl PushService {
     }
 
     /// Registers push for the calling device, replacing its previous registration.
-    pub async fn register(&self, auth: &Authenticated, req: RegisterPush) -> Result<()> {
+    pub(crate) async fn register(&self, auth: &Authenticated, req: RegisterPush) -> Result<()> {
         let sub = req.check(self.core.config.push.allow_http)?;
         if let PushSubscription::Web { endpoint, .. } = &sub {
             let Some((host, port)) = endpoint_host(endpoint) else {

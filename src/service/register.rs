@@ -64,7 +64,7 @@ impl AuthService {
     // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
     // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
     #[allow(clippy::manual_async_fn)]
-    pub fn register<'a>(
+    pub(crate) fn register<'a>(
         &'a self,
         req: RegisterRequest,
         client: &'a ClientInfo,

@@ -64,7 +64,7 @@ const CLIENT_ID_PREFIX: &str = "@schedule:";
 
 /// A message to schedule.
 #[derive(Clone, Debug)]
-pub struct ScheduleRequest {
+pub(crate) struct ScheduleRequest {
     /// The message, as `/messages/send` takes it (`client_id`: the schedule's idempotency key).
     pub send: SendRequest,
     /// When to send it.
@@ -73,7 +73,7 @@ pub struct ScheduleRequest {
 
 /// One pending scheduled message, as its owner sees it.
 #[derive(Debug, Serialize)]
-pub struct ScheduleView {
+pub(crate) struct ScheduleView {
     /// Its id.
     pub schedule_id: ScheduleId,
     /// DM recipient.
@@ -109,7 +109,7 @@ impl From<ScheduledMessage> for ScheduleView {
 
 /// One page of the caller's pending schedules (docs/protocol.md §1.4 page mode).
 #[derive(Debug, Serialize)]
-pub struct SchedulePage {
+pub(crate) struct SchedulePage {
     /// Due soonest first.
     pub items: Vec<ScheduleView>,
     /// Page.
@@ -142,7 +142,7 @@ struct Wake {
 
 /// Scheduled messages: accepting, listing, cancelling, and the scheduler.
 #[derive(Clone, Debug)]
-pub struct ScheduleService {
+pub(crate) struct ScheduleService {
     core: Arc<Core>,
     messages: MessagesService,
     wake: Arc<Wake>,
@@ -163,7 +163,11 @@ impl ScheduleService {
 
     /// `POST /schedule/message`: validates, authorizes as a send would now, stores. A repeated
     /// `client_id` of the same device (while its schedule is pending) returns the first id.
-    pub async fn schedule(&self, auth: &Authenticated, req: ScheduleRequest) -> Result<ScheduleId> {
+    pub(crate) async fn schedule(
+        &self,
+        auth: &Authenticated,
+        req: ScheduleRequest,
+    ) -> Result<ScheduleId> {
         let now = Timestamp::now();
         if req.when <= now {
             return Err(Error::field("when", "must be in the future"));
@@ -210,7 +214,7 @@ impl ScheduleService {
     }
 
     /// `GET /schedule`: the caller's pending schedules, due soonest first.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         auth: &Authenticated,
         page: u64,
@@ -233,7 +237,7 @@ impl ScheduleService {
 
     /// `DELETE /schedule/{id}`: cancels one of the caller's pending schedules. Someone else's,
     /// an unknown one, and one already sent (or being sent right now) are `schedule_not_found`.
-    pub async fn cancel(&self, auth: &Authenticated, id: ScheduleId) -> Result<()> {
+    pub(crate) async fn cancel(&self, auth: &Authenticated, id: ScheduleId) -> Result<()> {
         let now = Timestamp::now();
         if self.core.store.cancel_schedule(auth.user, id, now).await? {
             Ok(())

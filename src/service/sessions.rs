@@ -10,7 +10,7 @@ use crate::model::{DeviceType, Session, SessionId, Timestamp, UserId};
 
 /// One active session as `GET /sessions` shows it.
 #[derive(Debug, Serialize)]
-pub struct SessionView {
+pub(crate) struct SessionView {
     /// Session id.
     pub id: SessionId,
     /// Device id.
@@ -31,7 +31,7 @@ pub struct SessionView {
 
 /// Session management.
 #[derive(Clone, Debug)]
-pub struct SessionsService {
+pub(crate) struct SessionsService {
     core: Arc<Core>,
     calls: super::calls::CallsService,
 }
@@ -60,7 +60,7 @@ impl SessionsService {
     }
 
     /// Active sessions, most recent activity first.
-    pub async fn list(&self, auth: &Authenticated) -> Result<Vec<SessionView>> {
+    pub(crate) async fn list(&self, auth: &Authenticated) -> Result<Vec<SessionView>> {
         let sessions = self.core.store.sessions_of(auth.user).await?;
         let mut views = sessions
             .iter()
@@ -92,7 +92,7 @@ impl SessionsService {
     }
 
     /// Revokes one other session of the caller.
-    pub async fn revoke(&self, auth: &Authenticated, id: SessionId) -> Result<()> {
+    pub(crate) async fn revoke(&self, auth: &Authenticated, id: SessionId) -> Result<()> {
         if id == auth.session {
             return Err(Error::CannotRevokeCurrent);
         }
@@ -104,7 +104,7 @@ impl SessionsService {
     }
 
     /// Revokes every other session of the caller; returns how many.
-    pub async fn revoke_others(&self, auth: &Authenticated) -> Result<usize> {
+    pub(crate) async fn revoke_others(&self, auth: &Authenticated) -> Result<usize> {
         let ids = self
             .core
             .store
@@ -117,7 +117,7 @@ impl SessionsService {
     }
 
     /// Revokes the caller's own session.
-    pub async fn logout(&self, auth: &Authenticated) -> Result<()> {
+    pub(crate) async fn logout(&self, auth: &Authenticated) -> Result<()> {
         self.core
             .store
             .revoke_session(auth.user, auth.session)

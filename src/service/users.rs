@@ -13,7 +13,7 @@ use crate::store::ContactState;
 
 /// `GET /profile` answer. `csrf_token` and `phone` appear only on the caller's own profile.
 #[derive(Debug, Serialize)]
-pub struct ProfileResponse {
+pub(crate) struct ProfileResponse {
     /// The caller's CSRF token (own profile only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csrf_token: Option<String>,
@@ -36,7 +36,7 @@ pub struct ProfileResponse {
 
 /// `PUT /profile` body: every field optional; null or absent leaves it unchanged.
 #[derive(Default, Deserialize)]
-pub struct ProfileUpdate {
+pub(crate) struct ProfileUpdate {
     /// New name.
     #[serde(default)]
     pub name: Option<String>,
@@ -90,7 +90,7 @@ super::auth::redacted_debug!(ProfileUpdate {} hides { name, nickname, username, 
 
 /// `GET /e2e/secret_key` answer.
 #[derive(Debug, Serialize)]
-pub struct SecretKeyResponse {
+pub(crate) struct SecretKeyResponse {
     /// The stored backup or null.
     pub ciphertext: Option<String>,
     /// When it was stored.
@@ -100,7 +100,7 @@ pub struct SecretKeyResponse {
 
 /// Profiles and keys.
 #[derive(Clone, Debug)]
-pub struct UsersService {
+pub(crate) struct UsersService {
     core: Arc<Core>,
     auth: AuthService,
     contacts: super::ContactsService,
@@ -124,7 +124,7 @@ impl UsersService {
 
     /// The caller's own profile (with phone and CSRF token), or — with `of` — an accepted
     /// contact's public profile. Anyone else, known or not, is `NotAContact`.
-    pub async fn profile(
+    pub(crate) async fn profile(
         &self,
         auth: &Authenticated,
         of: Option<UserId>,
@@ -169,7 +169,7 @@ impl UsersService {
     // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
     // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
     #[allow(clippy::manual_async_fn)]
-    pub fn update_profile<'a>(
+    pub(crate) fn update_profile<'a>(
         &'a self,
         auth: &'a Authenticated,
         req: ProfileUpdate,
@@ -231,7 +231,7 @@ impl UsersService {
     // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
     // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
     #[allow(clippy::manual_async_fn)]
-    pub fn set_public_key<'a>(
+    pub(crate) fn set_public_key<'a>(
         &'a self,
         auth: &'a Authenticated,
         pem: &'a str,
@@ -258,7 +258,7 @@ impl UsersService {
     // Written as `impl Future + Send` (not `async fn`) so the Send bound is proven here:
     // rustc cannot prove it through the handler fn-pointer coercion otherwise (rust#110338).
     #[allow(clippy::manual_async_fn)]
-    pub fn put_secret_key<'a>(
+    pub(crate) fn put_secret_key<'a>(
         &'a self,
         auth: &'a Authenticated,
         ciphertext: &'a str,
@@ -280,7 +280,7 @@ impl UsersService {
     }
 
     /// The caller's secret-key backup.
-    pub async fn secret_key(&self, auth: &Authenticated) -> Result<SecretKeyResponse> {
+    pub(crate) async fn secret_key(&self, auth: &Authenticated) -> Result<SecretKeyResponse> {
         match self.core.store.secret_key(auth.user).await? {
             None => Ok(SecretKeyResponse {
                 ciphertext: None,

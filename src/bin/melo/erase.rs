@@ -36,7 +36,7 @@ pub(crate) async fn delete(
         builder = builder.ephemeral(Arc::new(ephemeral));
     }
     let melo = builder.build()?;
-    let result = melo.services().accounts.delete_account(uid).await;
+    let result = melo.delete_account(uid).await;
     melo.shutdown().await;
     let done = result?;
     Ok(json!({"deleted": done, "sessions_revoked": revoked}))

@@ -17,30 +17,30 @@ use crate::service::{Authenticated, Error, Result};
 use crate::store::{ContactState, HistoryPageSpec};
 
 /// Sessions listed, newest first (revoked ones included).
-pub const MAX_SESSIONS: u64 = 200;
+pub(crate) const MAX_SESSIONS: u64 = 200;
 /// Contact relationships listed (accepted first).
-pub const MAX_CONTACTS: u64 = 2000;
+pub(crate) const MAX_CONTACTS: u64 = 2000;
 /// Chats listed, newest first.
-pub const MAX_CHATS: u64 = 500;
+pub(crate) const MAX_CHATS: u64 = 500;
 /// Conversations (DMs with accepted contacts, then chats) whose messages are counted.
-pub const MAX_CONVERSATIONS: usize = 500;
+pub(crate) const MAX_CONVERSATIONS: usize = 500;
 /// Newest messages described per conversation.
-pub const MESSAGES_PER_CONVERSATION: u64 = 20;
+pub(crate) const MESSAGES_PER_CONVERSATION: u64 = 20;
 /// Messages described in all.
-pub const MAX_MESSAGES: usize = 2000;
+pub(crate) const MAX_MESSAGES: usize = 2000;
 /// Stored payload bytes read per conversation to describe its newest messages (the payloads
 /// are not exported; the newest message is read whatever its size).
-pub const MESSAGE_BYTES_PER_CONVERSATION: u64 = 1 << 20;
+pub(crate) const MESSAGE_BYTES_PER_CONVERSATION: u64 = 1 << 20;
 /// Pending scheduled messages listed, due soonest first (without their payloads).
-pub const MAX_SCHEDULED: u64 = 1000;
+pub(crate) const MAX_SCHEDULED: u64 = 1000;
 /// Exports one user may ask for per [`EXPORT_WINDOW`].
-pub const EXPORTS_PER_WINDOW: u64 = 5;
+pub(crate) const EXPORTS_PER_WINDOW: u64 = 5;
 /// The window of [`EXPORTS_PER_WINDOW`].
-pub const EXPORT_WINDOW: Duration = Duration::from_secs(3600);
+pub(crate) const EXPORT_WINDOW: Duration = Duration::from_secs(3600);
 
 /// A list that may have been cut at its cap.
 #[derive(Debug, Serialize)]
-pub struct Capped<T> {
+pub(crate) struct Capped<T> {
     /// How many there are in all.
     pub total: u64,
     /// True when `items` holds fewer than `total`.
@@ -61,7 +61,7 @@ impl<T> Capped<T> {
 
 /// The profile, opened.
 #[derive(Debug, Serialize)]
-pub struct ExportProfile {
+pub(crate) struct ExportProfile {
     /// uid.
     pub unique_id: UserId,
     /// E.164 phone.
@@ -82,7 +82,7 @@ pub struct ExportProfile {
 
 /// The avatar's metadata; the image itself is at `url`.
 #[derive(Debug, Serialize)]
-pub struct ExportAvatar {
+pub(crate) struct ExportAvatar {
     /// `image/png`, `image/jpeg` or `image/webp`.
     pub mime: String,
     /// Entity tag.
@@ -95,7 +95,7 @@ pub struct ExportAvatar {
 
 /// The secret-key backup as the client stored it (client-encrypted).
 #[derive(Debug, Serialize)]
-pub struct ExportSecretKey {
+pub(crate) struct ExportSecretKey {
     /// The ciphertext as uploaded.
     pub ciphertext: String,
     /// When it was stored.
@@ -104,7 +104,7 @@ pub struct ExportSecretKey {
 
 /// One session, opened.
 #[derive(Debug, Serialize)]
-pub struct ExportSession {
+pub(crate) struct ExportSession {
     /// Session id.
     pub session_id: SessionId,
     /// Device id.
@@ -127,7 +127,7 @@ pub struct ExportSession {
 
 /// One push registration, opened.
 #[derive(Debug, Serialize)]
-pub struct ExportPush {
+pub(crate) struct ExportPush {
     /// The session (device) it belongs to.
     pub session_id: SessionId,
     /// The registration as the device sent it.
@@ -136,7 +136,7 @@ pub struct ExportPush {
 
 /// One contact relationship.
 #[derive(Debug, Serialize)]
-pub struct ExportContact {
+pub(crate) struct ExportContact {
     /// The other user.
     pub unique_id: UserId,
     /// `accepted` or `pending`.
@@ -151,7 +151,7 @@ pub struct ExportContact {
 
 /// One chat and the caller's place in it.
 #[derive(Debug, Serialize)]
-pub struct ExportChat {
+pub(crate) struct ExportChat {
     /// Chat id.
     pub chat_id: i64,
     /// `chat` or `channel`.
@@ -175,7 +175,7 @@ pub struct ExportChat {
 
 /// What the server holds about one message (its payload is client ciphertext, not included).
 #[derive(Debug, Serialize)]
-pub struct ExportMessage {
+pub(crate) struct ExportMessage {
     /// Id.
     pub message_id: MessageId,
     /// Author.
@@ -204,7 +204,7 @@ pub struct ExportMessage {
 
 /// One conversation: how many messages the server holds, and the newest ones described.
 #[derive(Debug, Serialize)]
-pub struct ExportConversation {
+pub(crate) struct ExportConversation {
     /// The DM peer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_id: Option<UserId>,
@@ -220,7 +220,7 @@ pub struct ExportConversation {
 /// One pending scheduled message, described: its payload is the user's own ciphertext, read
 /// with `GET /schedule`.
 #[derive(Debug, Serialize)]
-pub struct ExportScheduled {
+pub(crate) struct ExportScheduled {
     /// Its id.
     pub schedule_id: crate::store::ScheduleId,
     /// DM recipient.
@@ -237,7 +237,7 @@ pub struct ExportScheduled {
 
 /// `GET /account/export`.
 #[derive(Debug, Serialize)]
-pub struct AccountExport {
+pub(crate) struct AccountExport {
     /// When this document was made.
     pub exported_at: Timestamp,
     /// The profile.
@@ -268,7 +268,7 @@ pub struct AccountExport {
 
 impl AccountsService {
     /// `GET /account/export`: at most [`EXPORTS_PER_WINDOW`] per [`EXPORT_WINDOW`] per user.
-    pub async fn export(&self, auth: &Authenticated) -> Result<AccountExport> {
+    pub(crate) async fn export(&self, auth: &Authenticated) -> Result<AccountExport> {
         self.export_allowed(auth.user).await?;
         let core = &self.core;
         let store = &core.store;

@@ -19,9 +19,7 @@ use super::{
 use crate::model::UserId;
 use crate::store::ErasedAccount;
 
-pub mod export;
-
-pub use export::AccountExport;
+pub(crate) mod export;
 
 /// Longest password `DELETE /account` accepts (the rule of passwords, docs/protocol.md §1.5).
 const MAX_PASSWORD_CHARS: usize = 128;
@@ -38,8 +36,9 @@ pub(crate) fn password_input(password: &str) -> Result<()> {
     Ok(())
 }
 
-/// What [`AccountsService::delete_account`] did.
+/// What [`Melo::delete_account`](crate::Melo::delete_account) did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct AccountDeleted {
     /// The erased account's uid (never handed out again).
     pub user_id: UserId,
@@ -73,7 +72,7 @@ impl AccountDeleted {
 
 /// Account deletion and export.
 #[derive(Clone, Debug)]
-pub struct AccountsService {
+pub(crate) struct AccountsService {
     core: Arc<Core>,
     sessions: SessionsService,
     contacts: ContactsService,
@@ -116,7 +115,7 @@ impl AccountsService {
     /// delivered stay with their recipients.
     ///
     /// `UserNotFound` when there is no such account (already deleted, say).
-    pub async fn delete_account(&self, user: UserId) -> Result<AccountDeleted> {
+    pub(crate) async fn delete_account(&self, user: UserId) -> Result<AccountDeleted> {
         let Some(erased) = self.core.store.erase_user(user).await? else {
             return Err(Error::UserNotFound);
         };
@@ -162,7 +161,7 @@ impl AccountsService {
     /// password is `Forbidden` (as a wrong `current_password` of `PUT /profile`) and counts as
     /// a failed login of the account from the client's address (docs/protocol.md §3.4: enough of them
     /// lock it, `LoginLocked`); nothing is deleted then.
-    pub async fn delete_own_account(
+    pub(crate) async fn delete_own_account(
         &self,
         auth: &Authenticated,
         password: &str,

@@ -52,7 +52,7 @@ impl CallsService {
 
     /// Runs the call timers that are due, on whichever node takes them first (every node
     /// sweeps, see the server's background tasks); returns how many ran.
-    pub async fn sweep(&self) -> usize {
+    pub(crate) async fn sweep(&self) -> usize {
         let now = crate::model::Timestamp::now().millis();
         let due = match self
             .core

@@ -19,7 +19,7 @@ impl ChatsService {
     /// (module docs) with `messages_read`. `NotAMember` unless the caller is a member (unknown
     /// chats included); `MessageNotFound` unless the message exists in that chat. Returns
     /// whether the marker moved.
-    pub async fn mark_read(
+    pub(crate) async fn mark_read(
         &self,
         auth: &Authenticated,
         chat_id: i64,

@@ -50,20 +50,4 @@ impl Cluster {
         self.published_notes
             .fetch_add(notes as u64, Ordering::Relaxed);
     }
-
-    /// Notes dropped because the publisher could not keep up.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Bus messages this node published (a message bundles the notes queued meanwhile for one
-    /// destination).
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
-    }
-
-    /// Notes this node published.
-    pub fn published_notes(&self) -> u64 {
-        self.published_notes.load(Ordering::Relaxed)
-    }
 }

@@ -34,7 +34,7 @@ pub(crate) use window::EntryMeta;
 
 /// The at-least-once delivery of durable frames (see the module docs).
 #[derive(Clone, Debug)]
-pub struct DeliveryService {
+pub(crate) struct DeliveryService {
     core: Arc<Core>,
 }
 
@@ -231,7 +231,7 @@ impl DeliveryService {
     /// `QUEUE_MAX` or `QUEUE_TTL` get their `gap`, history past `HISTORY_TTL` goes, and
     /// `client_id`s older than `QUEUE_TTL` are forgotten. Failures are logged; the next pass
     /// tries again.
-    pub async fn sweep(&self) {
+    pub(crate) async fn sweep(&self) {
         let core = &self.core;
         let m = &core.config.messages;
         let now = Timestamp::now().millis();

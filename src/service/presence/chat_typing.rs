@@ -17,7 +17,7 @@ use crate::service::{Authenticated, Error, Result};
 
 /// One contact as `GET /status/contacts` shows it.
 #[derive(Clone, Debug, Serialize)]
-pub struct ContactPresence {
+pub(crate) struct ContactPresence {
     /// The contact.
     pub user_id: UserId,
     /// `online` | `away` | `offline`.
@@ -41,7 +41,12 @@ impl PresenceService {
     /// required (`NotAMember`, also for unknown chats), channels refused (`Forbidden`).
     /// Forwarded to the other members' online devices (starts coalesced per 3 s); never stored
     /// durably. A start records the chat as the one `auth.user` types in; a stop clears it.
-    pub async fn typing_chat(&self, auth: &Authenticated, chat_id: i64, start: bool) -> Result<()> {
+    pub(crate) async fn typing_chat(
+        &self,
+        auth: &Authenticated,
+        chat_id: i64,
+        start: bool,
+    ) -> Result<()> {
         let user = auth.user;
         let store = &self.core.store;
         if store.member(chat_id, user).await?.is_none() {
@@ -116,7 +121,11 @@ impl PresenceService {
     /// `POST /status/typing`: `Some(chat)` acts as `typing_start` in that chat; `None` as
     /// `typing_stop` in the chat the caller is typing in (nothing when none; when the caller
     /// has left that chat meanwhile, the record is dropped without a frame).
-    pub async fn typing_http(&self, auth: &Authenticated, chat_id: Option<i64>) -> Result<()> {
+    pub(crate) async fn typing_http(
+        &self,
+        auth: &Authenticated,
+        chat_id: Option<i64>,
+    ) -> Result<()> {
         if let Some(chat) = chat_id {
             return self.typing_chat(auth, chat, true).await;
         }
@@ -234,7 +243,7 @@ impl PresenceService {
 
     /// `GET /status/me`'s `is_typing_in_chat`: the chat `user` is typing in while still a
     /// member. Best effort like every typing read: an unreachable backend shows none.
-    pub async fn own_typing_chat(&self, user: UserId) -> Option<i64> {
+    pub(crate) async fn own_typing_chat(&self, user: UserId) -> Option<i64> {
         let chat = self.typing_in_raw(user).await.ok().flatten()?;
         self.visible_typing(user, vec![(user, chat)])
             .await
@@ -245,7 +254,7 @@ impl PresenceService {
     /// chat it is typing in (only one the caller is a member of too). Batched: one store read
     /// of the invisible flags, one ephemeral read of every last-seen time and one of every
     /// typing record, whatever the number of contacts.
-    pub async fn contacts_presence(&self, user: UserId) -> Result<Vec<ContactPresence>> {
+    pub(crate) async fn contacts_presence(&self, user: UserId) -> Result<Vec<ContactPresence>> {
         let contacts = self.contacts(user).await?;
         let live: Vec<Option<bool>> = contacts.iter().map(|c| self.core.all_away(*c)).collect();
         let connected: Vec<UserId> = contacts
