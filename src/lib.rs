@@ -60,6 +60,9 @@ pub mod rekey;
 pub mod server;
 pub mod service;
 pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
@@ -90,3 +93,8 @@ pub use store::{MemoryStore, Migrations, Store};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The Rust examples of `docs/custom-backend.md`, compiled as doctests.
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../docs/custom-backend.md")]
+pub struct CustomBackendDoctests;
