@@ -1,7 +1,7 @@
 //! Server configuration: plain data with documented defaults.
 //!
 //! The library never reads the environment or files; the `melo` binary maps the environment
-//! variables listed in the README's Configuration section onto these fields.
+//! variables listed in the repository's `docs/configuration.md` onto these fields.
 
 use std::fmt;
 use std::time::Duration;

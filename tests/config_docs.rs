@@ -1,5 +1,6 @@
-//! Every variable the `melo` binary reads (as `melo --help` lists them) is documented in `.env.example` and in the README's
-//! configuration table, and every documented variable is read (no stale documentation).
+//! Every variable the `melo` binary reads (as `melo --help` lists them) is documented in
+//! `.env.example` and in a table row of `docs/configuration.md`, and every variable either of them
+//! documents is read (no stale documentation).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -46,6 +47,30 @@ fn in_env_example() -> BTreeSet<String> {
         .collect()
 }
 
+/// The variables named in the first column of the tables of `docs/configuration.md`
+/// (`` | `NAME` | `` rows; a row may name two, as `` `A` / `B` ``).
+fn in_configuration_tables() -> BTreeSet<String> {
+    read("docs/configuration.md")
+        .lines()
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|row| row.split(" | ").next())
+        .flat_map(|first| {
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|name| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .collect()
+}
+
 #[test]
 fn every_variable_is_documented_and_every_documented_one_is_read() {
     let read_vars = read_by_binary();
@@ -60,15 +85,25 @@ fn every_variable_is_documented_and_every_documented_one_is_read() {
         assert!(read_vars.contains(must), "{must} not found in the sources");
     }
     let example = in_env_example();
-    let readme = read("README.md");
+    let tables = in_configuration_tables();
+    assert!(
+        tables.len() >= 50,
+        "parsed the tables of docs/configuration.md: {tables:?}"
+    );
     for var in &read_vars {
         assert!(
             example.contains(var),
             "{var} is read but not in .env.example"
         );
         assert!(
-            readme.contains(&format!("`{var}`")),
-            "{var} is read but not in the README"
+            tables.contains(var),
+            "{var} is read but has no row in the tables of docs/configuration.md"
+        );
+    }
+    for var in &tables {
+        assert!(
+            read_vars.contains(var),
+            "{var} has a row in docs/configuration.md but the server does not read it"
         );
     }
     for var in &example {

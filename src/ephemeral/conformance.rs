@@ -1,6 +1,9 @@
 //! One behaviour suite for every [`Ephemeral`] backend. Uses real (short) time so networked
-//! backends run it unchanged.
+//! backends run it unchanged. With feature `testing`, [`crate::testing::ephemeral_conformance`]
+//! runs the same cases for backends outside the crate.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,22 +11,11 @@ use bytes::Bytes;
 
 use super::{Ephemeral, RateDecision};
 
-/// Expands to a test module running every case against a fresh backend from `make`. With
-/// `optional`, `make` yields an `Option`, and `None` (backend not configured) skips the case.
-macro_rules! ephemeral_conformance {
-    ($name:ident, optional $make:expr) => {
-        mod $name {
-            $crate::ephemeral::conformance::ephemeral_conformance!(@cases $make;
-                set_get_take_delete, conditional, values_expire, counters, rate_limit_window_and_block, deadlines, bus, ping);
-        }
-    };
-    ($name:ident, $make:expr) => {
-        $crate::ephemeral::conformance::ephemeral_conformance!($name, optional async {
-            let e: std::sync::Arc<dyn $crate::ephemeral::Ephemeral> = $make.await;
-            Some(e)
-        });
-    };
-    (@cases $make:expr; $($case:ident),*) => {
+/// Calls back `ephemeral_cases!(@$mode ($args); case, case, ...)` with every case of the suite:
+/// the one list behind both the crate's unit tests and [`cases`] (what
+/// [`crate::testing::ephemeral_conformance`] runs).
+macro_rules! ephemeral_cases {
+    (@tests ($make:expr); $($case:ident),*) => {
         $(
             #[tokio::test]
             async fn $case() {
@@ -33,8 +25,49 @@ macro_rules! ephemeral_conformance {
             }
         )*
     };
+    (@table (); $($case:ident),*) => {
+        /// Every case of the suite, by name, in the suite's order.
+        #[cfg_attr(all(test, not(feature = "testing")), allow(dead_code))]
+        pub(crate) fn cases() -> Vec<(&'static str, Case)> {
+            vec![$((
+                stringify!($case),
+                (|e: Arc<dyn Ephemeral>| -> Pin<Box<dyn Future<Output = ()> + Send>> {
+                    Box::pin($case(e))
+                }) as Case,
+            )),*]
+        }
+    };
+    ($mode:ident $args:tt) => {
+        $crate::ephemeral::conformance::ephemeral_cases!(@$mode $args;
+            set_get_take_delete, conditional, values_expire, counters, rate_limit_window_and_block,
+            deadlines, bus, ping);
+    };
 }
+pub(crate) use ephemeral_cases;
+
+/// Expands to a test module running every case against a fresh backend from `make`. With
+/// `optional`, `make` yields an `Option`, and `None` (backend not configured) skips the case.
+#[cfg(test)]
+macro_rules! ephemeral_conformance {
+    ($name:ident, optional $make:expr) => {
+        mod $name {
+            $crate::ephemeral::conformance::ephemeral_cases!(tests ($make));
+        }
+    };
+    ($name:ident, $make:expr) => {
+        $crate::ephemeral::conformance::ephemeral_conformance!($name, optional async {
+            let e: std::sync::Arc<dyn $crate::ephemeral::Ephemeral> = $make.await;
+            Some(e)
+        });
+    };
+}
+#[cfg(test)]
 pub(crate) use ephemeral_conformance;
+
+/// One case of the suite: a run against a fresh backend, panicking when it misbehaves.
+pub(crate) type Case = fn(Arc<dyn Ephemeral>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+ephemeral_cases!(table());
 
 fn key(name: &str) -> String {
     // Unique per run so shared backends (Redis) never see stale keys.

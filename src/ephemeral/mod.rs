@@ -26,7 +26,7 @@ mod redis;
 pub use self::redis::{RedisEphemeral, DEFAULT_PREFIX as REDIS_DEFAULT_PREFIX};
 pub use memory::MemoryEphemeral;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub(crate) mod conformance;
 
 /// Errors of the ephemeral backend.

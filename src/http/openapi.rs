@@ -365,7 +365,7 @@ pub(crate) fn document<'a>(
     Ok(json!({
         "openapi": "3.1.0",
         "info": {"title": "Melo", "version": version,
-                 "description": "Privacy-first messenger server. Wire contract: this document and the README. \
+                 "description": "Privacy-first messenger server. Wire contract: this document and docs/protocol.md in the repository. \
                                  Every error is the envelope `Error`."},
         "tags": openapi_errors::TAGS
             .iter()

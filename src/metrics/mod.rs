@@ -1,6 +1,6 @@
 //! Prometheus metrics of one node, served by `GET /metrics` (docs/protocol.md §4.1).
 //!
-//! One [`Metrics`] per server, held by [`Core`](crate::service::Core). Counters are plain
+//! One [`Metrics`] per server, held by the services' shared core. Counters are plain
 //! atomics; the hot paths resolve their label sets once (per route, per store operation) and
 //! never take a lock to count. Labels never carry uids, ids, IPs or tokens: routes are the route
 //! table's templates, frame types are the frame code's own lists of the types it decodes and

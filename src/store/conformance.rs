@@ -1,7 +1,10 @@
 //! One behaviour suite for every [`Store`] backend. `store_conformance!(name, make)` expands to
 //! a test module running each case against a fresh store from `make` (an async block yielding an
-//! `Arc` of the store, or an `Option` of one: `None` skips the case).
+//! `Arc` of the store, or an `Option` of one: `None` skips the case). With feature `testing`,
+//! [`crate::testing::store_conformance`] runs the same cases for backends outside the crate.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use super::{ContactState, Store, StoreError};
@@ -9,14 +12,37 @@ use crate::model::{
     DeviceId, DeviceType, ProfileChange, SessionUpsert, Timestamp, UserId, UserRecord,
 };
 
-/// Expands to `mod $name { #[tokio::test] ... }` with one test per conformance case.
-macro_rules! store_conformance {
-    ($name:ident, $make:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            $crate::store::conformance::store_conformance!(@cases $make;
-                users_create_and_conflicts, users_lookups, users_update, secret_key, user_settings,
+/// Calls back `$crate::store::conformance::store_cases!(@$mode ($args) ; case, case, ...)` with
+/// every case of the suite: the one list behind both the crate's unit tests and
+/// [`cases`] (what [`crate::testing::store_conformance`] runs).
+macro_rules! store_cases {
+    (@tests ($make:expr); $($case:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(store) = $crate::store::conformance::MaybeStore::into_store($make.await)
+                else {
+                    return;
+                };
+                $crate::store::conformance::$case(store).await;
+            }
+        )*
+    };
+    (@table (); $($case:ident),*) => {
+        /// Every case of the suite, by name, in the suite's order.
+        #[cfg_attr(all(test, not(feature = "testing")), allow(dead_code))]
+        pub(crate) fn cases() -> Vec<(&'static str, Case)> {
+            vec![$((
+                stringify!($case),
+                (|s: Arc<dyn Store>| -> Pin<Box<dyn Future<Output = ()> + Send>> {
+                    Box::pin($case(s))
+                }) as Case,
+            )),*]
+        }
+    };
+    ($mode:ident $args:tt) => {
+        $crate::store::conformance::store_cases!(@$mode $args;
+            users_create_and_conflicts, users_lookups, users_update, secret_key, user_settings,
                 sessions_upsert_reuses_active, sessions_revoke, sessions_device_token_and_touch,
                 contacts_lifecycle, contacts_paging_and_pending, ping,
                 messages_store_and_read, messages_duplicate_client_id, queue_seqs_per_session,
@@ -48,36 +74,45 @@ macro_rules! store_conformance {
                 schedule_create_list_cancel, schedule_client_id_and_bound,
                 schedule_claims_and_leases, schedule_concurrent_claims_take_each_row_once,
                 erase_removes_schedules);
-        }
-    };
-    (@cases $make:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test]
-            async fn $case() {
-                let Some(store) = $crate::store::conformance::MaybeStore::into_store($make.await)
-                else {
-                    return;
-                };
-                $crate::store::conformance::$case(store).await;
-            }
-        )*
     };
 }
+pub(crate) use store_cases;
+
+/// Expands to `mod $name { #[tokio::test] ... }` with one test per conformance case.
+#[cfg(test)]
+macro_rules! store_conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::store::conformance::store_cases!(tests($make));
+        }
+    };
+}
+#[cfg(test)]
 pub(crate) use store_conformance;
+
+/// One case of the suite: a run against a fresh store, panicking when the store misbehaves.
+pub(crate) type Case = fn(Arc<dyn Store>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+store_cases!(table());
 
 /// What the constructor of `store_conformance!` yields: a store, or `None` to skip the case (a
 /// backend whose test server is not configured; the constructor says so on stderr).
+#[cfg(test)]
 pub(crate) trait MaybeStore {
     /// The store to test, if any.
     fn into_store(self) -> Option<Arc<dyn Store>>;
 }
 
+#[cfg(test)]
 impl<S: Store> MaybeStore for Arc<S> {
     fn into_store(self) -> Option<Arc<dyn Store>> {
         Some(self)
     }
 }
 
+#[cfg(test)]
 impl<S: Store> MaybeStore for Option<Arc<S>> {
     fn into_store(self) -> Option<Arc<dyn Store>> {
         self.map(|s| s as Arc<dyn Store>)

@@ -7,7 +7,8 @@
 //!
 //! Backends: [`MemoryStore`] (always compiled), `SqliteStore` (feature `sqlite`), `MysqlStore`
 //! (feature `mysql`: MySQL 8 / MariaDB 10.11). Every backend runs the same conformance suite
-//! (`store::conformance`, crate tests).
+//! (the crate's unit tests; feature `testing` exports it as `melo::testing::store_conformance`
+//! for backends written outside the crate).
 
 use std::fmt;
 
@@ -20,7 +21,7 @@ use crate::model::{
 };
 
 mod admin;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub(crate) mod conformance;
 mod erase;
 mod import;
