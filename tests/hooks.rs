@@ -303,7 +303,31 @@ async fn system_messages_reach_online_and_offline_users(store: Arc<dyn Store>) {
         .find(|f| f["message_id"] == id.to_string())
         .unwrap_or_else(|| panic!("queued system message in {:?}", sync.backlog));
     assert_system(frame, "welcome back");
+    // Acknowledged system messages stay readable: the conversation with `00000000`.
+    ws.send_json(&json!({"type": "get_history", "target": "00000000", "limit": 10}))
+        .await;
+    let h = ws.recv_type("history", WAIT).await;
+    assert_eq!(h["items"][0]["message_id"], id.to_string(), "{h}");
+    assert_eq!(h["items"][0]["from"], "00000000", "{h}");
     ws.ack_and_close().await;
+    let r = s
+        .client
+        .get("/messages/history/dm/00000000", Some(&offline.token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["total"], 1, "{}", r.body);
+    assert_eq!(
+        r.body["items"][0]["message_id"],
+        id.to_string(),
+        "{}",
+        r.body
+    );
+    // The legacy route needs a contact: the system sender is none.
+    let r = s
+        .client
+        .get("/history/00000000", Some(&offline.token))
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
 
     // Unknown users and oversized payloads are refused like any send.
     let nobody = MessageTarget::User(UserId::new(99_999_998).expect("uid"));
@@ -311,13 +335,13 @@ async fn system_messages_reach_online_and_offline_users(store: Arc<dyn Store>) {
         .send_system_message(nobody, "x")
         .await
         .expect_err("unknown");
-    assert_eq!(err.row().reason, "user_not_found");
+    assert_eq!(err.reason(), "user_not_found");
     let big = "x".repeat(1024 * 1024 + 1);
     let err = melo
         .send_system_message(to_offline, big)
         .await
         .expect_err("too big");
-    assert_eq!(err.row().reason, "validation_failed");
+    assert_eq!(err.reason(), "validation_failed");
     s.stop().await;
 }
 
@@ -388,7 +412,7 @@ async fn a_system_message_to_a_chat_reaches_every_member() {
         .send_system_message(MessageTarget::Chat(chat + 1000), "x")
         .await
         .expect_err("unknown chat");
-    assert_eq!(err.row().reason, "not_found");
+    assert_eq!(err.reason(), "not_found");
     for ws in sockets {
         ws.ack_and_close().await;
     }

@@ -147,6 +147,18 @@ pub(crate) fn uid(raw: &str) -> Result<UserId, &'static str> {
     raw.parse().map_err(|()| "must be 8 digits")
 }
 
+/// The peer of a DM history read: a uid, or `00000000`, the sender of system messages (whose
+/// conversation can be read back, never written to).
+pub(crate) fn history_peer(raw: &str) -> Result<UserId, &'static str> {
+    if raw == SYSTEM_UID {
+        return Ok(UserId::SYSTEM);
+    }
+    uid(raw)
+}
+
+/// [`UserId::SYSTEM`] as it is written on the wire.
+pub(crate) const SYSTEM_UID: &str = "00000000";
+
 const RSA_ENCRYPTION_OID: &str = "1.2.840.113549.1.1.1";
 
 /// A PEM RSA public key (SPKI `PUBLIC KEY` or PKCS#1 `RSA PUBLIC KEY`), 2048–8192 bits,

@@ -123,9 +123,10 @@ async fn send(mut c: Ctx) -> Res {
     Ok(ok(&v))
 }
 
+/// The history peer: a uid, or `00000000` for the system messages' conversation.
 fn path_uid(c: &Ctx) -> Result<UserId, ApiError> {
     let raw = c.param("target_id").unwrap_or_default();
-    validate::uid(raw).map_err(|p| ApiError::field("target_id", p))
+    validate::history_peer(raw).map_err(|p| ApiError::field("target_id", p))
 }
 
 /// # GET /messages/history/dm/{target_id}

@@ -295,7 +295,17 @@ fn relay<'a>(f: &mut Fields<'a>) -> Result<Relay<'a>, Refusal> {
 }
 
 fn history(f: &Fields<'_>) -> Result<GetHistory, Refusal> {
-    let (to, before, limit) = match (address(f), opt_str(&f.before), opt_u64(&f.limit)) {
+    // The system messages' conversation can be read back (never written to).
+    let system = matches!(
+        opt_str(&f.target),
+        Ok(Some(crate::service::validate::SYSTEM_UID))
+    ) && matches!(f.chat_id, None | Some(Json::Null));
+    let address = if system {
+        Ok(Some(Conversation::Direct(UserId::SYSTEM)))
+    } else {
+        address(f)
+    };
+    let (to, before, limit) = match (address, opt_str(&f.before), opt_u64(&f.limit)) {
         (Ok(to), Ok(before), Ok(limit)) => (to, before, limit),
         _ => return Err(Refusal::invalid("get_history needs target or chat_id")),
     };
