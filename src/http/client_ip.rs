@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crate::config::IpRange;
 
 /// The client IP of a request: the TCP peer, unless the peer is a trusted proxy; then the
-/// right-most `X-Forwarded-For` address that is not itself a trusted proxy.
+/// right-most `X-Forwarded-For` address that is not itself a trusted proxy. Without a peer,
+/// 127.0.0.1 (and `X-Forwarded-For` is ignored).
 ///
 /// Proxies append the address they received the request from, so every entry right of the
 /// client's was written by a trusted hop, and everything left of it by the client. Walking from
@@ -17,7 +18,12 @@ pub(crate) fn client_ip(
     peer: Option<SocketAddr>,
     trusted: &[IpRange],
 ) -> IpAddr {
-    let peer_ip = peer.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |p| p.ip().to_canonical());
+    // No address at all (an embedder's service without `ClientAddr` or `with_peer`): the request
+    // counts as 127.0.0.1, which is never taken for a trusted proxy, whatever it forwards.
+    let Some(peer) = peer else {
+        return IpAddr::V4(Ipv4Addr::LOCALHOST);
+    };
+    let peer_ip = peer.ip().to_canonical();
     let is_trusted = |ip: IpAddr| trusted.iter().any(|r| r.contains(ip));
     if !is_trusted(peer_ip) {
         return peer_ip;
@@ -71,6 +77,17 @@ mod tests {
         }
         let peer: SocketAddr = format!("{peer}:4000").parse().expect("peer");
         client_ip(&h, Some(peer), &trusted(proxies)).to_string()
+    }
+
+    /// A service served without any client address (no `ClientAddr`, no `with_peer`) counts
+    /// as 127.0.0.1, and must not then believe `X-Forwarded-For` because 127.0.0.1 is a trusted
+    /// proxy: any client could name its own address and escape per-IP limits.
+    #[test]
+    fn an_unknown_peer_never_counts_as_a_trusted_proxy() {
+        let mut h = http::HeaderMap::new();
+        h.append("x-forwarded-for", "198.51.100.7".parse().expect("value"));
+        let ip = client_ip(&h, None, &trusted(&["127.0.0.1"]));
+        assert_eq!(ip.to_string(), "127.0.0.1");
     }
 
     #[test]
