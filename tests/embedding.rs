@@ -302,3 +302,28 @@ async fn shutdown_closes_sockets_of_a_service_served_elsewhere() {
     assert_eq!(close, (1001, "going_away".to_owned()));
     stop.cancel();
 }
+
+/// Requests outside the prefix are not Melo's: they answer 404 without spending the client's
+/// HTTP budget (a host site's favicons and crawlers must not lock its users out of the chat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_outside_the_prefix_spend_no_budget() {
+    let mut config = with_prefix("/chat");
+    config.limits.rate_limit_calls = 3;
+    let s = TestServer::start_with(config, Arc::new(MemoryStore::new())).await;
+    let root = Client::new(format!("http://{}", s.addr));
+    let chat = Client::new(format!("http://{}/chat", s.addr));
+    for _ in 0..10 {
+        root.get("/favicon.ico", None)
+            .await
+            .assert_error(404, "not_found");
+    }
+    for _ in 0..3 {
+        let r = chat.get("/status", None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // The budget is real: the fourth request inside the prefix is refused.
+    chat.get("/status", None)
+        .await
+        .assert_error(429, "rate_limited");
+    s.stop().await;
+}

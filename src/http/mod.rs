@@ -228,6 +228,11 @@ impl App {
         // (none: outside the prefix, an unknown path).
         let path = parts.uri.path().to_owned();
         let inner = self.route_path(&path);
+        if inner.is_none() {
+            // Outside the prefix: not Melo's. Answered before authentication and the budget, so
+            // a host site's stray requests (favicons, crawlers) never spend a client's budget.
+            return Err(unread(ApiError::not_found(&parts.method, &path)));
+        }
         if let Some(inner) = inner.filter(|p| self.web.owns(p)) {
             // Static files from memory: public and unmetered (one page load is a dozen files,
             // more than the whole default budget of an IP).
