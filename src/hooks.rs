@@ -15,9 +15,14 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let melo = Melo::builder(Arc::new(MemoryStore::new()), Arc::new(StaticKeys::generate()?)).build()?;
 //! let mut events = melo.events();
-//! while let Some(Ok(event)) = events.next().await {
-//!     if let Event::UserRegistered { user, .. } = event {
-//!         melo.send_system_message(MessageTarget::User(user), "welcome").await?;
+//! while let Some(next) = events.next().await {
+//!     match next {
+//!         Ok(Event::UserRegistered { user, .. }) => {
+//!             melo.send_system_message(MessageTarget::User(user), "welcome").await?;
+//!         }
+//!         Ok(_) => {}
+//!         // Fell behind: some events were skipped; the stream goes on.
+//!         Err(lagged) => eprintln!("{} events missed", lagged.missed),
 //!     }
 //! }
 //! # Ok(()) }
@@ -254,7 +259,8 @@ type Inner = Pin<Box<dyn Stream<Item = Result<Event, Lagged>> + Send>>;
 
 /// The events of one server, from the moment [`Melo::events`](crate::Melo::events) was
 /// called: a [`Stream`] of [`Event`]s, or [`Lagged`] when this consumer fell behind (the
-/// server never waits for a consumer). It ends when the server is dropped.
+/// server never waits for a consumer). It ends at [`Melo::shutdown`](crate::Melo::shutdown),
+/// or when the server is dropped.
 ///
 /// ```no_run
 /// # use std::sync::Arc;
@@ -305,6 +311,8 @@ pub(crate) struct Hooks {
     events: broadcast::Sender<Event>,
     /// Live [`EventStream`]s: read before an event is built (one relaxed load, no lock).
     subscribers: Arc<AtomicUsize>,
+    /// Cancelled at shutdown: every stream ends.
+    closed: tokio_util::sync::CancellationToken,
 }
 
 impl fmt::Debug for Hooks {
@@ -322,6 +330,7 @@ impl Default for Hooks {
             policy: None,
             events: broadcast::channel(EVENT_BUFFER).0,
             subscribers: Arc::new(AtomicUsize::new(0)),
+            closed: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -347,16 +356,27 @@ impl Hooks {
         }
     }
 
+    /// Ends every stream (at [`Melo::shutdown`](crate::Melo::shutdown)); streams made later
+    /// end at once.
+    pub(crate) fn close(&self) {
+        self.closed.cancel();
+    }
+
     /// A new stream of the events from now on.
     pub(crate) fn subscribe(&self) -> EventStream {
         self.subscribers.fetch_add(1, Ordering::Relaxed);
         let guard = Subscribed(self.subscribers.clone());
         let rx = self.events.subscribe();
-        let inner = futures_util::stream::unfold(rx, |mut rx| async move {
-            match rx.recv().await {
-                Ok(event) => Some((Ok(event), rx)),
+        let closed = self.closed.clone();
+        let inner = futures_util::stream::unfold((rx, closed), |(mut rx, closed)| async move {
+            let next = tokio::select! {
+                _ = closed.cancelled() => return None,
+                next = rx.recv() => next,
+            };
+            match next {
+                Ok(event) => Some((Ok(event), (rx, closed))),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((Err(Lagged { missed }), rx))
+                    Some((Err(Lagged { missed }), (rx, closed)))
                 }
                 Err(broadcast::error::RecvError::Closed) => None,
             }
@@ -391,6 +411,16 @@ mod tests {
         );
         drop(stream);
         assert_eq!(hooks.subscribers.load(Ordering::Relaxed), 0);
+    }
+
+    /// `Melo::shutdown` ends every stream, also one whose server lives on in other handles.
+    #[tokio::test]
+    async fn streams_end_when_the_hooks_close() {
+        let hooks = Hooks::default();
+        let mut before = hooks.subscribe();
+        hooks.close();
+        assert_eq!(before.next().await, None);
+        assert_eq!(hooks.subscribe().next().await, None);
     }
 
     #[tokio::test]

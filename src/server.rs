@@ -190,8 +190,11 @@ impl Melo {
     /// # async fn f(melo: melo::Melo) {
     /// let mut events = melo.events();
     /// tokio::spawn(async move {
-    ///     while let Some(Ok(event)) = events.next().await {
-    ///         tracing::info!(?event, "melo event");
+    ///     while let Some(next) = events.next().await {
+    ///         match next {
+    ///             Ok(event) => tracing::info!(?event, "melo event"),
+    ///             Err(lagged) => tracing::warn!(missed = lagged.missed, "events skipped"),
+    ///         }
     ///     }
     /// });
     /// # }
@@ -451,6 +454,7 @@ impl Melo {
         self.tasks.wait().await;
         // Flush work still running for finished requests (push deliveries), bounded.
         let core = self.app.services.core();
+        core.hooks.close();
         core.background.close();
         let grace = Duration::from_secs(core.config.http.shutdown_grace_secs);
         let drained = async {
