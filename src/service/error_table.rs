@@ -16,7 +16,7 @@ use super::Error;
 /// A WebSocket `error` frame reason (docs/protocol.md §5.2), the whole vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum WsReason {
+pub(crate) enum WsReason {
     /// Not JSON, or not an object.
     InvalidJson,
     /// Binary frame, missing or mistyped field, bad uid, both or neither of `target`/`chat_id`.
@@ -45,7 +45,7 @@ pub enum WsReason {
 
 impl WsReason {
     /// Every reason, in the order of docs/protocol.md §2.3.
-    pub const ALL: [Self; 12] = [
+    pub(crate) const ALL: [Self; 12] = [
         Self::InvalidJson,
         Self::InvalidFrame,
         Self::UnknownType,
@@ -61,7 +61,7 @@ impl WsReason {
     ];
 
     /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::InvalidJson => "invalid_json",
             Self::InvalidFrame => "invalid_frame",
@@ -81,7 +81,7 @@ impl WsReason {
 
 /// One row of the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ErrorRow {
+pub(crate) struct ErrorRow {
     /// HTTP status.
     pub status: StatusCode,
     /// HTTP `reason` (docs/protocol.md §2.2).
@@ -107,8 +107,19 @@ const fn row(
 }
 
 impl Error {
+    /// The stable `reason` of this error in the HTTP error envelope (`"user_not_found"`, …;
+    /// docs/protocol.md §2.2 lists them all).
+    pub fn reason(&self) -> &'static str {
+        self.row().reason
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> http::StatusCode {
+        self.row().status
+    }
+
     /// This error's row of the table.
-    pub fn row(&self) -> ErrorRow {
+    pub(crate) fn row(&self) -> ErrorRow {
         use StatusCode as S;
         use WsReason as W;
         // Rows whose socket reason is `internal_error` without being a failure are errors no

@@ -85,6 +85,7 @@ async fn service_routes(api: &Api) -> Value {
         "/docs",
         "/redoc",
         "/vapid_public_key",
+        "/asyncapi.json",
     ] {
         let r = api.anon(net, Method::GET, path, None).await;
         assert_eq!(r.status, 200, "GET {path}: {}", r.body);
