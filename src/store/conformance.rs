@@ -45,7 +45,7 @@ macro_rules! store_cases {
             users_create_and_conflicts, users_lookups, users_update, secret_key, user_settings,
                 sessions_upsert_reuses_active, sessions_revoke, sessions_device_token_and_touch,
                 contacts_lifecycle, contacts_paging_and_pending, ping,
-                messages_store_and_read, messages_duplicate_client_id, queue_seqs_per_session,
+                messages_store_and_read, system_sender_round_trips, messages_duplicate_client_id, queue_seqs_per_session,
                 queue_after_bounds, queue_ack, queue_drop, dm_history_paging,
                 messages_delivered_and_read, queue_concurrent_appends, queue_after_empty_range,
                 queue_after_byte_bound, queue_ack_with_receipts, history_byte_bound,

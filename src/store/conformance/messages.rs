@@ -594,3 +594,28 @@ pub(crate) async fn queue_after_empty_range(s: Arc<dyn Store>) {
     assert!(queued(&s, me, 3, Some(1), 10).await.is_empty());
     assert_eq!(seqs(&queued(&s, me, 1, Some(2), 10).await), vec![2]);
 }
+
+/// A system message (sender [`UserId::SYSTEM`], uid 0, which no account has) reads back with
+/// that sender from the message, the queue and the DM history of its recipient.
+pub(crate) async fn system_sender_round_trips(s: Arc<dyn Store>) {
+    let b = 11_500_002;
+    let mut m = dm(1, b, b);
+    m.message.from = UserId::SYSTEM;
+    m.message.signature = None;
+    assert_eq!(stored(&s, &m, &[to(151, b, false)]).await, vec![1]);
+    assert_eq!(
+        s.message(mid(1)).await.expect("read"),
+        Some(m.message.clone())
+    );
+    match &queued(&s, SessionId(151), 0, None, 10).await[..] {
+        [QueuedEntry {
+            item: QueueItem::Message { message, .. },
+            ..
+        }] => assert_eq!(message.from, UserId::SYSTEM),
+        other => panic!("expected the system message queued, got {other:?}"),
+    }
+    assert_eq!(
+        dm_hist(&s, uid(b), UserId::SYSTEM, None, 0, 10).await,
+        vec![m.message]
+    );
+}
