@@ -92,7 +92,8 @@
 //!
 //! ## Feature flags
 //!
-//! `cli`, `sqlite`, `mysql`, `redis`, `web-push` and `tls` are on by default. `testing` exports
+//! `cli`, `sqlite`, `mysql`, `redis`, `web-push` and `tls` are on by default. `axum` makes
+//! [`MeloService`] read axum's `ConnectInfo<SocketAddr>` as the client address. `testing` exports
 //! the conformance suites; `fuzzing` (hidden) exposes entry points for the cargo-fuzz targets.
 //! An embedder can turn the defaults off and keep what it needs, e.g.
 //! `default-features = false, features = ["mysql", "redis"]`.

@@ -1,6 +1,6 @@
 // Melo service worker (scope: the web client's directory, /app/).
 //
-// It only shows notifications for pushes. Pushes are content-free (PROTOCOL §4.9): a JSON object
+// It only shows notifications for pushes. Pushes are content-free (docs/protocol.md §4.9): a JSON object
 // with a `type` and ids. The notification names the kind of event and nothing else — never a
 // sender, a message text or an id. A click focuses an open client window or opens one.
 

@@ -285,6 +285,14 @@ pub(crate) fn server_schema(kind: &str) -> Option<(Value, &'static str)> {
                     ("chat_id", desc(r("ChatId"), "chats only")),
                     ("signature", string()),
                     ("self", self_copy()),
+                    (
+                        "system",
+                        desc(
+                            exactly(json!(true)),
+                            "present on system messages: sent by the server itself from the \
+                            reserved uid 00000000, not end-to-end encrypted",
+                        ),
+                    ),
                 ],
             ),
             "A message (durable)",

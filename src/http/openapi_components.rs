@@ -36,7 +36,7 @@ pub(crate) fn components() -> Value {
     );
     add(
         "Uid",
-        json!({"type": "string", "pattern": "^[0-9]{8}$", "description": "user id (a JSON string; new ones never start with 0, imported ones may)"}),
+        json!({"type": "string", "pattern": "^[0-9]{8}$", "description": "user id (a JSON string; new ones never start with 0, imported ones may; 00000000 is the sender of system messages)"}),
     );
     add(
         "MessageId",

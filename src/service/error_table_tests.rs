@@ -19,7 +19,7 @@ const HTTP_REASONS: &[(u16, &str)] = &[
     (403, "registration_closed"),
     (403, "invite_required"),
     (403, "registration_invite_invalid"),
-    // The embedder's registration policy (docs/hooks.md), beyond PROTOCOL §2.2.
+    // The embedder's registration policy (docs/hooks.md), beyond docs/protocol.md §2.2.
     (403, "registration_denied"),
     (403, "verification_required"),
     (403, "forbidden"),

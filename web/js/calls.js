@@ -1,4 +1,4 @@
-// 1:1 voice calls over WebRTC (PROTOCOL §4.8 ICE servers, §5.7 call signalling).
+// 1:1 voice calls over WebRTC (docs/protocol.md §4.8 ICE servers, §5.7 call signalling).
 //
 // The server keeps the call's state machine; this module drives one RTCPeerConnection per call
 // and renders the call panel in #call-root. Test hooks: `#call-root [data-call-state]`,

@@ -61,7 +61,7 @@ export function setup(a) {
   });
 
   document.addEventListener('visibilitychange', () => {
-    // A hidden page is `away` for the contacts; visible again is `online` (PROTOCOL presence).
+    // A hidden page is `away` for the contacts; visible again is `online` (docs/protocol.md §5).
     if (S.app.me && S.app.socket.state === 'open') {
       S.app.socket.send({ type: 'presence', status: document.visibilityState === 'visible' ? 'online' : 'away' }, { queue: false });
     }

@@ -1,4 +1,4 @@
-// Web Push (PROTOCOL §4.1 `/vapid_public_key`, §4.9 `/register_push`).
+// Web Push (docs/protocol.md §4.1 `/vapid_public_key`, §4.9 `/register_push`).
 //
 // A "Notifications" setting registers the service worker (sw.js, scope = the client's base URL,
 // /app/), subscribes with the browser's push service using the server's VAPID key, and registers
