@@ -246,7 +246,8 @@ impl Melo {
     /// - **Client address**: rate limits, the per-IP socket cap and the sessions list key on it.
     ///   It is taken from a [`ClientAddr`] request extension, else (feature `axum`) from axum's
     ///   `ConnectInfo<SocketAddr>`, else from [`MeloService::with_peer`], else 127.0.0.1 (every
-    ///   client then shares one budget). `http.trusted_proxies` applies on top.
+    ///   client then shares one budget, and `X-Forwarded-For` is ignored). `http.trusted_proxies`
+    ///   applies on top of an address that was found.
     /// - **Path**: with `http.path_prefix` set (e.g. `/chat`) every route lives under it and other
     ///   paths answer 404; hand Melo the request URI unchanged (no prefix stripping).
     /// - **Shutdown**: [`Melo::shutdown`] closes the open sockets however the service is served.
