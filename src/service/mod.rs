@@ -52,7 +52,7 @@ pub(crate) mod validate;
 pub use accounts::AccountDeleted;
 pub(crate) use accounts::AccountsService;
 pub(crate) use auth::{AuthService, Authenticated, LoginRequest, LoginResponse, RegisterRequest};
-pub(crate) use avatars::{AvatarsService, ImageType};
+pub(crate) use avatars::AvatarsService;
 pub(crate) use cache::ReadCache;
 pub(crate) use calls::CallsService;
 pub(crate) use chats::ChatsService;

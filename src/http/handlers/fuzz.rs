@@ -105,6 +105,6 @@ pub(crate) fn fuzz_multipart(content_type: &str, body: bytes::Bytes) {
         return;
     };
     if let Ok(file) = avatars::upload_file(&body, &boundary) {
-        let _ = crate::service::ImageType::sniff(&file);
+        let _ = crate::service::avatars::ImageType::sniff(&file);
     }
 }
