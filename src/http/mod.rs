@@ -19,6 +19,7 @@ pub(crate) mod multipart;
 pub(crate) mod openapi;
 mod openapi_account;
 mod openapi_asyncapi;
+mod openapi_asyncapi_server;
 mod openapi_components;
 mod openapi_errors;
 mod openapi_html;
